@@ -1,0 +1,71 @@
+"""Per-request context: the request id, echoed on every response and carried by every log line."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable
+from contextvars import ContextVar
+from time import perf_counter
+from typing import TYPE_CHECKING
+
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from orbsurv.adapters.http.metrics import HttpMetrics
+
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_HEADER = b"x-request-id"
+UNMATCHED_ROUTE = "<unmatched>"
+
+
+def request_id_from(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The client's ``X-Request-ID`` when it is a sane token, a fresh one otherwise."""
+    for name, value in headers:
+        if name == _HEADER:
+            candidate = value.decode("latin-1")
+            if _SANE_REQUEST_ID.fullmatch(candidate):
+                return candidate
+            break
+    return uuid.uuid4().hex
+
+
+class RequestContextMiddleware:
+    """The outermost layer: request id, latency metrics, nothing kept after the request ends.
+
+    It wraps the whole Litestar ASGI handler, so routing failures (404, 405) carry the request id
+    too. It holds no reference to the request once it returns.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics | None) -> None:
+        self._app = app
+        self._metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self._app(scope, receive, send)
+            return
+        method = scope["method"]
+        request_id = request_id_from(scope["headers"])
+        scope.setdefault("state", {})["request_id"] = request_id
+        token = REQUEST_ID.set(request_id)
+        header = (_HEADER, request_id.encode("latin-1"))
+        status = 500
+        started = perf_counter()
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        try:
+            await self._app(scope, receive, send_with_request_id)
+        finally:
+            if self._metrics is not None:
+                route = scope.get("path_template") or UNMATCHED_ROUTE
+                self._metrics.observe(method, route, status, perf_counter() - started)
+            REQUEST_ID.reset(token)

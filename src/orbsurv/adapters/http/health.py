@@ -1,0 +1,62 @@
+"""Liveness, readiness and the health alias."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from dishka import FromDishka
+from litestar import Request, Response, get
+
+from orbsurv import __version__
+from orbsurv.adapters.http.di import inject
+from orbsurv.adapters.http.problems import problem
+from orbsurv.application.system.readiness import CheckReadiness
+
+
+class Health(msgspec.Struct, frozen=True):
+    status: str
+    version: str
+
+
+class Readiness(msgspec.Struct, frozen=True):
+    status: str
+    checks: dict[str, str]
+
+
+_HEALTH = Health(status="ok", version=__version__)
+
+
+@get("/healthz", sync_to_thread=False, tags=["health"], summary="Liveness (no dependencies)")
+def healthz() -> Health:
+    return _HEALTH
+
+
+@get(
+    "/health", sync_to_thread=False, tags=["health"], summary="Liveness (alias of /api/v1/healthz)"
+)
+def health_alias() -> Health:
+    return _HEALTH
+
+
+@get(
+    "/readyz",
+    tags=["health"],
+    summary="Readiness: database, cache and storage",
+    description="200 when every dependency answers; 503 problem+json naming the failing ones.",
+)
+@inject
+async def readyz(
+    request: Request[Any, Any, Any], check: FromDishka[CheckReadiness]
+) -> Response[Any]:
+    report = await check()
+    if report.ready:
+        return Response(Readiness(status="ready", checks=report.checks))
+    failing = ", ".join(report.failing)
+    return problem(
+        request,
+        503,
+        f"Not ready: {failing} unavailable.",
+        code="dependency_unavailable",
+        extra={"checks": report.checks},
+    )

@@ -1,0 +1,58 @@
+"""Query parameters of the shared pagination: ``page``, ``page_size`` (alias ``limit``),
+``cursor``."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Annotated
+
+from litestar.params import Parameter
+
+from orbsurv.domain.errors import FieldInvalid
+from orbsurv.domain.pagination import Cursor, PageRequest
+
+MAX_PAGE = 1_000_000
+
+
+def provide_page_request(
+    page: Annotated[
+        int | None, Parameter(description="1-based page; values below 1 mean 1")
+    ] = None,
+    page_size: Annotated[
+        int | None, Parameter(description="Items per page, clamped to 1..100")
+    ] = None,
+    limit: Annotated[int | None, Parameter(description="Alias of page_size")] = None,
+) -> PageRequest:
+    size = page_size if page_size is not None else limit
+    request = PageRequest.clamped(page, size)
+    if request.page > MAX_PAGE:
+        return PageRequest(page=MAX_PAGE, page_size=request.page_size)
+    return request
+
+
+def encode_cursor(cursor: Cursor) -> str:
+    raw = json.dumps([cursor.created_at.isoformat(), cursor.id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(value: str) -> Cursor:
+    try:
+        padded = value + "=" * (-len(value) % 4)
+        created_at, id_ = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        moment = datetime.fromisoformat(created_at)
+        if not isinstance(id_, str) or moment.tzinfo is None:
+            raise ValueError(value)
+    except (ValueError, TypeError, binascii.Error, UnicodeError):
+        raise FieldInvalid("cursor", "is not a cursor this service issued") from None
+    return Cursor(created_at=moment, id=id_)
+
+
+def provide_cursor(
+    cursor: Annotated[
+        str | None, Parameter(description="Opaque keyset cursor from next_cursor", max_length=512)
+    ] = None,
+) -> Cursor | None:
+    return decode_cursor(cursor) if cursor else None

@@ -1,0 +1,203 @@
+"""problem+json: every failure path answers in one shape with a stable ``code``.
+
+Domain errors map to statuses here, in one place. A 500 never carries exception text.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import msgspec
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.spec import OpenAPI, OpenAPIMediaType, OpenAPIResponse, Operation, Schema
+from litestar.openapi.spec.enums import OpenAPIType
+from litestar.types import ExceptionHandlersMap
+
+from orbsurv.domain import errors as domain
+
+logger = logging.getLogger("orbsurv.http")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+_CODE_BY_STATUS = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    416: "range_not_satisfiable",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "dependency_unavailable",
+}
+
+_STATUS_BY_ERROR: list[tuple[type[domain.DomainError], int]] = [
+    (domain.FieldInvalid, 422),
+    (domain.InvalidInput, 400),
+    (domain.NotFound, 404),
+    (domain.Conflict, 409),
+    (domain.Unauthenticated, 401),
+    (domain.Forbidden, 403),
+    (domain.RateLimited, 429),
+    (domain.DependencyUnavailable, 503),
+]
+
+
+class FieldError(msgspec.Struct, frozen=True):
+    field: str
+    message: str
+
+
+class ProblemDetail(msgspec.Struct, frozen=True, omit_defaults=True):
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    request_id: str | None = None
+    errors: list[FieldError] | None = None
+
+
+def problem(
+    request: Request[Any, Any, Any],
+    status: int,
+    detail: str,
+    *,
+    code: str | None = None,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Response[Any]:
+    code = code or _CODE_BY_STATUS.get(status, "error")
+    body: dict[str, Any] = {
+        "type": f"urn:orbsurv:problem:{code}",
+        "title": HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error",
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "request_id": request.scope.get("state", {}).get("request_id"),
+    }
+    if errors:
+        body["errors"] = [msgspec.structs.asdict(error) for error in errors]
+    if extra:
+        body.update(extra)
+    all_headers = dict(headers or {})
+    if status == 401:
+        all_headers.setdefault("WWW-Authenticate", "Bearer")
+    return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=all_headers)
+
+
+def _field_errors(extra: Any) -> list[FieldError]:
+    found: list[FieldError] = []
+    for item in extra if isinstance(extra, list) else []:
+        if isinstance(item, dict):
+            field = str(item.get("key") or item.get("source") or "body")
+            found.append(FieldError(field=field, message=str(item.get("message", "is invalid"))))
+    return found
+
+
+def _validation_handler(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    errors = _field_errors(exc.extra)
+    fields = ", ".join(error.field for error in errors)
+    detail = f"Invalid value for {fields}." if fields else "The request is invalid."
+    return problem(request, 422, detail, errors=errors or None)
+
+
+def _http_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    if status >= 500:
+        if status == 500:
+            logger.error("internal error", exc_info=exc)
+        detail = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+        return problem(request, status, f"{detail}.", headers=exc.headers)
+    detail = exc.detail or HTTPStatus(status).phrase
+    if status == 400 and "JSON" in detail:
+        detail = "The request body is not valid JSON."
+        return problem(request, 400, detail, code="malformed_body", headers=exc.headers)
+    if status == 413:
+        detail = "The request body is too large."
+    return problem(request, status, detail, headers=exc.headers)
+
+
+def _domain_handler(request: Request[Any, Any, Any], exc: domain.DomainError) -> Response[Any]:
+    status = next((s for kind, s in _STATUS_BY_ERROR if isinstance(exc, kind)), 400)
+    headers: dict[str, str] = {}
+    errors = None
+    if isinstance(exc, domain.RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, domain.FieldInvalid):
+        errors = [FieldError(field=exc.field, message=exc.message)]
+        return problem(request, status, f"{exc.field} {exc.message}.", code=exc.code, errors=errors)
+    return problem(request, status, exc.message, code=exc.code, headers=headers)
+
+
+def _unexpected_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(request, 500, "An unexpected error occurred.", code="internal_error")
+
+
+exception_handlers: ExceptionHandlersMap = {
+    ValidationException: _validation_handler,
+    HTTPException: _http_handler,
+    domain.DomainError: _domain_handler,
+    Exception: _unexpected_handler,
+}
+
+
+def _problem_schema() -> Schema:
+    string = Schema(type=OpenAPIType.STRING)
+    field_error = Schema(
+        type=OpenAPIType.OBJECT,
+        properties={"field": string, "message": string},
+        required=["field", "message"],
+    )
+    return Schema(
+        type=OpenAPIType.OBJECT,
+        properties={
+            "type": string,
+            "title": string,
+            "status": Schema(type=OpenAPIType.INTEGER),
+            "detail": string,
+            "code": string,
+            "request_id": Schema(one_of=[string, Schema(type=OpenAPIType.NULL)]),
+            "errors": Schema(type=OpenAPIType.ARRAY, items=field_error),
+        },
+        required=["type", "title", "status", "detail", "code"],
+        description="RFC 9457 problem details; `code` is stable, `detail` is for people.",
+    )
+
+
+def document_problems(openapi: OpenAPI) -> None:
+    """Make every operation's error responses describe the problem+json body we really send."""
+    schema = _problem_schema()
+
+    def error_response(description: str) -> OpenAPIResponse:
+        return OpenAPIResponse(
+            description=description,
+            content={PROBLEM_MEDIA_TYPE: OpenAPIMediaType(schema=schema)},
+        )
+
+    for path_item in (openapi.paths or {}).values():
+        for method in ("get", "put", "post", "delete", "patch", "head", "options"):
+            operation: Operation | None = getattr(path_item, method, None)
+            if operation is None:
+                continue
+            responses = operation.responses if operation.responses is not None else {}
+            for status in list(responses):
+                if status.startswith(("4", "5")):
+                    responses[status] = error_response(HTTPStatus(int(status)).phrase)
+            if operation.parameters or operation.request_body:
+                responses.setdefault("422", error_response("Validation failed"))
+            responses.setdefault("default", error_response("Any other error"))
+            operation.responses = responses
+
+
+__all__ = ["MediaType", "ProblemDetail", "document_problems", "exception_handlers", "problem"]

@@ -1,0 +1,38 @@
+"""Keyset pagination over newest-first streams: a deep page costs the same as the first."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from orbsurv.domain.pagination import Cursor
+
+
+async def newest_first(
+    conn: AsyncConnection,
+    query: sa.Select[Any],
+    *,
+    created_at: sa.ColumnElement[Any],
+    id_: sa.ColumnElement[Any],
+    cursor: Cursor | None,
+    limit: int,
+) -> tuple[Sequence[sa.Row[Any]], Cursor | None]:
+    """Rows strictly after ``cursor`` in (created_at DESC, id DESC) order, plus the next cursor."""
+    if cursor is not None:
+        query = query.where(
+            sa.or_(
+                created_at < cursor.created_at,
+                sa.and_(created_at == cursor.created_at, id_ < cursor.id),
+            )
+        )
+    rows = (
+        await conn.execute(query.order_by(created_at.desc(), id_.desc()).limit(limit + 1))
+    ).all()
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]._mapping
+    return rows, Cursor(created_at=last[created_at], id=last[id_])

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from orbsurv.adapters.persistence.tables import users
+from orbsurv.domain.errors import Conflict
+from orbsurv.domain.identity import Role, User
+from orbsurv.domain.pagination import Page, PageRequest
+
+
+def _to_user(row: sa.Row[Any]) -> User:
+    return User(
+        id=row.id,
+        email=row.email,
+        username=row.username,
+        name=row.name,
+        organization=row.organization,
+        password_hash=row.password_hash,
+        role=Role(row.role),
+        is_active=row.is_active,
+        email_verified=row.email_verified,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class SqlUserRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._conn = connection
+
+    async def add(self, user: User) -> None:
+        values = {
+            "id": user.id,
+            "email": user.email,
+            "username": user.username,
+            "name": user.name,
+            "organization": user.organization,
+            "password_hash": user.password_hash,
+            "role": user.role.value,
+            "is_active": user.is_active,
+            "email_verified": user.email_verified,
+            "created_at": user.created_at,
+            "updated_at": user.updated_at,
+        }
+        try:
+            async with self._conn.begin_nested():
+                await self._conn.execute(users.insert().values(**values))
+        except IntegrityError as exc:
+            if user.username is not None and "username" in str(exc.orig).lower():
+                raise Conflict("This username is taken.", code="username_taken") from exc
+            raise Conflict(
+                "An account with this email already exists.", code="email_taken"
+            ) from exc
+
+    async def _one(self, condition: sa.ColumnElement[bool]) -> User | None:
+        row = (await self._conn.execute(sa.select(users).where(condition))).first()
+        return _to_user(row) if row is not None else None
+
+    async def get(self, user_id: str) -> User | None:
+        return await self._one(users.c.id == user_id)
+
+    async def get_by_email(self, email: str) -> User | None:
+        return await self._one(users.c.email == email)
+
+    async def list(self, page: PageRequest) -> Page[User]:
+        total = (
+            await self._conn.execute(sa.select(sa.func.count()).select_from(users))
+        ).scalar_one()
+        rows = await self._conn.execute(
+            sa.select(users)
+            .order_by(users.c.created_at.desc(), users.c.id.desc())
+            .limit(page.page_size)
+            .offset(page.offset)
+        )
+        return Page(
+            items=[_to_user(row) for row in rows],
+            total=total,
+            page=page.page,
+            page_size=page.page_size,
+        )

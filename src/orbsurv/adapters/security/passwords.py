@@ -1,0 +1,76 @@
+"""Argon2id password hashing in a bounded thread pool, so the event loop never blocks on it."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+from argon2 import PasswordHasher as _Argon2
+from argon2 import Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from orbsurv.domain.errors import DependencyUnavailable
+
+# OWASP recommendation for argon2id: m=19 MiB, t=2, p=1.
+OWASP_MEMORY_KIB = 19 * 1024
+OWASP_TIME_COST = 2
+OWASP_PARALLELISM = 1
+
+
+class Argon2PasswordHasher:
+    def __init__(
+        self,
+        *,
+        threads: int = 2,
+        max_pending: int = 64,
+        memory_cost: int = OWASP_MEMORY_KIB,
+        time_cost: int = OWASP_TIME_COST,
+        parallelism: int = OWASP_PARALLELISM,
+    ) -> None:
+        self._argon2 = _Argon2(
+            time_cost=time_cost,
+            memory_cost=memory_cost,
+            parallelism=parallelism,
+            hash_len=32,
+            salt_len=16,
+            type=Type.ID,
+        )
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="argon2")
+        self._max_pending = max_pending
+        self._pending = 0
+
+    async def _run(self, fn: object, *args: str) -> object:
+        if self._pending >= self._max_pending:
+            raise DependencyUnavailable(
+                "The service is busy verifying passwords; try again in a moment.",
+                code="hasher_saturated",
+            )
+        self._pending += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._pool, fn, *args)  # type: ignore[arg-type]
+        finally:
+            self._pending -= 1
+
+    async def hash(self, password: str) -> str:
+        result = await self._run(self._argon2.hash, password)
+        assert isinstance(result, str)
+        return result
+
+    def _verify(self, password_hash: str, password: str) -> bool:
+        try:
+            return self._argon2.verify(password_hash, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    async def verify(self, password_hash: str, password: str) -> bool:
+        return bool(await self._run(self._verify, password_hash, password))
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        try:
+            return self._argon2.check_needs_rehash(password_hash)
+        except InvalidHashError:
+            return True
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,51 @@
+"""CreateUser: the one way an account comes into being (CLI, seeding, registration)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orbsurv.application.identity.ports import PasswordHasher, UserRepository
+from orbsurv.application.ports import Clock, UnitOfWork
+from orbsurv.domain.errors import Conflict
+from orbsurv.domain.identity import Role, User, check_password_policy, new_id, normalise_email
+
+
+@dataclass(frozen=True, slots=True)
+class CreateUserCommand:
+    email: str
+    password: str
+    role: Role = Role.USER
+    name: str | None = None
+    organization: str | None = None
+    username: str | None = None
+
+
+class CreateUser:
+    def __init__(
+        self, users: UserRepository, hasher: PasswordHasher, uow: UnitOfWork, clock: Clock
+    ) -> None:
+        self._users = users
+        self._hasher = hasher
+        self._uow = uow
+        self._clock = clock
+
+    async def __call__(self, command: CreateUserCommand) -> User:
+        check_password_policy(command.password)
+        email = normalise_email(command.email)
+        if await self._users.get_by_email(email) is not None:
+            raise Conflict("An account with this email already exists.", code="email_taken")
+        now = self._clock.now()
+        user = User(
+            id=new_id(),
+            email=email,
+            password_hash=await self._hasher.hash(command.password),
+            role=command.role,
+            created_at=now,
+            updated_at=now,
+            name=command.name,
+            organization=command.organization,
+            username=command.username,
+        )
+        await self._users.add(user)
+        await self._uow.commit()
+        return user

@@ -1,0 +1,79 @@
+"""Ports shared by every context."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction. Nothing is kept unless ``commit`` is called."""
+
+    async def commit(self) -> None: ...
+
+    async def rollback(self) -> None: ...
+
+
+class DependencyProbe(Protocol):
+    """Answers whether one backing service can serve right now."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def check(self) -> None:
+        """Return when the dependency answers; raise when it does not."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    key: str
+    size: int
+
+
+class ObjectStorage(Protocol):
+    """Bytes by key. Writes stream; nothing reads a whole object into memory."""
+
+    async def put(
+        self, key: str, chunks: AsyncIterable[bytes], *, max_size: int | None = None
+    ) -> StoredObject:
+        """Store the chunks under ``key``.
+
+        Past ``max_size`` bytes raise ``ObjectTooLarge`` and keep nothing."""
+        ...
+
+    def read(self, key: str, *, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Stream bytes ``start..end`` (inclusive) of ``key``.
+
+        Raise ``ObjectNotFound`` when it is missing."""
+        ...
+
+    async def size(self, key: str) -> int | None:
+        """The size of ``key`` in bytes, or ``None`` when it does not exist."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove ``key``; removing a missing key is not an error."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingEmail:
+    to: str
+    subject: str
+    text: str
+    html: str | None = None
+
+
+class Mailer(Protocol):
+    async def send(self, message: OutgoingEmail) -> None:
+        """Deliver one message or raise ``MailDeliveryFailed``."""
+        ...

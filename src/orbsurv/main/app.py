@@ -1,0 +1,103 @@
+"""``make_app``: settings in, a Litestar application with its container out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dishka import AsyncContainer, Provider, make_async_container
+from litestar import Litestar, Request, Response, Router, get
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from orbsurv import __version__
+from orbsurv.adapters.http.context import RequestContextMiddleware
+from orbsurv.adapters.http.di import CONTAINER_STATE_KEY
+from orbsurv.adapters.http.health import health_alias, healthz, readyz
+from orbsurv.adapters.http.metrics import HttpMetrics
+from orbsurv.adapters.http.problems import document_problems, exception_handlers
+from orbsurv.main.ioc import providers_for
+from orbsurv.main.logs import configure_logging
+from orbsurv.main.settings import Settings
+
+API_PREFIX = "/api/v1"
+CORS_METHODS: list[Any] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+CORS_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "X-CSRF-Token",
+    "X-Request-ID",
+    "Upload-Offset",
+    "X-Upload-Offset",
+    "Upload-Length",
+    "Upload-Checksum",
+    "If-None-Match",
+    "If-Range",
+    "Range",
+]
+CORS_EXPOSED = ["X-Request-ID", "Retry-After", "Location", "Upload-Offset", "Upload-Length", "ETag"]
+
+
+@get("/metrics", include_in_schema=False, sync_to_thread=False)
+def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
+    metrics: HttpMetrics = request.app.state.metrics
+    return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def build_container(settings: Settings, *extra_providers: Provider) -> AsyncContainer:
+    return make_async_container(
+        *providers_for(settings), *extra_providers, context={Settings: settings}
+    )
+
+
+def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
+    """Build the HTTP application. ``extra_providers`` override adapters (tests, tools)."""
+    configure_logging(settings.log_level, settings.effective_log_format)
+    container = build_container(settings, *extra_providers)
+    metrics = HttpMetrics()
+
+    async def close_container() -> None:
+        await container.close()
+
+    api = Router(API_PREFIX, route_handlers=[healthz, readyz])
+    app = Litestar(
+        route_handlers=[api, health_alias, metrics_endpoint],
+        exception_handlers=exception_handlers,
+        cors_config=(
+            CORSConfig(
+                allow_origins=list(settings.cors_allow_origins),
+                allow_credentials=True,
+                allow_methods=CORS_METHODS,
+                allow_headers=CORS_HEADERS,
+                expose_headers=CORS_EXPOSED,
+                max_age=600,
+            )
+            if settings.cors_allow_origins
+            else None
+        ),
+        openapi_config=OpenAPIConfig(
+            title="Orbsurv API",
+            version=__version__,
+            description=(
+                "One API for the Orbsurv marketing site, user portal and operator console. "
+                "Every error is application/problem+json with a stable `code`."
+            ),
+            path=API_PREFIX,
+            render_plugins=[SwaggerRenderPlugin(path="/docs")],
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+                }
+            ),
+        ),
+        request_max_body_size=settings.max_json_body_bytes,
+        state=State({CONTAINER_STATE_KEY: container, "metrics": metrics, "settings": settings}),
+        on_shutdown=[close_container],
+        logging_config=None,
+        debug=False,
+    )
+    document_problems(app.openapi_schema)
+    app.asgi_handler = RequestContextMiddleware(app.asgi_handler, metrics)
+    return app

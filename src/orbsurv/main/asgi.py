@@ -1,0 +1,15 @@
+"""ASGI entry point for servers.
+
+``granian --interface asgi --factory orbsurv.main.asgi:create_app``
+"""
+
+from __future__ import annotations
+
+from litestar import Litestar
+
+from orbsurv.main.app import make_app
+from orbsurv.main.settings import load_settings
+
+
+def create_app() -> Litestar:
+    return make_app(load_settings())

@@ -1,0 +1,154 @@
+"""The composition root's providers: the only place that knows which adapter serves which port.
+
+APP scope: settings, engine, Redis client, S3 client, hasher, clock, probes.
+REQUEST scope: the database connection (one transaction), repositories, use cases.
+Providers never commit: use cases commit through ``UnitOfWork``; a request's connection rolls back
+whatever was not committed when it closes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+from dishka import Provider, Scope, alias, from_context, provide
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from orbsurv.adapters.cache.redis import CacheProbe, MemoryCacheProbe, RedisProbe, make_redis
+from orbsurv.adapters.clock import SystemClock
+from orbsurv.adapters.mail.console import ConsoleMailer
+from orbsurv.adapters.mail.smtp import MailProbe, SmtpMailer, SmtpProbe
+from orbsurv.adapters.persistence.database import DatabaseProbe, make_engine
+from orbsurv.adapters.persistence.unit_of_work import SqlUnitOfWork
+from orbsurv.adapters.persistence.users import SqlUserRepository
+from orbsurv.adapters.security.passwords import Argon2PasswordHasher
+from orbsurv.adapters.storage.local import LocalObjectStorage, LocalStorageProbe, StorageProbe
+from orbsurv.adapters.storage.s3 import S3ObjectStorage, S3StorageProbe, make_s3_client
+from orbsurv.application.identity.create_user import CreateUser
+from orbsurv.application.identity.ports import PasswordHasher, UserRepository
+from orbsurv.application.ports import Clock, Mailer, ObjectStorage, UnitOfWork
+from orbsurv.application.system.readiness import CheckReadiness
+from orbsurv.main.settings import Settings
+
+
+class CoreProvider(Provider):
+    settings = from_context(provides=Settings, scope=Scope.APP)
+
+    @provide(scope=Scope.APP)
+    async def engine(self, settings: Settings) -> AsyncIterator[AsyncEngine]:
+        engine = make_engine(settings.database_url)
+        yield engine
+        await engine.dispose()
+
+    @provide(scope=Scope.APP)
+    def clock(self) -> Clock:
+        return SystemClock()
+
+    @provide(scope=Scope.APP)
+    def password_hasher(self) -> Iterator[PasswordHasher]:
+        hasher = Argon2PasswordHasher()
+        yield hasher
+        hasher.close()
+
+    @provide(scope=Scope.APP)
+    def readiness(
+        self, engine: AsyncEngine, cache: CacheProbe, storage: StorageProbe
+    ) -> CheckReadiness:
+        return CheckReadiness([DatabaseProbe(engine), cache, storage])
+
+    @provide(scope=Scope.REQUEST)
+    async def connection(self, engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+        async with engine.connect() as connection:
+            yield connection  # closing rolls back anything not committed
+
+    unit_of_work = provide(SqlUnitOfWork, scope=Scope.REQUEST, provides=UnitOfWork)
+    users = provide(SqlUserRepository, scope=Scope.REQUEST, provides=UserRepository)
+    create_user = provide(CreateUser, scope=Scope.REQUEST)
+
+
+class MemoryCacheProvider(Provider):
+    @provide(scope=Scope.APP)
+    def probe(self) -> CacheProbe:
+        return MemoryCacheProbe()
+
+
+class RedisCacheProvider(Provider):
+    @provide(scope=Scope.APP)
+    async def redis(self, settings: Settings) -> AsyncIterator[Redis]:
+        assert settings.redis_url is not None
+        client = make_redis(settings.redis_url)
+        yield client
+        await client.aclose()
+
+    @provide(scope=Scope.APP)
+    def probe(self, redis: Redis) -> CacheProbe:
+        return RedisProbe(redis)
+
+
+class LocalStorageProvider(Provider):
+    @provide(scope=Scope.APP)
+    def storage(self, settings: Settings) -> ObjectStorage:
+        return LocalObjectStorage(settings.upload_root)
+
+    @provide(scope=Scope.APP)
+    def probe(self, settings: Settings) -> StorageProbe:
+        return LocalStorageProbe(settings.upload_root)
+
+
+class S3StorageProvider(Provider):
+    @provide(scope=Scope.APP)
+    def s3_storage(self, settings: Settings) -> S3ObjectStorage:
+        assert settings.s3_bucket is not None
+        client = make_s3_client(
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key_id=settings.aws_access_key_id,
+            secret_access_key=settings.aws_secret_access_key,
+        )
+        return S3ObjectStorage(client, settings.s3_bucket)
+
+    storage = alias(source=S3ObjectStorage, provides=ObjectStorage)
+
+    @provide(scope=Scope.APP)
+    def probe(self, storage: S3ObjectStorage) -> StorageProbe:
+        return S3StorageProbe(storage)
+
+
+class ConsoleMailProvider(Provider):
+    @provide(scope=Scope.APP)
+    def mailer(self) -> Mailer:
+        return ConsoleMailer()
+
+    @provide(scope=Scope.APP)
+    def probe(self) -> MailProbe:
+        return MailProbe()
+
+
+class SmtpMailProvider(Provider):
+    @provide(scope=Scope.APP)
+    def smtp(self, settings: Settings) -> SmtpMailer:
+        assert settings.smtp_host is not None
+        return SmtpMailer(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            sender=settings.smtp_from,
+            security=settings.smtp_tls,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+        )
+
+    mailer = alias(source=SmtpMailer, provides=Mailer)
+
+    @provide(scope=Scope.APP)
+    def probe(self, smtp: SmtpMailer) -> MailProbe:
+        return SmtpProbe(smtp)
+
+
+def providers_for(settings: Settings) -> list[Provider]:
+    """Pick one adapter per swappable port from the settings."""
+    return [
+        CoreProvider(),
+        RedisCacheProvider() if settings.redis_url else MemoryCacheProvider(),
+        S3StorageProvider() if settings.storage_backend == "s3" else LocalStorageProvider(),
+        SmtpMailProvider() if settings.smtp_host else ConsoleMailProvider(),
+    ]

@@ -1,0 +1,51 @@
+"""``orbsurv worker``: runs background jobs until SIGTERM or SIGINT. Safe to run as replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from dishka import AsyncContainer
+
+logger = logging.getLogger("orbsurv.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A unit of background work run every ``interval`` seconds; returns how many items it did."""
+
+    name: str
+    interval: float
+    run: Callable[[AsyncContainer], Awaitable[int]]
+
+
+JOBS: Sequence[Job] = ()
+
+
+async def _loop(job: Job, container: AsyncContainer, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            done = await job.run(container)
+            if done:
+                logger.info("job %s processed %d item(s)", job.name, done)
+        except Exception:
+            logger.exception("job %s failed; retrying in %.0fs", job.name, job.interval)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=job.interval)
+
+
+async def run_worker(container: AsyncContainer, jobs: Sequence[Job] = JOBS) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    logger.info("worker started with %d job(s): %s", len(jobs), ", ".join(j.name for j in jobs))
+    try:
+        await asyncio.gather(*(_loop(job, container, stop) for job in jobs), stop.wait())
+    finally:
+        await container.close()
+        logger.info("worker stopped")
