@@ -16,6 +16,8 @@ from orbsurv import __version__
 from orbsurv.adapters.http.context import RequestContextMiddleware
 from orbsurv.adapters.http.di import CONTAINER_STATE_KEY
 from orbsurv.adapters.http.health import health_alias, healthz, readyz
+from orbsurv.adapters.http.identity import create_user
+from orbsurv.adapters.http.media import enforce_body_media_type
 from orbsurv.adapters.http.metrics import HttpMetrics
 from orbsurv.adapters.http.problems import document_problems, exception_handlers
 from orbsurv.main.ioc import providers_for
@@ -43,7 +45,7 @@ CORS_EXPOSED = ["X-Request-ID", "Retry-After", "Location", "Upload-Offset", "Upl
 @get("/metrics", include_in_schema=False, sync_to_thread=False)
 def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     metrics: HttpMetrics = request.app.state.metrics
-    return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
 
 def build_container(settings: Settings, *extra_providers: Provider) -> AsyncContainer:
@@ -61,10 +63,11 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
     async def close_container() -> None:
         await container.close()
 
-    api = Router(API_PREFIX, route_handlers=[healthz, readyz])
+    api = Router(API_PREFIX, route_handlers=[healthz, readyz, create_user])
     app = Litestar(
         route_handlers=[api, health_alias, metrics_endpoint],
         exception_handlers=exception_handlers,
+        before_request=enforce_body_media_type,
         cors_config=(
             CORSConfig(
                 allow_origins=list(settings.cors_allow_origins),

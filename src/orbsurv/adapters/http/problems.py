@@ -6,6 +6,7 @@ Domain errors map to statuses here, in one place. A 500 never carries exception 
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -95,19 +96,41 @@ def problem(
     return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=all_headers)
 
 
+_MISSING_FIELD = re.compile(r"Object missing required field `([^`]+)`")
+
+
+def _field_error(item: dict[str, Any]) -> FieldError:
+    """Litestar's error entry as ``{field, message}``, naming the body field, never ``data``."""
+    key = str(item.get("key") or "")
+    field = "body" if key in {"", "data"} else key
+    message = str(item.get("message") or "is invalid")
+    if missing := _MISSING_FIELD.match(message):
+        name = missing.group(1)
+        return FieldError(
+            field=name if field == "body" else f"{field}.{name}", message="is required"
+        )
+    return FieldError(field=field, message=message)
+
+
 def _field_errors(extra: Any) -> list[FieldError]:
-    found: list[FieldError] = []
-    for item in extra if isinstance(extra, list) else []:
-        if isinstance(item, dict):
-            field = str(item.get("key") or item.get("source") or "body")
-            found.append(FieldError(field=field, message=str(item.get("message", "is invalid"))))
-    return found
+    items = extra if isinstance(extra, list) else []
+    return [_field_error(item) for item in items if isinstance(item, dict)]
+
+
+def _field_sentence(error: FieldError) -> str:
+    message = error.message.strip()
+    text = f"{error.field}: {message[:1].lower()}{message[1:]}"
+    return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
 def _validation_handler(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     errors = _field_errors(exc.extra)
-    fields = ", ".join(error.field for error in errors)
-    detail = f"Invalid value for {fields}." if fields else "The request is invalid."
+    if len(errors) == 1:
+        detail = _field_sentence(errors[0])
+    elif errors:
+        detail = f"Invalid values for {', '.join(e.field for e in errors)}."
+    else:
+        detail = "The request is invalid."
     return problem(request, 422, detail, errors=errors or None)
 
 
@@ -130,12 +153,11 @@ def _http_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Respon
 def _domain_handler(request: Request[Any, Any, Any], exc: domain.DomainError) -> Response[Any]:
     status = next((s for kind, s in _STATUS_BY_ERROR if isinstance(exc, kind)), 400)
     headers: dict[str, str] = {}
-    errors = None
     if isinstance(exc, domain.RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, domain.FieldInvalid):
-        errors = [FieldError(field=exc.field, message=exc.message)]
-        return problem(request, status, f"{exc.field} {exc.message}.", code=exc.code, errors=errors)
+        error = FieldError(field=exc.field, message=exc.message)
+        return problem(request, status, _field_sentence(error), code=exc.code, errors=[error])
     return problem(request, status, exc.message, code=exc.code, headers=headers)
 
 

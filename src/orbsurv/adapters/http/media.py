@@ -1,0 +1,48 @@
+"""Request body media types: a JSON route answers 415 to anything but JSON, 422 to no body."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from litestar import Request
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import BodyKwarg
+
+
+@cache
+def expected_body_type(handler: HTTPRouteHandler) -> str | None:
+    """The media type the handler's ``data`` parameter decodes, or ``None`` without one."""
+    data = handler.parsed_fn_signature.parameters.get("data")
+    if data is None:
+        return None
+    kwarg = data.kwarg_definition
+    if isinstance(kwarg, BodyKwarg):
+        return str(kwarg.media_type)
+    return RequestEncodingType.JSON.value
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    )
+
+
+async def enforce_body_media_type(request: Request[Any, Any, Any]) -> None:
+    """A ``before_request`` hook: runs after routing, before the body is decoded."""
+    handler = request.route_handler
+    if (
+        not isinstance(handler, HTTPRouteHandler)
+        or expected_body_type(handler) != "application/json"
+    ):
+        return
+    if not await request.body():
+        raise ValidationException(extra=[{"key": "body", "message": "a JSON body is required"}])
+    content_type = request.content_type[0]
+    if not _is_json(content_type):
+        received = content_type or "no Content-Type"
+        raise HTTPException(
+            status_code=415, detail=f"Send this request as application/json (got {received})."
+        )

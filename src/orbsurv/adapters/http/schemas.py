@@ -1,0 +1,52 @@
+"""Request and response bodies shared across controllers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+
+from orbsurv.domain.identity import User
+
+Email = Annotated[str, msgspec.Meta(max_length=320, examples=["ada@example.com"])]
+# The policy (8..128) answers with a precise message; this cap only stops absurd bodies early.
+Password = Annotated[str, msgspec.Meta(max_length=4096)]
+Name = Annotated[str, msgspec.Meta(max_length=255)]
+Username = Annotated[str, msgspec.Meta(pattern=r"^$|^[A-Za-z0-9_.-]{3,64}$", max_length=64)]
+
+
+def blank_to_none(value: str | None) -> str | None:
+    """Browser forms send ``""`` for empty inputs: an empty optional field counts as absent."""
+    if value is None:
+        return None
+    stripped = value.strip()
+    return stripped or None
+
+
+class UserOut(msgspec.Struct, frozen=True):
+    id: str
+    email: str
+    username: str | None
+    name: str | None
+    organization: str | None
+    role: str
+    email_verified: bool
+    otp_enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(
+            id=user.id,
+            email=user.email,
+            username=user.username,
+            name=user.name,
+            organization=user.organization,
+            role=user.role.value,
+            email_verified=user.email_verified,
+            otp_enabled=False,
+            created_at=user.created_at,
+            updated_at=user.updated_at,
+        )

@@ -1,0 +1,236 @@
+"""Fixtures shared by every tier: real servers on loopback, databases, settings and the app."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiosmtpd.controller import Controller
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from orbsurv.adapters.persistence.database import make_engine
+from orbsurv.adapters.persistence.migrations import upgrade
+from orbsurv.main.app import make_app
+from orbsurv.main.settings import Settings, load_settings
+from tests.services import POSTGRES_HOST, POSTGRES_PORT, REDIS_HOST, REDIS_PORT, free_port, require
+
+POSTGRES_ADMIN_DSN = f"postgresql://postgres@{POSTGRES_HOST}:{POSTGRES_PORT}/postgres"
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+
+async def create_postgres_database() -> tuple[str, str]:
+    name = f"orbsurv_test_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return name, f"postgresql+asyncpg://postgres@{POSTGRES_HOST}:{POSTGRES_PORT}/{name}"
+
+
+async def drop_postgres_database(name: str) -> None:
+    conn = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh, migrated PostgreSQL database for this test run, dropped at the end."""
+    require("postgres")
+    name, url = await create_postgres_database()
+    try:
+        await asyncio.to_thread(upgrade, url)
+        yield url
+    finally:
+        await drop_postgres_database(name)
+
+
+@pytest.fixture
+async def empty_postgres_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database with no schema (migration tests)."""
+    require("postgres")
+    name, url = await create_postgres_database()
+    try:
+        yield url
+    finally:
+        await drop_postgres_database(name)
+
+
+# --- SQLite ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+async def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Migrated once per run; each test copies it (a copy is much faster than migrating)."""
+    path = tmp_path_factory.mktemp("template") / "orbsurv.db"
+    await asyncio.to_thread(upgrade, sqlite_url(path))
+    return path
+
+
+@pytest.fixture
+def sqlite_database_url(sqlite_template: Path, tmp_path: Path) -> str:
+    path = tmp_path / "orbsurv.db"
+    shutil.copyfile(sqlite_template, path)
+    return sqlite_url(path)
+
+
+# --- both databases, for contract tests ------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "sqlite":
+        url: str = request.getfixturevalue("sqlite_database_url")
+        return url
+    url = request.getfixturevalue("postgres_url")
+    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+    try:  # every test starts from empty tables
+        tables = await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename <> 'alembic_version'"
+        )
+        if tables:
+            names = ", ".join(f'"{row["tablename"]}"' for row in tables)
+            await conn.execute(f"TRUNCATE {names} CASCADE")
+    finally:
+        await conn.close()
+    return url
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+# --- Redis -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    require("redis")
+    return f"redis://{REDIS_HOST}:{REDIS_PORT}/15"
+
+
+# --- S3 (moto's server on loopback) ----------------------------------------------------
+
+
+@dataclass
+class S3Server:
+    endpoint_url: str
+    bucket: str = "orbsurv-test"
+    region: str = "us-east-1"
+    access_key_id: str = "testing"
+    secret_access_key: str = "testing"  # noqa: S105 - moto accepts any key
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    from moto.server import ThreadedMotoServer
+
+    from orbsurv.adapters.storage.s3 import make_s3_client
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    info = S3Server(endpoint_url=f"http://127.0.0.1:{port}")
+    client = make_s3_client(
+        endpoint_url=info.endpoint_url,
+        region=info.region,
+        access_key_id=info.access_key_id,
+        secret_access_key=info.secret_access_key,
+    )
+    client.create_bucket(Bucket=info.bucket)
+    yield info
+    server.stop()
+
+
+# --- SMTP (aiosmtpd on loopback) -------------------------------------------------------
+
+
+@dataclass
+class SmtpServer:
+    host: str
+    port: int
+    messages: list[Message] = field(default_factory=list)
+    refuse: bool = False
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        if self.refuse:
+            return "554 Transaction failed"
+        self.messages.append(message_from_bytes(envelope.original_content or envelope.content))
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture(scope="session")
+def smtp_server_session() -> Iterator[SmtpServer]:
+    capture = SmtpServer(host="127.0.0.1", port=free_port())
+    controller = Controller(capture, hostname=capture.host, port=capture.port)
+    controller.start()
+    yield capture
+    controller.stop()
+
+
+@pytest.fixture
+def smtp_server(smtp_server_session: SmtpServer) -> SmtpServer:
+    smtp_server_session.messages.clear()
+    smtp_server_session.refuse = False
+    return smtp_server_session
+
+
+# --- settings and the app --------------------------------------------------------------
+
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, sqlite_database_url: str) -> SettingsFactory:
+    def build(**env: str) -> Settings:
+        base = {
+            "ENV": "test",
+            "LOG_LEVEL": "WARNING",
+            "DATABASE_URL": sqlite_database_url,
+            "UPLOAD_ROOT": str(tmp_path / "uploads"),
+            "VAR_DIR": str(tmp_path / "var"),
+        }
+        return load_settings({**base, **env}, env_file=None)
+
+    return build
+
+
+@pytest.fixture
+def settings(make_settings: SettingsFactory) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+async def app(settings: Settings) -> Litestar:
+    return make_app(settings)
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app) as client:
+        yield client

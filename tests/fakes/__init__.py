@@ -1,0 +1,1 @@
+"""In-memory port implementations for fast unit tests of the core."""

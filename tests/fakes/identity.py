@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from orbsurv.domain.errors import Conflict
+from orbsurv.domain.identity import User
+from orbsurv.domain.pagination import Page, PageRequest
+
+
+class FakeClock:
+    def __init__(self, start: datetime | None = None) -> None:
+        self.current = start or datetime(2026, 1, 1, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, **kwargs: float) -> None:
+        self.current += timedelta(**kwargs)
+
+
+class FakeUnitOfWork:
+    def __init__(self) -> None:
+        self.commits = 0
+        self.rollbacks = 0
+
+    async def commit(self) -> None:
+        self.commits += 1
+
+    async def rollback(self) -> None:
+        self.rollbacks += 1
+
+
+class FakeUserRepository:
+    def __init__(self) -> None:
+        self.rows: dict[str, User] = {}
+
+    async def add(self, user: User) -> None:
+        if any(u.email == user.email for u in self.rows.values()):
+            raise Conflict("An account with this email already exists.", code="email_taken")
+        self.rows[user.id] = replace(user)
+
+    async def get(self, user_id: str) -> User | None:
+        return self.rows.get(user_id)
+
+    async def get_by_email(self, email: str) -> User | None:
+        return next((u for u in self.rows.values() if u.email == email), None)
+
+    async def list(self, page: PageRequest) -> Page[User]:
+        ordered = sorted(self.rows.values(), key=lambda u: (u.created_at, u.id), reverse=True)
+        return Page(
+            items=ordered[page.offset : page.offset + page.page_size],
+            total=len(ordered),
+            page=page.page,
+            page_size=page.page_size,
+        )
+
+
+class FakePasswordHasher:
+    """Reversible on purpose: unit tests need speed, not secrecy."""
+
+    async def hash(self, password: str) -> str:
+        return f"plain${password}"
+
+    async def verify(self, password_hash: str, password: str) -> bool:
+        return password_hash == f"plain${password}"
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return False
