@@ -98,13 +98,17 @@ def sqlite_database_url(sqlite_template: Path, tmp_path: Path) -> str:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def database_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        url: str = request.getfixturevalue("sqlite_database_url")
-        return url
-    url = request.getfixturevalue("postgres_url")
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Each contract test runs once per database backend."""
+    name = "sqlite_database_url" if request.param == "sqlite" else "postgres_url"
+    url: str = request.getfixturevalue(name)
+    return url
+
+
+async def truncate_all(url: str) -> None:
+    """Empty every table of the shared PostgreSQL test database."""
     conn = await asyncpg.connect(url.replace("+asyncpg", ""))
-    try:  # every test starts from empty tables
+    try:
         tables = await conn.fetch(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
             "AND tablename <> 'alembic_version'"
@@ -114,11 +118,12 @@ async def database_url(request: pytest.FixtureRequest) -> str:
             await conn.execute(f"TRUNCATE {names} CASCADE")
     finally:
         await conn.close()
-    return url
 
 
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    if database_url.startswith("postgresql"):
+        await truncate_all(database_url)
     engine = make_engine(database_url)
     yield engine
     await engine.dispose()
@@ -142,7 +147,7 @@ class S3Server:
     bucket: str = "orbsurv-test"
     region: str = "us-east-1"
     access_key_id: str = "testing"
-    secret_access_key: str = "testing"  # noqa: S105 - moto accepts any key
+    secret_access_key: str = "testing"
 
 
 @pytest.fixture(scope="session")
@@ -176,7 +181,7 @@ class SmtpServer:
     messages: list[Message] = field(default_factory=list)
     refuse: bool = False
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.refuse:
             return "554 Transaction failed"
         self.messages.append(message_from_bytes(envelope.original_content or envelope.content))

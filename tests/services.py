@@ -52,8 +52,17 @@ def _start_redis() -> None:
     if shutil.which("redis-server"):
         subprocess.run(
             [
-                "redis-server", "--daemonize", "yes", "--bind", "127.0.0.1",
-                "--port", str(REDIS_PORT), "--save", "", "--appendonly", "no",
+                "redis-server",
+                "--daemonize",
+                "yes",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(REDIS_PORT),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
             ],
             check=False,
             capture_output=True,
@@ -69,7 +78,9 @@ def _ensure(name: str, host: str, port: int, start: object) -> str | None:
         if not port_open(host, port):
             start()  # type: ignore[operator]
             wait_for_port(host, port)
-        _STATE[name] = None if port_open(host, port) else f"{name} is not reachable on {host}:{port}"
+        _STATE[name] = (
+            None if port_open(host, port) else f"{name} is not reachable on {host}:{port}"
+        )
     return _STATE[name]
 
 

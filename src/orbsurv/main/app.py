@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from dishka import AsyncContainer, Provider, make_async_container
 from litestar import Litestar, Request, Response, Router, get
 from litestar.config.cors import CORSConfig
@@ -21,7 +22,6 @@ from orbsurv.adapters.http.media import enforce_body_media_type
 from orbsurv.adapters.http.metrics import HttpMetrics
 from orbsurv.adapters.http.problems import document_problems, exception_handlers
 from orbsurv.main.ioc import providers_for
-from orbsurv.main.logs import configure_logging
 from orbsurv.main.settings import Settings
 
 API_PREFIX = "/api/v1"
@@ -48,6 +48,17 @@ def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
 
+@get(
+    f"{API_PREFIX}/openapi.json",
+    include_in_schema=False,
+    sync_to_thread=False,
+    media_type="application/vnd.oai.openapi+json",
+)
+def openapi_document(request: Request[Any, Any, Any]) -> bytes:
+    document: bytes = request.app.state.openapi_document
+    return document
+
+
 def build_container(settings: Settings, *extra_providers: Provider) -> AsyncContainer:
     return make_async_container(
         *providers_for(settings), *extra_providers, context={Settings: settings}
@@ -56,7 +67,6 @@ def build_container(settings: Settings, *extra_providers: Provider) -> AsyncCont
 
 def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
     """Build the HTTP application. ``extra_providers`` override adapters (tests, tools)."""
-    configure_logging(settings.log_level, settings.effective_log_format)
     container = build_container(settings, *extra_providers)
     metrics = HttpMetrics()
 
@@ -65,7 +75,7 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
 
     api = Router(API_PREFIX, route_handlers=[healthz, readyz, create_user])
     app = Litestar(
-        route_handlers=[api, health_alias, metrics_endpoint],
+        route_handlers=[api, health_alias, metrics_endpoint, openapi_document],
         exception_handlers=exception_handlers,
         before_request=enforce_body_media_type,
         cors_config=(
@@ -87,8 +97,9 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
                 "One API for the Orbsurv marketing site, user portal and operator console. "
                 "Every error is application/problem+json with a stable `code`."
             ),
-            path=API_PREFIX,
-            render_plugins=[SwaggerRenderPlugin(path="/docs")],
+            # Under its own prefix: the docs router answers every path below it with HTML.
+            path=f"{API_PREFIX}/docs",
+            render_plugins=[SwaggerRenderPlugin(path="/")],
             components=Components(
                 security_schemes={
                     "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
@@ -102,5 +113,6 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
         debug=False,
     )
     document_problems(app.openapi_schema)
+    app.state.openapi_document = msgspec.json.encode(app.openapi_schema.to_schema())
     app.asgi_handler = RequestContextMiddleware(app.asgi_handler, metrics)
     return app

@@ -8,8 +8,11 @@ from __future__ import annotations
 from litestar import Litestar
 
 from orbsurv.main.app import make_app
+from orbsurv.main.logs import configure_logging
 from orbsurv.main.settings import load_settings
 
 
 def create_app() -> Litestar:
-    return make_app(load_settings())
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.effective_log_format)
+    return make_app(settings)

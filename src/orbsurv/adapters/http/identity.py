@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 from dishka import FromDishka
 from litestar import post
+from litestar.params import JSONBody
 
 from orbsurv.adapters.http.di import inject
 from orbsurv.adapters.http.schemas import Email, Name, Password, Username, UserOut, blank_to_none
@@ -45,6 +46,8 @@ def registration_command(data: RegistrationRequest) -> CreateUserCommand:
     description="409 `email_taken` when the address is registered; 422 for a weak password.",
 )
 @inject
-async def create_user(data: RegistrationRequest, use_case: FromDishka[CreateUser]) -> UserCreated:
+async def create_user(
+    data: JSONBody[RegistrationRequest], use_case: FromDishka[CreateUser]
+) -> UserCreated:
     user = await use_case(registration_command(data))
     return UserCreated(user=UserOut.of(user))

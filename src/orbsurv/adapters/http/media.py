@@ -20,7 +20,8 @@ def expected_body_type(handler: HTTPRouteHandler) -> str | None:
         return None
     kwarg = data.kwarg_definition
     if isinstance(kwarg, BodyKwarg):
-        return str(kwarg.media_type)
+        media_type = kwarg.media_type
+        return media_type.value if isinstance(media_type, RequestEncodingType) else media_type
     return RequestEncodingType.JSON.value
 
 

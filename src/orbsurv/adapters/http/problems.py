@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.openapi.spec import OpenAPI, OpenAPIMediaType, OpenAPIResponse, Operation, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 from litestar.types import ExceptionHandlersMap
@@ -134,6 +134,15 @@ def _validation_handler(request: Request[Any, Any, Any], exc: ValidationExceptio
     return problem(request, 422, detail, errors=errors or None)
 
 
+def _caused_by_decoding(exc: BaseException) -> bool:
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, SerializationException | msgspec.DecodeError):
+            return True
+        cause = cause.__cause__
+    return False
+
+
 def _http_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     status = exc.status_code
     if status >= 500:
@@ -142,7 +151,7 @@ def _http_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Respon
         detail = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
         return problem(request, status, f"{detail}.", headers=exc.headers)
     detail = exc.detail or HTTPStatus(status).phrase
-    if status == 400 and "JSON" in detail:
+    if status == 400 and _caused_by_decoding(exc):
         detail = "The request body is not valid JSON."
         return problem(request, 400, detail, code="malformed_body", headers=exc.headers)
     if status == 413:

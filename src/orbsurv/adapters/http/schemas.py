@@ -9,9 +9,21 @@ import msgspec
 
 from orbsurv.domain.identity import User
 
-Email = Annotated[str, msgspec.Meta(max_length=320, examples=["ada@example.com"])]
-# The policy (8..128) answers with a precise message; this cap only stops absurd bodies early.
-Password = Annotated[str, msgspec.Meta(max_length=4096)]
+Email = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=320, examples=["ada@example.com"], extra_json_schema={"format": "email"}
+    ),
+]
+# The policy (8..128 characters, not a common password) answers with a precise message; the
+# schema cap only stops absurd bodies before they are decoded.
+Password = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=4096,
+        description="8 to 128 characters; any characters; common passwords are refused",
+    ),
+]
 Name = Annotated[str, msgspec.Meta(max_length=255)]
 Username = Annotated[str, msgspec.Meta(pattern=r"^$|^[A-Za-z0-9_.-]{3,64}$", max_length=64)]
 

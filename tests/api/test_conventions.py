@@ -1,0 +1,200 @@
+"""The HTTP conventions every route shares: problem+json, request ids, limits, CORS, metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+from dishka import Provider, Scope, provide
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from orbsurv.application.system.readiness import CheckReadiness
+from orbsurv.main.app import make_app
+from orbsurv.main.logs import JsonFormatter, RequestIdFilter
+from tests.conftest import SettingsFactory
+from tests.services import free_port
+
+PROBLEM_KEYS = {"type", "title", "status", "detail", "code", "request_id"}
+
+
+def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body.keys() >= PROBLEM_KEYS
+    assert body["status"] == status
+    assert body["code"] == code
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
+    assert body["request_id"] == response.headers["x-request-id"]
+    return body
+
+
+async def test_a_sane_request_id_is_echoed(client: AsyncTestClient[Litestar]) -> None:
+    response = await client.get("/api/v1/healthz", headers={"X-Request-ID": "req-1.A_b"})
+    assert response.headers["x-request-id"] == "req-1.A_b"
+
+
+@pytest.mark.parametrize("bad", ["has space", "x" * 129, "semi;colon", "<script>"])
+async def test_an_insane_request_id_is_replaced(
+    client: AsyncTestClient[Litestar], bad: str
+) -> None:
+    response = await client.get("/api/v1/healthz", headers={"X-Request-ID": bad})
+    assert response.headers["x-request-id"] != bad
+    assert len(response.headers["x-request-id"]) == 32
+
+
+async def test_generated_ids_differ(client: AsyncTestClient[Litestar]) -> None:
+    first = await client.get("/api/v1/healthz")
+    second = await client.get("/api/v1/healthz")
+    assert first.headers["x-request-id"] != second.headers["x-request-id"]
+
+
+async def test_unknown_route(client: AsyncTestClient[Litestar]) -> None:
+    assert_problem(
+        await client.get("/api/v1/no-such-thing", headers={"X-Request-ID": "r1"}), 404, "not_found"
+    )
+
+
+async def test_wrong_method(client: AsyncTestClient[Litestar]) -> None:
+    response = await client.delete("/api/v1/healthz")
+    assert_problem(response, 405, "method_not_allowed")
+    assert "GET" in response.headers["allow"]
+
+
+async def test_malformed_json(client: AsyncTestClient[Litestar]) -> None:
+    response = await client.post(
+        "/api/v1/users", content=b'{"email": ', headers={"Content-Type": "application/json"}
+    )
+    assert_problem(response, 400, "malformed_body")
+
+
+async def test_wrong_content_type(client: AsyncTestClient[Litestar]) -> None:
+    response = await client.post(
+        "/api/v1/users", content=b"email=a@example.com", headers={"Content-Type": "text/plain"}
+    )
+    body = assert_problem(response, 415, "unsupported_media_type")
+    assert "application/json" in body["detail"]
+
+
+async def test_missing_body(client: AsyncTestClient[Litestar]) -> None:
+    response = await client.post("/api/v1/users", headers={"Content-Type": "application/json"})
+    body = assert_problem(response, 422, "validation_error")
+    assert body["errors"] == [{"field": "body", "message": "a JSON body is required"}]
+
+
+async def test_oversized_body(client: AsyncTestClient[Litestar]) -> None:
+    response = await client.post(
+        "/api/v1/users",
+        content=b'{"email": "' + b"a" * (2 * 1024 * 1024) + b'"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert_problem(response, 413, "payload_too_large")
+    assert (await client.get("/api/v1/healthz")).status_code == 200  # still serving
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"email": "a@example.com"}, "password"),
+        ({"password": "correct horse battery"}, "email"),
+        ({"email": 5, "password": "correct horse battery"}, "email"),
+        ({"email": "a@example.com", "password": ["x"]}, "password"),
+        ([], "body"),
+        ("just a string", "body"),
+    ],
+)
+async def test_validation_errors_name_the_field(
+    client: AsyncTestClient[Litestar], body: Any, field: str
+) -> None:
+    problem = assert_problem(await client.post("/api/v1/users", json=body), 422, "validation_error")
+    assert [error["field"] for error in problem["errors"]] == [field]
+
+
+async def test_a_500_never_leaks_exception_text(
+    make_settings: SettingsFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Exploding:
+        async def __call__(self) -> None:
+            raise RuntimeError("secret internals: password=hunter2")
+
+    class Broken(Provider):
+        @provide(scope=Scope.APP, override=True)
+        def readiness(self) -> CheckReadiness:
+            return Exploding()  # type: ignore[return-value]
+
+    async with AsyncTestClient(make_app(make_settings(), Broken())) as client:
+        with caplog.at_level(logging.ERROR):
+            response = await client.get("/api/v1/readyz", headers={"X-Request-ID": "boom-1"})
+    body = assert_problem(response, 500, "internal_error")
+    assert "hunter2" not in response.text
+    assert "RuntimeError" not in response.text
+    assert body["detail"] == "An unexpected error occurred."
+    assert "hunter2" in caplog.text  # the operator still sees it, in the log
+
+
+async def test_cors_allows_only_the_configured_origins(make_settings: SettingsFactory) -> None:
+    app = make_app(make_settings(CORS_ALLOW_ORIGINS="https://app.example,https://www.example"))
+    async with AsyncTestClient(app) as client:
+        allowed = await client.options(
+            "/api/v1/users",
+            headers={
+                "Origin": "https://app.example",
+                "Access-Control-Request-Method": "PATCH",
+                "Access-Control-Request-Headers": "content-type,x-csrf-token",
+            },
+        )
+        denied = await client.get("/api/v1/healthz", headers={"Origin": "https://evil.example"})
+        simple = await client.get("/api/v1/healthz", headers={"Origin": "https://www.example"})
+    assert allowed.status_code == 204
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+    assert allowed.headers["access-control-allow-credentials"] == "true"
+    assert "PATCH" in allowed.headers["access-control-allow-methods"]
+    assert "access-control-allow-origin" not in denied.headers
+    assert simple.headers["access-control-allow-origin"] == "https://www.example"
+    assert "X-Request-ID" in simple.headers["access-control-expose-headers"]
+
+
+async def test_metrics_count_requests_by_route_template_and_status(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    await client.get("/api/v1/healthz")
+    await client.get("/api/v1/nowhere/123")
+    text = (await client.get("/metrics")).text
+    assert (
+        'orbsurv_http_requests_total{method="GET",route="/api/v1/healthz",status="200"} 1.0' in text
+    )
+    assert 'route="<unmatched>",status="404"' in text  # raw paths never become labels
+    assert "orbsurv_http_request_duration_seconds_bucket" in text
+
+
+async def test_logs_carry_the_request_id(make_settings: SettingsFactory) -> None:
+    app = make_app(make_settings(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"))
+    lines: list[str] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    handler = Capture()
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("orbsurv")
+    logger.addHandler(handler)
+    try:
+        async with AsyncTestClient(app) as client:
+            await client.get("/api/v1/readyz", headers={"X-Request-ID": "trace-me"})
+        logging.getLogger("orbsurv.test").warning("outside a request")
+    finally:
+        logger.removeHandler(handler)
+    entries = [json.loads(line) for line in lines]
+    inside = [e for e in entries if "cache" in e["message"]]
+    assert inside
+    assert all(e["request_id"] == "trace-me" for e in inside)
+    assert inside[0]["level"] == "warning"
+    assert "exception" in inside[0]
+    assert entries[-1]["message"] == "outside a request"
+    assert "request_id" not in entries[-1]

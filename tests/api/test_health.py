@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from orbsurv import __version__
+from orbsurv.main.app import make_app
+from tests.conftest import SettingsFactory
+from tests.services import free_port
+
+
+async def test_liveness_and_its_alias(client: AsyncTestClient[Litestar]) -> None:
+    for path in ("/api/v1/healthz", "/health"):
+        response = await client.get(path)
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok", "version": __version__}
+
+
+async def test_ready_with_the_embedded_defaults(client: AsyncTestClient[Litestar]) -> None:
+    response = await client.get("/api/v1/readyz")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "cache": "ok", "storage": "ok"},
+    }
+
+
+async def test_not_ready_names_the_failing_dependencies(
+    make_settings: SettingsFactory, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("storage cannot live inside a file")
+    settings = make_settings(
+        UPLOAD_ROOT=str(blocked / "uploads"), REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"
+    )
+    async with AsyncTestClient(make_app(settings)) as client:
+        response = await client.get("/api/v1/readyz")
+        liveness = await client.get("/api/v1/healthz")
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["code"] == "dependency_unavailable"
+    assert body["checks"] == {"database": "ok", "cache": "unavailable", "storage": "unavailable"}
+    assert "cache" in body["detail"]
+    assert "storage" in body["detail"]
+    assert liveness.status_code == 200  # liveness never depends on anything
+
+
+async def test_not_ready_when_the_database_is_gone(make_settings: SettingsFactory) -> None:
+    settings = make_settings(
+        DATABASE_URL=f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/x"
+    )
+    async with AsyncTestClient(make_app(settings)) as client:
+        response = await client.get("/api/v1/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"] == "unavailable"

@@ -1,0 +1,133 @@
+"""The real server process and the command line, as a newcomer would use them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import clean_env, run_cli
+
+
+def test_serves_health_and_docs_with_no_configuration(live_server: str) -> None:
+    assert httpx.get(f"{live_server}/api/v1/healthz").json()["status"] == "ok"
+    assert httpx.get(f"{live_server}/health").status_code == 200
+    ready = httpx.get(f"{live_server}/api/v1/readyz")
+    assert ready.status_code == 200, ready.text
+    assert httpx.get(f"{live_server}/api/v1/docs").status_code == 200
+    assert httpx.get(f"{live_server}/api/v1/openapi.json").json()["openapi"].startswith("3.")
+    assert "orbsurv_http_requests_total" in httpx.get(f"{live_server}/metrics").text
+
+
+def test_the_server_survives_bad_input(live_server: str) -> None:
+    with httpx.Client(base_url=live_server) as client:
+        assert (
+            client.post(
+                "/api/v1/users", content=b"\xff\xfe{", headers={"Content-Type": "application/json"}
+            ).status_code
+            == 400
+        )
+        assert (
+            client.post(
+                "/api/v1/users",
+                content=b"x" * (3 * 1024 * 1024),
+                headers={"Content-Type": "application/json"},
+            ).status_code
+            == 413
+        )
+        assert client.get("/api/v1/" + "a" * 5000).status_code == 404
+        assert client.get("/api/v1/healthz").status_code == 200
+
+
+def test_development_start_migrates_and_keeps_secrets(live_server: str) -> None:
+    # The fixture's working directory holds ./var with the database and the generated secrets.
+    response = httpx.post(
+        f"{live_server}/api/v1/users",
+        json={"email": "e2e@example.com", "password": "correct horse battery"},
+    )
+    assert response.status_code in {201, 409}
+
+
+def test_help_documents_every_command(tmp_path: Path) -> None:
+    result = run_cli("--help", cwd=tmp_path, env=clean_env())
+    assert result.returncode == 0
+    for command in ("serve", "migrate", "create-user", "openapi", "check", "worker"):
+        assert command in result.stdout
+    serve = run_cli("serve", "--help", cwd=tmp_path, env=clean_env())
+    for flag in ("--host", "--port", "--workers", "--reload"):
+        assert flag in serve.stdout
+
+
+def test_openapi_command_prints_the_schema(tmp_path: Path) -> None:
+    result = run_cli("openapi", cwd=tmp_path, env=clean_env(ENV="test"))
+    assert result.returncode == 0, result.stderr
+    assert '"/api/v1/healthz"' in result.stdout
+
+
+def test_bad_configuration_names_the_variable(tmp_path: Path) -> None:
+    result = run_cli("check", cwd=tmp_path, env=clean_env(ACCESS_TOKEN_EXPIRE_MINUTES="later"))
+    assert result.returncode == 2
+    assert "ACCESS_TOKEN_EXPIRE_MINUTES" in result.stderr
+    production = run_cli("check", cwd=tmp_path, env=clean_env(ENV="production"))
+    assert production.returncode == 2
+    assert "JWT_SECRET_KEY" in production.stderr
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def cli_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path}/cli.db"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+def test_migrate_create_user_and_check(cli_database: str, tmp_path: Path) -> None:
+    env = clean_env(ENV="test", DATABASE_URL=cli_database, UPLOAD_ROOT=str(tmp_path / "up"))
+    assert run_cli("migrate", cwd=tmp_path, env=env).returncode == 0
+    email = f"cli-{tmp_path.name[-8:]}@example.com".lower()
+    created = run_cli(
+        "create-user",
+        "--email",
+        email,
+        "--password",
+        "correct horse battery",
+        "--role",
+        "admin",
+        "--name",
+        "Ops",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert created.returncode == 0, created.stderr
+    assert f"created admin {email}" in created.stdout
+    again = run_cli(
+        "create-user",
+        "--email",
+        email.upper(),
+        cwd=tmp_path,
+        env=env,
+        stdin="another horse battery\n",
+    )
+    assert again.returncode == 1
+    assert "already exists" in again.stderr
+    weak = run_cli("create-user", "--email", "w" + email, cwd=tmp_path, env=env, stdin="password\n")
+    assert weak.returncode == 1
+    assert "too common" in weak.stderr
+    check = run_cli("check", cwd=tmp_path, env=env)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "database: ok" in check.stdout
+    assert "storage: ok" in check.stdout
+
+
+def test_check_fails_when_a_dependency_is_down(tmp_path: Path) -> None:
+    from tests.services import free_port
+
+    env = clean_env(
+        ENV="test",
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/c.db",
+        REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+    )
+    check = run_cli("check", cwd=tmp_path, env=env)
+    assert check.returncode == 1
+    assert "cache: unavailable" in check.stdout
