@@ -131,3 +131,25 @@ def test_check_fails_when_a_dependency_is_down(tmp_path: Path) -> None:
     check = run_cli("check", cwd=tmp_path, env=env)
     assert check.returncode == 1
     assert "cache: unavailable" in check.stdout
+
+
+def test_worker_runs_until_told_to_stop(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import time
+
+    from tests.e2e.conftest import CLI
+
+    env = clean_env(ENV="test", DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/w.db")
+    worker = subprocess.Popen(
+        [*CLI, "worker"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
+    )
+    assert worker.stderr is not None
+    deadline = time.monotonic() + 30
+    started = ""
+    while "worker started" not in started and time.monotonic() < deadline:
+        started += worker.stderr.readline()
+    assert "worker started" in started
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=20) == 0
+    assert "worker stopped" in worker.stderr.read()
