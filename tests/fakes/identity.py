@@ -59,6 +59,8 @@ class FakeUserRepository:
 class FakePasswordHasher:
     """Reversible on purpose: unit tests need speed, not secrecy."""
 
+    dummy_hash = "plain$\x00"
+
     async def hash(self, password: str) -> str:
         return f"plain${password}"
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from orbsurv.domain.audit import AuditEvent, SecurityAlert
+
 
 class Clock(Protocol):
     def now(self) -> datetime:
@@ -76,4 +78,16 @@ class OutgoingEmail:
 class Mailer(Protocol):
     async def send(self, message: OutgoingEmail) -> None:
         """Deliver one message or raise ``MailDeliveryFailed``."""
+        ...
+
+
+class AuditLog(Protocol):
+    async def record(self, event: AuditEvent) -> None:
+        """Append one event, in the caller's transaction."""
+        ...
+
+
+class AlertSink(Protocol):
+    async def raise_alert(self, alert: SecurityAlert) -> None:
+        """Store one alert, in the caller's transaction."""
         ...

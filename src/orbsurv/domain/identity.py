@@ -18,6 +18,20 @@ EMAIL_MAX_LENGTH = 254
 NAME_MAX_LENGTH = 255
 
 
+class Permission(enum.Enum):
+    USE_PORTAL = "use_portal"
+    READ_CONSOLE = "read_console"
+    MANAGE_CONTENT = "manage_content"
+    ADMINISTER = "administer"  # the console's write routes marked "dev"
+
+
+class Scope(enum.Enum):
+    """What a session was opened for. ``dev`` needs the dev role and a second factor."""
+
+    USER = "user"
+    DEV = "dev"
+
+
 class Role(enum.Enum):
     """Roles, ordered: ``user < admin < dev``."""
 
@@ -32,8 +46,23 @@ class Role(enum.Enum):
     def at_least(self, other: Role) -> bool:
         return self.rank >= other.rank
 
+    def allows(self, permission: Permission, scope: Scope = Scope.USER) -> bool:
+        """The permission matrix. A ``dev`` holds its console powers only in a ``dev`` scope."""
+        if permission is Permission.ADMINISTER:
+            return self is Role.DEV and scope is Scope.DEV
+        return permission in _GRANTS[self]
+
 
 _ROLE_RANK = {Role.USER: 0, Role.ADMIN: 1, Role.DEV: 2}
+_GRANTS = {
+    Role.USER: frozenset({Permission.USE_PORTAL}),
+    Role.ADMIN: frozenset(
+        {Permission.USE_PORTAL, Permission.READ_CONSOLE, Permission.MANAGE_CONTENT}
+    ),
+    Role.DEV: frozenset(
+        {Permission.USE_PORTAL, Permission.READ_CONSOLE, Permission.MANAGE_CONTENT}
+    ),
+}
 
 
 def new_id() -> str:
@@ -76,3 +105,52 @@ class User:
     username: str | None = None
     is_active: bool = True
     email_verified: bool = False
+    otp_secret: str | None = None
+    otp_enabled: bool = False
+    otp_last_step: int | None = None
+    last_login_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class Session:
+    """A refresh-token family: one sign-in on one device, until it expires or is revoked."""
+
+    id: str
+    user_id: str
+    scope: Scope
+    amr: tuple[str, ...]
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+    ip: str | None = None
+    user_agent: str | None = None
+    revoked_at: datetime | None = None
+
+    def is_live(self, now: datetime) -> bool:
+        return self.revoked_at is None and now < self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, as proven by a verified access token."""
+
+    user_id: str
+    role: Role
+    scope: Scope
+    session_id: str
+    amr: tuple[str, ...] = ()
+
+    def can(self, permission: Permission) -> bool:
+        return self.role.allows(permission, self.scope)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    subject: str
+    session_id: str
+    role: Role
+    scope: Scope
+    amr: tuple[str, ...]
+    issued_at: datetime
+    expires_at: datetime
+    token_id: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import msgspec
@@ -9,22 +10,32 @@ from dishka import AsyncContainer, Provider, make_async_container
 from litestar import Litestar, Request, Response, Router, get
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecurityScheme
 
 from orbsurv import __version__
+from orbsurv.adapters.http.auth import CookiePolicy, current_principal
+from orbsurv.adapters.http.client import ClientAddress
 from orbsurv.adapters.http.context import RequestContextMiddleware
 from orbsurv.adapters.http.di import CONTAINER_STATE_KEY
 from orbsurv.adapters.http.health import health_alias, healthz, readyz
-from orbsurv.adapters.http.identity import create_user
+from orbsurv.adapters.http.identity import ROUTES as IDENTITY_ROUTES
+from orbsurv.adapters.http.identity import document_login
 from orbsurv.adapters.http.media import enforce_body_media_type
 from orbsurv.adapters.http.metrics import HttpMetrics
+from orbsurv.adapters.http.pagination import provide_page_request
 from orbsurv.adapters.http.problems import document_problems, exception_handlers
+from orbsurv.application.identity.authenticate import Authenticate
+from orbsurv.application.identity.ports import TokenDenylist
+from orbsurv.application.identity.seed import SeedSuperuser, SuperuserSeed
+from orbsurv.domain.identity import Role
 from orbsurv.main.ioc import providers_for
 from orbsurv.main.settings import Settings
 
 API_PREFIX = "/api/v1"
+logger = logging.getLogger(__name__)
 CORS_METHODS: list[Any] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 CORS_HEADERS = [
     "Authorization",
@@ -70,10 +81,17 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
     container = build_container(settings, *extra_providers)
     metrics = HttpMetrics()
 
+    async def start(app: Litestar) -> None:
+        # Warm the hot path: the authenticator and the denylist mirror (it starts syncing now).
+        app.state.authenticate = await container.get(Authenticate)
+        await container.get(TokenDenylist)
+        if settings.superuser_email and settings.superuser_password:
+            await seed_superuser(container, settings)
+
     async def close_container() -> None:
         await container.close()
 
-    api = Router(API_PREFIX, route_handlers=[healthz, readyz, create_user])
+    api = Router(API_PREFIX, route_handlers=[healthz, readyz, *IDENTITY_ROUTES])
     app = Litestar(
         route_handlers=[api, health_alias, metrics_endpoint, openapi_document],
         exception_handlers=exception_handlers,
@@ -102,17 +120,62 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
             render_plugins=[SwaggerRenderPlugin(path="/")],
             components=Components(
                 security_schemes={
-                    "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+                    "BearerToken": SecurityScheme(
+                        type="http", scheme="bearer", bearer_format="JWT"
+                    ),
+                    "OAuth2Password": SecurityScheme(
+                        type="oauth2",
+                        description="Swagger's Authorize button: sign in with the form login.",
+                        flows=OAuthFlows(
+                            password=OAuthFlow(
+                                token_url=f"{API_PREFIX}/auth/login",
+                                scopes={"user": "a user session", "dev": "a dev session (otp)"},
+                            )
+                        ),
+                    ),
                 }
             ),
         ),
         request_max_body_size=settings.max_json_body_bytes,
-        state=State({CONTAINER_STATE_KEY: container, "metrics": metrics, "settings": settings}),
+        dependencies={
+            "principal": Provide(current_principal),
+            "paging": Provide(provide_page_request, sync_to_thread=False),
+        },
+        state=State(
+            {
+                CONTAINER_STATE_KEY: container,
+                "metrics": metrics,
+                "settings": settings,
+                "cookie_policy": CookiePolicy(
+                    secure=settings.is_production,
+                    access_max_age=settings.access_token_expire_minutes * 60,
+                    refresh_max_age=settings.refresh_token_expire_minutes * 60,
+                ),
+                "client_address": ClientAddress(settings.trusted_proxies),
+            }
+        ),
+        on_startup=[start],
         on_shutdown=[close_container],
         logging_config=None,
         debug=False,
     )
     document_problems(app.openapi_schema)
+    document_login(app.openapi_schema)
     app.state.openapi_document = msgspec.json.encode(app.openapi_schema.to_schema())
     app.asgi_handler = RequestContextMiddleware(app.asgi_handler, metrics)
     return app
+
+
+async def seed_superuser(container: AsyncContainer, settings: Settings) -> None:
+    assert settings.superuser_email
+    assert settings.superuser_password
+    seed = SuperuserSeed(
+        email=settings.superuser_email,
+        password=settings.superuser_password,
+        role=Role(settings.superuser_role),
+    )
+    try:
+        async with container() as request:
+            await (await request.get(SeedSuperuser))(seed)
+    except Exception:
+        logger.exception("could not seed the superuser (is the database migrated?)")

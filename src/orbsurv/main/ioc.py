@@ -14,19 +14,45 @@ from dishka import Provider, Scope, alias, from_context, provide
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from orbsurv.adapters.cache.denylist import RedisTokenDenylist
+from orbsurv.adapters.cache.limiter import FallbackRateLimiter, RedisRateLimiter
+from orbsurv.adapters.cache.memory import MemoryRateLimiter, MemoryTokenDenylist
 from orbsurv.adapters.cache.redis import CacheProbe, MemoryCacheProbe, RedisProbe, make_redis
 from orbsurv.adapters.clock import SystemClock
 from orbsurv.adapters.mail.console import ConsoleMailer
 from orbsurv.adapters.mail.smtp import MailProbe, SmtpMailer, SmtpProbe
+from orbsurv.adapters.persistence.audit import SqlAlertSink, SqlAuditLog
 from orbsurv.adapters.persistence.database import DatabaseProbe, make_engine
+from orbsurv.adapters.persistence.sessions import SqlSessionRepository, SqlSessionStatus
 from orbsurv.adapters.persistence.unit_of_work import SqlUnitOfWork
 from orbsurv.adapters.persistence.users import SqlUserRepository
+from orbsurv.adapters.security.otp import TotpVerifier
 from orbsurv.adapters.security.passwords import Argon2PasswordHasher
+from orbsurv.adapters.security.tokens import JwtTokenCodec
 from orbsurv.adapters.storage.local import LocalObjectStorage, LocalStorageProbe, StorageProbe
 from orbsurv.adapters.storage.s3 import S3ObjectStorage, S3StorageProbe, make_s3_client
+from orbsurv.application.identity.authenticate import Authenticate
 from orbsurv.application.identity.create_user import CreateUser
-from orbsurv.application.identity.ports import PasswordHasher, UserRepository
-from orbsurv.application.ports import Clock, Mailer, ObjectStorage, UnitOfWork
+from orbsurv.application.identity.login import LogIn
+from orbsurv.application.identity.logout import ListSessions, LogOut, RevokeSession
+from orbsurv.application.identity.otp import ManageOtp
+from orbsurv.application.identity.policy import IdentityPolicy
+from orbsurv.application.identity.ports import (
+    OtpVerifier,
+    PasswordHasher,
+    RateLimiter,
+    SessionRepository,
+    SessionStatus,
+    TokenCodec,
+    TokenDenylist,
+    UserRepository,
+)
+from orbsurv.application.identity.profile import GetProfile
+from orbsurv.application.identity.refresh import RotateRefreshToken
+from orbsurv.application.identity.register import RegisterUser
+from orbsurv.application.identity.seed import SeedSuperuser
+from orbsurv.application.identity.sessions import SessionIssuer
+from orbsurv.application.ports import AlertSink, AuditLog, Clock, Mailer, ObjectStorage, UnitOfWork
 from orbsurv.application.system.readiness import CheckReadiness
 from orbsurv.main.settings import Settings
 
@@ -63,13 +89,58 @@ class CoreProvider(Provider):
 
     unit_of_work = provide(SqlUnitOfWork, scope=Scope.REQUEST, provides=UnitOfWork)
     users = provide(SqlUserRepository, scope=Scope.REQUEST, provides=UserRepository)
+    audit_log = provide(SqlAuditLog, scope=Scope.REQUEST, provides=AuditLog)
+    alert_sink = provide(SqlAlertSink, scope=Scope.REQUEST, provides=AlertSink)
     create_user = provide(CreateUser, scope=Scope.REQUEST)
+
+
+class IdentityProvider(Provider):
+    @provide(scope=Scope.APP)
+    def policy(self, settings: Settings) -> IdentityPolicy:
+        return IdentityPolicy(
+            refresh_ttl_seconds=settings.refresh_token_expire_minutes * 60,
+            refresh_reuse_grace_seconds=settings.refresh_reuse_grace_seconds,
+            require_verified_email=settings.auth_require_verified_email,
+            dev_master_otp=settings.dev_master_otp if settings.env == "development" else None,
+        )
+
+    @provide(scope=Scope.APP)
+    def token_codec(self, settings: Settings) -> TokenCodec:
+        return JwtTokenCodec(settings.jwt_secret_key, settings.access_token_expire_minutes * 60)
+
+    otp = provide(TotpVerifier, scope=Scope.APP, provides=OtpVerifier)
+
+    @provide(scope=Scope.APP)
+    def session_status(self, engine: AsyncEngine) -> SessionStatus:
+        return SqlSessionStatus(engine)
+
+    authenticate = provide(Authenticate, scope=Scope.APP)
+
+    sessions = provide(SqlSessionRepository, scope=Scope.REQUEST, provides=SessionRepository)
+    issuer = provide(SessionIssuer, scope=Scope.REQUEST)
+    register = provide(RegisterUser, scope=Scope.REQUEST)
+    login = provide(LogIn, scope=Scope.REQUEST)
+    refresh = provide(RotateRefreshToken, scope=Scope.REQUEST)
+    logout = provide(LogOut, scope=Scope.REQUEST)
+    list_sessions = provide(ListSessions, scope=Scope.REQUEST)
+    revoke_session = provide(RevokeSession, scope=Scope.REQUEST)
+    profile = provide(GetProfile, scope=Scope.REQUEST)
+    manage_otp = provide(ManageOtp, scope=Scope.REQUEST)
+    seed_superuser = provide(SeedSuperuser, scope=Scope.REQUEST)
 
 
 class MemoryCacheProvider(Provider):
     @provide(scope=Scope.APP)
     def probe(self) -> CacheProbe:
         return MemoryCacheProbe()
+
+    @provide(scope=Scope.APP)
+    def denylist(self) -> TokenDenylist:
+        return MemoryTokenDenylist()
+
+    @provide(scope=Scope.APP)
+    def limiter(self) -> RateLimiter:
+        return MemoryRateLimiter()
 
 
 class RedisCacheProvider(Provider):
@@ -83,6 +154,17 @@ class RedisCacheProvider(Provider):
     @provide(scope=Scope.APP)
     def probe(self, redis: Redis) -> CacheProbe:
         return RedisProbe(redis)
+
+    @provide(scope=Scope.APP)
+    async def denylist(self, redis: Redis) -> AsyncIterator[TokenDenylist]:
+        denylist = RedisTokenDenylist(redis)
+        await denylist.start()
+        yield denylist
+        await denylist.stop()
+
+    @provide(scope=Scope.APP)
+    def limiter(self, redis: Redis) -> RateLimiter:
+        return FallbackRateLimiter(RedisRateLimiter(redis))
 
 
 class LocalStorageProvider(Provider):
@@ -148,6 +230,7 @@ def providers_for(settings: Settings) -> list[Provider]:
     """Pick one adapter per swappable port from the settings."""
     return [
         CoreProvider(),
+        IdentityProvider(),
         RedisCacheProvider() if settings.redis_url else MemoryCacheProvider(),
         S3StorageProvider() if settings.storage_backend == "s3" else LocalStorageProvider(),
         SmtpMailProvider() if settings.smtp_host else ConsoleMailProvider(),

@@ -25,6 +25,9 @@ from urllib.parse import urlsplit
 import msgspec
 from dotenv import dotenv_values
 
+from orbsurv.domain.errors import FieldInvalid
+from orbsurv.domain.identity import check_password_policy
+
 Environment = Literal["development", "production", "test"]
 SECRET_NAMES = ("JWT_SECRET_KEY", "EMAIL_VERIFY_SECRET", "PASSWORD_RESET_SECRET")
 MIN_SECRET_LENGTH = 32
@@ -235,6 +238,16 @@ def _check_proxies(proxies: tuple[str, ...]) -> None:
             ) from None
 
 
+def _check_superuser(settings: Settings) -> None:
+    if bool(settings.superuser_email) != bool(settings.superuser_password):
+        raise SettingsError("SUPERUSER_EMAIL: set it together with SUPERUSER_PASSWORD")
+    if settings.superuser_password:
+        try:
+            check_password_policy(settings.superuser_password, field="SUPERUSER_PASSWORD")
+        except FieldInvalid as exc:
+            raise SettingsError(f"SUPERUSER_PASSWORD: {exc.message}") from None
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, *, env_file: str | Path | None = ".env"
 ) -> Settings:
@@ -246,6 +259,7 @@ def load_settings(
     _check_proxies(settings.trusted_proxies)
     if settings.storage_backend == "s3" and not settings.s3_bucket:
         raise SettingsError("S3_BUCKET: required when STORAGE_BACKEND=s3")
+    _check_superuser(settings)
 
     updates: dict[str, Any] = {
         "CORS_ALLOW_ORIGINS": [origin.rstrip("/") for origin in settings.cors_allow_origins]

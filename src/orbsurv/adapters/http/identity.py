@@ -1,17 +1,52 @@
-"""Identity routes."""
+"""Identity routes: registration, login, refresh, logout, sessions, profile, TOTP."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Annotated, Any
+
 import msgspec
 from dishka import FromDishka
-from litestar import post
+from litestar import Request, Response, delete, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import ValidationException
+from litestar.openapi.spec import (
+    OpenAPI,
+    OpenAPIMediaType,
+    OpenAPIType,
+    RequestBody,
+    Schema,
+)
 from litestar.params import JSONBody
 
+from orbsurv.adapters.http.auth import (
+    SECURITY,
+    access_token,
+    check_csrf,
+    cookies_of,
+    requires,
+    with_session_cookies,
+)
+from orbsurv.adapters.http.bodies import decode_body
+from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import inject
 from orbsurv.adapters.http.schemas import Email, Name, Password, Username, UserOut, blank_to_none
 from orbsurv.adapters.validation import checked_email
-from orbsurv.application.identity.create_user import CreateUser, CreateUserCommand
-from orbsurv.domain.identity import Role
+from orbsurv.application.identity.create_user import CreateUserCommand
+from orbsurv.application.identity.login import LogIn, LoginCommand
+from orbsurv.application.identity.logout import ListSessions, LogOut, LogoutCommand, RevokeSession
+from orbsurv.application.identity.otp import ManageOtp
+from orbsurv.application.identity.policy import IdentityPolicy
+from orbsurv.application.identity.profile import GetProfile
+from orbsurv.application.identity.refresh import RefreshCommand, RotateRefreshToken
+from orbsurv.application.identity.register import RegisterCommand, RegisterUser
+from orbsurv.application.identity.sessions import IssuedTokens
+from orbsurv.domain.errors import DomainError, Unauthenticated
+from orbsurv.domain.identity import Permission, Principal, Role, Scope
+from orbsurv.domain.pagination import PageRequest
+
+Otp = Annotated[str, msgspec.Meta(max_length=16)]
+Token = Annotated[str, msgspec.Meta(max_length=512)]
 
 
 class RegistrationRequest(msgspec.Struct, kw_only=True):
@@ -26,7 +61,95 @@ class UserCreated(msgspec.Struct, frozen=True):
     user: UserOut
 
 
-def registration_command(data: RegistrationRequest) -> CreateUserCommand:
+class TokenPair(msgspec.Struct, frozen=True):
+    access_token: str
+    refresh_token: str
+    token_type: str
+    expires_in: int
+    role: str
+    user: UserOut
+
+    @classmethod
+    def of(cls, tokens: IssuedTokens) -> TokenPair:
+        return cls(
+            access_token=tokens.access_token,
+            refresh_token=tokens.refresh_token,
+            token_type="bearer",  # noqa: S106 - the OAuth2 token type, not a secret
+            expires_in=tokens.expires_in,
+            role=tokens.user.role.value,
+            user=UserOut.of(tokens.user),
+        )
+
+
+class Accepted(msgspec.Struct, frozen=True):
+    status: str
+    message: str
+
+
+class LoginRequest(msgspec.Struct, kw_only=True):
+    password: Password
+    email: Annotated[str, msgspec.Meta(max_length=320)] | None = None
+    username: Annotated[str, msgspec.Meta(max_length=320)] | None = None
+    scope: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    otp: Otp | None = None
+    grant_type: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+
+
+class RefreshRequest(msgspec.Struct, kw_only=True):
+    refresh_token: Token | None = None
+
+
+class LogoutRequest(msgspec.Struct, kw_only=True):
+    everywhere: bool = False
+    refresh_token: Token | None = None
+
+
+class SessionOut(msgspec.Struct, frozen=True):
+    id: str
+    scope: str
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+    ip: str | None
+    user_agent: str | None
+    current: bool
+
+
+class SessionPage(msgspec.Struct, frozen=True):
+    items: list[SessionOut]
+    total: int
+    page: int
+    page_size: int
+    pages: int
+
+
+class PasswordConfirmation(msgspec.Struct, kw_only=True):
+    password: Password
+
+
+class OtpCode(msgspec.Struct, kw_only=True):
+    otp: Otp
+
+
+class OtpDisable(msgspec.Struct, kw_only=True):
+    password: Password
+    otp: Otp | None = None
+
+
+class OtpSetup(msgspec.Struct, frozen=True):
+    secret: str
+    otpauth_uri: str
+
+
+class OtpState(msgspec.Struct, frozen=True):
+    otp_enabled: bool
+
+
+def _field_error(field: str, message: str) -> ValidationException:
+    return ValidationException(extra=[{"key": field, "message": message}])
+
+
+def _account(data: RegistrationRequest) -> CreateUserCommand:
     """Any ``role`` field is ignored: a new account is always a ``user``."""
     return CreateUserCommand(
         email=checked_email(data.email),
@@ -38,6 +161,56 @@ def registration_command(data: RegistrationRequest) -> CreateUserCommand:
     )
 
 
+def _scope(raw: str | None) -> Scope:
+    """OAuth2 scopes are space-separated; ``""`` counts as absent."""
+    words = (raw or "").split()
+    if not words or words == ["user"]:
+        return Scope.USER
+    if "dev" in words and set(words) <= {"dev", "user"}:
+        return Scope.DEV
+    raise _field_error("scope", "must be 'user' or 'dev'")
+
+
+def _tokens_response(
+    request: Request[Any, Any, Any], tokens: IssuedTokens, status: int
+) -> Response[Any]:
+    return with_session_cookies(Response(TokenPair.of(tokens), status_code=status), request, tokens)
+
+
+@post(
+    "/auth/register",
+    tags=["identity"],
+    summary="Create an account and sign in",
+    description=(
+        "201 with a token pair and session cookies. With AUTH_REQUIRE_VERIFIED_EMAIL=true: 202 "
+        "without tokens, the same answer whether or not the address was new. Otherwise an address "
+        "already registered is 409 `email_taken`. A `role` field is ignored."
+    ),
+    status_code=201,
+    responses={},
+)
+@inject
+async def register(
+    request: Request[Any, Any, Any],
+    data: JSONBody[RegistrationRequest],
+    use_case: FromDishka[RegisterUser],
+    policy: FromDishka[IdentityPolicy],
+) -> Response[Any]:
+    account = _account(data)
+    context = request_context(request)
+    if policy.require_verified_email:
+        try:
+            await use_case(RegisterCommand(account=account, context=context, sign_in=False))
+        except DomainError as exc:
+            if exc.code != "email_taken":
+                raise
+        message = "If the address can be used, a verification link is on its way."
+        return Response(Accepted(status="accepted", message=message), status_code=202)
+    registration = await use_case(RegisterCommand(account=account, context=context))
+    assert registration.tokens is not None
+    return _tokens_response(request, registration.tokens, 201)
+
+
 @post(
     "/users",
     status_code=201,
@@ -47,7 +220,290 @@ def registration_command(data: RegistrationRequest) -> CreateUserCommand:
 )
 @inject
 async def create_user(
-    data: JSONBody[RegistrationRequest], use_case: FromDishka[CreateUser]
+    request: Request[Any, Any, Any],
+    data: JSONBody[RegistrationRequest],
+    use_case: FromDishka[RegisterUser],
 ) -> UserCreated:
-    user = await use_case(registration_command(data))
-    return UserCreated(user=UserOut.of(user))
+    registration = await use_case(
+        RegisterCommand(account=_account(data), context=request_context(request), sign_in=False)
+    )
+    return UserCreated(user=UserOut.of(registration.user))
+
+
+@post(
+    "/auth/login",
+    tags=["identity"],
+    summary="Sign in (JSON or the OAuth2 password form)",
+    description=(
+        "JSON `{email or username, password, scope?, otp?}` or form-encoded OAuth2 password "
+        "flow (`username`, `password`, `scope`, `otp`). 401 `invalid_credentials` (the same for "
+        "unknown accounts), 429 `too_many_attempts` with Retry-After, 403 `dev_role_required`, "
+        "401 `invalid_otp`, 403 `email_not_verified`."
+    ),
+    status_code=200,
+)
+@inject
+async def login(request: Request[Any, Any, Any], use_case: FromDishka[LogIn]) -> Response[Any]:
+    data = await decode_body(request, LoginRequest)
+    assert data is not None
+    identifier = blank_to_none(data.email) or blank_to_none(data.username)
+    if identifier is None:
+        raise _field_error("email", "is required (or give a username)")
+    tokens = await use_case(
+        LoginCommand(
+            identifier=identifier,
+            password=data.password,
+            context=request_context(request),
+            scope=_scope(data.scope),
+            otp=blank_to_none(data.otp),
+        )
+    )
+    return _tokens_response(request, tokens, 200)
+
+
+@post(
+    "/auth/refresh",
+    tags=["identity"],
+    summary="Rotate the refresh token",
+    description=(
+        "The token from `{refresh_token}` or the refresh cookie (then X-CSRF-Token). Single use: "
+        "the immediate parent presented again within the grace window returns the same child; "
+        "any other reuse is 401 `refresh_token_reused` and ends the session."
+    ),
+    status_code=200,
+)
+@inject
+async def refresh(
+    request: Request[Any, Any, Any], use_case: FromDishka[RotateRefreshToken]
+) -> Response[Any]:
+    data = await decode_body(request, RefreshRequest, optional=True)
+    token = blank_to_none(data.refresh_token) if data else None
+    if token is None:
+        token = request.cookies.get(cookies_of(request).refresh)
+        if token:
+            check_csrf(request)
+    if not token:
+        raise Unauthenticated("Send a refresh token.", code="invalid_refresh_token")
+    tokens = await use_case(RefreshCommand(refresh_token=token, context=request_context(request)))
+    return _tokens_response(request, tokens, 200)
+
+
+@post(
+    "/auth/logout",
+    tags=["identity"],
+    summary="End this session (or every session)",
+    description=(
+        "Works with an access token, a refresh token (body or cookie) or the cookies. "
+        "`{everywhere: true}` ends every session of the user. Clears the cookies."
+    ),
+    status_code=204,
+)
+@inject
+async def logout(request: Request[Any, Any, Any], use_case: FromDishka[LogOut]) -> Response[None]:
+    data = await decode_body(request, LogoutRequest, optional=True) or LogoutRequest()
+    principal: Principal | None = None
+    refresh_token = blank_to_none(data.refresh_token) or request.cookies.get(
+        cookies_of(request).refresh
+    )
+    token = access_token(request)
+    if token is not None:
+        try:
+            principal = await request.app.state.authenticate(token)
+        except Unauthenticated:
+            if not refresh_token:
+                raise
+    await use_case(
+        LogoutCommand(
+            context=request_context(request),
+            principal=principal,
+            refresh_token=refresh_token,
+            everywhere=data.everywhere,
+        )
+    )
+    response: Response[None] = Response(None, status_code=204)
+    response.cookies.extend(cookies_of(request).clear())
+    return response
+
+
+@get("/auth/sessions", tags=["identity"], summary="Your live sessions", security=SECURITY)
+@inject
+async def list_sessions(
+    principal: NamedDependency[Principal],
+    paging: NamedDependency[PageRequest],
+    use_case: FromDishka[ListSessions],
+) -> SessionPage:
+    sessions = await use_case(principal)
+    chosen = sessions[paging.offset : paging.offset + paging.page_size]
+    total = len(sessions)
+    return SessionPage(
+        items=[
+            SessionOut(
+                id=s.id,
+                scope=s.scope.value,
+                created_at=s.created_at,
+                last_used_at=s.last_used_at,
+                expires_at=s.expires_at,
+                ip=s.ip,
+                user_agent=s.user_agent,
+                current=s.id == principal.session_id,
+            )
+            for s in chosen
+        ],
+        total=total,
+        page=paging.page,
+        page_size=paging.page_size,
+        pages=-(-total // paging.page_size),
+    )
+
+
+@delete(
+    "/auth/sessions/{session_id:str}",
+    tags=["identity"],
+    summary="End one of your sessions",
+    status_code=204,
+    security=SECURITY,
+)
+@inject
+async def revoke_session(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    session_id: Annotated[str, msgspec.Meta(max_length=64)],
+    use_case: FromDishka[RevokeSession],
+) -> None:
+    await use_case(principal, session_id, request_context(request))
+
+
+async def _me(principal: Principal, use_case: GetProfile) -> UserOut:
+    return UserOut.of(await use_case(principal))
+
+
+@get("/users/me", tags=["identity"], summary="Your profile", security=SECURITY)
+@inject
+async def users_me(
+    principal: NamedDependency[Principal], use_case: FromDishka[GetProfile]
+) -> UserOut:
+    return await _me(principal, use_case)
+
+
+@get("/auth/me", tags=["identity"], summary="Your profile (alias of /users/me)", security=SECURITY)
+@inject
+async def auth_me(
+    principal: NamedDependency[Principal], use_case: FromDishka[GetProfile]
+) -> UserOut:
+    return await _me(principal, use_case)
+
+
+@post(
+    "/auth/otp/setup",
+    tags=["identity"],
+    summary="Start two-factor sign-in: a new TOTP secret",
+    status_code=200,
+    security=SECURITY,
+)
+@inject
+async def otp_setup(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    data: JSONBody[PasswordConfirmation],
+    use_case: FromDishka[ManageOtp],
+) -> OtpSetup:
+    enrollment = await use_case.set_up(principal, data.password, request_context(request))
+    return OtpSetup(secret=enrollment.secret, otpauth_uri=enrollment.otpauth_uri)
+
+
+@post(
+    "/auth/otp/confirm",
+    tags=["identity"],
+    summary="Turn two-factor sign-in on with a code from the app",
+    status_code=200,
+    security=SECURITY,
+)
+@inject
+async def otp_confirm(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    data: JSONBody[OtpCode],
+    use_case: FromDishka[ManageOtp],
+) -> OtpState:
+    await use_case.confirm(principal, data.otp, request_context(request))
+    return OtpState(otp_enabled=True)
+
+
+@delete(
+    "/auth/otp",
+    tags=["identity"],
+    summary="Turn two-factor sign-in off (password and a current code)",
+    status_code=200,
+    security=SECURITY,
+)
+@inject
+async def otp_disable(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    data: JSONBody[OtpDisable],
+    use_case: FromDishka[ManageOtp],
+) -> OtpState:
+    await use_case.disable(
+        principal, data.password, blank_to_none(data.otp), request_context(request)
+    )
+    return OtpState(otp_enabled=False)
+
+
+class Pong(msgspec.Struct, frozen=True):
+    status: str
+    user_id: str
+    scope: str
+
+
+@get(
+    "/admin/ping",
+    tags=["console"],
+    summary="Console check: needs a dev session opened with a one-time code",
+    security=SECURITY,
+    dependencies={"operator": Provide(requires(Permission.ADMINISTER))},
+)
+async def admin_ping(operator: NamedDependency[Principal]) -> Pong:
+    return Pong(status="ok", user_id=operator.user_id, scope=operator.scope.value)
+
+
+def document_login(openapi: OpenAPI) -> None:
+    """The login route decodes JSON or a form itself; describe both bodies in the schema."""
+    text = Schema(type=OpenAPIType.STRING)
+    schema = Schema(
+        type=OpenAPIType.OBJECT,
+        properties={
+            "email": Schema(type=OpenAPIType.STRING, max_length=320),
+            "username": Schema(type=OpenAPIType.STRING, max_length=320),
+            "password": Schema(type=OpenAPIType.STRING, max_length=4096),
+            "scope": Schema(type=OpenAPIType.STRING, max_length=64, description="'user' or 'dev'"),
+            "otp": Schema(type=OpenAPIType.STRING, max_length=16),
+            "grant_type": text,
+        },
+        required=["password"],
+    )
+    path = (openapi.paths or {}).get("/api/v1/auth/login")
+    if path is not None and path.post is not None:
+        path.post.request_body = RequestBody(
+            required=True,
+            content={
+                "application/json": OpenAPIMediaType(schema=schema),
+                "application/x-www-form-urlencoded": OpenAPIMediaType(schema=schema),
+            },
+        )
+
+
+ROUTES = [
+    register,
+    create_user,
+    login,
+    refresh,
+    logout,
+    list_sessions,
+    revoke_session,
+    users_me,
+    auth_me,
+    otp_setup,
+    otp_confirm,
+    otp_disable,
+    admin_ping,
+]

@@ -58,7 +58,7 @@ class UserOut(msgspec.Struct, frozen=True):
             organization=user.organization,
             role=user.role.value,
             email_verified=user.email_verified,
-            otp_enabled=False,
+            otp_enabled=user.otp_enabled,
             created_at=user.created_at,
             updated_at=user.updated_at,
         )

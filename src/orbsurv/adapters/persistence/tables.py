@@ -52,7 +52,82 @@ users = sa.Table(
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("is_active", sa.Boolean(), nullable=False),
     sa.Column("email_verified", sa.Boolean(), nullable=False),
+    sa.Column("otp_secret", sa.String(64), nullable=True),
+    sa.Column("otp_enabled", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("otp_last_step", sa.BigInteger(), nullable=True),
+    sa.Column("last_login_at", UtcDateTime(), nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.Index("ix_users_created_at_id", "created_at", "id"),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column(
+        "user_id", sa.String(36), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("scope", sa.String(8), nullable=False),
+    sa.Column("amr", sa.String(64), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("last_used_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),
+    sa.Column("revoked_reason", sa.String(64), nullable=True),
+    sa.Column("ip", sa.String(64), nullable=True),
+    sa.Column("user_agent", sa.String(512), nullable=True),
+    sa.Index("ix_sessions_user_id_created_at", "user_id", "created_at"),
+)
+
+refresh_tokens = sa.Table(
+    "refresh_tokens",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column(
+        "session_id",
+        sa.String(36),
+        sa.ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("issued_at", UtcDateTime(), nullable=False),
+    sa.Column("used_at", UtcDateTime(), nullable=True),
+    sa.Column("child_hash", sa.String(64), nullable=True),
+    sa.Column("sealed_child", sa.String(128), nullable=True),
+    sa.Index("ix_refresh_tokens_session_id", "session_id"),
+)
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("occurred_at", UtcDateTime(), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("actor_user_id", sa.String(36), nullable=True),  # no FK: the trail outlives users
+    sa.Column("target_type", sa.String(32), nullable=True),
+    sa.Column("target_id", sa.String(255), nullable=True),
+    sa.Column("ip", sa.String(64), nullable=True),
+    sa.Column("user_agent", sa.String(512), nullable=True),
+    sa.Column("request_id", sa.String(128), nullable=True),
+    sa.Column("details", sa.JSON(), nullable=False),
+    sa.Index("ix_audit_events_occurred_at_id", "occurred_at", "id"),
+    sa.Index("ix_audit_events_action_occurred_at", "action", "occurred_at"),
+    sa.Index("ix_audit_events_actor_occurred_at", "actor_user_id", "occurred_at"),
+    sa.Index("ix_audit_events_ip_occurred_at", "ip", "occurred_at"),
+)
+
+security_alerts = sa.Table(
+    "security_alerts",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("raised_at", UtcDateTime(), nullable=False),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("subject", sa.String(255), nullable=False),
+    sa.Column("message", sa.String(500), nullable=False),
+    sa.Column("details", sa.JSON(), nullable=False),
+    sa.Column("acknowledged_at", UtcDateTime(), nullable=True),
+    sa.Column("acknowledged_by", sa.String(36), nullable=True),
+    sa.Index("ix_security_alerts_raised_at_id", "raised_at", "id"),
+    sa.Index("ix_security_alerts_rule_subject", "rule", "subject"),
 )

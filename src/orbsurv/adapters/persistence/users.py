@@ -23,9 +23,32 @@ def _to_user(row: sa.Row[Any]) -> User:
         role=Role(row.role),
         is_active=row.is_active,
         email_verified=row.email_verified,
+        otp_secret=row.otp_secret,
+        otp_enabled=row.otp_enabled,
+        otp_last_step=row.otp_last_step,
+        last_login_at=row.last_login_at,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+def _values(user: User) -> dict[str, Any]:
+    return {
+        "email": user.email,
+        "username": user.username,
+        "name": user.name,
+        "organization": user.organization,
+        "password_hash": user.password_hash,
+        "role": user.role.value,
+        "is_active": user.is_active,
+        "email_verified": user.email_verified,
+        "otp_secret": user.otp_secret,
+        "otp_enabled": user.otp_enabled,
+        "otp_last_step": user.otp_last_step,
+        "last_login_at": user.last_login_at,
+        "created_at": user.created_at,
+        "updated_at": user.updated_at,
+    }
 
 
 class SqlUserRepository:
@@ -33,22 +56,15 @@ class SqlUserRepository:
         self._conn = connection
 
     async def add(self, user: User) -> None:
-        values = {
-            "id": user.id,
-            "email": user.email,
-            "username": user.username,
-            "name": user.name,
-            "organization": user.organization,
-            "password_hash": user.password_hash,
-            "role": user.role.value,
-            "is_active": user.is_active,
-            "email_verified": user.email_verified,
-            "created_at": user.created_at,
-            "updated_at": user.updated_at,
-        }
+        await self._write(users.insert().values(id=user.id, **_values(user)), user)
+
+    async def update(self, user: User) -> None:
+        await self._write(users.update().where(users.c.id == user.id).values(**_values(user)), user)
+
+    async def _write(self, statement: sa.Insert | sa.Update, user: User) -> None:
         try:
             async with self._conn.begin_nested():
-                await self._conn.execute(users.insert().values(**values))
+                await self._conn.execute(statement)
         except IntegrityError as exc:
             if user.username is not None and "username" in str(exc.orig).lower():
                 raise Conflict("This username is taken.", code="username_taken") from exc
@@ -65,6 +81,9 @@ class SqlUserRepository:
 
     async def get_by_email(self, email: str) -> User | None:
         return await self._one(users.c.email == email)
+
+    async def get_by_username(self, username: str) -> User | None:
+        return await self._one(users.c.username == username.lower())
 
     async def list(self, page: PageRequest) -> Page[User]:
         total = (

@@ -38,6 +38,12 @@ class Argon2PasswordHasher:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="argon2")
         self._max_pending = max_pending
         self._pending = 0
+        # Verified when an account does not exist, so unknown accounts cost the same time.
+        self._dummy_hash = self._argon2.hash("no account has this password")
+
+    @property
+    def dummy_hash(self) -> str:
+        return self._dummy_hash
 
     async def _run(self, fn: object, *args: str) -> object:
         if self._pending >= self._max_pending:

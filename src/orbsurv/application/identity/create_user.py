@@ -30,10 +30,19 @@ class CreateUser:
         self._clock = clock
 
     async def __call__(self, command: CreateUserCommand) -> User:
+        user = await self.stage(command)
+        await self._uow.commit()
+        return user
+
+    async def stage(self, command: CreateUserCommand) -> User:
+        """Add the user to the current transaction without committing it."""
         check_password_policy(command.password)
         email = normalise_email(command.email)
         if await self._users.get_by_email(email) is not None:
             raise Conflict("An account with this email already exists.", code="email_taken")
+        username = command.username.lower() if command.username else None
+        if username is not None and await self._users.get_by_username(username) is not None:
+            raise Conflict("This username is taken.", code="username_taken")
         now = self._clock.now()
         user = User(
             id=new_id(),
@@ -44,8 +53,7 @@ class CreateUser:
             updated_at=now,
             name=command.name,
             organization=command.organization,
-            username=command.username,
+            username=username,
         )
         await self._users.add(user)
-        await self._uow.commit()
         return user

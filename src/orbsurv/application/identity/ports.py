@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
-from orbsurv.domain.identity import User
+from orbsurv.domain.identity import AccessClaims, Role, Scope, Session, User
 from orbsurv.domain.pagination import Page, PageRequest
 
 
@@ -14,10 +17,18 @@ class UserRepository(Protocol):
         on a duplicate."""
         ...
 
+    async def update(self, user: User) -> None:
+        """Write every mutable field of ``user`` back."""
+        ...
+
     async def get(self, user_id: str) -> User | None: ...
 
     async def get_by_email(self, email: str) -> User | None:
         """Look up by normalised email."""
+        ...
+
+    async def get_by_username(self, username: str) -> User | None:
+        """Look up by username, case-insensitively."""
         ...
 
     async def list(self, page: PageRequest) -> Page[User]:
@@ -26,8 +37,132 @@ class UserRepository(Protocol):
 
 
 class PasswordHasher(Protocol):
+    @property
+    def dummy_hash(self) -> str:
+        """A hash of nothing anyone knows, verified when the account does not exist so that
+        unknown accounts take as long as known ones."""
+        ...
+
     async def hash(self, password: str) -> str: ...
 
     async def verify(self, password_hash: str, password: str) -> bool: ...
 
     def needs_rehash(self, password_hash: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshTokenRecord:
+    token_hash: str
+    session_id: str
+    issued_at: datetime
+    used_at: datetime | None
+    child_hash: str | None
+    sealed_child: str | None
+    child_used: bool
+
+
+class SessionRepository(Protocol):
+    async def add(self, session: Session, refresh_hash: str) -> None: ...
+
+    async def get(self, session_id: str) -> Session | None: ...
+
+    async def list_live(self, user_id: str, now: datetime) -> list[Session]:
+        """The user's sessions that are neither revoked nor expired, newest first."""
+        ...
+
+    async def rotate(
+        self,
+        refresh_hash: str,
+        child_hash: str,
+        sealed_child: str,
+        now: datetime,
+        expires_at: datetime,
+    ) -> Session | None:
+        """Spend ``refresh_hash`` and issue ``child_hash`` in one conditional update. Returns the
+        session when this call won; ``None`` when the token is unknown, spent, or its session is
+        revoked or expired. Of two concurrent calls with one token, at most one wins."""
+        ...
+
+    async def find_token(self, refresh_hash: str) -> RefreshTokenRecord | None: ...
+
+    async def revoke(self, session_id: str, now: datetime, reason: str) -> bool:
+        """Revoke one live session; ``False`` when it was not live."""
+        ...
+
+    async def revoke_all(self, user_id: str, now: datetime, reason: str) -> list[str]:
+        """Revoke every live session of the user; returns their ids."""
+        ...
+
+
+class SessionStatus(Protocol):
+    """The source of truth for revocation, consulted when the cache cannot answer."""
+
+    async def is_revoked(self, session_id: str) -> bool: ...
+
+
+class TokenCodec(Protocol):
+    def issue_access(
+        self,
+        *,
+        user_id: str,
+        session_id: str,
+        role: Role,
+        scope: Scope,
+        amr: Sequence[str],
+        now: datetime,
+    ) -> tuple[str, int]:
+        """A signed access token and its lifetime in seconds."""
+        ...
+
+    def decode_access(self, token: str, now: datetime | None = None) -> AccessClaims:
+        """Verify signature, algorithm, issuer, audience, type and time; raise ``InvalidToken``."""
+        ...
+
+    @property
+    def access_ttl_seconds(self) -> int: ...
+
+
+class CacheUnavailable(Exception):
+    """The shared cache did not answer; callers fall back to the source of truth."""
+
+
+class TokenDenylist(Protocol):
+    async def revoke_sessions(self, session_ids: Sequence[str], ttl_seconds: int) -> None:
+        """Make every access token of these sessions fail at once, on every worker."""
+        ...
+
+    async def is_session_revoked(self, session_id: str) -> bool:
+        """Raise ``CacheUnavailable`` when the answer cannot be trusted."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    allowed: bool
+    count: int
+    retry_after: int
+
+
+class RateLimiter(Protocol):
+    async def hit(
+        self, key: str, *, limit: int, window_seconds: int, block_seconds: int | None = None
+    ) -> RateDecision:
+        """Count one event in a window that starts at the first event. ``allowed`` while the count
+        is at most ``limit``; reaching ``limit`` with ``block_seconds`` extends the window to it."""
+        ...
+
+    async def peek(self, key: str, *, limit: int) -> RateDecision:
+        """Without counting: ``allowed`` while fewer than ``limit`` events were counted."""
+        ...
+
+    async def reset(self, key: str) -> None: ...
+
+
+class OtpVerifier(Protocol):
+    def new_secret(self) -> str: ...
+
+    def provisioning_uri(self, secret: str, account: str) -> str: ...
+
+    def matching_step(self, secret: str, code: str, now: datetime) -> int | None:
+        """The time step the code belongs to (current one, one before or after), or ``None``."""
+        ...

@@ -1,0 +1,101 @@
+"""Rate limiting on Redis: one atomic round trip per event (a Lua script), with a per-process
+fallback when Redis does not answer (never "let everything through")."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from orbsurv.adapters.cache.memory import MemoryRateLimiter
+from orbsurv.application.identity.ports import RateDecision
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "orbsurv:rate:"
+
+# KEYS[1] counter; ARGV: window ms, limit, block ms (0: none). Returns {count, ttl ms}.
+_HIT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+if tonumber(ARGV[3]) > 0 and count == tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return {count, redis.call('PTTL', KEYS[1])}
+"""
+_PEEK = """
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+return {count, redis.call('PTTL', KEYS[1])}
+"""
+
+
+def _seconds(ttl_ms: int) -> int:
+    return max(1, math.ceil(ttl_ms / 1000)) if ttl_ms > 0 else 1
+
+
+class RedisRateLimiter:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._hit = redis.register_script(_HIT)
+        self._peek = redis.register_script(_PEEK)
+
+    async def hit(
+        self, key: str, *, limit: int, window_seconds: int, block_seconds: int | None = None
+    ) -> RateDecision:
+        count, ttl = await self._hit(
+            keys=[PREFIX + key], args=[window_seconds * 1000, limit, (block_seconds or 0) * 1000]
+        )
+        return RateDecision(int(count) <= limit, int(count), _seconds(int(ttl)))
+
+    async def peek(self, key: str, *, limit: int) -> RateDecision:
+        count, ttl = await self._peek(keys=[PREFIX + key])
+        count = int(count)
+        return RateDecision(count < limit, count, _seconds(int(ttl)) if count else 0)
+
+    async def reset(self, key: str) -> None:
+        await self._redis.delete(PREFIX + key)
+
+
+class FallbackRateLimiter:
+    """Redis while it answers; this process's own memory while it does not."""
+
+    def __init__(
+        self, primary: RedisRateLimiter, fallback: MemoryRateLimiter | None = None
+    ) -> None:
+        self._primary = primary
+        self._fallback = fallback or MemoryRateLimiter()
+        self._warned_at = 0.0
+
+    def _degraded(self) -> MemoryRateLimiter:
+        now = time.monotonic()
+        if now - self._warned_at > 60:
+            self._warned_at = now
+            logger.warning("Redis unreachable: rate limits fall back to per-process memory")
+        return self._fallback
+
+    async def hit(
+        self, key: str, *, limit: int, window_seconds: int, block_seconds: int | None = None
+    ) -> RateDecision:
+        try:
+            return await self._primary.hit(
+                key, limit=limit, window_seconds=window_seconds, block_seconds=block_seconds
+            )
+        except (RedisError, OSError):
+            return await self._degraded().hit(
+                key, limit=limit, window_seconds=window_seconds, block_seconds=block_seconds
+            )
+
+    async def peek(self, key: str, *, limit: int) -> RateDecision:
+        try:
+            return await self._primary.peek(key, limit=limit)
+        except (RedisError, OSError):
+            return await self._degraded().peek(key, limit=limit)
+
+    async def reset(self, key: str) -> None:
+        try:
+            await self._primary.reset(key)
+        except (RedisError, OSError):
+            await self._degraded().reset(key)

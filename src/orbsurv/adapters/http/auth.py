@@ -1,0 +1,149 @@
+"""Credentials on the wire: Bearer header or HttpOnly cookies, CSRF for cookie-authenticated
+unsafe requests, and the dependencies that turn them into a Principal."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Request, Response
+from litestar.datastructures import Cookie
+from litestar.di import NamedDependency
+
+from orbsurv.application.identity.authenticate import Authenticate
+from orbsurv.application.identity.sessions import IssuedTokens
+from orbsurv.domain.errors import Forbidden, Unauthenticated
+from orbsurv.domain.identity import Permission, Principal
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "x-csrf-token"
+REFRESH_PATH = "/api/v1/auth"
+SECURITY: list[dict[str, list[str]]] = [{"BearerToken": []}, {"OAuth2Password": []}]
+
+
+@dataclass(frozen=True, slots=True)
+class CookiePolicy:
+    """Cookie names and flags: ``Secure`` and prefixed names in production."""
+
+    secure: bool
+    access_max_age: int
+    refresh_max_age: int
+
+    @property
+    def access(self) -> str:
+        return "__Host-orbsurv_access" if self.secure else "orbsurv_access"
+
+    @property
+    def refresh(self) -> str:
+        # __Host- needs Path=/; the refresh cookie is scoped to the auth routes instead.
+        return "__Secure-orbsurv_refresh" if self.secure else "orbsurv_refresh"
+
+    @property
+    def csrf(self) -> str:
+        return "__Host-orbsurv_csrf" if self.secure else "orbsurv_csrf"
+
+    def issue(self, tokens: IssuedTokens) -> list[Cookie]:
+        return [
+            Cookie(
+                key=self.access,
+                value=tokens.access_token,
+                path="/",
+                httponly=True,
+                secure=self.secure,
+                samesite="lax",
+                max_age=self.access_max_age,
+            ),
+            Cookie(
+                key=self.refresh,
+                value=tokens.refresh_token,
+                path=REFRESH_PATH,
+                httponly=True,
+                secure=self.secure,
+                samesite="strict",
+                max_age=self.refresh_max_age,
+            ),
+            Cookie(
+                key=self.csrf,
+                value=secrets.token_urlsafe(32),
+                path="/",
+                httponly=False,
+                secure=self.secure,
+                samesite="lax",
+                max_age=self.refresh_max_age,
+            ),
+        ]
+
+    def clear(self) -> list[Cookie]:
+        return [
+            Cookie(key=name, value="", path=path, max_age=0, expires=0, secure=self.secure)
+            for name, path in ((self.access, "/"), (self.refresh, REFRESH_PATH), (self.csrf, "/"))
+        ]
+
+
+def cookies_of(request: Request[Any, Any, Any]) -> CookiePolicy:
+    policy: CookiePolicy = request.app.state.cookie_policy
+    return policy
+
+
+def with_session_cookies(
+    response: Response[Any], request: Request[Any, Any, Any], tokens: IssuedTokens
+) -> Response[Any]:
+    response.cookies.extend(cookies_of(request).issue(tokens))
+    return response
+
+
+def check_csrf(request: Request[Any, Any, Any]) -> None:
+    """A cookie-authenticated unsafe request must echo the CSRF cookie in ``X-CSRF-Token``."""
+    if request.method in SAFE_METHODS:
+        return
+    expected = request.cookies.get(cookies_of(request).csrf, "")
+    sent = request.headers.get(CSRF_HEADER, "")
+    if not expected or not hmac.compare_digest(expected.encode(), sent.encode()):
+        raise Forbidden("Send the X-CSRF-Token header with cookie sign-in.", code="csrf_failed")
+
+
+def bearer_token(request: Request[Any, Any, Any]) -> str | None:
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("Use 'Authorization: Bearer <token>'.", code="invalid_token")
+    return token.strip()
+
+
+def access_token(request: Request[Any, Any, Any]) -> str | None:
+    """The Bearer token, else the access cookie (then CSRF applies)."""
+    token = bearer_token(request)
+    if token is not None:
+        return token
+    token = request.cookies.get(cookies_of(request).access)
+    if token:
+        check_csrf(request)
+        return token
+    return None
+
+
+async def current_principal(request: Request[Any, Any, Any]) -> Principal:
+    token = access_token(request)
+    if token is None:
+        raise Unauthenticated("Sign in first.", code="unauthenticated")
+    authenticate: Authenticate = request.app.state.authenticate
+    return await authenticate(token)
+
+
+def requires(permission: Permission) -> Callable[..., Awaitable[Principal]]:
+    async def dependency(principal: NamedDependency[Principal]) -> Principal:
+        if not principal.can(permission):
+            if permission is Permission.ADMINISTER and principal.role.value == "dev":
+                raise Forbidden(
+                    "This needs a dev session opened with a one-time code (scope=dev).",
+                    code="dev_session_required",
+                )
+            raise Forbidden("Your role does not allow this.", code="forbidden")
+        return principal
+
+    return dependency

@@ -1,0 +1,54 @@
+"""Bodies that arrive as JSON or as a form (web forms post both ways), decoded into one Struct."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, TypeVar
+
+import msgspec
+from litestar import Request
+from litestar.exceptions import HTTPException, ValidationException
+
+T = TypeVar("T")
+
+FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
+_PATH = re.compile(r"\s*-\s*at `\$\.?([^`]*)`")
+
+
+def _validation(exc: msgspec.ValidationError) -> ValidationException:
+    message = str(exc)
+    match = _PATH.search(message)
+    field = match.group(1) if match and match.group(1) else "body"
+    return ValidationException(extra=[{"key": field, "message": _PATH.sub("", message)}])
+
+
+async def decode_body(
+    request: Request[Any, Any, Any], kind: type[T], *, optional: bool = False
+) -> T | None:
+    """JSON (strict types) or form fields (strings converted).
+
+    ``None`` for an empty body when ``optional``."""
+    body = await request.body()
+    content_type = request.content_type[0]
+    if not body:
+        if optional:
+            return None
+        raise ValidationException(extra=[{"key": "body", "message": "a request body is required"}])
+    try:
+        if content_type == "application/json" or content_type.endswith("+json"):
+            try:
+                raw: Any = msgspec.json.decode(body)
+            except msgspec.DecodeError as exc:
+                raise HTTPException(
+                    status_code=400, detail="The request body is not valid JSON."
+                ) from exc
+            return msgspec.convert(raw, kind)
+        if content_type in FORM_TYPES:
+            form = await request.form()
+            return msgspec.convert(dict(form.items()), kind, strict=False)
+    except msgspec.ValidationError as exc:
+        raise _validation(exc) from None
+    raise HTTPException(
+        status_code=415,
+        detail=f"Send JSON or a form (got {content_type or 'no Content-Type'}).",
+    )

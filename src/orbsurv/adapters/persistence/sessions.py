@@ -1,0 +1,163 @@
+"""Sessions (refresh-token families) and their refresh tokens, in SQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from orbsurv.adapters.persistence.tables import refresh_tokens, sessions
+from orbsurv.application.identity.ports import RefreshTokenRecord
+from orbsurv.domain.identity import Scope, Session
+
+
+def _to_session(row: sa.Row[Any]) -> Session:
+    return Session(
+        id=row.id,
+        user_id=row.user_id,
+        scope=Scope(row.scope),
+        amr=tuple(row.amr.split()),
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        expires_at=row.expires_at,
+        ip=row.ip,
+        user_agent=row.user_agent,
+        revoked_at=row.revoked_at,
+    )
+
+
+def _live(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.and_(sessions.c.revoked_at.is_(None), sessions.c.expires_at > now)
+
+
+class SqlSessionRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._conn = connection
+
+    async def add(self, session: Session, refresh_hash: str) -> None:
+        await self._conn.execute(
+            sessions.insert().values(
+                id=session.id,
+                user_id=session.user_id,
+                scope=session.scope.value,
+                amr=" ".join(session.amr),
+                created_at=session.created_at,
+                last_used_at=session.last_used_at,
+                expires_at=session.expires_at,
+                ip=session.ip,
+                user_agent=session.user_agent,
+            )
+        )
+        await self._conn.execute(
+            refresh_tokens.insert().values(
+                token_hash=refresh_hash, session_id=session.id, issued_at=session.created_at
+            )
+        )
+
+    async def get(self, session_id: str) -> Session | None:
+        row = (
+            await self._conn.execute(sa.select(sessions).where(sessions.c.id == session_id))
+        ).first()
+        return _to_session(row) if row is not None else None
+
+    async def list_live(self, user_id: str, now: datetime) -> list[Session]:
+        rows = await self._conn.execute(
+            sa.select(sessions)
+            .where(sessions.c.user_id == user_id, _live(now))
+            .order_by(sessions.c.created_at.desc(), sessions.c.id.desc())
+        )
+        return [_to_session(row) for row in rows]
+
+    async def rotate(
+        self,
+        refresh_hash: str,
+        child_hash: str,
+        sealed_child: str,
+        now: datetime,
+        expires_at: datetime,
+    ) -> Session | None:
+        # The one conditional update that decides the winner: a spent token matches nothing.
+        spent = await self._conn.execute(
+            refresh_tokens.update()
+            .where(
+                refresh_tokens.c.token_hash == refresh_hash,
+                refresh_tokens.c.used_at.is_(None),
+                refresh_tokens.c.session_id.in_(sa.select(sessions.c.id).where(_live(now))),
+            )
+            .values(used_at=now, child_hash=child_hash, sealed_child=sealed_child)
+            .returning(refresh_tokens.c.session_id)
+        )
+        session_id = spent.scalar_one_or_none()
+        if session_id is None:
+            return None
+        await self._conn.execute(
+            refresh_tokens.insert().values(
+                token_hash=child_hash, session_id=session_id, issued_at=now
+            )
+        )
+        row = (
+            await self._conn.execute(
+                sessions.update()
+                .where(sessions.c.id == session_id)
+                .values(last_used_at=now, expires_at=expires_at)
+                .returning(*sessions.c)
+            )
+        ).one()
+        return _to_session(row)
+
+    async def find_token(self, refresh_hash: str) -> RefreshTokenRecord | None:
+        child = refresh_tokens.alias("child")
+        row = (
+            await self._conn.execute(
+                sa.select(refresh_tokens, child.c.used_at.label("child_used_at"))
+                .outerjoin(child, child.c.token_hash == refresh_tokens.c.child_hash)
+                .where(refresh_tokens.c.token_hash == refresh_hash)
+            )
+        ).first()
+        if row is None:
+            return None
+        return RefreshTokenRecord(
+            token_hash=row.token_hash,
+            session_id=row.session_id,
+            issued_at=row.issued_at,
+            used_at=row.used_at,
+            child_hash=row.child_hash,
+            sealed_child=row.sealed_child,
+            child_used=row.child_used_at is not None,
+        )
+
+    async def revoke(self, session_id: str, now: datetime, reason: str) -> bool:
+        result = await self._conn.execute(
+            sessions.update()
+            .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
+            .values(revoked_at=now, revoked_reason=reason)
+            .returning(sessions.c.id)
+        )
+        return result.first() is not None
+
+    async def revoke_all(self, user_id: str, now: datetime, reason: str) -> list[str]:
+        result = await self._conn.execute(
+            sessions.update()
+            .where(sessions.c.user_id == user_id, _live(now))
+            .values(revoked_at=now, revoked_reason=reason)
+            .returning(sessions.c.id)
+        )
+        return list(result.scalars())
+
+
+class SqlSessionStatus:
+    """Revocation from the source of truth, for when the denylist cache cannot answer."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def is_revoked(self, session_id: str) -> bool:
+        async with self._engine.connect() as conn:
+            revoked_at = (
+                await conn.execute(
+                    sa.select(sessions.c.revoked_at).where(sessions.c.id == session_id)
+                )
+            ).first()
+        return revoked_at is None or revoked_at[0] is not None

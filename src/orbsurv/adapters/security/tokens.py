@@ -1,0 +1,95 @@
+"""Access tokens: short-lived JWTs signed with HS256 (PyJWT), algorithm allow-listed."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import jwt
+
+from orbsurv.domain.errors import Unauthenticated
+from orbsurv.domain.identity import AccessClaims, Role, Scope
+
+ALGORITHM = "HS256"
+ISSUER = "orbsurv"
+AUDIENCE = "orbsurv-api"
+MAX_TOKEN_LENGTH = 4096
+REQUIRED_CLAIMS = ["iss", "aud", "sub", "sid", "jti", "iat", "nbf", "exp", "typ", "role", "scope"]
+
+
+def _invalid(reason: str = "The access token is invalid or expired.") -> Unauthenticated:
+    return Unauthenticated(reason, code="invalid_token")
+
+
+class JwtTokenCodec:
+    def __init__(self, secret: str, ttl_seconds: int, *, leeway_seconds: int = 5) -> None:
+        self._secret = secret
+        self._ttl = ttl_seconds
+        self._leeway = leeway_seconds
+
+    @property
+    def access_ttl_seconds(self) -> int:
+        return self._ttl
+
+    def issue_access(
+        self,
+        *,
+        user_id: str,
+        session_id: str,
+        role: Role,
+        scope: Scope,
+        amr: Sequence[str],
+        now: datetime,
+    ) -> tuple[str, int]:
+        issued = int(now.timestamp())
+        payload: dict[str, Any] = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": user_id,
+            "sid": session_id,
+            "jti": uuid.uuid4().hex,
+            "iat": issued,
+            "nbf": issued,
+            "exp": issued + self._ttl,
+            "typ": "access",
+            "role": role.value,
+            "scope": scope.value,
+            "amr": list(amr),
+        }
+        return jwt.encode(payload, self._secret, algorithm=ALGORITHM), self._ttl
+
+    def decode_access(self, token: str, now: datetime | None = None) -> AccessClaims:
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            raise _invalid()
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                leeway=self._leeway,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError:
+            raise _invalid("The access token has expired.") from None
+        except jwt.InvalidTokenError:
+            raise _invalid() from None
+        if claims["typ"] != "access":
+            raise _invalid("This is not an access token.")
+        try:
+            amr = claims.get("amr", [])
+            return AccessClaims(
+                subject=str(claims["sub"]),
+                session_id=str(claims["sid"]),
+                role=Role(claims["role"]),
+                scope=Scope(claims["scope"]),
+                amr=tuple(str(method) for method in amr) if isinstance(amr, list) else (),
+                issued_at=datetime.fromtimestamp(claims["iat"], UTC),
+                expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+                token_id=str(claims["jti"]),
+            )
+        except (ValueError, TypeError, OverflowError):
+            raise _invalid() from None
