@@ -33,6 +33,7 @@ class RedisTokenDenylist:
         self._synced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._resync_delay = resync_delay
+        self._stopping = False
 
     @property
     def synced(self) -> bool:
@@ -47,10 +48,13 @@ class RedisTokenDenylist:
         await self._synced.wait()
 
     async def stop(self) -> None:
+        """Stop following; bounded even if the client swallows a cancellation mid-reconnect."""
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            done, _ = await asyncio.wait({self._task}, timeout=2.0)
+            if not done:
+                logger.warning("denylist mirror did not stop within 2s; abandoning it")
             self._task = None
 
     async def revoke_sessions(self, session_ids: Sequence[str], ttl_seconds: int) -> None:
@@ -101,15 +105,15 @@ class RedisTokenDenylist:
             self._mirror.add(session_id, float(ttl))
 
     async def _follow(self) -> None:
-        while True:
+        while not self._stopping:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(CHANNEL)
                 loaded = await self._load_snapshot()
                 self._synced.set()
                 logger.info("denylist mirror synced (%d revoked sessions)", loaded)
-                while True:
-                    message = await pubsub.get_message(timeout=5.0)
+                while not self._stopping:
+                    message = await pubsub.get_message(timeout=1.0)
                     if message is not None and message.get("type") == "message":
                         self._apply(message["data"])
             except asyncio.CancelledError:

@@ -40,5 +40,8 @@ def seal(child: str, parent: str) -> str:
 
 
 def unseal(sealed: str, parent: str) -> str:
+    """The child sealed under ``parent``; ``ValueError`` when ``parent`` is not the sealing one
+    and the result is not even a token."""
     data = base64.urlsafe_b64decode(sealed.encode("ascii"))
-    return bytes(a ^ b for a, b in zip(data, _pad(parent, len(data)), strict=True)).decode("ascii")
+    clear = bytes(a ^ b for a, b in zip(data, _pad(parent, len(data)), strict=True))
+    return clear.decode("ascii")  # UnicodeDecodeError is a ValueError

@@ -1,0 +1,81 @@
+"""RateLimiter: the in-memory twin, Redis (one Lua round trip), and the fallback wrapper."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from orbsurv.adapters.cache.limiter import FallbackRateLimiter, RedisRateLimiter
+from orbsurv.adapters.cache.memory import MemoryRateLimiter
+from orbsurv.adapters.cache.redis import make_redis
+from orbsurv.application.identity.ports import RateLimiter
+from tests.services import free_port
+
+
+@pytest.fixture(params=["memory", "redis", "redis-with-fallback"])
+async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
+    if request.param == "memory":
+        yield MemoryRateLimiter()
+        return
+    client = make_redis(request.getfixturevalue("redis_url"))  # a sync fixture: safe to fetch here
+    redis_limiter = RedisRateLimiter(client)
+    yield redis_limiter if request.param == "redis" else FallbackRateLimiter(redis_limiter)
+    await client.aclose()
+
+
+def key() -> str:
+    return f"test:{uuid.uuid4()}"
+
+
+async def test_counts_up_to_the_limit(limiter: RateLimiter) -> None:
+    k = key()
+    decisions = [await limiter.hit(k, limit=3, window_seconds=60) for _ in range(5)]
+    assert [d.allowed for d in decisions] == [True, True, True, False, False]
+    assert [d.count for d in decisions] == [1, 2, 3, 4, 5]
+    assert all(0 < d.retry_after <= 60 for d in decisions)
+
+
+async def test_peek_does_not_count(limiter: RateLimiter) -> None:
+    k = key()
+    assert (await limiter.peek(k, limit=2)).allowed
+    assert (await limiter.peek(k, limit=2)).count == 0
+    await limiter.hit(k, limit=2, window_seconds=60)
+    assert (await limiter.peek(k, limit=2)).allowed
+    await limiter.hit(k, limit=2, window_seconds=60)
+    blocked = await limiter.peek(k, limit=2)
+    assert not blocked.allowed
+    assert blocked.count == 2
+    assert 0 < blocked.retry_after <= 60
+
+
+async def test_reaching_the_limit_blocks_for_the_block_time(limiter: RateLimiter) -> None:
+    k = key()
+    for _ in range(4):
+        await limiter.hit(k, limit=5, window_seconds=60, block_seconds=900)
+    fifth = await limiter.hit(k, limit=5, window_seconds=60, block_seconds=900)
+    assert fifth.allowed  # the fifth failure is counted, then the lock starts
+    assert 840 < fifth.retry_after <= 900
+    assert 840 < (await limiter.peek(k, limit=5)).retry_after <= 900
+
+
+async def test_keys_are_independent_and_reset(limiter: RateLimiter) -> None:
+    a, b = key(), key()
+    await limiter.hit(a, limit=1, window_seconds=60)
+    assert not (await limiter.hit(a, limit=1, window_seconds=60)).allowed
+    assert (await limiter.hit(b, limit=1, window_seconds=60)).allowed
+    await limiter.reset(a)
+    assert (await limiter.hit(a, limit=1, window_seconds=60)).allowed
+
+
+async def test_without_redis_the_fallback_still_limits() -> None:
+    client = make_redis(f"redis://127.0.0.1:{free_port()}/0")
+    limiter = FallbackRateLimiter(RedisRateLimiter(client))
+    try:
+        k = key()
+        allowed = [(await limiter.hit(k, limit=2, window_seconds=60)).allowed for _ in range(3)]
+        assert allowed == [True, True, False]  # never "let everything through"
+        assert not (await limiter.peek(k, limit=2)).allowed
+    finally:
+        await client.aclose()
