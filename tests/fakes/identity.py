@@ -40,8 +40,14 @@ class FakeUserRepository:
             raise Conflict("An account with this email already exists.", code="email_taken")
         self.rows[user.id] = replace(user)
 
+    async def update(self, user: User) -> None:
+        self.rows[user.id] = replace(user)
+
     async def get(self, user_id: str) -> User | None:
         return self.rows.get(user_id)
+
+    async def get_by_username(self, username: str) -> User | None:
+        return next((u for u in self.rows.values() if u.username == username.lower()), None)
 
     async def get_by_email(self, email: str) -> User | None:
         return next((u for u in self.rows.values() if u.email == email), None)
@@ -69,3 +75,35 @@ class FakePasswordHasher:
 
     def needs_rehash(self, password_hash: str) -> bool:
         return False
+
+
+class CountingHasher(FakePasswordHasher):
+    """Records which hashes were verified, and can ask for a rehash."""
+
+    def __init__(self, *, rehash: bool = False) -> None:
+        self.verified: list[str] = []
+        self.rehash = rehash
+
+    async def verify(self, password_hash: str, password: str) -> bool:
+        self.verified.append(password_hash)
+        return await super().verify(password_hash, password)
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self.rehash and not password_hash.startswith("plain$v2$")
+
+    async def hash(self, password: str) -> str:
+        return f"plain$v2${password}" if self.rehash else await super().hash(password)
+
+
+class Recorder:
+    """An AuditLog and an AlertSink at once."""
+
+    def __init__(self) -> None:
+        self.events: list[object] = []
+        self.alerts: list[object] = []
+
+    async def record(self, event: object) -> None:
+        self.events.append(event)
+
+    async def raise_alert(self, alert: object) -> None:
+        self.alerts.append(alert)
