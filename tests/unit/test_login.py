@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -27,9 +28,9 @@ from tests.fakes.identity import (
 class StubIssuer:
     opened: list[User]
 
-    async def open(self, user: User, **_: Any) -> str:
+    async def open(self, user: User, **_: Any) -> Any:
         self.opened.append(user)
-        return f"tokens-for-{user.id}"
+        return SimpleNamespace(session=SimpleNamespace(id=f"session-of-{user.id}"))
 
 
 CONTEXT = RequestContext(ip="198.51.100.7", user_agent="pytest", request_id="r1")
