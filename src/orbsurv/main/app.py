@@ -28,7 +28,7 @@ from orbsurv.adapters.http.metrics import HttpMetrics
 from orbsurv.adapters.http.pagination import provide_page_request
 from orbsurv.adapters.http.problems import document_problems, exception_handlers
 from orbsurv.application.identity.authenticate import Authenticate
-from orbsurv.application.identity.ports import TokenDenylist
+from orbsurv.application.identity.ports import ProfileCache, TokenDenylist
 from orbsurv.application.identity.seed import SeedSuperuser, SuperuserSeed
 from orbsurv.domain.identity import Role
 from orbsurv.main.ioc import providers_for
@@ -85,6 +85,7 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
         # Warm the hot path: the authenticator and the denylist mirror (it starts syncing now).
         app.state.authenticate = await container.get(Authenticate)
         await container.get(TokenDenylist)
+        await container.get(ProfileCache)
         if settings.superuser_email and settings.superuser_password:
             await seed_superuser(container, settings)
 

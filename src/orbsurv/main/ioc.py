@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from orbsurv.adapters.cache.denylist import RedisTokenDenylist
 from orbsurv.adapters.cache.limiter import FallbackRateLimiter, RedisRateLimiter
 from orbsurv.adapters.cache.memory import MemoryRateLimiter, MemoryTokenDenylist
+from orbsurv.adapters.cache.profiles import MemoryProfileCache, RedisProfileCache
 from orbsurv.adapters.cache.redis import CacheProbe, MemoryCacheProbe, RedisProbe, make_redis
 from orbsurv.adapters.clock import SystemClock
 from orbsurv.adapters.mail.console import ConsoleMailer
@@ -25,7 +26,7 @@ from orbsurv.adapters.persistence.audit import SqlAlertSink, SqlAuditLog
 from orbsurv.adapters.persistence.database import DatabaseProbe, make_engine
 from orbsurv.adapters.persistence.sessions import SqlSessionRepository, SqlSessionStatus
 from orbsurv.adapters.persistence.unit_of_work import SqlUnitOfWork
-from orbsurv.adapters.persistence.users import SqlUserRepository
+from orbsurv.adapters.persistence.users import SqlUserLookup, SqlUserRepository
 from orbsurv.adapters.security.otp import TotpVerifier
 from orbsurv.adapters.security.passwords import Argon2PasswordHasher
 from orbsurv.adapters.security.tokens import JwtTokenCodec
@@ -40,11 +41,13 @@ from orbsurv.application.identity.policy import IdentityPolicy
 from orbsurv.application.identity.ports import (
     OtpVerifier,
     PasswordHasher,
+    ProfileCache,
     RateLimiter,
     SessionRepository,
     SessionStatus,
     TokenCodec,
     TokenDenylist,
+    UserLookup,
     UserRepository,
 )
 from orbsurv.application.identity.profile import GetProfile
@@ -124,7 +127,12 @@ class IdentityProvider(Provider):
     logout = provide(LogOut, scope=Scope.REQUEST)
     list_sessions = provide(ListSessions, scope=Scope.REQUEST)
     revoke_session = provide(RevokeSession, scope=Scope.REQUEST)
-    profile = provide(GetProfile, scope=Scope.REQUEST)
+
+    @provide(scope=Scope.APP)
+    def user_lookup(self, engine: AsyncEngine) -> UserLookup:
+        return SqlUserLookup(engine)
+
+    profile = provide(GetProfile, scope=Scope.APP)
     manage_otp = provide(ManageOtp, scope=Scope.REQUEST)
     seed_superuser = provide(SeedSuperuser, scope=Scope.REQUEST)
 
@@ -141,6 +149,10 @@ class MemoryCacheProvider(Provider):
     @provide(scope=Scope.APP)
     def limiter(self) -> RateLimiter:
         return MemoryRateLimiter()
+
+    @provide(scope=Scope.APP)
+    def profiles(self) -> ProfileCache:
+        return MemoryProfileCache()
 
 
 class RedisCacheProvider(Provider):
@@ -165,6 +177,13 @@ class RedisCacheProvider(Provider):
     @provide(scope=Scope.APP)
     def limiter(self, redis: Redis) -> RateLimiter:
         return FallbackRateLimiter(RedisRateLimiter(redis))
+
+    @provide(scope=Scope.APP)
+    async def profiles(self, redis: Redis) -> AsyncIterator[ProfileCache]:
+        cache = RedisProfileCache(redis)
+        cache.start()
+        yield cache
+        await cache.stop()
 
 
 class LocalStorageProvider(Provider):

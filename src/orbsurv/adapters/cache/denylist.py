@@ -9,14 +9,13 @@ when Redis does not answer it raises ``CacheUnavailable`` and the caller asks th
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from orbsurv.adapters.cache.follower import ChannelFollower
 from orbsurv.adapters.cache.memory import ExpiringSet
 from orbsurv.application.identity.ports import CacheUnavailable
 
@@ -30,32 +29,27 @@ class RedisTokenDenylist:
     def __init__(self, redis: Redis, *, resync_delay: float = 0.5) -> None:
         self._redis = redis
         self._mirror = ExpiringSet()
-        self._synced = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._resync_delay = resync_delay
-        self._stopping = False
+        self._follower = ChannelFollower(
+            redis,
+            CHANNEL,
+            on_message=self._apply,
+            on_synced=self._load_snapshot,
+            resync_delay=resync_delay,
+        )
 
     @property
     def synced(self) -> bool:
-        return self._synced.is_set()
+        return self._follower.synced
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._follow(), name="denylist-mirror")
+        self._follower.start()
 
     async def wait_synced(self) -> None:
         """Return once the mirror holds every current revocation."""
-        await self._synced.wait()
+        await self._follower.wait_synced()
 
     async def stop(self) -> None:
-        """Stop following; bounded even if the client swallows a cancellation mid-reconnect."""
-        self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            done, _ = await asyncio.wait({self._task}, timeout=2.0)
-            if not done:
-                logger.warning("denylist mirror did not stop within 2s; abandoning it")
-            self._task = None
+        await self._follower.stop()
 
     async def revoke_sessions(self, session_ids: Sequence[str], ttl_seconds: int) -> None:
         if not session_ids:
@@ -70,62 +64,32 @@ class RedisTokenDenylist:
                 await pipe.execute()
         except (RedisError, OSError):
             # The sessions table already says "revoked"; workers that cannot see Redis ask it.
-            logger.warning(
-                "could not publish %d revocation(s) to Redis", len(session_ids), exc_info=True
-            )
+            logger.warning("could not publish %d revocation(s)", len(session_ids), exc_info=True)
 
     async def is_session_revoked(self, session_id: str) -> bool:
         if session_id in self._mirror:
             return True
-        if self._synced.is_set():
+        if self._follower.synced:
             return False
         try:
             return bool(await self._redis.exists(f"{PREFIX}{session_id}"))
         except (RedisError, OSError) as exc:
             raise CacheUnavailable("Redis did not answer") from exc
 
-    async def _load_snapshot(self) -> int:
+    async def _load_snapshot(self) -> None:
         keys = [key async for key in self._redis.scan_iter(match=f"{PREFIX}*", count=1000)]
-        if not keys:
-            return 0
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.pttl(key)
-            ttls = await pipe.execute()
-        for key, ttl_ms in zip(keys, ttls, strict=True):
-            if ttl_ms and ttl_ms > 0:
-                name = key.decode() if isinstance(key, bytes) else str(key)
-                self._mirror.add(name.removeprefix(PREFIX), ttl_ms / 1000)
-        return len(keys)
+        if keys:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.pttl(key)
+                ttls = await pipe.execute()
+            for key, ttl_ms in zip(keys, ttls, strict=True):
+                if ttl_ms and ttl_ms > 0:
+                    name = key.decode() if isinstance(key, bytes) else str(key)
+                    self._mirror.add(name.removeprefix(PREFIX), ttl_ms / 1000)
+        logger.info("denylist mirror synced (%d revoked sessions)", len(keys))
 
-    def _apply(self, data: bytes | str) -> None:
-        text = data.decode() if isinstance(data, bytes) else data
-        ttl, _, ids = text.partition(" ")
+    def _apply(self, data: bytes) -> None:
+        ttl, _, ids = data.decode().partition(" ")
         for session_id in ids.split():
             self._mirror.add(session_id, float(ttl))
-
-    async def _follow(self) -> None:
-        while not self._stopping:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(CHANNEL)
-                loaded = await self._load_snapshot()
-                self._synced.set()
-                logger.info("denylist mirror synced (%d revoked sessions)", loaded)
-                while not self._stopping:
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is not None and message.get("type") == "message":
-                        self._apply(message["data"])
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                if self._synced.is_set():
-                    logger.warning(
-                        "denylist mirror lost Redis; checking Redis directly", exc_info=True
-                    )
-                self._synced.clear()
-                await asyncio.sleep(self._resync_delay)
-            finally:
-                self._synced.clear()
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]

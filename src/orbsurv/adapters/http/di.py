@@ -29,19 +29,29 @@ def app_container(state: State) -> AsyncContainer:
     return container
 
 
-def inject(func: Callable[P, T]) -> Callable[P, T]:
+def _container_getter(_: Any, kwargs: dict[str, Any]) -> AsyncContainer:
+    return app_container(kwargs["request"].app.state)
+
+
+def _wrap(func: Callable[P, T], *, request_scope: bool) -> Callable[P, T]:
     additional = []
     if "request" not in get_type_hints(func):
         additional.append(Parameter("request", Parameter.KEYWORD_ONLY, annotation=Request))
-
-    def container_getter(_: Any, kwargs: dict[str, Any]) -> AsyncContainer:
-        return app_container(kwargs["request"].app.state)
-
     return wrap_injection(
         func=func,
         is_async=True,
         additional_params=additional,
-        container_getter=container_getter,
-        manage_scope=True,
-        scope=Scope.REQUEST,
+        container_getter=_container_getter,
+        manage_scope=request_scope,
+        scope=Scope.REQUEST if request_scope else None,
     )
+
+
+def inject(func: Callable[P, T]) -> Callable[P, T]:
+    """Resolve ``FromDishka`` parameters in a REQUEST scope opened around the call."""
+    return _wrap(func, request_scope=True)
+
+
+def inject_app(func: Callable[P, T]) -> Callable[P, T]:
+    """For handlers that need only APP-scoped objects (hot read paths): no scope is opened."""
+    return _wrap(func, request_scope=False)

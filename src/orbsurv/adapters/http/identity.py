@@ -24,12 +24,13 @@ from orbsurv.adapters.http.auth import (
     access_token,
     check_csrf,
     cookies_of,
+    current_principal,
     requires,
     with_session_cookies,
 )
 from orbsurv.adapters.http.bodies import decode_body
 from orbsurv.adapters.http.client import request_context
-from orbsurv.adapters.http.di import inject
+from orbsurv.adapters.http.di import inject, inject_app
 from orbsurv.adapters.http.schemas import Email, Name, Password, Username, UserOut, blank_to_none
 from orbsurv.adapters.validation import checked_email
 from orbsurv.application.identity.create_user import CreateUserCommand
@@ -373,24 +374,18 @@ async def revoke_session(
     await use_case(principal, session_id, request_context(request))
 
 
-async def _me(principal: Principal, use_case: GetProfile) -> UserOut:
-    return UserOut.of(await use_case(principal))
-
-
+# The profile is the hottest authenticated read: the handlers authenticate inline instead of
+# through Litestar's dependency resolution, and use only APP-scoped objects.
 @get("/users/me", tags=["identity"], summary="Your profile", security=SECURITY)
-@inject
-async def users_me(
-    principal: NamedDependency[Principal], use_case: FromDishka[GetProfile]
-) -> UserOut:
-    return await _me(principal, use_case)
+@inject_app
+async def users_me(request: Request[Any, Any, Any], use_case: FromDishka[GetProfile]) -> UserOut:
+    return UserOut.of(await use_case(await current_principal(request)))
 
 
 @get("/auth/me", tags=["identity"], summary="Your profile (alias of /users/me)", security=SECURITY)
-@inject
-async def auth_me(
-    principal: NamedDependency[Principal], use_case: FromDishka[GetProfile]
-) -> UserOut:
-    return await _me(principal, use_case)
+@inject_app
+async def auth_me(request: Request[Any, Any, Any], use_case: FromDishka[GetProfile]) -> UserOut:
+    return UserOut.of(await use_case(await current_principal(request)))
 
 
 @post(

@@ -4,7 +4,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from orbsurv.adapters.persistence.tables import users
 from orbsurv.domain.errors import Conflict
@@ -101,3 +101,14 @@ class SqlUserRepository:
             page=page.page,
             page_size=page.page_size,
         )
+
+
+class SqlUserLookup:
+    """One user by id on a short connection of its own, outside any request transaction."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def get(self, user_id: str) -> User | None:
+        async with self._engine.connect() as conn:
+            return await SqlUserRepository(conn).get(user_id)

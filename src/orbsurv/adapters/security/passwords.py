@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher as _Argon2
@@ -21,7 +22,7 @@ class Argon2PasswordHasher:
     def __init__(
         self,
         *,
-        threads: int = 2,
+        threads: int | None = None,
         max_pending: int = 64,
         memory_cost: int = OWASP_MEMORY_KIB,
         time_cost: int = OWASP_TIME_COST,
@@ -35,11 +36,17 @@ class Argon2PasswordHasher:
             salt_len=16,
             type=Type.ID,
         )
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="argon2")
+        # One hashing thread per core this process may run on: argon2 is CPU-bound.
+        self._threads = threads or max(1, len(os.sched_getaffinity(0)))
+        self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="argon2")
         self._max_pending = max_pending
         self._pending = 0
         # Verified when an account does not exist, so unknown accounts cost the same time.
         self._dummy_hash = self._argon2.hash("no account has this password")
+
+    @property
+    def threads(self) -> int:
+        return self._threads
 
     @property
     def dummy_hash(self) -> str:

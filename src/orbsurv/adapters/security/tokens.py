@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -24,10 +25,18 @@ def _invalid(reason: str = "The access token is invalid or expired.") -> Unauthe
 
 
 class JwtTokenCodec:
-    def __init__(self, secret: str, ttl_seconds: int, *, leeway_seconds: int = 5) -> None:
+    """Verification is PyJWT's; tokens it has verified are remembered (bounded LRU keyed by the
+    whole signed token) until they expire, so a client's repeated requests with one access token
+    cost a dictionary lookup instead of a full decode."""
+
+    def __init__(
+        self, secret: str, ttl_seconds: int, *, leeway_seconds: int = 5, remember: int = 4096
+    ) -> None:
         self._secret = secret
         self._ttl = ttl_seconds
         self._leeway = leeway_seconds
+        self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
+        self._remember = remember
 
     @property
     def access_ttl_seconds(self) -> int:
@@ -61,6 +70,21 @@ class JwtTokenCodec:
         return jwt.encode(payload, self._secret, algorithm=ALGORITHM), self._ttl
 
     def decode_access(self, token: str, now: datetime | None = None) -> AccessClaims:
+        known = self._verified.get(token)
+        if known is not None:
+            moment = now or datetime.now(UTC)
+            if moment.timestamp() < known.expires_at.timestamp() + self._leeway:
+                self._verified.move_to_end(token)
+                return known
+            del self._verified[token]
+            raise _invalid("The access token has expired.")
+        claims = self._decode(token)
+        self._verified[token] = claims
+        if len(self._verified) > self._remember:
+            self._verified.popitem(last=False)
+        return claims
+
+    def _decode(self, token: str) -> AccessClaims:
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise _invalid()
         try:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from orbsurv.application.identity.ports import (
     OtpVerifier,
     PasswordHasher,
+    ProfileCache,
     SessionRepository,
     UserRepository,
 )
@@ -31,10 +32,12 @@ class ManageOtp:
         hasher: PasswordHasher,
         otp: OtpVerifier,
         issuer: SessionIssuer,
+        profiles: ProfileCache,
         audit: AuditLog,
         uow: UnitOfWork,
         clock: Clock,
     ) -> None:
+        self._profiles = profiles
         self._users = users
         self._sessions = sessions
         self._hasher = hasher
@@ -75,6 +78,7 @@ class ManageOtp:
             )
         )
         await self._uow.commit()
+        await self._profiles.invalidate([user.id])
 
     async def set_up(
         self, principal: Principal, password: str, context: RequestContext

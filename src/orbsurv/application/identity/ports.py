@@ -166,3 +166,25 @@ class OtpVerifier(Protocol):
     def matching_step(self, secret: str, code: str, now: datetime) -> int | None:
         """The time step the code belongs to (current one, one before or after), or ``None``."""
         ...
+
+
+class UserLookup(Protocol):
+    """Reads one user outside any request transaction (only when the cache misses)."""
+
+    async def get(self, user_id: str) -> User | None: ...
+
+
+class ProfileCache(Protocol):
+    """Users as the profile routes show them, cached in each worker.
+
+    ``lookup`` returns the cached user (or ``None``) and a ticket; ``store`` keeps a user read
+    after that lookup only if nothing was invalidated in between, so a slow read never re-caches
+    a value that changed meanwhile. ``invalidate`` runs after the change is committed and reaches
+    every worker.
+    """
+
+    def lookup(self, user_id: str) -> tuple[User | None, int]: ...
+
+    def store(self, user: User, ticket: int) -> None: ...
+
+    async def invalidate(self, user_ids: Sequence[str]) -> None: ...
