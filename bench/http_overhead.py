@@ -83,14 +83,23 @@ def _duration_ms(text: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(name: str, url: str, seconds: int, connections: int) -> Result:
-    subprocess.run(pinned(1, ["wrk", "-t1", "-c16", "-d2s", url]), capture_output=True, check=True)
+def wrk(
+    name: str, url: str, seconds: int, connections: int, headers: dict[str, str] | None = None
+) -> Result:
+    extra = [arg for key, value in (headers or {}).items() for arg in ("-H", f"{key}: {value}")]
+    subprocess.run(
+        pinned(1, ["wrk", "-t1", "-c16", "-d2s", *extra, url]), capture_output=True, check=True
+    )
     out = subprocess.run(
-        pinned(1, ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]),
+        pinned(1, ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", *extra, url]),
         capture_output=True,
         text=True,
         check=True,
     ).stdout
+    return parse_wrk(name, out)
+
+
+def parse_wrk(name: str, out: str) -> Result:
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _duration_ms(re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
     p99 = _duration_ms(re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]

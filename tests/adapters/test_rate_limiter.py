@@ -79,3 +79,13 @@ async def test_without_redis_the_fallback_still_limits() -> None:
         assert not (await limiter.peek(k, limit=2)).allowed
     finally:
         await client.aclose()
+
+
+async def test_peek_many_answers_each_key(limiter: RateLimiter) -> None:
+    blocked, free = key(), key()
+    await limiter.hit(blocked, limit=1, window_seconds=60)
+    first, second = await limiter.peek_many([(blocked, 1), (free, 1)])
+    assert not first.allowed
+    assert first.count == 1
+    assert second.allowed
+    assert second.count == 0

@@ -29,3 +29,13 @@ async def test_every_error_response_is_documented_as_problem_json(
             for status, response in responses.items():
                 if status == "default" or status[0] in "45":
                     assert list(response["content"]) == ["application/problem+json"], (path, status)
+
+
+async def test_swagger_authorize_uses_the_form_login(client: AsyncTestClient[Litestar]) -> None:
+    schema = (await client.get("/api/v1/openapi.json")).json()
+    flows = schema["components"]["securitySchemes"]["OAuth2Password"]["flows"]
+    assert flows["password"]["tokenUrl"] == "/api/v1/auth/login"
+    login = schema["paths"]["/api/v1/auth/login"]["post"]["requestBody"]["content"]
+    assert {"application/json", "application/x-www-form-urlencoded"} <= login.keys()
+    me = schema["paths"]["/api/v1/users/me"]["get"]
+    assert {"OAuth2Password": []} in me["security"]

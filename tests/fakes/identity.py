@@ -43,6 +43,9 @@ class FakeUserRepository:
     async def update(self, user: User) -> None:
         self.rows[user.id] = replace(user)
 
+    async def record_login(self, user: User) -> None:
+        self.rows[user.id] = replace(user)
+
     async def get(self, user_id: str) -> User | None:
         return self.rows.get(user_id)
 

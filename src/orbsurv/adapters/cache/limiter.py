@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -26,9 +27,14 @@ if tonumber(ARGV[3]) > 0 and count == tonumber(ARGV[2]) then
 end
 return {count, redis.call('PTTL', KEYS[1])}
 """
+# Any number of keys; returns {count1, ttl1, count2, ttl2, ...}.
 _PEEK = """
-local count = tonumber(redis.call('GET', KEYS[1]) or '0')
-return {count, redis.call('PTTL', KEYS[1])}
+local out = {}
+for i, key in ipairs(KEYS) do
+  out[2 * i - 1] = tonumber(redis.call('GET', key) or '0')
+  out[2 * i] = redis.call('PTTL', key)
+end
+return out
 """
 
 
@@ -51,9 +57,15 @@ class RedisRateLimiter:
         return RateDecision(int(count) <= limit, int(count), _seconds(int(ttl)))
 
     async def peek(self, key: str, *, limit: int) -> RateDecision:
-        count, ttl = await self._peek(keys=[PREFIX + key])
-        count = int(count)
-        return RateDecision(count < limit, count, _seconds(int(ttl)) if count else 0)
+        return (await self.peek_many([(key, limit)]))[0]
+
+    async def peek_many(self, checks: Sequence[tuple[str, int]]) -> list[RateDecision]:
+        answer = await self._peek(keys=[PREFIX + key for key, _ in checks])
+        decisions = []
+        for n, (_, limit) in enumerate(checks):
+            count, ttl = int(answer[2 * n]), int(answer[2 * n + 1])
+            decisions.append(RateDecision(count < limit, count, _seconds(ttl) if count else 0))
+        return decisions
 
     async def reset(self, key: str) -> None:
         await self._redis.delete(PREFIX + key)
@@ -93,6 +105,12 @@ class FallbackRateLimiter:
             return await self._primary.peek(key, limit=limit)
         except (RedisError, OSError):
             return await self._degraded().peek(key, limit=limit)
+
+    async def peek_many(self, checks: Sequence[tuple[str, int]]) -> list[RateDecision]:
+        try:
+            return await self._primary.peek_many(checks)
+        except (RedisError, OSError):
+            return await self._degraded().peek_many(checks)
 
     async def reset(self, key: str) -> None:
         try:

@@ -83,5 +83,8 @@ class MemoryRateLimiter:
         count, expires = self._current(key)
         return RateDecision(count < limit, count, self._retry_after(expires) if count else 0)
 
+    async def peek_many(self, checks: Sequence[tuple[str, int]]) -> list[RateDecision]:
+        return [await self.peek(key, limit=limit) for key, limit in checks]
+
     async def reset(self, key: str) -> None:
         self._windows.pop(key, None)

@@ -61,6 +61,18 @@ class SqlUserRepository:
     async def update(self, user: User) -> None:
         await self._write(users.update().where(users.c.id == user.id).values(**_values(user)), user)
 
+    async def record_login(self, user: User) -> None:
+        # No unique column changes here, so no savepoint is needed.
+        await self._conn.execute(
+            users.update()
+            .where(users.c.id == user.id)
+            .values(
+                last_login_at=user.last_login_at,
+                password_hash=user.password_hash,
+                otp_last_step=user.otp_last_step,
+            )
+        )
+
     async def _write(self, statement: sa.Insert | sa.Update, user: User) -> None:
         try:
             async with self._conn.begin_nested():

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher as _Argon2
@@ -16,6 +18,16 @@ from orbsurv.domain.errors import DependencyUnavailable
 OWASP_MEMORY_KIB = 19 * 1024
 OWASP_TIME_COST = 2
 OWASP_PARALLELISM = 1
+
+
+HASHING_NICENESS = 10
+
+
+def _yield_to_the_loop() -> None:
+    """Hashing threads run at a lower priority than the event loop's thread: while both want the
+    core, the loop (answering requests) goes first; hashing still takes every idle cycle."""
+    with contextlib.suppress(OSError, AttributeError):  # per-thread nice is Linux behaviour
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
 
 
 class Argon2PasswordHasher:
@@ -38,7 +50,9 @@ class Argon2PasswordHasher:
         )
         # One hashing thread per core this process may run on: argon2 is CPU-bound.
         self._threads = threads or max(1, len(os.sched_getaffinity(0)))
-        self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="argon2")
+        self._pool = ThreadPoolExecutor(
+            max_workers=self._threads, thread_name_prefix="argon2", initializer=_yield_to_the_loop
+        )
         self._max_pending = max_pending
         self._pending = 0
         # Verified when an account does not exist, so unknown accounts cost the same time.

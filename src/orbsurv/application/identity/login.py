@@ -63,7 +63,7 @@ class LogIn:
         identifier = normalise_email(command.identifier)
         account_key = f"login:account:{identifier}"
         ip_key = f"login:ip:{command.context.ip or 'unknown'}"
-        await self._refuse_if_blocked(account_key, ip_key)
+        account_failures = await self._refuse_if_blocked(account_key, ip_key)
 
         user = await self._find(identifier)
         password_hash = user.password_hash if user is not None else self._hasher.dummy_hash
@@ -85,12 +85,13 @@ class LogIn:
                 raise Unauthenticated("The one-time code is missing or wrong.", code="invalid_otp")
             amr = ("pwd", "otp")
 
-        await self._limiter.reset(account_key)
+        if account_failures:
+            await self._limiter.reset(account_key)
         now = self._clock.now()
         user.last_login_at = now
         if self._hasher.needs_rehash(user.password_hash):
             user.password_hash = await self._hasher.hash(command.password)
-        await self._users.update(user)
+        await self._users.record_login(user)
         tokens = await self._issuer.open(
             user, scope=command.scope, amr=amr, context=command.context
         )
@@ -113,19 +114,22 @@ class LogIn:
             return await self._users.get_by_email(identifier)
         return await self._users.get_by_username(identifier)
 
-    async def _refuse_if_blocked(self, account_key: str, ip_key: str) -> None:
-        checks = (
-            (account_key, self._policy.account_failure_limit),
-            (ip_key, self._policy.ip_failure_limit),
+    async def _refuse_if_blocked(self, account_key: str, ip_key: str) -> int:
+        """Raise while the account or the IP is blocked; else the account's failure count."""
+        account, by_ip = await self._limiter.peek_many(
+            [
+                (account_key, self._policy.account_failure_limit),
+                (ip_key, self._policy.ip_failure_limit),
+            ]
         )
-        for key, limit in checks:
-            decision = await self._limiter.peek(key, limit=limit)
+        for decision in (account, by_ip):
             if not decision.allowed:
                 raise RateLimited(
                     "Too many failed sign-in attempts; try again later.",
                     retry_after=decision.retry_after,
                     code="too_many_attempts",
                 )
+        return account.count
 
     def _second_factor_ok(self, user: User, code: str | None) -> bool:
         if not code:

@@ -21,6 +21,10 @@ class UserRepository(Protocol):
         """Write every mutable field of ``user`` back."""
         ...
 
+    async def record_login(self, user: User) -> None:
+        """Write back what a sign-in changes: last login, password hash, last OTP step."""
+        ...
+
     async def get(self, user_id: str) -> User | None: ...
 
     async def get_by_email(self, email: str) -> User | None:
@@ -153,6 +157,10 @@ class RateLimiter(Protocol):
 
     async def peek(self, key: str, *, limit: int) -> RateDecision:
         """Without counting: ``allowed`` while fewer than ``limit`` events were counted."""
+        ...
+
+    async def peek_many(self, checks: Sequence[tuple[str, int]]) -> list[RateDecision]:
+        """``peek`` for several (key, limit) pairs at once (one round trip where it matters)."""
         ...
 
     async def reset(self, key: str) -> None: ...
