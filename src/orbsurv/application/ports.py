@@ -91,3 +91,46 @@ class AlertSink(Protocol):
     async def raise_alert(self, alert: SecurityAlert) -> None:
         """Store one alert, in the caller's transaction."""
         ...
+
+
+class Outbox(Protocol):
+    async def enqueue(self, message: OutgoingEmail) -> None:
+        """Queue one message in the caller's transaction; a worker delivers it later."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMessage:
+    id: str
+    message: OutgoingEmail
+    attempts: int
+
+
+class OutboxStore(Protocol):
+    """The delivery side of the outbox, for the worker."""
+
+    async def claim(self, now: datetime, lease_until: datetime, limit: int) -> list[QueuedMessage]:
+        """Lease up to ``limit`` due messages; a leased message is invisible to other claims."""
+        ...
+
+    async def mark_sent(self, message_id: str, now: datetime) -> None: ...
+
+    async def mark_failed(
+        self, message_id: str, error: str, attempts: int, retry_at: datetime | None
+    ) -> None:
+        """Record a failed attempt; ``retry_at=None`` gives the message up (dead)."""
+        ...
+
+
+class EmailComposer(Protocol):
+    """Fixed templates, text and HTML; nothing a stranger typed is echoed."""
+
+    def verify_email(self, to: str, link: str) -> OutgoingEmail: ...
+
+    def reset_password(self, to: str, link: str) -> OutgoingEmail: ...
+
+    def confirm_new_email(self, to: str, link: str) -> OutgoingEmail: ...
+
+    def email_change_notice(self, to: str) -> OutgoingEmail: ...
+
+    def password_changed(self, to: str) -> OutgoingEmail: ...

@@ -154,3 +154,36 @@ class AccessClaims:
     issued_at: datetime
     expires_at: datetime
     token_id: str
+
+
+class TokenPurpose(enum.Enum):
+    """What a single-use link in an email may do; a token of one purpose never does another."""
+
+    VERIFY_EMAIL = "verify_email"
+    CHANGE_EMAIL = "change_email"
+    RESET_PASSWORD = "reset_password"  # noqa: S105 - a purpose, not a secret
+
+
+NOTIFICATION_DEFAULTS: dict[str, bool] = {
+    "email_alerts": True,
+    "security_alerts": True,
+    "product_updates": False,
+    "weekly_digest": False,
+}
+AUTOMATION_DEFAULTS: dict[str, bool | int] = {
+    "auto_scan_uploads": True,
+    "auto_publish_versions": False,
+    "retention_days": 90,
+}
+
+
+@dataclass(slots=True)
+class UserSettings:
+    user_id: str
+    notifications: dict[str, bool]
+    automation: dict[str, bool | int]
+    timezone: str | None = None
+
+    @classmethod
+    def defaults(cls, user_id: str) -> UserSettings:
+        return cls(user_id, dict(NOTIFICATION_DEFAULTS), dict(AUTOMATION_DEFAULTS))

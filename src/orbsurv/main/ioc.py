@@ -8,6 +8,7 @@ whatever was not committed when it closes.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator, Iterator
 
 from dishka import Provider, Scope, alias, from_context, provide
@@ -20,10 +21,17 @@ from orbsurv.adapters.cache.memory import MemoryRateLimiter, MemoryTokenDenylist
 from orbsurv.adapters.cache.profiles import MemoryProfileCache, RedisProfileCache
 from orbsurv.adapters.cache.redis import CacheProbe, MemoryCacheProbe, RedisProbe, make_redis
 from orbsurv.adapters.clock import SystemClock
+from orbsurv.adapters.mail.composer import JinjaEmailComposer
 from orbsurv.adapters.mail.console import ConsoleMailer
 from orbsurv.adapters.mail.smtp import MailProbe, SmtpMailer, SmtpProbe
+from orbsurv.adapters.persistence.account import (
+    SqlActionTokens,
+    SqlDashboardReader,
+    SqlUserSettings,
+)
 from orbsurv.adapters.persistence.audit import SqlAlertSink, SqlAuditLog
 from orbsurv.adapters.persistence.database import DatabaseProbe, make_engine
+from orbsurv.adapters.persistence.outbox import SqlOutbox
 from orbsurv.adapters.persistence.sessions import SqlSessionRepository, SqlSessionStatus
 from orbsurv.adapters.persistence.unit_of_work import SqlUnitOfWork
 from orbsurv.adapters.persistence.users import SqlUserLookup, SqlUserRepository
@@ -32,6 +40,26 @@ from orbsurv.adapters.security.passwords import Argon2PasswordHasher
 from orbsurv.adapters.security.tokens import JwtTokenCodec
 from orbsurv.adapters.storage.local import LocalObjectStorage, LocalStorageProbe, StorageProbe
 from orbsurv.adapters.storage.s3 import S3ObjectStorage, S3StorageProbe, make_s3_client
+from orbsurv.application.account.mail_requests import (
+    RequestPasswordReset,
+    ResendVerification,
+    VerificationMailer,
+)
+from orbsurv.application.account.policy import AccountPolicy
+from orbsurv.application.account.portal import (
+    ChangePassword,
+    DashboardSummary,
+    ManageSettings,
+    RequestEmailChange,
+    UpdateOrganization,
+    UpdateProfile,
+)
+from orbsurv.application.account.ports import (
+    ActionTokens,
+    DashboardReader,
+    UserSettingsRepository,
+)
+from orbsurv.application.account.tokens import ResetPassword, VerifyEmail
 from orbsurv.application.identity.authenticate import Authenticate
 from orbsurv.application.identity.create_user import CreateUser
 from orbsurv.application.identity.login import LogIn
@@ -55,9 +83,25 @@ from orbsurv.application.identity.refresh import RotateRefreshToken
 from orbsurv.application.identity.register import RegisterUser
 from orbsurv.application.identity.seed import SeedSuperuser
 from orbsurv.application.identity.sessions import SessionIssuer
-from orbsurv.application.ports import AlertSink, AuditLog, Clock, Mailer, ObjectStorage, UnitOfWork
+from orbsurv.application.outbox import DeliverOutbox
+from orbsurv.application.ports import (
+    AlertSink,
+    AuditLog,
+    Clock,
+    EmailComposer,
+    Mailer,
+    ObjectStorage,
+    Outbox,
+    OutboxStore,
+    UnitOfWork,
+)
 from orbsurv.application.system.readiness import CheckReadiness
+from orbsurv.domain.identity import TokenPurpose
 from orbsurv.main.settings import Settings
+
+
+class ActionTokenKeys(dict[TokenPurpose, bytes]):
+    """The HMAC key of each action-token purpose (a type of its own for the container)."""
 
 
 class CoreProvider(Provider):
@@ -135,6 +179,62 @@ class IdentityProvider(Provider):
     profile = provide(GetProfile, scope=Scope.APP)
     manage_otp = provide(ManageOtp, scope=Scope.REQUEST)
     seed_superuser = provide(SeedSuperuser, scope=Scope.REQUEST)
+
+
+class AccountProvider(Provider):
+    @provide(scope=Scope.APP)
+    def policy(self, settings: Settings) -> AccountPolicy:
+        return AccountPolicy(
+            base_url=settings.backend_url, command_center_url=settings.command_center_url
+        )
+
+    @provide(scope=Scope.APP)
+    def token_keys(self, settings: Settings) -> ActionTokenKeys:
+        verify = settings.email_verify_secret.encode()
+        return ActionTokenKeys(
+            {
+                TokenPurpose.VERIFY_EMAIL: hmac.new(verify, b"verify_email", "sha256").digest(),
+                TokenPurpose.CHANGE_EMAIL: hmac.new(verify, b"change_email", "sha256").digest(),
+                TokenPurpose.RESET_PASSWORD: settings.password_reset_secret.encode(),
+            }
+        )
+
+    @provide(scope=Scope.REQUEST)
+    def action_tokens(self, connection: AsyncConnection, keys: ActionTokenKeys) -> ActionTokens:
+        return SqlActionTokens(connection, keys)
+
+    @provide(scope=Scope.APP)
+    def composer(self, policy: AccountPolicy) -> EmailComposer:
+        return JinjaEmailComposer(
+            verify_hours=policy.verify_ttl_seconds // 3600,
+            reset_minutes=policy.reset_ttl_seconds // 60,
+        )
+
+    outbox_writer = provide(SqlOutbox, scope=Scope.REQUEST)
+    outbox = alias(source=SqlOutbox, provides=Outbox)
+    outbox_store = alias(source=SqlOutbox, provides=OutboxStore)
+
+    @provide(scope=Scope.REQUEST)
+    def deliver(
+        self, store: OutboxStore, mailer: Mailer, uow: UnitOfWork, clock: Clock
+    ) -> DeliverOutbox:
+        return DeliverOutbox(store, mailer, uow, clock)
+
+    settings_repository = provide(
+        SqlUserSettings, scope=Scope.REQUEST, provides=UserSettingsRepository
+    )
+    dashboard_reader = provide(SqlDashboardReader, scope=Scope.REQUEST, provides=DashboardReader)
+    verification = provide(VerificationMailer, scope=Scope.REQUEST)
+    resend = provide(ResendVerification, scope=Scope.REQUEST)
+    request_reset = provide(RequestPasswordReset, scope=Scope.REQUEST)
+    verify = provide(VerifyEmail, scope=Scope.REQUEST)
+    reset = provide(ResetPassword, scope=Scope.REQUEST)
+    update_profile = provide(UpdateProfile, scope=Scope.REQUEST)
+    update_organization = provide(UpdateOrganization, scope=Scope.REQUEST)
+    change_password = provide(ChangePassword, scope=Scope.REQUEST)
+    change_email = provide(RequestEmailChange, scope=Scope.REQUEST)
+    manage_settings = provide(ManageSettings, scope=Scope.REQUEST)
+    dashboard = provide(DashboardSummary, scope=Scope.REQUEST)
 
 
 class MemoryCacheProvider(Provider):
@@ -250,6 +350,7 @@ def providers_for(settings: Settings) -> list[Provider]:
     return [
         CoreProvider(),
         IdentityProvider(),
+        AccountProvider(),
         RedisCacheProvider() if settings.redis_url else MemoryCacheProvider(),
         S3StorageProvider() if settings.storage_backend == "s3" else LocalStorageProvider(),
         SmtpMailProvider() if settings.smtp_host else ConsoleMailProvider(),

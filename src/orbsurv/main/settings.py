@@ -81,6 +81,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
 
     cors_allow_origins: tuple[str, ...] = ()
     backend_url: str = "http://127.0.0.1:8000"
+    command_center_url: str = "/admin"
     max_json_body_bytes: PositiveInt = 1024 * 1024
 
     storage_backend: Literal["local", "s3"] = "local"

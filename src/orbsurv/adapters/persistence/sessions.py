@@ -137,10 +137,15 @@ class SqlSessionRepository:
         )
         return result.first() is not None
 
-    async def revoke_all(self, user_id: str, now: datetime, reason: str) -> list[str]:
+    async def revoke_all(
+        self, user_id: str, now: datetime, reason: str, *, keep: str | None = None
+    ) -> list[str]:
+        condition = sa.and_(sessions.c.user_id == user_id, _live(now))
+        if keep is not None:
+            condition = sa.and_(condition, sessions.c.id != keep)
         result = await self._conn.execute(
             sessions.update()
-            .where(sessions.c.user_id == user_id, _live(now))
+            .where(condition)
             .values(revoked_at=now, revoked_reason=reason)
             .returning(sessions.c.id)
         )

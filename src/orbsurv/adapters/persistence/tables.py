@@ -131,3 +131,49 @@ security_alerts = sa.Table(
     sa.Index("ix_security_alerts_raised_at_id", "raised_at", "id"),
     sa.Index("ix_security_alerts_rule_subject", "rule", "subject"),
 )
+
+outbox_messages = sa.Table(
+    "outbox_messages",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("recipient", sa.String(320), nullable=False),
+    sa.Column("subject", sa.String(255), nullable=False),
+    sa.Column("text_body", sa.Text(), nullable=False),
+    sa.Column("html_body", sa.Text(), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),  # pending, sent, dead
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime(), nullable=False),
+    sa.Column("claimed_until", UtcDateTime(), nullable=True),
+    sa.Column("sent_at", UtcDateTime(), nullable=True),
+    sa.Column("last_error", sa.String(500), nullable=True),
+    sa.Index("ix_outbox_messages_status_next_attempt_at", "status", "next_attempt_at"),
+    sa.Index("ix_outbox_messages_created_at_id", "created_at", "id"),
+)
+
+action_tokens = sa.Table(
+    "action_tokens",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("purpose", sa.String(32), nullable=False),
+    sa.Column(
+        "user_id", sa.String(36), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("new_email", sa.String(254), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("used_at", UtcDateTime(), nullable=True),
+    sa.Index("ix_action_tokens_user_id_purpose", "user_id", "purpose"),
+)
+
+user_settings = sa.Table(
+    "user_settings",
+    metadata,
+    sa.Column(
+        "user_id", sa.String(36), sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("notifications", sa.JSON(), nullable=False),
+    sa.Column("automation", sa.JSON(), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=True),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)

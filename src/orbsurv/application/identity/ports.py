@@ -93,8 +93,10 @@ class SessionRepository(Protocol):
         """Revoke one live session; ``False`` when it was not live."""
         ...
 
-    async def revoke_all(self, user_id: str, now: datetime, reason: str) -> list[str]:
-        """Revoke every live session of the user; returns their ids."""
+    async def revoke_all(
+        self, user_id: str, now: datetime, reason: str, *, keep: str | None = None
+    ) -> list[str]:
+        """Revoke every live session of the user but ``keep``; returns their ids."""
         ...
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from orbsurv.application.account.mail_requests import VerificationMailer
 from orbsurv.application.identity.create_user import CreateUser, CreateUserCommand
 from orbsurv.application.identity.sessions import IssuedTokens, SessionIssuer
 from orbsurv.application.ports import AuditLog, Clock, UnitOfWork
@@ -32,7 +33,9 @@ class RegisterUser:
         audit: AuditLog,
         uow: UnitOfWork,
         clock: Clock,
+        verification: VerificationMailer,
     ) -> None:
+        self._verification = verification
         self._create = create
         self._issuer = issuer
         self._audit = audit
@@ -51,6 +54,7 @@ class RegisterUser:
                 target_id=user.id,
             )
         )
+        await self._verification.queue(user)
         tokens = None
         if command.sign_in:
             tokens = await self._issuer.open(

@@ -1,0 +1,55 @@
+"""Mail content from fixed jinja2 templates (autoescaped HTML plus a text part)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from orbsurv.application.ports import OutgoingEmail
+
+
+class JinjaEmailComposer:
+    def __init__(self, *, verify_hours: int = 24, reset_minutes: int = 30) -> None:
+        self._env = Environment(
+            loader=PackageLoader("orbsurv.adapters.mail", "templates"),
+            autoescape=select_autoescape(["html"]),
+            undefined=StrictUndefined,
+            keep_trailing_newline=True,
+        )
+        self._verify_hours = verify_hours
+        self._reset_minutes = reset_minutes
+
+    def _render(self, template: str, to: str, subject: str, **context: Any) -> OutgoingEmail:
+        values = {"subject": subject, **context}
+        return OutgoingEmail(
+            to=to,
+            subject=subject,
+            text=self._env.get_template(f"{template}.txt").render(values),
+            html=self._env.get_template(f"{template}.html").render(values),
+        )
+
+    def verify_email(self, to: str, link: str) -> OutgoingEmail:
+        return self._render(
+            "verify_email", to, "Confirm your email address", link=link, hours=self._verify_hours
+        )
+
+    def reset_password(self, to: str, link: str) -> OutgoingEmail:
+        return self._render(
+            "reset_password", to, "Reset your password", link=link, minutes=self._reset_minutes
+        )
+
+    def confirm_new_email(self, to: str, link: str) -> OutgoingEmail:
+        return self._render(
+            "confirm_new_email",
+            to,
+            "Confirm your new email address",
+            link=link,
+            hours=self._verify_hours,
+        )
+
+    def email_change_notice(self, to: str) -> OutgoingEmail:
+        return self._render("email_change_notice", to, "Your email address is being changed")
+
+    def password_changed(self, to: str) -> OutgoingEmail:
+        return self._render("password_changed", to, "Your password was changed")

@@ -1,0 +1,172 @@
+"""Account storage: single-use action tokens, per-user settings, dashboard figures."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from orbsurv.adapters.persistence.tables import (
+    action_tokens,
+    audit_events,
+    security_alerts,
+    sessions,
+    user_settings,
+)
+from orbsurv.application.account.ports import ActionToken, DashboardFigures
+from orbsurv.domain.identity import (
+    AUTOMATION_DEFAULTS,
+    NOTIFICATION_DEFAULTS,
+    TokenPurpose,
+    UserSettings,
+)
+
+RECENT_LOGS = 10
+
+
+class SqlActionTokens:
+    """Tokens are stored as HMAC-SHA256 under a key per purpose: a token of one purpose hashes to
+    nothing another purpose stored, and the table alone yields no usable token."""
+
+    def __init__(self, connection: AsyncConnection, keys: Mapping[TokenPurpose, bytes]) -> None:
+        self._conn = connection
+        self._keys = keys
+
+    def _hash(self, purpose: TokenPurpose, token: str) -> str:
+        return hmac.new(self._keys[purpose], token.encode(), hashlib.sha256).hexdigest()
+
+    async def issue(
+        self,
+        purpose: TokenPurpose,
+        user_id: str,
+        now: datetime,
+        expires_at: datetime,
+        new_email: str | None = None,
+    ) -> str:
+        token = secrets.token_urlsafe(32)
+        await self._conn.execute(
+            action_tokens.insert().values(
+                token_hash=self._hash(purpose, token),
+                purpose=purpose.value,
+                user_id=user_id,
+                new_email=new_email,
+                created_at=now,
+                expires_at=expires_at,
+            )
+        )
+        return token
+
+    async def consume(
+        self, purposes: Sequence[TokenPurpose], token: str, now: datetime
+    ) -> ActionToken | None:
+        if not token or len(token) > 256:
+            return None
+        candidates = {self._hash(purpose, token): purpose for purpose in purposes}
+        row = (
+            await self._conn.execute(
+                action_tokens.update()
+                .where(
+                    action_tokens.c.token_hash.in_(list(candidates)),
+                    action_tokens.c.used_at.is_(None),
+                    action_tokens.c.expires_at > now,
+                )
+                .values(used_at=now)
+                .returning(*action_tokens.c)
+            )
+        ).first()
+        if row is None or candidates.get(row.token_hash) is not TokenPurpose(row.purpose):
+            return None
+        return ActionToken(
+            purpose=TokenPurpose(row.purpose),
+            user_id=row.user_id,
+            new_email=row.new_email,
+            expires_at=row.expires_at,
+        )
+
+
+class SqlUserSettings:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._conn = connection
+
+    async def get(self, user_id: str) -> UserSettings:
+        row = (
+            await self._conn.execute(
+                sa.select(user_settings).where(user_settings.c.user_id == user_id)
+            )
+        ).first()
+        if row is None:
+            return UserSettings.defaults(user_id)
+        return UserSettings(
+            user_id=user_id,
+            notifications={**NOTIFICATION_DEFAULTS, **row.notifications},
+            automation={**AUTOMATION_DEFAULTS, **row.automation},
+            timezone=row.timezone,
+        )
+
+    async def save(self, settings: UserSettings, now: datetime) -> None:
+        values = {
+            "notifications": settings.notifications,
+            "automation": settings.automation,
+            "timezone": settings.timezone,
+            "updated_at": now,
+        }
+        updated = await self._conn.execute(
+            user_settings.update()
+            .where(user_settings.c.user_id == settings.user_id)
+            .values(**values)
+        )
+        if updated.rowcount == 0:
+            await self._conn.execute(
+                user_settings.insert().values(user_id=settings.user_id, **values)
+            )
+
+
+class SqlDashboardReader:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._conn = connection
+
+    async def figures(self, user_id: str, email: str, now: datetime) -> DashboardFigures:
+        active = sa.select(sa.func.count()).where(
+            sessions.c.user_id == user_id,
+            sessions.c.revoked_at.is_(None),
+            sessions.c.expires_at > now,
+        )
+        alerts = sa.select(sa.func.count()).where(
+            security_alerts.c.acknowledged_at.is_(None),
+            security_alerts.c.subject.in_([user_id, email]),
+        )
+        counts = (
+            await self._conn.execute(sa.select(active.scalar_subquery(), alerts.scalar_subquery()))
+        ).one()
+        logs = await self._conn.execute(
+            sa.select(
+                audit_events.c.id,
+                audit_events.c.action,
+                audit_events.c.occurred_at,
+                audit_events.c.ip,
+                audit_events.c.target_type,
+                audit_events.c.target_id,
+            )
+            .where(audit_events.c.actor_user_id == user_id)
+            .order_by(audit_events.c.occurred_at.desc(), audit_events.c.id.desc())
+            .limit(RECENT_LOGS)
+        )
+        recent: list[dict[str, Any]] = [dict(row._mapping) for row in logs]
+        return DashboardFigures(
+            metrics={
+                "active_sessions": int(counts[0]),
+                "unacknowledged_alerts": int(counts[1]),
+                # Projects and packages have no storage yet: the account owns none of them.
+                "projects": 0,
+                "packages": 0,
+                "downloads": 0,
+                "storage_bytes": 0,
+            },
+            recent_logs=recent,
+        )

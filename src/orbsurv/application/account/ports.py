@@ -1,0 +1,55 @@
+"""Ports of the account context (verification, reset, portal)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from orbsurv.domain.identity import TokenPurpose, UserSettings
+
+
+@dataclass(frozen=True, slots=True)
+class ActionToken:
+    purpose: TokenPurpose
+    user_id: str
+    new_email: str | None
+    expires_at: datetime
+
+
+class ActionTokens(Protocol):
+    async def issue(
+        self,
+        purpose: TokenPurpose,
+        user_id: str,
+        now: datetime,
+        expires_at: datetime,
+        new_email: str | None = None,
+    ) -> str:
+        """A new single-use token; only a keyed hash of it is stored."""
+        ...
+
+    async def consume(
+        self, purposes: Sequence[TokenPurpose], token: str, now: datetime
+    ) -> ActionToken | None:
+        """Spend the token if it is one of ``purposes``, unused and unexpired; else ``None``."""
+        ...
+
+
+class UserSettingsRepository(Protocol):
+    async def get(self, user_id: str) -> UserSettings:
+        """The stored settings, or the defaults."""
+        ...
+
+    async def save(self, settings: UserSettings, now: datetime) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardFigures:
+    metrics: dict[str, int]
+    recent_logs: list[dict[str, Any]]
+
+
+class DashboardReader(Protocol):
+    async def figures(self, user_id: str, email: str, now: datetime) -> DashboardFigures: ...

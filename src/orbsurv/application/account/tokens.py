@@ -1,0 +1,133 @@
+"""Following the links in mail: verify an address (or apply an email change), reset a password."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orbsurv.application.account.ports import ActionTokens
+from orbsurv.application.identity.ports import (
+    PasswordHasher,
+    ProfileCache,
+    RateLimiter,
+    SessionRepository,
+    UserRepository,
+)
+from orbsurv.application.identity.sessions import SessionIssuer
+from orbsurv.application.ports import AuditLog, Clock, EmailComposer, Outbox, UnitOfWork
+from orbsurv.domain.audit import AuditEvent, RequestContext
+from orbsurv.domain.errors import InvalidInput
+from orbsurv.domain.identity import TokenPurpose, User, check_password_policy
+
+BAD_LINK = "This link is invalid, expired or already used."
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    user: User
+    changed_email: bool
+
+
+class VerifyEmail:
+    """Spend a verification or email-change token. Never accepts a password-reset token."""
+
+    def __init__(
+        self,
+        tokens: ActionTokens,
+        users: UserRepository,
+        profiles: ProfileCache,
+        audit: AuditLog,
+        uow: UnitOfWork,
+        clock: Clock,
+    ) -> None:
+        self._tokens = tokens
+        self._users = users
+        self._profiles = profiles
+        self._audit = audit
+        self._uow = uow
+        self._clock = clock
+
+    async def __call__(self, token: str, context: RequestContext) -> Verified:
+        now = self._clock.now()
+        spent = await self._tokens.consume(
+            (TokenPurpose.VERIFY_EMAIL, TokenPurpose.CHANGE_EMAIL), token, now
+        )
+        user = await self._users.get(spent.user_id) if spent else None
+        if spent is None or user is None or not user.is_active:
+            raise InvalidInput(BAD_LINK, code="invalid_token")
+        changed = spent.purpose is TokenPurpose.CHANGE_EMAIL and spent.new_email is not None
+        if changed:
+            assert spent.new_email is not None
+            user.email = spent.new_email
+        user.email_verified = True
+        user.updated_at = now
+        await self._users.update(user)  # a taken address raises Conflict: nothing is kept
+        await self._audit.record(
+            AuditEvent(
+                action="email.changed" if changed else "email.verified",
+                occurred_at=now,
+                context=context,
+                actor_user_id=user.id,
+                target_type="user",
+                target_id=user.id,
+            )
+        )
+        await self._uow.commit()
+        await self._profiles.invalidate([user.id])
+        return Verified(user=user, changed_email=changed)
+
+
+class ResetPassword:
+    """Set a new password with a reset token: burns it, ends every session, does not sign in."""
+
+    def __init__(
+        self,
+        tokens: ActionTokens,
+        users: UserRepository,
+        sessions: SessionRepository,
+        hasher: PasswordHasher,
+        limiter: RateLimiter,
+        issuer: SessionIssuer,
+        outbox: Outbox,
+        composer: EmailComposer,
+        audit: AuditLog,
+        uow: UnitOfWork,
+        clock: Clock,
+    ) -> None:
+        self._tokens = tokens
+        self._users = users
+        self._sessions = sessions
+        self._hasher = hasher
+        self._limiter = limiter
+        self._issuer = issuer
+        self._outbox = outbox
+        self._composer = composer
+        self._audit = audit
+        self._uow = uow
+        self._clock = clock
+
+    async def __call__(self, token: str, new_password: str, context: RequestContext) -> None:
+        check_password_policy(new_password, field="new_password")  # before the token is spent
+        now = self._clock.now()
+        spent = await self._tokens.consume((TokenPurpose.RESET_PASSWORD,), token, now)
+        user = await self._users.get(spent.user_id) if spent else None
+        if spent is None or user is None or not user.is_active:
+            raise InvalidInput(BAD_LINK, code="invalid_token")
+        user.password_hash = await self._hasher.hash(new_password)
+        user.updated_at = now
+        await self._users.update(user)
+        revoked = await self._sessions.revoke_all(user.id, now, "password_reset")
+        await self._outbox.enqueue(self._composer.password_changed(user.email))
+        await self._audit.record(
+            AuditEvent(
+                action="password.reset",
+                occurred_at=now,
+                context=context,
+                actor_user_id=user.id,
+                target_type="user",
+                target_id=user.id,
+                metadata={"sessions_revoked": len(revoked)},
+            )
+        )
+        await self._uow.commit()
+        await self._issuer.revoke_in_cache(revoked)
+        await self._limiter.reset(f"login:account:{user.email}")  # the lock ends with the reset
