@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -16,6 +17,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecurityScheme
 
 from orbsurv import __version__
+from orbsurv.adapters.http.account import AUTH_ROUTES, PORTAL_ROUTES
 from orbsurv.adapters.http.auth import CookiePolicy, current_principal
 from orbsurv.adapters.http.client import ClientAddress
 from orbsurv.adapters.http.context import RequestContextMiddleware
@@ -33,6 +35,7 @@ from orbsurv.application.identity.seed import SeedSuperuser, SuperuserSeed
 from orbsurv.domain.identity import Role
 from orbsurv.main.ioc import providers_for
 from orbsurv.main.settings import Settings
+from orbsurv.main.worker import run_jobs
 
 API_PREFIX = "/api/v1"
 logger = logging.getLogger(__name__)
@@ -81,6 +84,9 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
     container = build_container(settings, *extra_providers)
     metrics = HttpMetrics()
 
+    stop_jobs = asyncio.Event()
+    background: list[asyncio.Task[None]] = []
+
     async def start(app: Litestar) -> None:
         # Warm the hot path: the authenticator and the denylist mirror (it starts syncing now).
         app.state.authenticate = await container.get(Authenticate)
@@ -88,13 +94,21 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
         await container.get(ProfileCache)
         if settings.superuser_email and settings.superuser_password:
             await seed_superuser(container, settings)
+        if settings.env == "development":  # production runs `orbsurv worker` instead
+            background.append(asyncio.create_task(run_jobs(container, stop_jobs)))
 
     async def close_container() -> None:
+        stop_jobs.set()
+        await asyncio.gather(*background, return_exceptions=True)
         await container.close()
 
-    api = Router(API_PREFIX, route_handlers=[healthz, readyz, *IDENTITY_ROUTES])
+    api = Router(
+        API_PREFIX, route_handlers=[healthz, readyz, *IDENTITY_ROUTES, *AUTH_ROUTES, *PORTAL_ROUTES]
+    )
+    # The existing Orbsurv web client calls the portal under /api/v1/app.
+    portal_alias = Router(f"{API_PREFIX}/app", route_handlers=PORTAL_ROUTES)
     app = Litestar(
-        route_handlers=[api, health_alias, metrics_endpoint, openapi_document],
+        route_handlers=[api, portal_alias, health_alias, metrics_endpoint, openapi_document],
         exception_handlers=exception_handlers,
         before_request=enforce_body_media_type,
         cors_config=(

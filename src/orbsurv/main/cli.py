@@ -9,6 +9,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from orbsurv.domain.errors import DomainError
 from orbsurv.domain.identity import Role
@@ -147,6 +148,32 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mail_list(args: argparse.Namespace) -> int:
+    from orbsurv.adapters.persistence.outbox import SqlOutbox
+    from orbsurv.main.app import build_container
+
+    settings = _settings()
+
+    async def recent() -> list[Any]:
+        container = build_container(settings)
+        try:
+            async with container() as request:
+                return await (await request.get(SqlOutbox)).recent(args.limit)
+        finally:
+            await container.close()
+
+    rows = asyncio.run(recent())
+    if not rows:
+        print("the outbox is empty")
+    for row in reversed(rows):
+        print(f"--- {row.created_at:%Y-%m-%d %H:%M:%S} [{row.status}] to {row.recipient}")
+        print(f"Subject: {row.subject}")
+        print(row.text_body.rstrip())
+        if row.last_error:
+            print(f"(last error after {row.attempts} attempt(s): {row.last_error})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orbsurv",
@@ -191,8 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(func=cmd_check)
 
-    worker = commands.add_parser("worker", help="run background jobs until stopped")
+    worker = commands.add_parser("worker", help="run background jobs (mail delivery) until stopped")
     worker.set_defaults(func=cmd_worker)
+
+    mail = commands.add_parser("mail", help="read the mail outbox")
+    mail_commands = mail.add_subparsers(dest="mail_command", required=True, metavar="ACTION")
+    mail_list = mail_commands.add_parser("list", help="print the newest messages, oldest first")
+    mail_list.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    mail_list.set_defaults(func=cmd_mail_list)
     return parser
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from dishka import AsyncContainer
 
+from orbsurv.application.outbox import DeliverOutbox
+
 logger = logging.getLogger("orbsurv.worker")
 
 
@@ -23,7 +25,13 @@ class Job:
     run: Callable[[AsyncContainer], Awaitable[int]]
 
 
-JOBS: Sequence[Job] = ()
+async def deliver_outbox(container: AsyncContainer) -> int:
+    async with container() as request:
+        deliver = await request.get(DeliverOutbox)
+        return await deliver()
+
+
+JOBS: Sequence[Job] = (Job(name="deliver-outbox", interval=1.0, run=deliver_outbox),)
 
 
 async def _loop(job: Job, container: AsyncContainer, stop: asyncio.Event) -> None:
@@ -32,10 +40,18 @@ async def _loop(job: Job, container: AsyncContainer, stop: asyncio.Event) -> Non
             done = await job.run(container)
             if done:
                 logger.info("job %s processed %d item(s)", job.name, done)
+                continue  # there may be more: go again at once
         except Exception:
             logger.exception("job %s failed; retrying in %.0fs", job.name, job.interval)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=job.interval)
+
+
+async def run_jobs(
+    container: AsyncContainer, stop: asyncio.Event, jobs: Sequence[Job] = JOBS
+) -> None:
+    """Run every job on its interval until ``stop`` is set."""
+    await asyncio.gather(*(_loop(job, container, stop) for job in jobs))
 
 
 async def run_worker(container: AsyncContainer, jobs: Sequence[Job] = JOBS) -> None:
@@ -45,7 +61,7 @@ async def run_worker(container: AsyncContainer, jobs: Sequence[Job] = JOBS) -> N
         loop.add_signal_handler(sig, stop.set)
     logger.info("worker started with %d job(s): %s", len(jobs), ", ".join(j.name for j in jobs))
     try:
-        await asyncio.gather(*(_loop(job, container, stop) for job in jobs), stop.wait())
+        await run_jobs(container, stop, jobs)
     finally:
         await container.close()
         logger.info("worker stopped")

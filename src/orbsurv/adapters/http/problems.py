@@ -97,6 +97,7 @@ def problem(
 
 
 _MISSING_FIELD = re.compile(r"Object missing required field `([^`]+)`")
+_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `([^`]+)`")
 
 
 def _field_error(item: dict[str, Any]) -> FieldError:

@@ -1,0 +1,445 @@
+"""Account routes: verification, password reset (with their pages) and the portal."""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import datetime
+from functools import cache
+from typing import Annotated, Any
+
+import msgspec
+from dishka import FromDishka
+from litestar import Request, Response, get, post, route
+from litestar.enums import HttpMethod
+from litestar.params import JSONBody, Parameter
+
+from orbsurv.adapters.http import pages
+from orbsurv.adapters.http.auth import SECURITY, current_principal
+from orbsurv.adapters.http.bodies import decode_body
+from orbsurv.adapters.http.client import request_context
+from orbsurv.adapters.http.di import inject
+from orbsurv.adapters.http.schemas import Email, Name, Password, Username, UserOut, blank_to_none
+from orbsurv.adapters.validation import checked_email
+from orbsurv.application.account.mail_requests import (
+    MailRequest,
+    RequestPasswordReset,
+    ResendVerification,
+)
+from orbsurv.application.account.portal import (
+    UNSET as KEEP,
+)
+from orbsurv.application.account.portal import (
+    ChangePassword,
+    DashboardSummary,
+    ManageSettings,
+    ProfileChanges,
+    RequestEmailChange,
+    UpdateOrganization,
+    UpdateProfile,
+)
+from orbsurv.application.account.tokens import ResetPassword, VerifyEmail
+from orbsurv.application.identity.profile import GetProfile
+from orbsurv.domain.errors import DomainError, FieldInvalid
+from orbsurv.domain.identity import UserSettings
+
+Token = Annotated[str, Parameter(max_length=256, description="The token from the link in the mail")]
+UPDATE = [HttpMethod.PATCH, HttpMethod.PUT]
+UPDATE_NOTE = "PATCH and PUT both merge: fields left out keep their value; unknown fields are 422."
+
+
+class Accepted(msgspec.Struct, frozen=True):
+    status: str
+    message: str
+
+
+class EmailOnly(msgspec.Struct, kw_only=True):
+    email: Email
+
+
+class ResetConfirmation(msgspec.Struct, kw_only=True):
+    token: Annotated[str, msgspec.Meta(max_length=256)]
+    new_password: Password
+
+
+class VerifiedOut(msgspec.Struct, frozen=True):
+    status: str
+    email: str
+
+
+class Done(msgspec.Struct, frozen=True):
+    status: str
+
+
+ACCEPTED_RESET = Accepted(
+    status="accepted",
+    message="If an account uses this address, a link to reset its password is on its way.",
+)
+ACCEPTED_VERIFY = Accepted(
+    status="accepted",
+    message="If this address needs confirming, a new link is on its way.",
+)
+
+
+async def _email_request(request: Request[Any, Any, Any]) -> MailRequest:
+    data = await decode_body(request, EmailOnly)
+    assert data is not None
+    return MailRequest(email=checked_email(data.email), context=request_context(request))
+
+
+@get("/auth/verify", tags=["account"], summary="Confirm an email address (JSON)")
+@inject
+async def verify(
+    request: Request[Any, Any, Any], token: Token, use_case: FromDishka[VerifyEmail]
+) -> VerifiedOut:
+    verified = await use_case(token, request_context(request))
+    return VerifiedOut(
+        status="email_changed" if verified.changed_email else "verified", email=verified.user.email
+    )
+
+
+@get(
+    "/auth/verify-page",
+    tags=["account"],
+    summary="Confirm an email address (HTML page)",
+    media_type="text/html",
+)
+@inject
+async def verify_page(
+    request: Request[Any, Any, Any], use_case: FromDishka[VerifyEmail], token: Token = ""
+) -> Response[Any]:
+    try:
+        await use_case(token, request_context(request))
+    except DomainError:
+        return pages.html(400, *pages.NOT_VERIFIED)
+    return pages.html(200, *pages.VERIFIED)
+
+
+@post(
+    "/auth/verify/resend",
+    tags=["account"],
+    summary="Send the confirmation link again",
+    status_code=202,
+)
+@inject
+async def resend_verification(
+    request: Request[Any, Any, Any], use_case: FromDishka[ResendVerification]
+) -> Accepted:
+    await use_case(await _email_request(request))
+    return ACCEPTED_VERIFY
+
+
+@post(
+    ["/auth/password-reset/requests", "/auth/password/forgot", "/auth/forgot"],
+    tags=["account"],
+    summary="Ask for a password reset link (JSON or form)",
+    description="202, the same body and similar time whether or not the address has an account.",
+    status_code=202,
+)
+@inject
+async def request_reset(
+    request: Request[Any, Any, Any], use_case: FromDishka[RequestPasswordReset]
+) -> Accepted:
+    await use_case(await _email_request(request))
+    return ACCEPTED_RESET
+
+
+@post(
+    ["/auth/password-reset/confirm", "/auth/password/reset", "/auth/reset"],
+    tags=["account"],
+    summary="Set a new password with a reset token",
+    description="Single use; ends every session of the account; does not sign in.",
+    status_code=200,
+)
+@inject
+async def confirm_reset(
+    request: Request[Any, Any, Any], use_case: FromDishka[ResetPassword]
+) -> Done:
+    data = await decode_body(request, ResetConfirmation)
+    assert data is not None
+    await use_case(data.token, data.new_password, request_context(request))
+    return Done(status="password_reset")
+
+
+@get(
+    "/auth/password-reset/page",
+    tags=["account"],
+    summary="Password reset form (HTML page)",
+    media_type="text/html",
+)
+async def reset_page() -> Response[Any]:
+    return pages.html(200, *pages.RESET_FORM, script=True)
+
+
+# --- the portal -------------------------------------------------------------------------------
+
+
+class ProfileUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    name: Name | msgspec.UnsetType | None = msgspec.UNSET
+    organization: Name | msgspec.UnsetType | None = msgspec.UNSET
+    username: Username | msgspec.UnsetType | None = msgspec.UNSET
+    email: Email | msgspec.UnsetType = msgspec.UNSET  # accepted when it is the current address
+
+
+class EmailChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    new_email: Email
+    current_password: Password
+
+
+class PasswordChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    current_password: Password
+    new_password: Password
+
+
+class OrganizationUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    organization: Name | None
+    timezone: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+
+
+class NotificationSettings(
+    msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
+    email_alerts: bool | msgspec.UnsetType = msgspec.UNSET
+    security_alerts: bool | msgspec.UnsetType = msgspec.UNSET
+    product_updates: bool | msgspec.UnsetType = msgspec.UNSET
+    weekly_digest: bool | msgspec.UnsetType = msgspec.UNSET
+
+
+class AutomationSettings(
+    msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
+    auto_scan_uploads: bool | msgspec.UnsetType = msgspec.UNSET
+    auto_publish_versions: bool | msgspec.UnsetType = msgspec.UNSET
+    retention_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | msgspec.UnsetType = msgspec.UNSET
+
+
+class SettingsOut(msgspec.Struct, frozen=True):
+    notifications: dict[str, bool]
+    automation: dict[str, bool | int]
+    timezone: str | None
+
+
+class AuditLine(msgspec.Struct, frozen=True):
+    id: str
+    action: str
+    occurred_at: datetime
+    ip: str | None
+    target_type: str | None
+    target_id: str | None
+
+
+class DashboardOut(msgspec.Struct, frozen=True):
+    user: UserOut
+    metrics: dict[str, int]
+    recent_logs: list[AuditLine]
+    command_center_url: str
+
+
+def _given(value: Any) -> Any:
+    """``UNSET`` (left out) and ``""`` (an empty form input) keep the stored value."""
+    if value is msgspec.UNSET:
+        return KEEP
+    if isinstance(value, str):
+        return blank_to_none(value) if value.strip() else KEEP
+    return value
+
+
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _checked_timezone(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    if value not in _zones():
+        raise FieldInvalid("timezone", "is not an IANA time zone name (like Europe/Paris)")
+    return value
+
+
+def _settings_out(stored: UserSettings) -> SettingsOut:
+    return SettingsOut(
+        notifications=stored.notifications, automation=stored.automation, timezone=stored.timezone
+    )
+
+
+@get("/dashboard/summary", tags=["portal"], summary="Your dashboard", security=SECURITY)
+@inject
+async def dashboard(
+    request: Request[Any, Any, Any], use_case: FromDishka[DashboardSummary]
+) -> DashboardOut:
+    summary = await use_case(await current_principal(request))
+    return DashboardOut(
+        user=UserOut.of(summary.user),
+        metrics=summary.metrics,
+        recent_logs=[msgspec.convert(line, AuditLine) for line in summary.recent_logs],
+        command_center_url=summary.command_center_url,
+    )
+
+
+@route(
+    "/account/profile",
+    http_method=UPDATE,
+    tags=["portal"],
+    summary="Update your profile",
+    description=UPDATE_NOTE,
+    security=SECURITY,
+)
+@inject
+async def update_profile(
+    request: Request[Any, Any, Any],
+    data: JSONBody[ProfileUpdate],
+    use_case: FromDishka[UpdateProfile],
+    profile: FromDishka[GetProfile],
+) -> UserOut:
+    principal = await current_principal(request)
+    if isinstance(data.email, str) and data.email.strip():
+        current = await profile(principal)
+        if checked_email(data.email) != current.email:
+            raise FieldInvalid("email", "cannot change here; use PATCH /api/v1/account/email")
+    changes = ProfileChanges(
+        name=_given(data.name),
+        organization=_given(data.organization),
+        username=_given(data.username),
+    )
+    return UserOut.of(await use_case(principal, changes, request_context(request)))
+
+
+@route(
+    "/account/email",
+    http_method=UPDATE,
+    tags=["portal"],
+    summary="Change your email address",
+    description=(
+        "202: the change applies when the link sent to the new address is opened; "
+        "the old address gets a notice."
+    ),
+    status_code=202,
+    security=SECURITY,
+)
+@inject
+async def change_email(
+    request: Request[Any, Any, Any],
+    data: JSONBody[EmailChange],
+    use_case: FromDishka[RequestEmailChange],
+) -> Accepted:
+    principal = await current_principal(request)
+    await use_case(
+        principal,
+        checked_email(data.new_email, field="new_email"),
+        data.current_password,
+        request_context(request),
+    )
+    return Accepted(status="accepted", message="Open the link sent to the new address to finish.")
+
+
+@route(
+    "/account/password",
+    http_method=UPDATE,
+    tags=["portal"],
+    summary="Change your password",
+    description="Wrong current password: 400 `wrong_password`. Other sessions end; this one stays.",
+    status_code=200,
+    security=SECURITY,
+)
+@inject
+async def change_password(
+    request: Request[Any, Any, Any],
+    data: JSONBody[PasswordChange],
+    use_case: FromDishka[ChangePassword],
+) -> Done:
+    principal = await current_principal(request)
+    await use_case(principal, data.current_password, data.new_password, request_context(request))
+    return Done(status="password_changed")
+
+
+@route(
+    "/account/organization",
+    http_method=UPDATE,
+    tags=["portal"],
+    summary="Set your organization and time zone",
+    description=UPDATE_NOTE,
+    security=SECURITY,
+)
+@inject
+async def update_organization(
+    request: Request[Any, Any, Any],
+    data: JSONBody[OrganizationUpdate],
+    use_case: FromDishka[UpdateOrganization],
+) -> UserOut:
+    principal = await current_principal(request)
+    timezone = _checked_timezone(data.timezone)
+    user = await use_case(
+        principal, blank_to_none(data.organization), timezone, request_context(request)
+    )
+    return UserOut.of(user)
+
+
+@get("/settings", tags=["portal"], summary="Your settings", security=SECURITY)
+@inject
+async def get_settings(
+    request: Request[Any, Any, Any], use_case: FromDishka[ManageSettings]
+) -> SettingsOut:
+    return _settings_out(await use_case.get(await current_principal(request)))
+
+
+def _set_fields(data: msgspec.Struct) -> dict[str, Any]:
+    return {
+        key: value
+        for key, value in msgspec.structs.asdict(data).items()
+        if value is not msgspec.UNSET
+    }
+
+
+@route(
+    "/settings/notifications",
+    http_method=UPDATE,
+    tags=["portal"],
+    summary="Merge notification settings",
+    description=UPDATE_NOTE,
+    security=SECURITY,
+)
+@inject
+async def update_notifications(
+    request: Request[Any, Any, Any],
+    data: JSONBody[NotificationSettings],
+    use_case: FromDishka[ManageSettings],
+) -> dict[str, bool | int]:
+    principal = await current_principal(request)
+    stored = await use_case.merge(
+        principal, "notifications", _set_fields(data), request_context(request)
+    )
+    return dict(stored.notifications)
+
+
+@route(
+    "/settings/automation",
+    http_method=UPDATE,
+    tags=["portal"],
+    summary="Merge automation settings",
+    description=UPDATE_NOTE,
+    security=SECURITY,
+)
+@inject
+async def update_automation(
+    request: Request[Any, Any, Any],
+    data: JSONBody[AutomationSettings],
+    use_case: FromDishka[ManageSettings],
+) -> dict[str, bool | int]:
+    principal = await current_principal(request)
+    stored = await use_case.merge(
+        principal, "automation", _set_fields(data), request_context(request)
+    )
+    return dict(stored.automation)
+
+
+AUTH_ROUTES = [verify, verify_page, resend_verification, request_reset, confirm_reset, reset_page]
+PORTAL_ROUTES = [
+    dashboard,
+    update_profile,
+    change_email,
+    change_password,
+    update_organization,
+    get_settings,
+    update_notifications,
+    update_automation,
+]
