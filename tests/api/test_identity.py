@@ -258,7 +258,7 @@ async def test_dev_scope_needs_a_valid_single_use_totp(client: Client, app: Lite
 
 async def test_master_otp_only_in_development(make_settings: SettingsFactory) -> None:
     for env, expected in (("development", 200), ("test", 401)):
-        app = make_app(make_settings(ENV=env))
+        app = make_app(make_settings(ENV=env, INPROCESS_WORKER="false"))
         async with AsyncTestClient(app) as client:
             await create_account(app, f"dev-{env}@example.com", Role.DEV)
             response = await login(client, f"dev-{env}@example.com", scope="dev", otp="000000")

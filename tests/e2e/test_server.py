@@ -153,3 +153,20 @@ def test_worker_runs_until_told_to_stop(tmp_path: Path) -> None:
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=20) == 0
     assert "worker stopped" in worker.stderr.read()
+
+
+async def test_concurrent_writes_on_the_embedded_database(live_server: str) -> None:
+    """SQLite with concurrent writers (and the in-process mail loop): nobody gets "locked"."""
+    import asyncio
+
+    async with httpx.AsyncClient(base_url=live_server, timeout=60) as client:
+        answers = await asyncio.gather(
+            *(
+                client.post(
+                    "/api/v1/auth/register",
+                    json={"email": f"crowd{n}@example.com", "password": "correct horse battery"},
+                )
+                for n in range(30)
+            )
+        )
+    assert [a.status_code for a in answers] == [201] * 30

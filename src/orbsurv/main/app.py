@@ -94,7 +94,7 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
         await container.get(ProfileCache)
         if settings.superuser_email and settings.superuser_password:
             await seed_superuser(container, settings)
-        if settings.env == "development":  # production runs `orbsurv worker` instead
+        if settings.runs_jobs_in_process:  # production runs `orbsurv worker` instead
             background.append(asyncio.create_task(run_jobs(container, stop_jobs)))
 
     async def close_container() -> None:

@@ -27,6 +27,7 @@ from orbsurv.adapters.mail.smtp import MailProbe, SmtpMailer, SmtpProbe
 from orbsurv.adapters.persistence.account import (
     SqlActionTokens,
     SqlDashboardReader,
+    SqlMailRequests,
     SqlUserSettings,
 )
 from orbsurv.adapters.persistence.audit import SqlAlertSink, SqlAuditLog
@@ -41,6 +42,7 @@ from orbsurv.adapters.security.tokens import JwtTokenCodec
 from orbsurv.adapters.storage.local import LocalObjectStorage, LocalStorageProbe, StorageProbe
 from orbsurv.adapters.storage.s3 import S3ObjectStorage, S3StorageProbe, make_s3_client
 from orbsurv.application.account.mail_requests import (
+    ProcessMailRequests,
     RequestPasswordReset,
     ResendVerification,
     VerificationMailer,
@@ -57,6 +59,7 @@ from orbsurv.application.account.portal import (
 from orbsurv.application.account.ports import (
     ActionTokens,
     DashboardReader,
+    MailRequests,
     UserSettingsRepository,
 )
 from orbsurv.application.account.tokens import ResetPassword, VerifyEmail
@@ -225,6 +228,8 @@ class AccountProvider(Provider):
     )
     dashboard_reader = provide(SqlDashboardReader, scope=Scope.REQUEST, provides=DashboardReader)
     verification = provide(VerificationMailer, scope=Scope.REQUEST)
+    mail_requests = provide(SqlMailRequests, scope=Scope.REQUEST, provides=MailRequests)
+    process_requests = provide(ProcessMailRequests, scope=Scope.REQUEST)
     resend = provide(ResendVerification, scope=Scope.REQUEST)
     request_reset = provide(RequestPasswordReset, scope=Scope.REQUEST)
     verify = provide(VerifyEmail, scope=Scope.REQUEST)

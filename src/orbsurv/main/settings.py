@@ -65,6 +65,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "text"] | None = None
     var_dir: str = "./var"
+    inprocess_worker: bool | None = None  # None: on in development, off elsewhere
 
     database_url: str = "sqlite+aiosqlite:///./var/orbsurv.db"
     redis_url: str | None = None
@@ -118,6 +119,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def runs_jobs_in_process(self) -> bool:
+        """Background jobs (mail) inside ``orbsurv serve``; production runs ``orbsurv worker``."""
+        if self.inprocess_worker is None:
+            return self.env == "development"
+        return self.inprocess_worker
 
     @property
     def effective_log_format(self) -> Literal["json", "text"]:

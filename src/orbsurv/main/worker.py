@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from dishka import AsyncContainer
 
+from orbsurv.application.account.mail_requests import ProcessMailRequests
 from orbsurv.application.outbox import DeliverOutbox
 
 logger = logging.getLogger("orbsurv.worker")
@@ -31,7 +32,16 @@ async def deliver_outbox(container: AsyncContainer) -> int:
         return await deliver()
 
 
-JOBS: Sequence[Job] = (Job(name="deliver-outbox", interval=1.0, run=deliver_outbox),)
+async def process_mail_requests(container: AsyncContainer) -> int:
+    async with container() as request:
+        process = await request.get(ProcessMailRequests)
+        return await process()
+
+
+JOBS: Sequence[Job] = (
+    Job(name="mail-requests", interval=1.0, run=process_mail_requests),
+    Job(name="deliver-outbox", interval=1.0, run=deliver_outbox),
+)
 
 
 async def _loop(job: Job, container: AsyncContainer, stop: asyncio.Event) -> None:

@@ -9,8 +9,9 @@ from typing import Annotated, Any
 
 import msgspec
 from dishka import FromDishka
-from litestar import Request, Response, get, post, route
+from litestar import MediaType, Request, Response, get, post, route
 from litestar.enums import HttpMethod
+from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, Parameter
 
 from orbsurv.adapters.http import pages
@@ -102,6 +103,14 @@ async def verify(
     tags=["account"],
     summary="Confirm an email address (HTML page)",
     media_type="text/html",
+    responses={
+        400: ResponseSpec(
+            data_container=str,
+            media_type=MediaType.HTML,
+            description="The link is invalid, expired or used: an HTML page that says so.",
+            generate_examples=False,
+        )
+    },
 )
 @inject
 async def verify_page(

@@ -16,6 +16,7 @@ from litestar.exceptions import HTTPException, SerializationException, Validatio
 from litestar.openapi.spec import OpenAPI, OpenAPIMediaType, OpenAPIResponse, Operation, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 from litestar.types import ExceptionHandlersMap
+from sqlalchemy.exc import OperationalError
 
 from orbsurv.domain import errors as domain
 
@@ -105,11 +106,13 @@ def _field_error(item: dict[str, Any]) -> FieldError:
     key = str(item.get("key") or "")
     field = "body" if key in {"", "data"} else key
     message = str(item.get("message") or "is invalid")
-    if missing := _MISSING_FIELD.match(message):
-        name = missing.group(1)
-        return FieldError(
-            field=name if field == "body" else f"{field}.{name}", message="is required"
-        )
+    for pattern, meaning in (
+        (_MISSING_FIELD, "is required"),
+        (_UNKNOWN_FIELD, "is not a field of this request; nothing was changed"),
+    ):
+        if found := pattern.match(message):
+            name = found.group(1)
+            return FieldError(field=name if field == "body" else f"{field}.{name}", message=meaning)
     return FieldError(field=field, message=message)
 
 
@@ -171,6 +174,17 @@ def _domain_handler(request: Request[Any, Any, Any], exc: domain.DomainError) ->
     return problem(request, status, exc.message, code=exc.code, headers=headers)
 
 
+def _database_handler(request: Request[Any, Any, Any], exc: OperationalError) -> Response[Any]:
+    logger.warning("database unavailable on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(
+        request,
+        503,
+        "The database is busy or unavailable; try again in a moment.",
+        code="dependency_unavailable",
+        headers={"Retry-After": "1"},
+    )
+
+
 def _unexpected_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(request, 500, "An unexpected error occurred.", code="internal_error")
@@ -180,6 +194,7 @@ exception_handlers: ExceptionHandlersMap = {
     ValidationException: _validation_handler,
     HTTPException: _http_handler,
     domain.DomainError: _domain_handler,
+    OperationalError: _database_handler,
     Exception: _unexpected_handler,
 }
 
@@ -223,7 +238,10 @@ def document_problems(openapi: OpenAPI) -> None:
             if operation is None:
                 continue
             responses = operation.responses if operation.responses is not None else {}
-            for status in list(responses):
+            for status, documented in list(responses.items()):
+                content = getattr(documented, "content", None) or {}
+                if any(media.startswith("text/html") for media in content):
+                    continue  # an HTML page documented on purpose
                 if status.startswith(("4", "5")):
                     responses[status] = error_response(HTTPStatus(int(status)).phrase)
             if operation.parameters or operation.request_body:

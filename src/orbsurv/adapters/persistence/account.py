@@ -15,11 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from orbsurv.adapters.persistence.tables import (
     action_tokens,
     audit_events,
+    mail_requests,
     security_alerts,
     sessions,
     user_settings,
 )
-from orbsurv.application.account.ports import ActionToken, DashboardFigures
+from orbsurv.application.account.ports import ActionToken, DashboardFigures, MailRequestRecord
 from orbsurv.domain.identity import (
     AUTOMATION_DEFAULTS,
     NOTIFICATION_DEFAULTS,
@@ -157,7 +158,17 @@ class SqlDashboardReader:
             .order_by(audit_events.c.occurred_at.desc(), audit_events.c.id.desc())
             .limit(RECENT_LOGS)
         )
-        recent: list[dict[str, Any]] = [dict(row._mapping) for row in logs]
+        recent: list[dict[str, Any]] = [
+            {
+                "id": row.id,
+                "action": row.action,
+                "occurred_at": row.occurred_at,
+                "ip": row.ip,
+                "target_type": row.target_type,
+                "target_id": row.target_id,
+            }
+            for row in logs
+        ]
         return DashboardFigures(
             metrics={
                 "active_sessions": int(counts[0]),
@@ -169,4 +180,48 @@ class SqlDashboardReader:
                 "storage_bytes": 0,
             },
             recent_logs=recent,
+        )
+
+
+class SqlMailRequests:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._conn = connection
+
+    async def record(self, kind: TokenPurpose, email: str, now: datetime) -> None:
+        await self._conn.execute(
+            mail_requests.insert().values(
+                id=secrets.token_hex(16), kind=kind.value, email=email, requested_at=now
+            )
+        )
+
+    async def claim(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[MailRequestRecord]:
+        due = (
+            sa.select(mail_requests.c.id)
+            .where(
+                mail_requests.c.processed_at.is_(None),
+                sa.or_(
+                    mail_requests.c.claimed_until.is_(None),
+                    mail_requests.c.claimed_until <= now,
+                ),
+            )
+            .order_by(mail_requests.c.requested_at, mail_requests.c.id)
+            .limit(limit)
+        )
+        if self._conn.dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        rows = await self._conn.execute(
+            mail_requests.update()
+            .where(mail_requests.c.id.in_(due.scalar_subquery()))
+            .values(claimed_until=lease_until)
+            .returning(mail_requests.c.id, mail_requests.c.kind, mail_requests.c.email)
+        )
+        return [MailRequestRecord(row.id, TokenPurpose(row.kind), row.email) for row in rows]
+
+    async def done(self, request_id: str, now: datetime) -> None:
+        await self._conn.execute(
+            mail_requests.update()
+            .where(mail_requests.c.id == request_id)
+            .values(processed_at=now, claimed_until=None)
         )

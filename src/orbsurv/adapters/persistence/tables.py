@@ -177,3 +177,15 @@ user_settings = sa.Table(
     sa.Column("timezone", sa.String(64), nullable=True),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
+
+mail_requests = sa.Table(
+    "mail_requests",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),  # verify_email, reset_password
+    sa.Column("email", sa.String(254), nullable=False),
+    sa.Column("requested_at", UtcDateTime(), nullable=False),
+    sa.Column("claimed_until", UtcDateTime(), nullable=True),
+    sa.Column("processed_at", UtcDateTime(), nullable=True),
+    sa.Index("ix_mail_requests_processed_at_requested_at", "processed_at", "requested_at"),
+)

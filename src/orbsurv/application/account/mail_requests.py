@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from orbsurv.application.account.policy import AccountPolicy
-from orbsurv.application.account.ports import ActionTokens
+from orbsurv.application.account.ports import ActionTokens, MailRequests
 from orbsurv.application.identity.ports import RateLimiter, UserRepository
 from orbsurv.application.ports import AuditLog, Clock, EmailComposer, Outbox, UnitOfWork
 from orbsurv.domain.audit import AuditEvent, RequestContext
@@ -54,18 +54,19 @@ class VerificationMailer:
 
 
 class _AddressMail:
+    kind = TokenPurpose.VERIFY_EMAIL
     action = ""
 
     def __init__(
         self,
-        users: UserRepository,
+        requests: MailRequests,
         limiter: RateLimiter,
         audit: AuditLog,
         uow: UnitOfWork,
         clock: Clock,
         policy: AccountPolicy,
     ) -> None:
-        self._users = users
+        self._requests = requests
         self._limiter = limiter
         self._audit = audit
         self._uow = uow
@@ -87,70 +88,74 @@ class _AddressMail:
                 )
 
     async def __call__(self, request: MailRequest) -> None:
+        """The same work for every address: no account is looked up here."""
         email = normalise_email(request.email)
         await self._limit(email, request.context)
-        user = await self._users.get_by_email(email)
-        # The same audit row either way, so both paths cost the same.
+        now = self._clock.now()
+        await self._requests.record(self.kind, email, now)
         await self._audit.record(
             AuditEvent(
                 action=self.action,
-                occurred_at=self._clock.now(),
+                occurred_at=now,
                 context=request.context,
-                actor_user_id=user.id if user else None,
                 target_type="email",
                 target_id=email,
             )
         )
-        if user is not None and user.is_active:
-            await self._send(user)
         await self._uow.commit()
-
-    async def _send(self, user: User) -> None:
-        raise NotImplementedError
 
 
 class ResendVerification(_AddressMail):
+    kind = TokenPurpose.VERIFY_EMAIL
     action = "email_verification.requested"
-
-    def __init__(
-        self,
-        users: UserRepository,
-        limiter: RateLimiter,
-        audit: AuditLog,
-        uow: UnitOfWork,
-        clock: Clock,
-        policy: AccountPolicy,
-        verification: VerificationMailer,
-    ) -> None:
-        super().__init__(users, limiter, audit, uow, clock, policy)
-        self._verification = verification
-
-    async def _send(self, user: User) -> None:
-        if not user.email_verified:
-            await self._verification.queue(user)
 
 
 class RequestPasswordReset(_AddressMail):
+    kind = TokenPurpose.RESET_PASSWORD
     action = "password_reset.requested"
+
+
+class ProcessMailRequests:
+    """The worker side: resolve each request to an account and queue its mail (or nothing)."""
 
     def __init__(
         self,
+        requests: MailRequests,
         users: UserRepository,
-        limiter: RateLimiter,
-        audit: AuditLog,
-        uow: UnitOfWork,
-        clock: Clock,
-        policy: AccountPolicy,
         tokens: ActionTokens,
         outbox: Outbox,
         composer: EmailComposer,
+        verification: VerificationMailer,
+        uow: UnitOfWork,
+        clock: Clock,
+        policy: AccountPolicy,
     ) -> None:
-        super().__init__(users, limiter, audit, uow, clock, policy)
+        self._requests = requests
+        self._users = users
         self._tokens = tokens
         self._outbox = outbox
         self._composer = composer
+        self._verification = verification
+        self._uow = uow
+        self._clock = clock
+        self._policy = policy
 
-    async def _send(self, user: User) -> None:
+    async def __call__(self, limit: int = 50) -> int:
+        now = self._clock.now()
+        claimed = await self._requests.claim(now, now + timedelta(minutes=2), limit)
+        await self._uow.commit()
+        for request in claimed:
+            user = await self._users.get_by_email(request.email)
+            if user is not None and user.is_active:
+                if request.kind is TokenPurpose.RESET_PASSWORD:
+                    await self._queue_reset(user)
+                elif not user.email_verified:
+                    await self._verification.queue(user)
+            await self._requests.done(request.id, self._clock.now())
+            await self._uow.commit()
+        return len(claimed)
+
+    async def _queue_reset(self, user: User) -> None:
         now = self._clock.now()
         token = await self._tokens.issue(
             TokenPurpose.RESET_PASSWORD,

@@ -53,3 +53,23 @@ class DashboardFigures:
 
 class DashboardReader(Protocol):
     async def figures(self, user_id: str, email: str, now: datetime) -> DashboardFigures: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MailRequestRecord:
+    id: str
+    kind: TokenPurpose
+    email: str
+
+
+class MailRequests(Protocol):
+    """Requests for mail to an address, recorded on the request path and resolved by a worker,
+    so the request costs the same whether or not the address has an account."""
+
+    async def record(self, kind: TokenPurpose, email: str, now: datetime) -> None: ...
+
+    async def claim(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[MailRequestRecord]: ...
+
+    async def done(self, request_id: str, now: datetime) -> None: ...

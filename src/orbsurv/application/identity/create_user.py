@@ -37,6 +37,8 @@ class CreateUser:
     async def stage(self, command: CreateUserCommand) -> User:
         """Add the user to the current transaction without committing it."""
         check_password_policy(command.password)
+        # Hash before the first query: the transaction (and on SQLite its lock) starts later.
+        password_hash = await self._hasher.hash(command.password)
         email = normalise_email(command.email)
         if await self._users.get_by_email(email) is not None:
             raise Conflict("An account with this email already exists.", code="email_taken")
@@ -47,7 +49,7 @@ class CreateUser:
         user = User(
             id=new_id(),
             email=email,
-            password_hash=await self._hasher.hash(command.password),
+            password_hash=password_hash,
             role=command.role,
             created_at=now,
             updated_at=now,
