@@ -170,3 +170,33 @@ async def test_concurrent_writes_on_the_embedded_database(live_server: str) -> N
             )
         )
     assert [a.status_code for a in answers] == [201] * 30
+
+
+def test_mail_list_shows_the_console_outbox(tmp_path: Path) -> None:
+    env = clean_env(ENV="test", DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/m.db")
+    assert run_cli("migrate", cwd=tmp_path, env=env).returncode == 0
+    assert "the outbox is empty" in run_cli("mail", "list", cwd=tmp_path, env=env).stdout
+    import asyncio
+
+    from orbsurv.adapters.clock import SystemClock
+    from orbsurv.adapters.persistence.database import make_engine
+    from orbsurv.adapters.persistence.outbox import SqlOutbox
+    from orbsurv.application.ports import OutgoingEmail
+
+    async def queue() -> None:
+        engine = make_engine(env["DATABASE_URL"])
+        async with engine.connect() as conn:
+            await SqlOutbox(conn, SystemClock()).enqueue(
+                OutgoingEmail(
+                    to="dev@example.com", subject="Hello", text="Open http://x/?token=abc"
+                )
+            )
+            await conn.commit()
+        await engine.dispose()
+
+    asyncio.run(queue())
+    listed = run_cli("mail", "list", "--limit", "5", cwd=tmp_path, env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "[pending] to dev@example.com" in listed.stdout
+    assert "Subject: Hello" in listed.stdout
+    assert "token=abc" in listed.stdout
