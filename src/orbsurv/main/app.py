@@ -25,6 +25,8 @@ from orbsurv.adapters.http.di import CONTAINER_STATE_KEY
 from orbsurv.adapters.http.health import health_alias, healthz, readyz
 from orbsurv.adapters.http.identity import ROUTES as IDENTITY_ROUTES
 from orbsurv.adapters.http.identity import document_login
+from orbsurv.adapters.http.leads import FORM_ROUTES
+from orbsurv.adapters.http.leads import ROUTES as INTAKE_ROUTES
 from orbsurv.adapters.http.media import enforce_body_media_type
 from orbsurv.adapters.http.metrics import HttpMetrics
 from orbsurv.adapters.http.pagination import provide_page_request
@@ -103,12 +105,29 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
         await container.close()
 
     api = Router(
-        API_PREFIX, route_handlers=[healthz, readyz, *IDENTITY_ROUTES, *AUTH_ROUTES, *PORTAL_ROUTES]
+        API_PREFIX,
+        route_handlers=[
+            healthz,
+            readyz,
+            *IDENTITY_ROUTES,
+            *AUTH_ROUTES,
+            *PORTAL_ROUTES,
+            *INTAKE_ROUTES,
+        ],
     )
+    # Some pages of the existing site post the public forms without the prefix.
+    root_forms = Router("/", route_handlers=FORM_ROUTES)
     # The existing Orbsurv web client calls the portal under /api/v1/app.
     portal_alias = Router(f"{API_PREFIX}/app", route_handlers=PORTAL_ROUTES)
     app = Litestar(
-        route_handlers=[api, portal_alias, health_alias, metrics_endpoint, openapi_document],
+        route_handlers=[
+            api,
+            portal_alias,
+            root_forms,
+            health_alias,
+            metrics_endpoint,
+            openapi_document,
+        ],
         exception_handlers=exception_handlers,
         before_request=enforce_body_media_type,
         cors_config=(

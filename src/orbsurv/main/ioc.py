@@ -32,10 +32,12 @@ from orbsurv.adapters.persistence.account import (
 )
 from orbsurv.adapters.persistence.audit import SqlAlertSink, SqlAuditLog
 from orbsurv.adapters.persistence.database import DatabaseProbe, make_engine
+from orbsurv.adapters.persistence.leads import SqlAnalyticsStore, SqlLeadRepository
 from orbsurv.adapters.persistence.outbox import SqlOutbox
 from orbsurv.adapters.persistence.sessions import SqlSessionRepository, SqlSessionStatus
 from orbsurv.adapters.persistence.unit_of_work import SqlUnitOfWork
 from orbsurv.adapters.persistence.users import SqlUserLookup, SqlUserRepository
+from orbsurv.adapters.security.captcha import HttpCaptchaVerifier, NoCaptcha
 from orbsurv.adapters.security.otp import TotpVerifier
 from orbsurv.adapters.security.passwords import Argon2PasswordHasher
 from orbsurv.adapters.security.tokens import JwtTokenCodec
@@ -63,6 +65,7 @@ from orbsurv.application.account.ports import (
     UserSettingsRepository,
 )
 from orbsurv.application.account.tokens import ResetPassword, VerifyEmail
+from orbsurv.application.analytics.record import RecordEvents
 from orbsurv.application.identity.authenticate import Authenticate
 from orbsurv.application.identity.create_user import CreateUser
 from orbsurv.application.identity.login import LogIn
@@ -86,6 +89,8 @@ from orbsurv.application.identity.refresh import RotateRefreshToken
 from orbsurv.application.identity.register import RegisterUser
 from orbsurv.application.identity.seed import SeedSuperuser
 from orbsurv.application.identity.sessions import SessionIssuer
+from orbsurv.application.leads.ports import AnalyticsStore, CaptchaVerifier, LeadRepository
+from orbsurv.application.leads.submit import IntakePolicy, ReportClientError, SubmitLead
 from orbsurv.application.outbox import DeliverOutbox
 from orbsurv.application.ports import (
     AlertSink,
@@ -242,6 +247,27 @@ class AccountProvider(Provider):
     dashboard = provide(DashboardSummary, scope=Scope.REQUEST)
 
 
+class IntakeProvider(Provider):
+    @provide(scope=Scope.APP)
+    def policy(self, settings: Settings) -> IntakePolicy:
+        return IntakePolicy(captcha_required=settings.captcha_secret_key is not None)
+
+    @provide(scope=Scope.APP)
+    async def captcha(self, settings: Settings) -> AsyncIterator[CaptchaVerifier]:
+        if settings.captcha_secret_key is None:
+            yield NoCaptcha()
+            return
+        verifier = HttpCaptchaVerifier(settings.captcha_secret_key, settings.captcha_verify_url)
+        yield verifier
+        await verifier.aclose()
+
+    leads = provide(SqlLeadRepository, scope=Scope.REQUEST, provides=LeadRepository)
+    analytics = provide(SqlAnalyticsStore, scope=Scope.REQUEST, provides=AnalyticsStore)
+    submit = provide(SubmitLead, scope=Scope.REQUEST)
+    report_error = provide(ReportClientError, scope=Scope.REQUEST)
+    record_events = provide(RecordEvents, scope=Scope.REQUEST)
+
+
 class MemoryCacheProvider(Provider):
     @provide(scope=Scope.APP)
     def probe(self) -> CacheProbe:
@@ -356,6 +382,7 @@ def providers_for(settings: Settings) -> list[Provider]:
         CoreProvider(),
         IdentityProvider(),
         AccountProvider(),
+        IntakeProvider(),
         RedisCacheProvider() if settings.redis_url else MemoryCacheProvider(),
         S3StorageProvider() if settings.storage_backend == "s3" else LocalStorageProvider(),
         SmtpMailProvider() if settings.smtp_host else ConsoleMailProvider(),

@@ -104,6 +104,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     ai_api_key: str | None = None
     ai_model: str | None = None
     captcha_secret_key: str | None = None
+    captcha_verify_url: str = "https://challenges.cloudflare.com/turnstile/v0/siteverify"
 
     superuser_email: str | None = None
     superuser_password: str | None = None

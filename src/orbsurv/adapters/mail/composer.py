@@ -8,6 +8,13 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from orbsurv.application.ports import OutgoingEmail
 
+_FORM_NAMES = {
+    "waitlist": "waitlist sign-up",
+    "contact": "message",
+    "investor_interest": "investor enquiry",
+    "pilot_request": "pilot request",
+}
+
 
 class JinjaEmailComposer:
     def __init__(self, *, verify_hours: int = 24, reset_minutes: int = 30) -> None:
@@ -50,6 +57,10 @@ class JinjaEmailComposer:
 
     def email_change_notice(self, to: str) -> OutgoingEmail:
         return self._render("email_change_notice", to, "Your email address is being changed")
+
+    def form_acknowledgement(self, to: str, form: str) -> OutgoingEmail:
+        what = _FORM_NAMES.get(form, "message")
+        return self._render("form_acknowledgement", to, f"We received your {what}", what=what)
 
     def password_changed(self, to: str) -> OutgoingEmail:
         return self._render("password_changed", to, "Your password was changed")

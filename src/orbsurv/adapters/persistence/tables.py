@@ -189,3 +189,91 @@ mail_requests = sa.Table(
     sa.Column("processed_at", UtcDateTime(), nullable=True),
     sa.Index("ix_mail_requests_processed_at_requested_at", "processed_at", "requested_at"),
 )
+
+
+def _submission(name: str, *columns: sa.Column[Any]) -> sa.Table:
+    """A public form's submissions: newest-first lists page by (created_at, id)."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("created_at", UtcDateTime(), nullable=False),
+        *columns,
+        sa.Column("ip", sa.String(64), nullable=True),
+        sa.Column("user_agent", sa.String(512), nullable=True),
+        sa.Index(f"ix_{name}_created_at_id", "created_at", "id"),
+    )
+
+
+waitlist_entries = _submission(
+    "waitlist_entries",
+    sa.Column("email", sa.String(254), nullable=False, unique=True),
+    sa.Column("name", sa.String(255), nullable=True),
+    sa.Column("source", sa.String(255), nullable=True),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+contact_messages = _submission(
+    "contact_messages",
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("email", sa.String(254), nullable=False),
+    sa.Column("message", sa.Text(), nullable=False),
+    sa.Column("company", sa.String(255), nullable=True),
+    sa.Column("phone", sa.String(64), nullable=True),
+    sa.Column("topic", sa.String(255), nullable=True),
+)
+investor_interests = _submission(
+    "investor_interests",
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("email", sa.String(254), nullable=False),
+    sa.Column("amount", sa.String(64), nullable=True),
+    sa.Column("note", sa.Text(), nullable=True),
+)
+pilot_requests = _submission(
+    "pilot_requests",
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("org", sa.String(255), nullable=False),
+    sa.Column("email", sa.String(254), nullable=False),
+    sa.Column("use_case", sa.Text(), nullable=False),
+)
+form_acknowledgements = sa.Table(
+    "form_acknowledgements",
+    metadata,
+    sa.Column("email", sa.String(254), primary_key=True),
+    sa.Column("last_sent_at", UtcDateTime(), nullable=False),
+)
+client_errors = sa.Table(
+    "client_errors",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False, unique=True),
+    sa.Column("message", sa.String(2000), nullable=False),
+    sa.Column("stack", sa.Text(), nullable=True),
+    sa.Column("url", sa.String(2048), nullable=True),
+    sa.Column("line", sa.Integer(), nullable=True),
+    sa.Column("column", sa.Integer(), nullable=True),
+    sa.Column("user_agent", sa.String(512), nullable=True),
+    sa.Column("ip", sa.String(64), nullable=True),
+    sa.Column("count", sa.BigInteger(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),  # first seen
+    sa.Column("last_seen_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_client_errors_created_at_id", "created_at", "id"),
+)
+analytics_events = sa.Table(
+    "analytics_events",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),  # received
+    sa.Column("occurred_at", UtcDateTime(), nullable=True),  # as the client says
+    sa.Column("event_type", sa.String(32), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("page", sa.String(2048), nullable=True),
+    sa.Column("client_id", sa.String(128), nullable=True),
+    sa.Column("actor_user_id", sa.String(36), nullable=True),
+    sa.Column("ip", sa.String(64), nullable=True),
+    sa.Column("user_agent", sa.String(512), nullable=True),
+    sa.Column("request_id", sa.String(128), nullable=True),
+    sa.Column("details", sa.JSON(), nullable=False),
+    sa.Index("ix_analytics_events_created_at_id", "created_at", "id"),
+    sa.Index("ix_analytics_events_type_client", "event_type", "client_id", "created_at"),
+    sa.Index("ix_analytics_events_type_actor", "event_type", "actor_user_id", "created_at"),
+)

@@ -1,0 +1,58 @@
+"""Ports of marketing intake."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from orbsurv.domain.leads import ClientError, Lead, Submitter
+from orbsurv.domain.pagination import Cursor, CursorPage
+
+
+class LeadRepository(Protocol):
+    async def add(self, lead: Lead, by: Submitter) -> bool:
+        """Store a submission; ``False`` when it was a repeat (the waitlist keeps one row per
+        email and records the newer source)."""
+        ...
+
+    async def record_error(self, error: ClientError, by: Submitter) -> None:
+        """Count one occurrence under the error's fingerprint."""
+        ...
+
+    async def claim_acknowledgement(self, email: str, now: datetime, every_seconds: int) -> bool:
+        """``True`` (and remembered) when no acknowledgement went to ``email`` in the period."""
+        ...
+
+    async def page(
+        self, kind: str, cursor: Cursor | None, limit: int
+    ) -> CursorPage[dict[str, Any]]:
+        """Newest first, by keyset; ``kind`` is a form name or ``client_errors``."""
+        ...
+
+    async def count(self, kind: str) -> int: ...
+
+
+class CaptchaVerifier(Protocol):
+    async def verify(self, token: str | None, ip: str | None) -> bool:
+        """Whether the token proves a human; ``False`` for a missing token."""
+        ...
+
+
+class AnalyticsStore(Protocol):
+    async def append(
+        self,
+        events: Sequence[Any],
+        *,
+        actor_user_id: str | None,
+        ip: str | None,
+        user_agent: str | None,
+        request_id: str | None,
+        received_at: datetime,
+    ) -> None: ...
+
+    async def consent(
+        self, *, client_id: str | None, user_id: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Cookie-consent events of one client or one user, newest first."""
+        ...
