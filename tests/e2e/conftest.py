@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -59,16 +60,14 @@ def wait_until_healthy(
     raise TimeoutError(f"{url} did not become healthy")
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``orbsurv serve`` with no configuration at all, in an empty working directory."""
-    workdir = tmp_path_factory.mktemp("live")
+@contextmanager
+def running_server(workdir: Path, env: dict[str, str]) -> Iterator[str]:
     port = free_port()
     log = (workdir / "server.log").open("wb")
     process = subprocess.Popen(
         [*CLI, "serve", "--port", str(port)],
         cwd=workdir,
-        env=clean_env(),
+        env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -84,3 +83,18 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``orbsurv serve`` with no configuration at all, in an empty working directory."""
+    with running_server(tmp_path_factory.mktemp("live"), clean_env()) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def proxied_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server that believes X-Forwarded-For from loopback, as behind a local proxy."""
+    env = clean_env(ENV="test", TRUSTED_PROXIES="127.0.0.1/32")
+    with running_server(tmp_path_factory.mktemp("proxied"), env) as url:
+        yield url

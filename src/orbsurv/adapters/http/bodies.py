@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request
 from litestar.exceptions import HTTPException, ValidationException
 
+from orbsurv.adapters.http.media import strict_validation_error
+
 T = TypeVar("T")
 
 FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
-_PATH = re.compile(r"\s*-\s*at `\$\.?([^`]*)`")
-
-
-def _validation(exc: msgspec.ValidationError) -> ValidationException:
-    message = str(exc)
-    match = _PATH.search(message)
-    field = match.group(1) if match and match.group(1) else "body"
-    return ValidationException(extra=[{"key": field, "message": _PATH.sub("", message)}])
 
 
 async def decode_body(
@@ -47,7 +40,7 @@ async def decode_body(
             form = await request.form()
             return msgspec.convert(dict(form.items()), kind, strict=False)
     except msgspec.ValidationError as exc:
-        raise _validation(exc) from None
+        raise strict_validation_error(exc) from None
     raise HTTPException(
         status_code=415,
         detail=f"Send JSON or a form (got {content_type or 'no Content-Type'}).",

@@ -8,12 +8,13 @@ from typing import Annotated, Any, Literal
 import msgspec
 from dishka import FromDishka
 from litestar import Request, Response, post
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException
 
 from orbsurv.adapters.http.auth import access_token
 from orbsurv.adapters.http.bodies import decode_body
 from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import inject
+from orbsurv.adapters.http.media import strict_validation_error
 from orbsurv.adapters.http.schemas import Email, blank_to_none
 from orbsurv.adapters.validation import checked_email
 from orbsurv.application.analytics.record import RecordEvents
@@ -273,9 +274,7 @@ async def analytics_events(
             else [msgspec.convert(raw, EventIn)]
         )
     except msgspec.ValidationError as exc:
-        raise ValidationException(
-            extra=[{"key": _path(str(exc)), "message": str(exc).split(" - ")[0]}]
-        ) from None
+        raise strict_validation_error(exc) from None
     events = [
         AnalyticsEvent(
             event_type=EventType(event.event_type),
@@ -289,13 +288,6 @@ async def analytics_events(
     ]
     count = await use_case(events, await _optional_user(request), request_context(request))
     return Accepted(accepted=count)
-
-
-def _path(message: str) -> str:
-    marker = "at `$"
-    if marker not in message:
-        return "body"
-    return message.split(marker, 1)[1].rstrip("`").lstrip(".") or "body"
 
 
 FORM_ROUTES = [waitlist, contact, investor_interest, pilot_request, client_errors]

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Any
 
+import msgspec
 from litestar import Request
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import BodyKwarg
+
+
+@cache
+def body_model(handler: HTTPRouteHandler) -> Any:
+    """The type the handler's ``data`` parameter declares (a msgspec Struct here)."""
+    return handler.parsed_fn_signature.parameters["data"].annotation
 
 
 @cache
@@ -23,6 +31,16 @@ def expected_body_type(handler: HTTPRouteHandler) -> str | None:
         media_type = kwarg.media_type
         return media_type.value if isinstance(media_type, RequestEncodingType) else media_type
     return RequestEncodingType.JSON.value
+
+
+_PATH = re.compile(r"\s*-\s*at `\$\.?([^`]*)`")
+
+
+def strict_validation_error(exc: msgspec.ValidationError) -> ValidationException:
+    message = str(exc)
+    found = _PATH.search(message)
+    field = found.group(1) if found and found.group(1) else "body"
+    return ValidationException(extra=[{"key": field, "message": _PATH.sub("", message)}])
 
 
 def _is_json(content_type: str) -> bool:
@@ -47,3 +65,10 @@ async def enforce_body_media_type(request: Request[Any, Any, Any]) -> None:
         raise HTTPException(
             status_code=415, detail=f"Send this request as application/json (got {received})."
         )
+    # Litestar converts bodies leniently (0 would become False); JSON bodies here are strict.
+    try:
+        msgspec.json.decode(await request.body(), type=body_model(handler))
+    except msgspec.ValidationError as exc:
+        raise strict_validation_error(exc) from None
+    except msgspec.DecodeError:
+        return  # malformed JSON: Litestar answers it (400)
