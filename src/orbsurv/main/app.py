@@ -20,6 +20,8 @@ from orbsurv import __version__
 from orbsurv.adapters.http.account import AUTH_ROUTES, PORTAL_ROUTES
 from orbsurv.adapters.http.auth import CookiePolicy, current_principal
 from orbsurv.adapters.http.client import ClientAddress
+from orbsurv.adapters.http.console import ROUTES as CONSOLE_ROUTES
+from orbsurv.adapters.http.console import document_exports
 from orbsurv.adapters.http.context import RequestContextMiddleware
 from orbsurv.adapters.http.di import CONTAINER_STATE_KEY
 from orbsurv.adapters.http.health import health_alias, healthz, readyz
@@ -113,6 +115,7 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
             *AUTH_ROUTES,
             *PORTAL_ROUTES,
             *INTAKE_ROUTES,
+            *CONSOLE_ROUTES,
         ],
     )
     # Some pages of the existing site post the public forms without the prefix.
@@ -195,6 +198,7 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
     )
     document_problems(app.openapi_schema)
     document_login(app.openapi_schema)
+    document_exports(app.openapi_schema)
     app.state.openapi_document = msgspec.json.encode(app.openapi_schema.to_schema())
     app.asgi_handler = RequestContextMiddleware(app.asgi_handler, metrics)
     return app

@@ -31,6 +31,7 @@ from orbsurv.adapters.persistence.account import (
     SqlUserSettings,
 )
 from orbsurv.adapters.persistence.audit import SqlAlertSink, SqlAuditLog
+from orbsurv.adapters.persistence.console import SqlConsoleReader, SqlSubmissionExport
 from orbsurv.adapters.persistence.database import DatabaseProbe, make_engine
 from orbsurv.adapters.persistence.leads import SqlAnalyticsStore, SqlLeadRepository
 from orbsurv.adapters.persistence.outbox import SqlOutbox
@@ -66,6 +67,9 @@ from orbsurv.application.account.ports import (
 )
 from orbsurv.application.account.tokens import ResetPassword, VerifyEmail
 from orbsurv.application.analytics.record import RecordEvents
+from orbsurv.application.console.denials import RecordDenial
+from orbsurv.application.console.operate import AcknowledgeAlert, ManageUser, SendOperatorEmail
+from orbsurv.application.console.ports import ConsoleReader, SubmissionExport
 from orbsurv.application.identity.authenticate import Authenticate
 from orbsurv.application.identity.create_user import CreateUser
 from orbsurv.application.identity.login import LogIn
@@ -268,6 +272,19 @@ class IntakeProvider(Provider):
     record_events = provide(RecordEvents, scope=Scope.REQUEST)
 
 
+class ConsoleProvider(Provider):
+    reader = provide(SqlConsoleReader, scope=Scope.REQUEST, provides=ConsoleReader)
+
+    @provide(scope=Scope.APP)
+    def export(self, engine: AsyncEngine) -> SubmissionExport:
+        return SqlSubmissionExport(engine)
+
+    manage_user = provide(ManageUser, scope=Scope.REQUEST)
+    acknowledge = provide(AcknowledgeAlert, scope=Scope.REQUEST)
+    send_email = provide(SendOperatorEmail, scope=Scope.REQUEST)
+    record_denial = provide(RecordDenial, scope=Scope.REQUEST)
+
+
 class MemoryCacheProvider(Provider):
     @provide(scope=Scope.APP)
     def probe(self) -> CacheProbe:
@@ -383,6 +400,7 @@ def providers_for(settings: Settings) -> list[Provider]:
         IdentityProvider(),
         AccountProvider(),
         IntakeProvider(),
+        ConsoleProvider(),
         RedisCacheProvider() if settings.redis_url else MemoryCacheProvider(),
         S3StorageProvider() if settings.storage_backend == "s3" else LocalStorageProvider(),
         SmtpMailProvider() if settings.smtp_host else ConsoleMailProvider(),

@@ -144,8 +144,11 @@ async def current_principal(request: Request[Any, Any, Any]) -> Principal:
 
 
 def requires(permission: Permission) -> Callable[..., Awaitable[Principal]]:
-    async def dependency(principal: NamedDependency[Principal]) -> Principal:
+    async def dependency(
+        request: Request[Any, Any, Any], principal: NamedDependency[Principal]
+    ) -> Principal:
         if not principal.can(permission):
+            await record_denial(request, principal)
             if permission is Permission.ADMINISTER and principal.role.value == "dev":
                 raise Forbidden(
                     "This needs a dev session opened with a one-time code (scope=dev).",
@@ -155,3 +158,13 @@ def requires(permission: Permission) -> Callable[..., Awaitable[Principal]]:
         return principal
 
     return dependency
+
+
+async def record_denial(request: Request[Any, Any, Any], principal: Principal) -> None:
+    """Audit the refusal (and count it toward a burst alert) in a transaction of its own."""
+    from orbsurv.adapters.http.client import request_context
+    from orbsurv.adapters.http.di import app_container
+    from orbsurv.application.console.denials import RecordDenial
+
+    async with app_container(request.app.state)() as scope:
+        await (await scope.get(RecordDenial))(principal, request.url.path, request_context(request))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from orbsurv.adapters.persistence.tables import audit_events, security_alerts
@@ -35,6 +36,19 @@ class SqlAlertSink:
         self._conn = connection
 
     async def raise_alert(self, alert: SecurityAlert) -> None:
+        """Deduplicated: while an equal alert (same rule and subject) is unacknowledged, a new
+        one is dropped."""
+        open_one = await self._conn.execute(
+            sa.select(security_alerts.c.id)
+            .where(
+                security_alerts.c.rule == alert.rule,
+                security_alerts.c.subject == alert.subject[:255],
+                security_alerts.c.acknowledged_at.is_(None),
+            )
+            .limit(1)
+        )
+        if open_one.first() is not None:
+            return
         await self._conn.execute(
             security_alerts.insert().values(
                 id=alert.id,

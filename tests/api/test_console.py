@@ -1,0 +1,365 @@
+"""The operator console over HTTP: who may do what, lists, changes, alerts, exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from orbsurv.domain.identity import Role
+from orbsurv.main.app import make_app
+from orbsurv.main.settings import Settings
+from tests.api.identity_helpers import (
+    PASSWORD,
+    Client,
+    bearer,
+    create_account,
+    fetch,
+    login,
+    register,
+)
+from tests.api.test_conventions import assert_problem
+from tests.conftest import SettingsFactory
+
+
+@pytest.fixture
+def console_settings(make_settings: SettingsFactory) -> Settings:
+    return make_settings(ENV="development", INPROCESS_WORKER="false")  # the master OTP works
+
+
+@pytest.fixture
+async def console(
+    console_settings: Settings,
+) -> AsyncIterator[tuple[Litestar, Client, dict[str, str]]]:
+    app = make_app(console_settings)
+    async with AsyncTestClient(app) as client:
+        await create_account(app, "dev@example.com", Role.DEV)
+        await create_account(app, "admin@example.com", Role.ADMIN)
+        user = await register(client, "user@example.com")
+        tokens = {
+            "dev": (await login(client, "dev@example.com", scope="dev", otp="000000")).json()[
+                "access_token"
+            ],
+            "dev_plain": (await login(client, "dev@example.com")).json()["access_token"],
+            "admin": (await login(client, "admin@example.com")).json()["access_token"],
+            "user": user["access_token"],
+        }
+        client.cookies.clear()
+        yield app, client, tokens
+
+
+READ = [
+    "/api/v1/admin/summary",
+    "/api/v1/admin/users",
+    "/api/v1/users",
+    "/api/v1/admin/logs",
+    "/api/v1/admin/audit-events",
+    "/api/v1/admin/alerts",
+    "/api/v1/admin/cookie-activity",
+    "/api/v1/admin/waitlist",
+    "/api/v1/admin/contacts",
+    "/api/v1/admin/pilot-requests",
+    "/api/v1/admin/investor-interest",
+    "/api/v1/admin/client-errors",
+]
+
+
+async def test_who_may_read(console: tuple[Litestar, Client, dict[str, str]]) -> None:
+    _, client, tokens = console
+    for path in READ:
+        for who in ("admin", "dev", "dev_plain"):
+            assert (await client.get(path, headers=bearer(tokens[who]))).status_code == 200, (
+                path,
+                who,
+            )
+        assert_problem(await client.get(path, headers=bearer(tokens["user"])), 403, "forbidden")
+        assert_problem(await client.get(path), 401, "unauthenticated")
+
+
+async def test_dev_routes_need_a_dev_session(
+    console: tuple[Litestar, Client, dict[str, str]], console_settings: Settings
+) -> None:
+    _, client, tokens = console
+    mail = {"to": "x@example.com", "subject": "Hi", "body": "Hello"}
+    assert_problem(
+        await client.post("/api/v1/admin/send-email", json=mail, headers=bearer(tokens["admin"])),
+        403,
+        "forbidden",
+    )
+    assert_problem(
+        await client.post(
+            "/api/v1/admin/send-email", json=mail, headers=bearer(tokens["dev_plain"])
+        ),
+        403,
+        "dev_session_required",
+    )
+    assert (
+        await client.post("/api/v1/admin/send-email", json=mail, headers=bearer(tokens["dev"]))
+    ).status_code == 202
+    denials = await fetch(
+        console_settings, "SELECT target_id FROM audit_events WHERE action = 'access.denied'"
+    )
+    assert len(denials) == 2
+    queued = await fetch(
+        console_settings, "SELECT recipient FROM outbox_messages WHERE recipient = 'x@example.com'"
+    )
+    assert len(queued) == 1
+
+
+async def test_a_burst_of_denials_raises_one_alert(
+    console: tuple[Litestar, Client, dict[str, str]], console_settings: Settings
+) -> None:
+    _, client, tokens = console
+    for _ in range(12):
+        await client.get("/api/v1/admin/summary", headers=bearer(tokens["user"]))
+    alerts = await fetch(
+        console_settings, "SELECT rule FROM security_alerts WHERE rule = 'forbidden_burst'"
+    )
+    assert len(alerts) == 1  # deduplicated while open
+
+
+async def test_summary_and_user_search(console: tuple[Litestar, Client, dict[str, str]]) -> None:
+    _, client, tokens = console
+    auth = bearer(tokens["admin"])
+    await client.post("/api/v1/waitlist", json={"email": "w@example.com"})
+    summary = (await client.get("/api/v1/admin/summary", headers=auth)).json()
+    assert summary["total_users"] == 3
+    assert summary["total_waitlist"] == 1
+    assert {key for key in summary if key.startswith("total_")} >= {
+        "total_users",
+        "total_contacts",
+        "total_pilot_requests",
+    }
+    found = (await client.get("/api/v1/admin/users", params={"q": "ADMIN@"}, headers=auth)).json()
+    assert [u["email"] for u in found["items"]] == ["admin@example.com"]
+    devs = (await client.get("/api/v1/users", params={"role": "dev"}, headers=auth)).json()
+    assert [u["email"] for u in devs["items"]] == ["dev@example.com"]
+    paged = (
+        await client.get("/api/v1/admin/users", params={"page_size": 2, "page": 2}, headers=auth)
+    ).json()
+    assert paged["total"] == 3
+    assert paged["pages"] == 2
+    assert len(paged["items"]) == 1
+    text = (await client.get("/api/v1/admin/users", params={"limit": 1000}, headers=auth)).text
+    for secret in ("password_hash", "otp_secret", "argon2", "refresh"):
+        assert secret not in text
+    assert_problem(
+        await client.get("/api/v1/admin/users", params={"role": "god"}, headers=auth),
+        422,
+        "validation_error",
+    )
+
+
+async def test_user_detail(console: tuple[Litestar, Client, dict[str, str]]) -> None:
+    _, client, tokens = console
+    auth = bearer(tokens["admin"])
+    uid = (await client.get("/api/v1/admin/users", params={"q": "dev@"}, headers=auth)).json()[
+        "items"
+    ][0]["id"]
+    detail = (await client.get(f"/api/v1/users/{uid}", headers=auth)).json()
+    assert detail["sessions"] == 2
+    assert detail["last_login_at"]
+    assert_problem(
+        await client.get("/api/v1/admin/users/no-such-user", headers=auth), 404, "user_not_found"
+    )
+
+
+async def test_role_change_ends_sessions_at_once(
+    console: tuple[Litestar, Client, dict[str, str]], console_settings: Settings
+) -> None:
+    _, client, tokens = console
+    auth = bearer(tokens["dev"])
+    uid = (await client.get("/api/v1/admin/users", params={"q": "user@"}, headers=auth)).json()[
+        "items"
+    ][0]["id"]
+    assert_problem(
+        await client.patch(f"/api/v1/admin/users/{uid}", json={"role": "root"}, headers=auth),
+        422,
+        "validation_error",
+    )
+    assert_problem(
+        await client.patch(f"/api/v1/admin/users/{uid}", json={"email": "x@y.z"}, headers=auth),
+        422,
+        "validation_error",
+    )
+    changed = await client.put(f"/api/v1/admin/users/{uid}", json={"role": "admin"}, headers=auth)
+    assert changed.json()["role"] == "admin"
+    assert_problem(
+        await client.get("/api/v1/users/me", headers=bearer(tokens["user"])), 401, "token_revoked"
+    )
+    alerts = await fetch(console_settings, "SELECT rule, severity FROM security_alerts")
+    assert [(a.rule, a.severity) for a in alerts] == [("role_elevated", "high")]
+    audit = await fetch(
+        console_settings, "SELECT details FROM audit_events WHERE action = 'user.changed'"
+    )
+    assert len(audit) == 1
+    assert_problem(
+        await client.patch("/api/v1/admin/users/nobody", json={"role": "user"}, headers=auth),
+        404,
+        "user_not_found",
+    )
+
+
+async def test_the_last_dev_stays(console: tuple[Litestar, Client, dict[str, str]]) -> None:
+    _, client, tokens = console
+    auth = bearer(tokens["dev"])
+    uid = (await client.get("/api/v1/admin/users", params={"q": "dev@"}, headers=auth)).json()[
+        "items"
+    ][0]["id"]
+    assert_problem(
+        await client.patch(f"/api/v1/admin/users/{uid}", json={"role": "admin"}, headers=auth),
+        409,
+        "last_dev",
+    )
+    assert_problem(
+        await client.patch(f"/api/v1/admin/users/{uid}", json={"is_active": False}, headers=auth),
+        409,
+        "last_dev",
+    )
+    assert (
+        await client.get("/api/v1/admin/summary", headers=auth)
+    ).status_code == 200  # nothing changed
+
+
+async def test_end_a_users_sessions(console: tuple[Litestar, Client, dict[str, str]]) -> None:
+    _, client, tokens = console
+    auth = bearer(tokens["dev"])
+    uid = (await client.get("/api/v1/admin/users", params={"q": "user@"}, headers=auth)).json()[
+        "items"
+    ][0]["id"]
+    ended = await client.delete(f"/api/v1/admin/users/{uid}/sessions", headers=auth)
+    assert ended.json() == {"sessions_ended": 1}
+    assert_problem(
+        await client.get("/api/v1/users/me", headers=bearer(tokens["user"])), 401, "token_revoked"
+    )
+
+
+async def test_logs_filter_and_page_by_cursor(
+    console: tuple[Litestar, Client, dict[str, str]],
+) -> None:
+    _, client, tokens = console
+    auth = bearer(tokens["admin"])
+    for _ in range(3):
+        await login(client, "user@example.com", password="wrong horse battery")
+    everything = (
+        await client.get("/api/v1/admin/logs", params={"limit": 100}, headers=auth)
+    ).json()["items"]
+    walked: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await client.get("/api/v1/admin/logs", params=params, headers=auth)).json()
+        walked += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert walked == [item["id"] for item in everything]
+    failed = (
+        await client.get(
+            "/api/v1/admin/audit-events", params={"event_type": "login.failed"}, headers=auth
+        )
+    ).json()
+    assert len(failed["items"]) == 3
+    assert {item["action"] for item in failed["items"]} == {"login.failed"}
+    for bad in ({"cursor": "garbage!"}, {"since": "yesterday"}, {"limit": "many"}):
+        assert_problem(
+            await client.get("/api/v1/admin/logs", params=bad, headers=auth),
+            422,
+            "validation_error",
+        )
+    huge = await client.get("/api/v1/admin/logs", params={"limit": 10**9, "page": -5}, headers=auth)
+    assert huge.json()["page_size"] == 100
+
+
+async def test_alerts_and_idempotent_acknowledgement(
+    console: tuple[Litestar, Client, dict[str, str]], console_settings: Settings
+) -> None:
+    _, client, tokens = console
+    auth = bearer(tokens["admin"])
+    for _ in range(5):
+        await login(client, "user@example.com", password="wrong horse battery")
+    open_alerts = (
+        await client.get("/api/v1/admin/alerts", params={"only_unacknowledged": True}, headers=auth)
+    ).json()["items"]
+    [lockout] = [a for a in open_alerts if a["rule"] == "account_lockout"]
+    first = (await client.patch(f"/api/v1/admin/alerts/{lockout['id']}/ack", headers=auth)).json()
+    second = (
+        await client.patch(
+            f"/api/v1/admin/alerts/{lockout['id']}/ack", headers=bearer(tokens["dev"])
+        )
+    ).json()
+    assert first["acknowledged_at"] == second["acknowledged_at"]
+    assert second["acknowledged_by"] == first["acknowledged_by"]
+    assert (
+        await client.get("/api/v1/admin/alerts", params={"only_unacknowledged": True}, headers=auth)
+    ).json()["items"] == []
+    assert_problem(
+        await client.patch("/api/v1/admin/alerts/nope/ack", headers=auth), 404, "alert_not_found"
+    )
+    medium = (
+        await client.get("/api/v1/admin/alerts", params={"severity": "medium"}, headers=auth)
+    ).json()["items"]
+    assert [a["rule"] for a in medium] == ["account_lockout"]
+
+
+async def test_csv_export_is_safe_and_streams(
+    console: tuple[Litestar, Client, dict[str, str]],
+) -> None:
+    _, client, tokens = console
+    auth = bearer(tokens["admin"])
+    empty = await client.get("/api/v1/admin/contacts", params={"format": "csv"}, headers=auth)
+    assert empty.text.strip().startswith("id,created_at,name,email,message")
+    await client.post(
+        "/api/v1/waitlist", json={"email": "a@example.com", "source": '=HYPERLINK("http://evil")'}
+    )
+    await client.post(
+        "/api/v1/waitlist", json={"email": "b@example.com", "name": "+cmd|' /C calc'!A0"}
+    )
+    export = await client.get("/api/v1/admin/waitlist", params={"format": "csv"}, headers=auth)
+    assert export.status_code == 200, export.text
+    assert export.text.startswith("id,"), export.text[:300]
+    assert export.headers["content-type"].startswith("text/csv")
+    assert export.headers["content-disposition"].startswith('attachment; filename="waitlist-')
+    rows = list(csv.DictReader(io.StringIO(export.text)))
+    assert {row["email"] for row in rows} == {"a@example.com", "b@example.com"}
+    cells = [value for row in rows for value in row.values() if value]
+    assert not any(cell.startswith(("=", "+", "-", "@")) for cell in cells)
+    assert "'=HYPERLINK" in export.text
+    assert "ip" not in rows[0]
+
+
+async def test_cookie_activity(console: tuple[Litestar, Client, dict[str, str]]) -> None:
+    _, client, tokens = console
+    await client.post(
+        "/api/v1/analytics/events",
+        json={"event_type": "cookie_consent", "action": "accepted", "client_id": "c9"},
+    )
+    listed = (
+        await client.get(
+            "/api/v1/admin/cookie-activity",
+            params={"client_id": "c9"},
+            headers=bearer(tokens["admin"]),
+        )
+    ).json()
+    assert [e["action"] for e in listed["items"]] == ["accepted"]
+
+
+async def test_send_email_validation(console: tuple[Litestar, Client, dict[str, str]]) -> None:
+    _, client, tokens = console
+    auth = bearer(tokens["dev"])
+    for bad in (
+        {"to": "nope", "subject": "s", "body": "b"},
+        {"to": "a@example.com", "subject": "", "body": "b"},
+        {"to": "a@example.com"},
+    ):
+        assert_problem(
+            await client.post("/api/v1/admin/send-email", json=bad, headers=auth),
+            422,
+            "validation_error",
+        )
+    _ = PASSWORD
