@@ -22,11 +22,11 @@ async def newest_first(
 ) -> tuple[Sequence[sa.Row[Any]], Cursor | None]:
     """Rows strictly after ``cursor`` in (created_at DESC, id DESC) order, plus the next cursor."""
     if cursor is not None:
+        # A row-value comparison: with an index ending in (created_at, id) the database seeks
+        # straight to the cursor (an OR of the two conditions makes it walk there instead).
         query = query.where(
-            sa.or_(
-                created_at < cursor.created_at,
-                sa.and_(created_at == cursor.created_at, id_ < cursor.id),
-            )
+            sa.tuple_(created_at, id_)
+            < sa.tuple_(sa.literal(cursor.created_at, created_at.type), sa.literal(cursor.id))
         )
     rows = (
         await conn.execute(query.order_by(created_at.desc(), id_.desc()).limit(limit + 1))

@@ -111,9 +111,10 @@ audit_events = sa.Table(
     sa.Column("request_id", sa.String(128), nullable=True),
     sa.Column("details", sa.JSON(), nullable=False),
     sa.Index("ix_audit_events_occurred_at_id", "occurred_at", "id"),
-    sa.Index("ix_audit_events_action_occurred_at", "action", "occurred_at"),
-    sa.Index("ix_audit_events_actor_occurred_at", "actor_user_id", "occurred_at"),
-    sa.Index("ix_audit_events_ip_occurred_at", "ip", "occurred_at"),
+    # Each filter's index ends in (occurred_at, id): filter + keyset cursor is one index seek.
+    sa.Index("ix_audit_events_action_occurred_at_id", "action", "occurred_at", "id"),
+    sa.Index("ix_audit_events_actor_occurred_at_id", "actor_user_id", "occurred_at", "id"),
+    sa.Index("ix_audit_events_ip_occurred_at_id", "ip", "occurred_at", "id"),
 )
 
 security_alerts = sa.Table(
