@@ -363,3 +363,31 @@ async def test_send_email_validation(console: tuple[Litestar, Client, dict[str, 
             "validation_error",
         )
     _ = PASSWORD
+
+
+async def test_high_alerts_are_mailed_to_operators(make_settings: SettingsFactory) -> None:
+    settings = make_settings(
+        ENV="development", INPROCESS_WORKER="false", ALERT_EMAILS="sec@example.com, ops@example.com"
+    )
+    app = make_app(settings)
+    async with AsyncTestClient(app) as client:
+        await create_account(app, "dev@example.com", Role.DEV)
+        await register(client, "user@example.com")
+        dev = (await login(client, "dev@example.com", scope="dev", otp="000000")).json()[
+            "access_token"
+        ]
+        client.cookies.clear()
+        uid = (
+            await client.get("/api/v1/admin/users", params={"q": "user@"}, headers=bearer(dev))
+        ).json()["items"][0]["id"]
+        await client.patch(
+            f"/api/v1/admin/users/{uid}", json={"role": "admin"}, headers=bearer(dev)
+        )
+        await client.patch(
+            f"/api/v1/admin/users/{uid}", json={"role": "dev"}, headers=bearer(dev)
+        )  # same open alert
+    mails = await fetch(
+        settings, "SELECT recipient, subject FROM outbox_messages WHERE subject LIKE '[Orbsurv]%'"
+    )
+    assert sorted(m.recipient for m in mails) == ["ops@example.com", "sec@example.com"]
+    assert all("role_elevated" in m.subject for m in mails)

@@ -88,8 +88,9 @@ class AuditLog(Protocol):
 
 
 class AlertSink(Protocol):
-    async def raise_alert(self, alert: SecurityAlert) -> None:
-        """Store one alert, in the caller's transaction."""
+    async def raise_alert(self, alert: SecurityAlert) -> bool:
+        """Store one alert in the caller's transaction; ``False`` when an equal one (same rule
+        and subject) is still unacknowledged, so nothing new was stored."""
         ...
 
 

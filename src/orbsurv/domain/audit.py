@@ -58,3 +58,94 @@ class SecurityAlert:
     raised_at: datetime
     metadata: dict[str, Any] = field(default_factory=dict)
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+class AlertPolicy:
+    """Which security alerts an audit event raises: pure rules, no I/O.
+
+    Counting rules read counts the use case put on the event (``ip_failures`` and ``ip_limit``
+    on a failed sign-in, ``burst`` and ``burst_limit`` on a refused console request)."""
+
+    def evaluate(self, event: AuditEvent) -> list[SecurityAlert]:
+        meta = event.metadata
+        at = event.occurred_at
+        found: list[SecurityAlert] = []
+        if event.action == "login.locked_out":
+            subject = event.target_id or "unknown"
+            found.append(
+                SecurityAlert(
+                    "account_lockout",
+                    Severity.MEDIUM,
+                    subject,
+                    f"Repeated failed sign-ins locked {subject}.",
+                    at,
+                    {"ip": event.context.ip},
+                )
+            )
+        if (
+            event.action == "login.failed"
+            and meta.get("ip_limit")
+            and meta.get("ip_failures") == meta.get("ip_limit")
+        ):
+            ip = event.context.ip or "unknown"
+            found.append(
+                SecurityAlert(
+                    "brute_force_ip",
+                    Severity.HIGH,
+                    ip,
+                    f"{meta['ip_limit']} failed sign-ins from {ip} within a minute.",
+                    at,
+                )
+            )
+        if event.action == "refresh.reused":
+            found.append(
+                SecurityAlert(
+                    "refresh_token_reuse",
+                    Severity.HIGH,
+                    event.actor_user_id or "unknown",
+                    "A spent refresh token was presented again; the session was revoked.",
+                    at,
+                    {"session_id": event.target_id, "ip": event.context.ip},
+                )
+            )
+        if (
+            event.action == "user.changed"
+            and meta.get("role") in {"admin", "dev"}
+            and meta.get("from_role") != meta.get("role")
+        ):
+            found.append(
+                SecurityAlert(
+                    "role_elevated",
+                    Severity.HIGH,
+                    event.target_id or "unknown",
+                    f"A user became {meta['role']}.",
+                    at,
+                    {"by": event.actor_user_id},
+                )
+            )
+        if (
+            event.action == "access.denied"
+            and meta.get("burst_limit")
+            and meta.get("burst") == meta.get("burst_limit")
+        ):
+            found.append(
+                SecurityAlert(
+                    "forbidden_burst",
+                    Severity.MEDIUM,
+                    event.actor_user_id or "unknown",
+                    f"{meta['burst_limit']} refused console requests within a minute.",
+                    at,
+                    {"ip": event.context.ip},
+                )
+            )
+        if event.action == "malware.detected":
+            found.append(
+                SecurityAlert(
+                    "malware_found",
+                    Severity.HIGH,
+                    event.target_id or "unknown",
+                    "An upload carried malware; nothing was published.",
+                    at,
+                )
+            )
+        return found

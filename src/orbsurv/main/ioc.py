@@ -66,6 +66,7 @@ from orbsurv.application.account.ports import (
     UserSettingsRepository,
 )
 from orbsurv.application.account.tokens import ResetPassword, VerifyEmail
+from orbsurv.application.alerts import AlertingAuditLog, OutboxAlertNotifier
 from orbsurv.application.analytics.record import RecordEvents
 from orbsurv.application.console.denials import RecordDenial
 from orbsurv.application.console.operate import AcknowledgeAlert, ManageUser, SendOperatorEmail
@@ -148,8 +149,15 @@ class CoreProvider(Provider):
 
     unit_of_work = provide(SqlUnitOfWork, scope=Scope.REQUEST, provides=UnitOfWork)
     users = provide(SqlUserRepository, scope=Scope.REQUEST, provides=UserRepository)
-    audit_log = provide(SqlAuditLog, scope=Scope.REQUEST, provides=AuditLog)
     alert_sink = provide(SqlAlertSink, scope=Scope.REQUEST, provides=AlertSink)
+
+    @provide(scope=Scope.REQUEST)
+    def audit_log(
+        self, connection: AsyncConnection, alerts: AlertSink, outbox: Outbox, settings: Settings
+    ) -> AuditLog:
+        notifier = OutboxAlertNotifier(outbox, settings.alert_emails)
+        return AlertingAuditLog(SqlAuditLog(connection), alerts, notifier)
+
     create_user = provide(CreateUser, scope=Scope.REQUEST)
 
 

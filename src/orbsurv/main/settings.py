@@ -51,7 +51,7 @@ PLACEHOLDER_SECRETS = frozenset(
 )
 _PLACEHOLDER_MARKERS = ("changeme", "change-me", "change_me", "replace", "placeholder", "example")
 ALIASES = {"SECRET_KEY": "JWT_SECRET_KEY", "FRONTEND_URL": "CORS_ALLOW_ORIGINS"}
-LIST_VARIABLES = ("CORS_ALLOW_ORIGINS", "TRUSTED_PROXIES")
+LIST_VARIABLES = ("CORS_ALLOW_ORIGINS", "TRUSTED_PROXIES", "ALERT_EMAILS")
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 
@@ -103,6 +103,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     ai_base_url: str | None = None
     ai_api_key: str | None = None
     ai_model: str | None = None
+    alert_emails: tuple[str, ...] = ()
     captcha_secret_key: str | None = None
     captcha_verify_url: str = "https://challenges.cloudflare.com/turnstile/v0/siteverify"
 

@@ -35,9 +35,9 @@ class SqlAlertSink:
     def __init__(self, connection: AsyncConnection) -> None:
         self._conn = connection
 
-    async def raise_alert(self, alert: SecurityAlert) -> None:
-        """Deduplicated: while an equal alert (same rule and subject) is unacknowledged, a new
-        one is dropped."""
+    async def raise_alert(self, alert: SecurityAlert) -> bool:
+        """De-duplicated: while an equal alert (same rule and subject) is unacknowledged, a new
+        one is dropped and ``False`` returned."""
         open_one = await self._conn.execute(
             sa.select(security_alerts.c.id)
             .where(
@@ -48,7 +48,7 @@ class SqlAlertSink:
             .limit(1)
         )
         if open_one.first() is not None:
-            return
+            return False
         await self._conn.execute(
             security_alerts.insert().values(
                 id=alert.id,
@@ -60,3 +60,4 @@ class SqlAlertSink:
                 details=bounded(alert.metadata),
             )
         )
+        return True

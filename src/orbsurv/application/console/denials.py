@@ -1,10 +1,11 @@
-"""RecordDenial: every refused console request is audited; a burst of them raises an alert."""
+"""RecordDenial: every refused console request is audited with its burst count (the alert
+policy raises an alert when the burst reaches its limit)."""
 
 from __future__ import annotations
 
 from orbsurv.application.identity.ports import RateLimiter
-from orbsurv.application.ports import AlertSink, AuditLog, Clock, UnitOfWork
-from orbsurv.domain.audit import AuditEvent, RequestContext, SecurityAlert, Severity
+from orbsurv.application.ports import AuditLog, Clock, UnitOfWork
+from orbsurv.domain.audit import AuditEvent, RequestContext
 from orbsurv.domain.identity import Principal
 
 BURST = 10  # denials of one account ...
@@ -13,44 +14,31 @@ BURST_WINDOW_SECONDS = 60  # ... within a minute
 
 class RecordDenial:
     def __init__(
-        self,
-        audit: AuditLog,
-        alerts: AlertSink,
-        limiter: RateLimiter,
-        uow: UnitOfWork,
-        clock: Clock,
+        self, audit: AuditLog, limiter: RateLimiter, uow: UnitOfWork, clock: Clock
     ) -> None:
         self._audit = audit
-        self._alerts = alerts
         self._limiter = limiter
         self._uow = uow
         self._clock = clock
 
     async def __call__(self, principal: Principal, path: str, context: RequestContext) -> None:
-        now = self._clock.now()
+        burst = await self._limiter.hit(
+            f"denied:{principal.user_id}", limit=BURST, window_seconds=BURST_WINDOW_SECONDS
+        )
         await self._audit.record(
             AuditEvent(
                 action="access.denied",
-                occurred_at=now,
+                occurred_at=self._clock.now(),
                 context=context,
                 actor_user_id=principal.user_id,
                 target_type="route",
                 target_id=path,
-                metadata={"role": principal.role.value, "scope": principal.scope.value},
+                metadata={
+                    "role": principal.role.value,
+                    "scope": principal.scope.value,
+                    "burst": burst.count,
+                    "burst_limit": BURST,
+                },
             )
         )
-        burst = await self._limiter.hit(
-            f"denied:{principal.user_id}", limit=BURST, window_seconds=BURST_WINDOW_SECONDS
-        )
-        if burst.count == BURST:
-            await self._alerts.raise_alert(
-                SecurityAlert(
-                    rule="forbidden_burst",
-                    severity=Severity.MEDIUM,
-                    subject=principal.user_id,
-                    message=f"{BURST} refused console requests within a minute.",
-                    raised_at=now,
-                    metadata={"ip": context.ip},
-                )
-            )
         await self._uow.commit()

@@ -14,8 +14,8 @@ from orbsurv.application.identity.ports import (
     UserRepository,
 )
 from orbsurv.application.identity.sessions import SessionIssuer
-from orbsurv.application.ports import AlertSink, AuditLog, Clock, Outbox, OutgoingEmail, UnitOfWork
-from orbsurv.domain.audit import AuditEvent, RequestContext, SecurityAlert, Severity
+from orbsurv.application.ports import AuditLog, Clock, Outbox, OutgoingEmail, UnitOfWork
+from orbsurv.domain.audit import AuditEvent, RequestContext
 from orbsurv.domain.errors import Conflict, NotFound, RateLimited
 from orbsurv.domain.identity import Principal, Role, User
 
@@ -35,7 +35,6 @@ class ManageUser:
         issuer: SessionIssuer,
         profiles: ProfileCache,
         audit: AuditLog,
-        alerts: AlertSink,
         uow: UnitOfWork,
         clock: Clock,
     ) -> None:
@@ -45,7 +44,6 @@ class ManageUser:
         self._issuer = issuer
         self._profiles = profiles
         self._audit = audit
-        self._alerts = alerts
         self._uow = uow
         self._clock = clock
 
@@ -92,17 +90,6 @@ class ManageUser:
                 metadata={**{f"from_{k}": v for k, v in before.items()}, **after},
             )
         )
-        if change.role in (Role.ADMIN, Role.DEV) and before["role"] != user.role.value:
-            await self._alerts.raise_alert(
-                SecurityAlert(
-                    rule="role_elevated",
-                    severity=Severity.HIGH,
-                    subject=user.id,
-                    message=f"{user.email} became {user.role.value}.",
-                    raised_at=now,
-                    metadata={"by": operator.user_id},
-                )
-            )
         await self._uow.commit()
         await self._issuer.revoke_in_cache(revoked)
         await self._profiles.invalidate([user.id])

@@ -17,8 +17,8 @@ from orbsurv.application.identity.ports import (
     UserRepository,
 )
 from orbsurv.application.identity.sessions import IssuedTokens, SessionIssuer
-from orbsurv.application.ports import AlertSink, AuditLog, Clock, UnitOfWork
-from orbsurv.domain.audit import AuditEvent, RequestContext, SecurityAlert, Severity
+from orbsurv.application.ports import AuditLog, Clock, UnitOfWork
+from orbsurv.domain.audit import AuditEvent, RequestContext
 from orbsurv.domain.errors import Forbidden, RateLimited, Unauthenticated
 from orbsurv.domain.identity import Role, Scope, User, normalise_email
 
@@ -43,7 +43,6 @@ class LogIn:
         limiter: RateLimiter,
         issuer: SessionIssuer,
         audit: AuditLog,
-        alerts: AlertSink,
         uow: UnitOfWork,
         clock: Clock,
         policy: IdentityPolicy,
@@ -54,7 +53,6 @@ class LogIn:
         self._limiter = limiter
         self._issuer = issuer
         self._audit = audit
-        self._alerts = alerts
         self._uow = uow
         self._clock = clock
         self._policy = policy
@@ -152,6 +150,7 @@ class LogIn:
         user: User | None,
         reason: str,
     ) -> None:
+        """Count the failure; the audit trail's alert policy sees the counts on the events."""
         policy = self._policy
         account = await self._limiter.hit(
             account_key,
@@ -172,7 +171,11 @@ class LogIn:
                 actor_user_id=actor,
                 target_type="account",
                 target_id=identifier,
-                metadata={"reason": reason},
+                metadata={
+                    "reason": reason,
+                    "ip_failures": by_ip.count,
+                    "ip_limit": policy.ip_failure_limit,
+                },
             )
         )
         if account.count == policy.account_failure_limit:
@@ -185,26 +188,6 @@ class LogIn:
                     target_type="account",
                     target_id=identifier,
                     metadata={"lock_seconds": policy.account_lock_seconds},
-                )
-            )
-            await self._alerts.raise_alert(
-                SecurityAlert(
-                    rule="account_lockout",
-                    severity=Severity.MEDIUM,
-                    subject=identifier,
-                    message=f"{policy.account_failure_limit} failed sign-ins locked {identifier}.",
-                    raised_at=now,
-                    metadata={"ip": command.context.ip},
-                )
-            )
-        if by_ip.count == policy.ip_failure_limit:
-            await self._alerts.raise_alert(
-                SecurityAlert(
-                    rule="brute_force_ip",
-                    severity=Severity.HIGH,
-                    subject=command.context.ip or "unknown",
-                    message=f"{policy.ip_failure_limit} failed sign-ins from one IP in a minute.",
-                    raised_at=now,
                 )
             )
         await self._uow.commit()

@@ -15,8 +15,8 @@ from orbsurv.application.identity.policy import IdentityPolicy
 from orbsurv.application.identity.ports import SessionRepository, UserRepository
 from orbsurv.application.identity.sessions import IssuedTokens, SessionIssuer
 from orbsurv.application.identity.tokens import hash_token, new_refresh_token, seal, unseal
-from orbsurv.application.ports import AlertSink, AuditLog, Clock, UnitOfWork
-from orbsurv.domain.audit import AuditEvent, RequestContext, SecurityAlert, Severity
+from orbsurv.application.ports import AuditLog, Clock, UnitOfWork
+from orbsurv.domain.audit import AuditEvent, RequestContext
 from orbsurv.domain.errors import Unauthenticated
 from orbsurv.domain.identity import Session
 
@@ -36,7 +36,6 @@ class RotateRefreshToken:
         users: UserRepository,
         issuer: SessionIssuer,
         audit: AuditLog,
-        alerts: AlertSink,
         uow: UnitOfWork,
         clock: Clock,
         policy: IdentityPolicy,
@@ -45,7 +44,6 @@ class RotateRefreshToken:
         self._users = users
         self._issuer = issuer
         self._audit = audit
-        self._alerts = alerts
         self._uow = uow
         self._clock = clock
         self._policy = policy
@@ -102,16 +100,6 @@ class RotateRefreshToken:
                 actor_user_id=session.user_id,
                 target_type="session",
                 target_id=session.id,
-            )
-        )
-        await self._alerts.raise_alert(
-            SecurityAlert(
-                rule="refresh_token_reuse",
-                severity=Severity.HIGH,
-                subject=session.user_id,
-                message="A spent refresh token was presented again; the session was revoked.",
-                raised_at=now,
-                metadata={"session_id": session.id, "ip": context.ip},
             )
         )
         await self._uow.commit()
