@@ -15,7 +15,6 @@ from orbsurv.domain.identity import Role
 from orbsurv.main.app import make_app
 from orbsurv.main.settings import Settings
 from tests.api.identity_helpers import (
-    PASSWORD,
     Client,
     bearer,
     create_account,
@@ -362,7 +361,6 @@ async def test_send_email_validation(console: tuple[Litestar, Client, dict[str, 
             422,
             "validation_error",
         )
-    _ = PASSWORD
 
 
 async def test_high_alerts_are_mailed_to_operators(make_settings: SettingsFactory) -> None:

@@ -13,6 +13,9 @@ from litestar import Request, Response
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 
+from orbsurv.adapters.http.client import request_context
+from orbsurv.adapters.http.di import app_container
+from orbsurv.application.console.denials import RecordDenial
 from orbsurv.application.identity.authenticate import Authenticate
 from orbsurv.application.identity.sessions import IssuedTokens
 from orbsurv.domain.errors import Forbidden, Unauthenticated
@@ -162,9 +165,5 @@ def requires(permission: Permission) -> Callable[..., Awaitable[Principal]]:
 
 async def record_denial(request: Request[Any, Any, Any], principal: Principal) -> None:
     """Audit the refusal (and count it toward a burst alert) in a transaction of its own."""
-    from orbsurv.adapters.http.client import request_context
-    from orbsurv.adapters.http.di import app_container
-    from orbsurv.application.console.denials import RecordDenial
-
     async with app_container(request.app.state)() as scope:
         await (await scope.get(RecordDenial))(principal, request.url.path, request_context(request))

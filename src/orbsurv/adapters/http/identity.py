@@ -188,7 +188,6 @@ def _tokens_response(
         "already registered is 409 `email_taken`. A `role` field is ignored."
     ),
     status_code=201,
-    responses={},
 )
 @inject
 async def register(

@@ -15,7 +15,7 @@ from orbsurv.adapters.http.bodies import decode_body
 from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import inject
 from orbsurv.adapters.http.media import strict_validation_error
-from orbsurv.adapters.http.schemas import Email, blank_to_none
+from orbsurv.adapters.http.schemas import Email, Name, blank_to_none
 from orbsurv.adapters.validation import checked_email
 from orbsurv.application.analytics.record import RecordEvents
 from orbsurv.application.leads.submit import LeadSubmission, ReportClientError, SubmitLead
@@ -23,8 +23,7 @@ from orbsurv.domain.analytics import MAX_BATCH, AnalyticsEvent, EventType
 from orbsurv.domain.errors import Unauthenticated
 from orbsurv.domain.leads import ClientError, Form, Lead
 
-Name = Annotated[str, msgspec.Meta(min_length=2, max_length=255)]
-Short = Annotated[str, msgspec.Meta(max_length=255)]
+PersonName = Annotated[str, msgspec.Meta(min_length=2, max_length=255)]  # the forms' 2..255
 
 
 class Protected(msgspec.Struct, kw_only=True):
@@ -39,29 +38,29 @@ class Protected(msgspec.Struct, kw_only=True):
 
 class WaitlistForm(Protected, kw_only=True):
     email: Email
-    name: Short | None = None
-    source: Short | None = None
+    name: Name | None = None
+    source: Name | None = None
 
 
 class ContactForm(Protected, kw_only=True):
-    name: Name
+    name: PersonName
     email: Email
     message: Annotated[str, msgspec.Meta(min_length=10, max_length=5000)]
-    company: Short | None = None
+    company: Name | None = None
     phone: Annotated[str, msgspec.Meta(max_length=64)] | None = None
-    topic: Short | None = None
+    topic: Name | None = None
 
 
 class InvestorForm(Protected, kw_only=True):
-    name: Name
+    name: PersonName
     email: Email
     amount: Annotated[str, msgspec.Meta(max_length=64)] | int | float | None = None
     note: Annotated[str, msgspec.Meta(max_length=5000)] | None = None
 
 
 class PilotForm(Protected, kw_only=True):
-    name: Name
-    org: Name
+    name: PersonName
+    org: PersonName
     email: Email
     use_case: Annotated[str, msgspec.Meta(min_length=5, max_length=5000)]
 

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from orbsurv.adapters.persistence.lease import lease_due
 from orbsurv.adapters.persistence.tables import (
     action_tokens,
     audit_events,
@@ -197,25 +198,14 @@ class SqlMailRequests:
     async def claim(
         self, now: datetime, lease_until: datetime, limit: int
     ) -> list[MailRequestRecord]:
-        due = (
-            sa.select(mail_requests.c.id)
-            .where(
-                mail_requests.c.processed_at.is_(None),
-                sa.or_(
-                    mail_requests.c.claimed_until.is_(None),
-                    mail_requests.c.claimed_until <= now,
-                ),
-            )
-            .order_by(mail_requests.c.requested_at, mail_requests.c.id)
-            .limit(limit)
-        )
-        if self._conn.dialect.name == "postgresql":
-            due = due.with_for_update(skip_locked=True)
-        rows = await self._conn.execute(
-            mail_requests.update()
-            .where(mail_requests.c.id.in_(due.scalar_subquery()))
-            .values(claimed_until=lease_until)
-            .returning(mail_requests.c.id, mail_requests.c.kind, mail_requests.c.email)
+        rows = await lease_due(
+            self._conn,
+            mail_requests,
+            due=mail_requests.c.processed_at.is_(None),
+            order_by=[mail_requests.c.requested_at, mail_requests.c.id],
+            now=now,
+            lease_until=lease_until,
+            limit=limit,
         )
         return [MailRequestRecord(row.id, TokenPurpose(row.kind), row.email) for row in rows]
 

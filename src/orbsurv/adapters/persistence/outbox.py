@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from orbsurv.adapters.persistence.lease import lease_due
 from orbsurv.adapters.persistence.tables import outbox_messages
 from orbsurv.application.ports import Clock, OutgoingEmail, QueuedMessage
 
@@ -37,28 +38,16 @@ class SqlOutbox:
         )
 
     async def claim(self, now: datetime, lease_until: datetime, limit: int) -> list[QueuedMessage]:
-        due = (
-            sa.select(outbox_messages.c.id)
-            .where(
-                outbox_messages.c.status == PENDING,
-                outbox_messages.c.next_attempt_at <= now,
-                sa.or_(
-                    outbox_messages.c.claimed_until.is_(None),
-                    outbox_messages.c.claimed_until <= now,
-                ),
-            )
-            .order_by(outbox_messages.c.next_attempt_at, outbox_messages.c.id)
-            .limit(limit)
-        )
-        if self._conn.dialect.name == "postgresql":
-            # Concurrent workers skip each other's rows instead of waiting for them. SQLite has one
-            # writer at a time, and this single statement takes the write lock before it reads.
-            due = due.with_for_update(skip_locked=True)
-        rows = await self._conn.execute(
-            outbox_messages.update()
-            .where(outbox_messages.c.id.in_(due.scalar_subquery()))
-            .values(claimed_until=lease_until)
-            .returning(*outbox_messages.c)
+        rows = await lease_due(
+            self._conn,
+            outbox_messages,
+            due=sa.and_(
+                outbox_messages.c.status == PENDING, outbox_messages.c.next_attempt_at <= now
+            ),
+            order_by=[outbox_messages.c.next_attempt_at, outbox_messages.c.id],
+            now=now,
+            lease_until=lease_until,
+            limit=limit,
         )
         return [_queued(row) for row in rows]
 
