@@ -41,10 +41,31 @@ class FakeUserRepository:
         self.rows[user.id] = replace(user)
 
     async def update(self, user: User) -> None:
-        self.rows[user.id] = replace(user)
+        stored = self.rows.get(user.id)
+        if stored is None or stored.version != user.version:
+            raise Conflict("changed meanwhile", code="concurrent_update")
+        user.version += 1
+        self.rows[user.id] = replace(user, last_login_at=stored.last_login_at)
 
-    async def record_login(self, user: User) -> None:
-        self.rows[user.id] = replace(user)
+    async def record_login(
+        self, user_id: str, verified_hash: str, now: datetime, new_hash: str | None = None
+    ) -> bool:
+        stored = self.rows.get(user_id)
+        if stored is None or not stored.is_active or stored.password_hash != verified_hash:
+            return False
+        stored.last_login_at = now
+        stored.password_hash = new_hash or verified_hash
+        return True
+
+    async def claim_otp_step(self, user_id: str, secret: str, step: int) -> bool:
+        stored = self.rows.get(user_id)
+        if stored is None or not stored.otp_enabled or stored.otp_secret != secret:
+            return False
+        if stored.otp_last_step is not None and stored.otp_last_step >= step:
+            return False
+        stored.otp_last_step = step
+        stored.version += 1
+        return True
 
     async def get(self, user_id: str) -> User | None:
         return self.rows.get(user_id)

@@ -14,7 +14,7 @@ from orbsurv.adapters.security.otp import TotpVerifier
 from orbsurv.adapters.security.tokens import AUDIENCE, ISSUER, JwtTokenCodec
 from orbsurv.application.identity.tokens import hash_token, new_refresh_token, seal, unseal
 from orbsurv.domain.errors import Unauthenticated
-from orbsurv.domain.identity import Permission, Principal, Role, Scope
+from orbsurv.domain.identity import DEV_SCOPED, Permission, Principal, Role, Scope
 
 SECRET = "s" * 64
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -29,16 +29,26 @@ def test_permission_matrix(role: Role, scope: Scope, permission: Permission) -> 
         assert allowed == (role is Role.DEV and scope is Scope.DEV)
     elif permission is Permission.USE_PORTAL:
         assert allowed
+    elif permission is Permission.READ_CONSOLE:
+        # A dev reads the console only in a dev scope; an admin in any.
+        assert allowed == (role is Role.ADMIN or (role is Role.DEV and scope is Scope.DEV))
     else:
         assert allowed == role.at_least(Role.ADMIN)
-    # Power never decreases with rank, within one scope.
+    # Power never decreases with rank in a dev scope; in a user scope a dev is a plain user for
+    # the console, and is told to open a dev session rather than that the role forbids it.
     for higher in Role:
-        if higher.at_least(role) and allowed and permission is not Permission.ADMINISTER:
+        if higher.at_least(role) and allowed and scope is Scope.DEV:
             assert higher.allows(permission, scope)
+    assert role.needs_dev_scope(permission, scope) == (
+        role is Role.DEV and scope is Scope.USER and permission in DEV_SCOPED
+    )
 
 
 def test_a_dev_without_the_second_factor_cannot_administer() -> None:
     assert not Principal("u", Role.DEV, Scope.USER, "s").can(Permission.ADMINISTER)
+    assert not Principal("u", Role.DEV, Scope.USER, "s").can(Permission.READ_CONSOLE)
+    assert Principal("u", Role.DEV, Scope.USER, "s").can(Permission.USE_PORTAL)
+    assert Principal("u", Role.ADMIN, Scope.USER, "s").can(Permission.READ_CONSOLE)
     assert Principal("u", Role.DEV, Scope.DEV, "s", ("pwd", "otp")).can(Permission.ADMINISTER)
     assert not Principal("u", Role.ADMIN, Scope.DEV, "s").can(Permission.ADMINISTER)
 

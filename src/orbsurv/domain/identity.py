@@ -47,13 +47,24 @@ class Role(enum.Enum):
         return self.rank >= other.rank
 
     def allows(self, permission: Permission, scope: Scope = Scope.USER) -> bool:
-        """The permission matrix. A ``dev`` holds its console powers only in a ``dev`` scope."""
+        """The permission matrix. A ``dev`` holds its console powers, reading included, only in
+        a ``dev`` scope (opened with a second factor); in a ``user`` scope it is a plain user. An
+        ``admin`` reads the console in any scope."""
         if permission is Permission.ADMINISTER:
             return self is Role.DEV and scope is Scope.DEV
+        if self is Role.DEV and scope is not Scope.DEV and permission in DEV_SCOPED:
+            return False
         return permission in _GRANTS[self]
+
+    def needs_dev_scope(self, permission: Permission, scope: Scope) -> bool:
+        """True when this role would hold ``permission`` in a ``dev`` scope but not in
+        ``scope``: the answer is "open a dev session", not "your role does not allow this"."""
+        return not self.allows(permission, scope) and self.allows(permission, Scope.DEV)
 
 
 _ROLE_RANK = {Role.USER: 0, Role.ADMIN: 1, Role.DEV: 2}
+# What a dev holds only in a dev scope (the whole console).
+DEV_SCOPED = frozenset({Permission.READ_CONSOLE, Permission.ADMINISTER})
 _GRANTS = {
     Role.USER: frozenset({Permission.USE_PORTAL}),
     Role.ADMIN: frozenset(
@@ -109,6 +120,7 @@ class User:
     otp_enabled: bool = False
     otp_last_step: int | None = None
     last_login_at: datetime | None = None
+    version: int = 0  # the row version this copy was read at (optimistic concurrency)
 
 
 @dataclass(slots=True)

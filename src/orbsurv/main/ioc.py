@@ -73,6 +73,7 @@ from orbsurv.application.console.operate import AcknowledgeAlert, ManageUser, Se
 from orbsurv.application.console.ports import ConsoleReader, SubmissionExport
 from orbsurv.application.identity.authenticate import Authenticate
 from orbsurv.application.identity.create_user import CreateUser
+from orbsurv.application.identity.credentials import CheckCurrentPassword
 from orbsurv.application.identity.login import LogIn
 from orbsurv.application.identity.logout import ListSessions, LogOut, RevokeSession
 from orbsurv.application.identity.otp import ManageOtp
@@ -185,6 +186,7 @@ class IdentityProvider(Provider):
 
     sessions = provide(SqlSessionRepository, scope=Scope.REQUEST, provides=SessionRepository)
     issuer = provide(SessionIssuer, scope=Scope.REQUEST)
+    check_password = provide(CheckCurrentPassword, scope=Scope.REQUEST)
     register = provide(RegisterUser, scope=Scope.REQUEST)
     login = provide(LogIn, scope=Scope.REQUEST)
     refresh = provide(RotateRefreshToken, scope=Scope.REQUEST)

@@ -152,7 +152,7 @@ def requires(permission: Permission) -> Callable[..., Awaitable[Principal]]:
     ) -> Principal:
         if not principal.can(permission):
             await record_denial(request, principal)
-            if permission is Permission.ADMINISTER and principal.role.value == "dev":
+            if principal.role.needs_dev_scope(permission, principal.scope):
                 raise Forbidden(
                     "This needs a dev session opened with a one-time code (scope=dev).",
                     code="dev_session_required",

@@ -10,6 +10,7 @@ from dishka import FromDishka
 from litestar import Request, Response, delete, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ValidationException
+from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import (
     OpenAPI,
     OpenAPIMediaType,
@@ -37,12 +38,11 @@ from orbsurv.application.identity.create_user import CreateUserCommand
 from orbsurv.application.identity.login import LogIn, LoginCommand
 from orbsurv.application.identity.logout import ListSessions, LogOut, LogoutCommand, RevokeSession
 from orbsurv.application.identity.otp import ManageOtp
-from orbsurv.application.identity.policy import IdentityPolicy
 from orbsurv.application.identity.profile import GetProfile
 from orbsurv.application.identity.refresh import RefreshCommand, RotateRefreshToken
 from orbsurv.application.identity.register import RegisterCommand, RegisterUser
 from orbsurv.application.identity.sessions import IssuedTokens
-from orbsurv.domain.errors import DomainError, Unauthenticated
+from orbsurv.domain.errors import Unauthenticated
 from orbsurv.domain.identity import Permission, Principal, Role, Scope
 from orbsurv.domain.pagination import PageRequest
 
@@ -178,36 +178,38 @@ def _tokens_response(
     return with_session_cookies(Response(TokenPair.of(tokens), status_code=status), request, tokens)
 
 
+ACCEPTED_REGISTRATION = Accepted(
+    status="accepted", message="If the address can be used, a verification link is on its way."
+)
+VERIFIED_MODE_NOTE = (
+    "With AUTH_REQUIRE_VERIFIED_EMAIL=true: 202 `{status, message}` without tokens or account, "
+    "the same answer whether or not the address was new (no account enumeration); "
+    "POST /auth/register and POST /users answer alike."
+)
+
+
 @post(
     "/auth/register",
     tags=["identity"],
     summary="Create an account and sign in",
     description=(
-        "201 with a token pair and session cookies. With AUTH_REQUIRE_VERIFIED_EMAIL=true: 202 "
-        "without tokens, the same answer whether or not the address was new. Otherwise an address "
-        "already registered is 409 `email_taken`. A `role` field is ignored."
+        "201 with a token pair and session cookies; an address already registered is 409 "
+        f"`email_taken`. {VERIFIED_MODE_NOTE} A `role` field is ignored."
     ),
     status_code=201,
+    responses={202: ResponseSpec(Accepted, description="Verified-email mode: accepted")},
 )
 @inject
 async def register(
     request: Request[Any, Any, Any],
     data: JSONBody[RegistrationRequest],
     use_case: FromDishka[RegisterUser],
-    policy: FromDishka[IdentityPolicy],
 ) -> Response[Any]:
-    account = _account(data)
-    context = request_context(request)
-    if policy.require_verified_email:
-        try:
-            await use_case(RegisterCommand(account=account, context=context, sign_in=False))
-        except DomainError as exc:
-            if exc.code != "email_taken":
-                raise
-        message = "If the address can be used, a verification link is on its way."
-        return Response(Accepted(status="accepted", message=message), status_code=202)
-    registration = await use_case(RegisterCommand(account=account, context=context))
-    assert registration.tokens is not None
+    registration = await use_case(
+        RegisterCommand(account=_account(data), context=request_context(request))
+    )
+    if registration.tokens is None:
+        return Response(ACCEPTED_REGISTRATION, status_code=202)
     return _tokens_response(request, registration.tokens, 201)
 
 
@@ -216,18 +218,24 @@ async def register(
     status_code=201,
     tags=["identity"],
     summary="Create an account (resource style, no tokens)",
-    description="409 `email_taken` when the address is registered; 422 for a weak password.",
+    description=(
+        "201 `{user}`; 409 `email_taken` when the address is registered; 422 for a weak "
+        f"password. {VERIFIED_MODE_NOTE}"
+    ),
+    responses={202: ResponseSpec(Accepted, description="Verified-email mode: accepted")},
 )
 @inject
 async def create_user(
     request: Request[Any, Any, Any],
     data: JSONBody[RegistrationRequest],
     use_case: FromDishka[RegisterUser],
-) -> UserCreated:
+) -> Response[Any]:
     registration = await use_case(
         RegisterCommand(account=_account(data), context=request_context(request), sign_in=False)
     )
-    return UserCreated(user=UserOut.of(registration.user))
+    if registration.user is None:
+        return Response(ACCEPTED_REGISTRATION, status_code=202)
+    return Response(UserCreated(user=UserOut.of(registration.user)), status_code=201)
 
 
 @post(

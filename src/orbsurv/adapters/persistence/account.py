@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from orbsurv.adapters.persistence.lease import lease_due
@@ -20,6 +21,7 @@ from orbsurv.adapters.persistence.tables import (
     security_alerts,
     sessions,
     user_settings,
+    users,
 )
 from orbsurv.application.account.ports import ActionToken, DashboardFigures, MailRequestRecord
 from orbsurv.domain.identity import (
@@ -32,9 +34,20 @@ from orbsurv.domain.identity import (
 RECENT_LOGS = 10
 
 
+def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
 class SqlActionTokens:
     """Tokens are stored as HMAC-SHA256 under a key per purpose: a token of one purpose hashes to
-    nothing another purpose stored, and the table alone yields no usable token."""
+    nothing another purpose stored, and the table alone yields no usable token.
+
+    Each token records its account's credential generation when issued, read by the insert
+    itself; redemption requires the account to still be at that generation, in the same
+    conditional update that spends the token. A password change, an email change or a
+    deactivation advances the generation (``SqlUserRepository.update``), so every outstanding
+    link of the account dies with the credential it guarded, whichever code path changed it."""
 
     def __init__(self, connection: AsyncConnection, keys: Mapping[TokenPurpose, bytes]) -> None:
         self._conn = connection
@@ -60,6 +73,9 @@ class SqlActionTokens:
                 new_email=new_email,
                 created_at=now,
                 expires_at=expires_at,
+                credential_generation=sa.select(users.c.credential_generation)
+                .where(users.c.id == user_id)
+                .scalar_subquery(),
             )
         )
         return token
@@ -77,6 +93,10 @@ class SqlActionTokens:
                     action_tokens.c.token_hash.in_(list(candidates)),
                     action_tokens.c.used_at.is_(None),
                     action_tokens.c.expires_at > now,
+                    action_tokens.c.credential_generation
+                    == sa.select(users.c.credential_generation)
+                    .where(users.c.id == action_tokens.c.user_id)
+                    .scalar_subquery(),
                 )
                 .values(used_at=now)
                 .returning(*action_tokens.c)
@@ -111,22 +131,53 @@ class SqlUserSettings:
             timezone=row.timezone,
         )
 
-    async def save(self, settings: UserSettings, now: datetime) -> None:
-        values = {
-            "notifications": settings.notifications,
-            "automation": settings.automation,
-            "timezone": settings.timezone,
-            "updated_at": now,
-        }
-        updated = await self._conn.execute(
-            user_settings.update()
-            .where(user_settings.c.user_id == settings.user_id)
-            .values(**values)
-        )
-        if updated.rowcount == 0:
-            await self._conn.execute(
-                user_settings.insert().values(user_id=settings.user_id, **values)
+    async def _locked(self, user_id: str, now: datetime) -> UserSettings:
+        """The row, created with the defaults if missing, locked until the transaction ends
+        (``FOR UPDATE`` on PostgreSQL; SQLite's write lock, taken by the insert, serialises)."""
+        defaults = UserSettings.defaults(user_id)
+        await self._conn.execute(
+            _insert(self._conn, user_settings)
+            .values(
+                user_id=user_id,
+                notifications=defaults.notifications,
+                automation=defaults.automation,
+                timezone=None,
+                updated_at=now,
             )
+            .on_conflict_do_nothing(index_elements=["user_id"])
+        )
+        row = (
+            await self._conn.execute(
+                sa.select(user_settings).where(user_settings.c.user_id == user_id).with_for_update()
+            )
+        ).one()
+        return UserSettings(
+            user_id=user_id,
+            notifications={**NOTIFICATION_DEFAULTS, **row.notifications},
+            automation={**AUTOMATION_DEFAULTS, **row.automation},
+            timezone=row.timezone,
+        )
+
+    async def merge(
+        self, user_id: str, section: str, changes: dict[str, Any], now: datetime
+    ) -> UserSettings:
+        stored = await self._locked(user_id, now)
+        merged: dict[str, Any] = {**getattr(stored, section), **changes}
+        setattr(stored, section, merged)
+        await self._conn.execute(
+            user_settings.update()
+            .where(user_settings.c.user_id == user_id)
+            .values({section: merged, "updated_at": now})
+        )
+        return stored
+
+    async def set_timezone(self, user_id: str, timezone: str, now: datetime) -> None:
+        await self._locked(user_id, now)
+        await self._conn.execute(
+            user_settings.update()
+            .where(user_settings.c.user_id == user_id)
+            .values(timezone=timezone, updated_at=now)
+        )
 
 
 class SqlDashboardReader:

@@ -98,9 +98,17 @@ class SqlConsoleReader:
         user = _to_user(row)
         return UserDetail(user=user, sessions=int(count), last_login_at=user.last_login_at)
 
-    async def count_active(self, role: Role) -> int:
-        query = _count(users, users.c.role == role.value, users.c.is_active.is_(True))
-        return int((await self._conn.execute(sa.select(query))).scalar_one())
+    async def lock_active(self, role: Role) -> int:
+        # FOR UPDATE in id order (no deadlock between two callers); a row another transaction
+        # changed meanwhile is re-checked against the WHERE once its lock is released.
+        # SQLite has no row locks: its single writer serialises the whole transaction instead.
+        rows = await self._conn.execute(
+            sa.select(users.c.id)
+            .where(users.c.role == role.value, users.c.is_active.is_(True))
+            .order_by(users.c.id)
+            .with_for_update()
+        )
+        return len(rows.all())
 
     async def audit(
         self, where: AuditFilter, cursor: Cursor | None, limit: int

@@ -58,6 +58,11 @@ users = sa.Table(
     sa.Column("last_login_at", UtcDateTime(), nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
+    # Bumped by every read-modify-write of the row: a write based on an older read is refused.
+    sa.Column("version", sa.BigInteger(), nullable=False, server_default="0"),
+    # Bumped when the password hash, the email or the active state changes: action tokens issued
+    # under an older generation no longer redeem.
+    sa.Column("credential_generation", sa.BigInteger(), nullable=False, server_default="0"),
     sa.Index("ix_users_created_at_id", "created_at", "id"),
 )
 
@@ -164,6 +169,8 @@ action_tokens = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("expires_at", UtcDateTime(), nullable=False),
     sa.Column("used_at", UtcDateTime(), nullable=True),
+    # The user's credential generation when the token was issued.
+    sa.Column("credential_generation", sa.BigInteger(), nullable=False, server_default="0"),
     sa.Index("ix_action_tokens_user_id_purpose", "user_id", "purpose"),
 )
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,10 +30,12 @@ def _to_user(row: sa.Row[Any]) -> User:
         last_login_at=row.last_login_at,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        version=row.version,
     )
 
 
 def _values(user: User) -> dict[str, Any]:
+    """The fields a use case may change; ``last_login_at`` belongs to sign-in alone."""
     return {
         "email": user.email,
         "username": user.username,
@@ -45,10 +48,19 @@ def _values(user: User) -> dict[str, Any]:
         "otp_secret": user.otp_secret,
         "otp_enabled": user.otp_enabled,
         "otp_last_step": user.otp_last_step,
-        "last_login_at": user.last_login_at,
         "created_at": user.created_at,
         "updated_at": user.updated_at,
     }
+
+
+def _credential_changed(values: dict[str, Any]) -> sa.ColumnElement[bool]:
+    """True when the new values differ from the row's in a credential: the SET clause of an
+    UPDATE sees the old row, so the database itself decides, in the same statement."""
+    return sa.or_(
+        users.c.password_hash != values["password_hash"],
+        users.c.email != values["email"],
+        users.c.is_active != values["is_active"],
+    )
 
 
 class SqlUserRepository:
@@ -56,27 +68,75 @@ class SqlUserRepository:
         self._conn = connection
 
     async def add(self, user: User) -> None:
-        await self._write(users.insert().values(id=user.id, **_values(user)), user)
-
-    async def update(self, user: User) -> None:
-        await self._write(users.update().where(users.c.id == user.id).values(**_values(user)), user)
-
-    async def record_login(self, user: User) -> None:
-        # No unique column changes here, so no savepoint is needed.
-        await self._conn.execute(
-            users.update()
-            .where(users.c.id == user.id)
-            .values(
-                last_login_at=user.last_login_at,
-                password_hash=user.password_hash,
-                otp_last_step=user.otp_last_step,
-            )
+        values = _values(user)
+        await self._write(
+            users.insert().values(id=user.id, last_login_at=user.last_login_at, **values), user
         )
 
-    async def _write(self, statement: sa.Insert | sa.Update, user: User) -> None:
+    async def update(self, user: User) -> None:
+        values = _values(user)
+        generation = users.c.credential_generation
+        statement = (
+            users.update()
+            .where(users.c.id == user.id, users.c.version == user.version)
+            .values(
+                **values,
+                version=users.c.version + 1,
+                credential_generation=sa.case(
+                    (_credential_changed(values), generation + 1), else_=generation
+                ),
+            )
+            .returning(users.c.version)
+        )
+        version = await self._write(statement, user)
+        if version is None:
+            raise Conflict(
+                "The account changed while this request was being handled; try again.",
+                code="concurrent_update",
+            )
+        user.version = version
+
+    async def record_login(
+        self, user_id: str, verified_hash: str, now: datetime, new_hash: str | None = None
+    ) -> bool:
+        # Conditional on the hash that was verified: a password change (or a deactivation)
+        # committed meanwhile makes this match nothing, and nothing it did not own is written.
+        row = (
+            await self._conn.execute(
+                users.update()
+                .where(
+                    users.c.id == user_id,
+                    users.c.password_hash == verified_hash,
+                    users.c.is_active.is_(True),
+                )
+                .values(last_login_at=now, password_hash=new_hash or verified_hash)
+                .returning(users.c.id)
+            )
+        ).first()
+        return row is not None
+
+    async def claim_otp_step(self, user_id: str, secret: str, step: int) -> bool:
+        row = (
+            await self._conn.execute(
+                users.update()
+                .where(
+                    users.c.id == user_id,
+                    users.c.otp_enabled.is_(True),
+                    users.c.otp_secret == secret,
+                    sa.or_(users.c.otp_last_step.is_(None), users.c.otp_last_step < step),
+                )
+                .values(otp_last_step=step, version=users.c.version + 1)
+                .returning(users.c.id)
+            )
+        ).first()
+        return row is not None
+
+    async def _write(self, statement: sa.Insert | sa.Update, user: User) -> Any:
+        """Execute in a savepoint; the first column of the returned row, if any."""
         try:
             async with self._conn.begin_nested():
-                await self._conn.execute(statement)
+                result = await self._conn.execute(statement)
+                return result.scalar() if result.returns_rows else None
         except IntegrityError as exc:
             if user.username is not None and "username" in str(exc.orig).lower():
                 raise Conflict("This username is taken.", code="username_taken") from exc

@@ -8,6 +8,7 @@ from typing import Any
 
 from orbsurv.application.account.policy import AccountPolicy
 from orbsurv.application.account.ports import ActionTokens, DashboardReader, UserSettingsRepository
+from orbsurv.application.identity.credentials import CheckCurrentPassword
 from orbsurv.application.identity.ports import (
     PasswordHasher,
     ProfileCache,
@@ -39,23 +40,19 @@ class ProfileChanges:
     username: str | None = UNSET
 
 
+@dataclass(frozen=True, slots=True)
 class _AccountUseCase:
-    def __init__(
-        self,
-        users: UserRepository,
-        profiles: ProfileCache,
-        audit: AuditLog,
-        uow: UnitOfWork,
-        clock: Clock,
-    ) -> None:
-        self._users = users
-        self._profiles = profiles
-        self._audit = audit
-        self._uow = uow
-        self._clock = clock
+    """Each use case reads the account, changes it and writes it back through
+    ``UserRepository.update``, which refuses the write if the row changed since the read."""
+
+    users: UserRepository
+    profiles: ProfileCache
+    audit: AuditLog
+    uow: UnitOfWork
+    clock: Clock
 
     async def _user(self, principal: Principal) -> User:
-        user = await self._users.get(principal.user_id)
+        user = await self.users.get(principal.user_id)
         if user is None or not user.is_active:
             raise Unauthenticated("This account no longer exists.", code="unauthenticated")
         return user
@@ -63,10 +60,10 @@ class _AccountUseCase:
     async def _audited(
         self, user: User, action: str, context: RequestContext, **metadata: Any
     ) -> None:
-        await self._audit.record(
+        await self.audit.record(
             AuditEvent(
                 action=action,
-                occurred_at=self._clock.now(),
+                occurred_at=self.clock.now(),
                 context=context,
                 actor_user_id=user.id,
                 target_type="user",
@@ -78,14 +75,15 @@ class _AccountUseCase:
     async def _save(
         self, user: User, action: str, context: RequestContext, **metadata: Any
     ) -> User:
-        user.updated_at = self._clock.now()
-        await self._users.update(user)
+        user.updated_at = self.clock.now()
+        await self.users.update(user)
         await self._audited(user, action, context, **metadata)
-        await self._uow.commit()
-        await self._profiles.invalidate([user.id])
+        await self.uow.commit()
+        await self.profiles.invalidate([user.id])
         return user
 
 
+@dataclass(frozen=True, slots=True)
 class UpdateProfile(_AccountUseCase):
     async def __call__(
         self, principal: Principal, changes: ProfileChanges, context: RequestContext
@@ -106,18 +104,9 @@ class UpdateProfile(_AccountUseCase):
         return await self._save(user, "profile.updated", context, fields=",".join(changed))
 
 
+@dataclass(frozen=True, slots=True)
 class UpdateOrganization(_AccountUseCase):
-    def __init__(
-        self,
-        users: UserRepository,
-        profiles: ProfileCache,
-        audit: AuditLog,
-        uow: UnitOfWork,
-        clock: Clock,
-        settings: UserSettingsRepository,
-    ) -> None:
-        super().__init__(users, profiles, audit, uow, clock)
-        self._settings = settings
+    settings: UserSettingsRepository
 
     async def __call__(
         self,
@@ -130,112 +119,91 @@ class UpdateOrganization(_AccountUseCase):
         user = await self._user(principal)
         user.organization = organization
         if timezone is not None:
-            stored = await self._settings.get(user.id)
-            stored.timezone = timezone
-            await self._settings.save(stored, self._clock.now())
+            await self.settings.set_timezone(user.id, timezone, self.clock.now())
         return await self._save(user, "organization.updated", context, timezone=timezone)
 
 
+@dataclass(frozen=True, slots=True)
 class ChangePassword(_AccountUseCase):
-    def __init__(
-        self,
-        users: UserRepository,
-        profiles: ProfileCache,
-        audit: AuditLog,
-        uow: UnitOfWork,
-        clock: Clock,
-        hasher: PasswordHasher,
-        sessions: SessionRepository,
-        issuer: SessionIssuer,
-        outbox: Outbox,
-        composer: EmailComposer,
-    ) -> None:
-        super().__init__(users, profiles, audit, uow, clock)
-        self._hasher = hasher
-        self._sessions = sessions
-        self._issuer = issuer
-        self._outbox = outbox
-        self._composer = composer
+    """Needs the current password (wrong guesses spend the account's sign-in budget). The new
+    hash is written before the other sessions are revoked, so a sign-in racing the change either
+    fails its conditional write or has its session revoked here; the change also ends every
+    outstanding action token (see ``UserRepository.update``)."""
+
+    hasher: PasswordHasher
+    sessions: SessionRepository
+    issuer: SessionIssuer
+    outbox: Outbox
+    composer: EmailComposer
+    check: CheckCurrentPassword
 
     async def __call__(
         self, principal: Principal, current: str, new: str, context: RequestContext
     ) -> None:
         user = await self._user(principal)
-        if not await self._hasher.verify(user.password_hash, current):
-            raise InvalidInput("The current password is incorrect.", code="wrong_password")
+        await self.check(user, current, context)
         check_password_policy(new, field="new_password")
-        user.password_hash = await self._hasher.hash(new)
-        now = self._clock.now()
-        revoked = await self._sessions.revoke_all(
+        user.password_hash = await self.hasher.hash(new)
+        now = self.clock.now()
+        user.updated_at = now
+        await self.users.update(user)
+        revoked = await self.sessions.revoke_all(
             user.id, now, "password_changed", keep=principal.session_id
         )
-        await self._outbox.enqueue(self._composer.password_changed(user.email))
-        await self._save(user, "password.changed", context, sessions_revoked=len(revoked))
-        await self._issuer.revoke_in_cache(revoked)
+        await self.outbox.enqueue(self.composer.password_changed(user.email))
+        await self._audited(user, "password.changed", context, sessions_revoked=len(revoked))
+        await self.uow.commit()
+        await self.profiles.invalidate([user.id])
+        await self.issuer.revoke_in_cache(revoked)
 
 
+@dataclass(frozen=True, slots=True)
 class RequestEmailChange(_AccountUseCase):
-    """Needs the current password; the change applies when the link sent to the new address is
-    opened, and the old address gets a notice."""
+    """Needs the current password (wrong guesses spend the account's sign-in budget); the change
+    applies when the link sent to the new address is opened, and the old address gets a
+    notice."""
 
-    def __init__(
-        self,
-        users: UserRepository,
-        profiles: ProfileCache,
-        audit: AuditLog,
-        uow: UnitOfWork,
-        clock: Clock,
-        hasher: PasswordHasher,
-        tokens: ActionTokens,
-        outbox: Outbox,
-        composer: EmailComposer,
-        policy: AccountPolicy,
-    ) -> None:
-        super().__init__(users, profiles, audit, uow, clock)
-        self._hasher = hasher
-        self._tokens = tokens
-        self._outbox = outbox
-        self._composer = composer
-        self._policy = policy
+    tokens: ActionTokens
+    outbox: Outbox
+    composer: EmailComposer
+    policy: AccountPolicy
+    check: CheckCurrentPassword
 
     async def __call__(
         self, principal: Principal, new_email: str, password: str, context: RequestContext
     ) -> None:
         user = await self._user(principal)
-        if not await self._hasher.verify(user.password_hash, password):
-            raise InvalidInput("The current password is incorrect.", code="wrong_password")
+        await self.check(user, password, context)
         address = normalise_email(new_email)
         if address == user.email:
             raise InvalidInput("That is already your email address.", code="same_email")
-        if await self._users.get_by_email(address) is not None:
+        if await self.users.get_by_email(address) is not None:
             raise Conflict("An account with this email already exists.", code="email_taken")
-        now = self._clock.now()
-        token = await self._tokens.issue(
+        now = self.clock.now()
+        token = await self.tokens.issue(
             TokenPurpose.CHANGE_EMAIL,
             user.id,
             now,
-            now + timedelta(seconds=self._policy.verify_ttl_seconds),
+            now + timedelta(seconds=self.policy.verify_ttl_seconds),
             new_email=address,
         )
-        await self._outbox.enqueue(
-            self._composer.confirm_new_email(address, self._policy.link("/auth/verify-page", token))
+        await self.outbox.enqueue(
+            self.composer.confirm_new_email(address, self.policy.link("/auth/verify-page", token))
         )
-        await self._outbox.enqueue(self._composer.email_change_notice(user.email))
+        await self.outbox.enqueue(self.composer.email_change_notice(user.email))
         await self._audited(user, "email.change_requested", context)
-        await self._uow.commit()
+        await self.uow.commit()
 
 
+@dataclass(frozen=True, slots=True)
 class ManageSettings:
-    def __init__(
-        self, settings: UserSettingsRepository, audit: AuditLog, uow: UnitOfWork, clock: Clock
-    ) -> None:
-        self._settings = settings
-        self._audit = audit
-        self._uow = uow
-        self._clock = clock
+    settings: UserSettingsRepository
+    audit: AuditLog
+    uow: UnitOfWork
+    clock: Clock
 
     async def get(self, principal: Principal) -> UserSettings:
-        return await self._settings.get(principal.user_id)
+        return await self.settings.get(principal.user_id)
 
     async def merge(
         self,
@@ -244,13 +212,12 @@ class ManageSettings:
         changes: dict[str, Any],
         context: RequestContext,
     ) -> UserSettings:
-        """Merge ``changes`` (already validated keys) into ``notifications`` or ``automation``."""
-        stored = await self._settings.get(principal.user_id)
-        target: dict[str, Any] = getattr(stored, section)
-        target.update(changes)
-        now = self._clock.now()
-        await self._settings.save(stored, now)
-        await self._audit.record(
+        """Merge ``changes`` (already validated keys) into ``notifications`` or ``automation``;
+        two concurrent merges of different keys both keep their keys (the repository merges
+        atomically)."""
+        now = self.clock.now()
+        stored = await self.settings.merge(principal.user_id, section, changes, now)
+        await self.audit.record(
             AuditEvent(
                 action=f"settings.{section}.updated",
                 occurred_at=now,
@@ -261,7 +228,7 @@ class ManageSettings:
                 metadata={"keys": ",".join(sorted(changes))},
             )
         )
-        await self._uow.commit()
+        await self.uow.commit()
         return stored
 
 
@@ -273,27 +240,21 @@ class Dashboard:
     command_center_url: str = ""
 
 
+@dataclass(frozen=True, slots=True)
 class DashboardSummary:
-    def __init__(
-        self,
-        users: UserRepository,
-        reader: DashboardReader,
-        clock: Clock,
-        policy: AccountPolicy,
-    ) -> None:
-        self._users = users
-        self._reader = reader
-        self._clock = clock
-        self._policy = policy
+    users: UserRepository
+    reader: DashboardReader
+    clock: Clock
+    policy: AccountPolicy
 
     async def __call__(self, principal: Principal) -> Dashboard:
-        user = await self._users.get(principal.user_id)
+        user = await self.users.get(principal.user_id)
         if user is None or not user.is_active:
             raise Unauthenticated("This account no longer exists.", code="unauthenticated")
-        figures = await self._reader.figures(user.id, user.email, self._clock.now())
+        figures = await self.reader.figures(user.id, user.email, self.clock.now())
         return Dashboard(
             user=user,
             metrics=figures.metrics,
             recent_logs=figures.recent_logs,
-            command_center_url=self._policy.command_center_url,
+            command_center_url=self.policy.command_center_url,
         )

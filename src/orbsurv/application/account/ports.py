@@ -27,13 +27,17 @@ class ActionTokens(Protocol):
         expires_at: datetime,
         new_email: str | None = None,
     ) -> str:
-        """A new single-use token; only a keyed hash of it is stored."""
+        """A new single-use token bound to the account's current credential generation; only a
+        keyed hash of it is stored."""
         ...
 
     async def consume(
         self, purposes: Sequence[TokenPurpose], token: str, now: datetime
     ) -> ActionToken | None:
-        """Spend the token if it is one of ``purposes``, unused and unexpired; else ``None``."""
+        """Spend the token if it is one of ``purposes``, unused, unexpired and issued under the
+        account's current credential generation (no password, email or active-state change
+        since, OWASP Forgot Password Cheat Sheet); else ``None``. One conditional update: of
+        concurrent calls with one token, at most one gets it."""
         ...
 
 
@@ -42,7 +46,16 @@ class UserSettingsRepository(Protocol):
         """The stored settings, or the defaults."""
         ...
 
-    async def save(self, settings: UserSettings, now: datetime) -> None: ...
+    async def merge(
+        self, user_id: str, section: str, changes: dict[str, Any], now: datetime
+    ) -> UserSettings:
+        """Merge ``changes`` into the ``section`` (``notifications`` or ``automation``) under a
+        row lock, so concurrent merges of different keys all keep their keys; the result."""
+        ...
+
+    async def set_timezone(self, user_id: str, timezone: str, now: datetime) -> None:
+        """Set the time zone alone (the other settings are not written back)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

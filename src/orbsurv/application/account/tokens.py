@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orbsurv.application.account.ports import ActionTokens
+from orbsurv.application.identity.credentials import account_budget
 from orbsurv.application.identity.ports import (
     PasswordHasher,
     ProfileCache,
@@ -27,31 +28,25 @@ class Verified:
     changed_email: bool
 
 
+@dataclass(frozen=True, slots=True)
 class VerifyEmail:
-    """Spend a verification or email-change token. Never accepts a password-reset token."""
+    """Spend a verification or email-change token. Never accepts a password-reset token. An
+    applied email change ends every other outstanding link of the account (the reset and
+    verification links sent to the old address)."""
 
-    def __init__(
-        self,
-        tokens: ActionTokens,
-        users: UserRepository,
-        profiles: ProfileCache,
-        audit: AuditLog,
-        uow: UnitOfWork,
-        clock: Clock,
-    ) -> None:
-        self._tokens = tokens
-        self._users = users
-        self._profiles = profiles
-        self._audit = audit
-        self._uow = uow
-        self._clock = clock
+    tokens: ActionTokens
+    users: UserRepository
+    profiles: ProfileCache
+    audit: AuditLog
+    uow: UnitOfWork
+    clock: Clock
 
     async def __call__(self, token: str, context: RequestContext) -> Verified:
-        now = self._clock.now()
-        spent = await self._tokens.consume(
+        now = self.clock.now()
+        spent = await self.tokens.consume(
             (TokenPurpose.VERIFY_EMAIL, TokenPurpose.CHANGE_EMAIL), token, now
         )
-        user = await self._users.get(spent.user_id) if spent else None
+        user = await self.users.get(spent.user_id) if spent else None
         if spent is None or user is None or not user.is_active:
             raise InvalidInput(BAD_LINK, code="invalid_token")
         changed = spent.purpose is TokenPurpose.CHANGE_EMAIL and spent.new_email is not None
@@ -60,8 +55,8 @@ class VerifyEmail:
             user.email = spent.new_email
         user.email_verified = True
         user.updated_at = now
-        await self._users.update(user)  # a taken address raises Conflict: nothing is kept
-        await self._audit.record(
+        await self.users.update(user)  # a taken address raises Conflict: nothing is kept
+        await self.audit.record(
             AuditEvent(
                 action="email.changed" if changed else "email.verified",
                 occurred_at=now,
@@ -71,53 +66,42 @@ class VerifyEmail:
                 target_id=user.id,
             )
         )
-        await self._uow.commit()
-        await self._profiles.invalidate([user.id])
+        await self.uow.commit()
+        await self.profiles.invalidate([user.id])
         return Verified(user=user, changed_email=changed)
 
 
+@dataclass(frozen=True, slots=True)
 class ResetPassword:
-    """Set a new password with a reset token: burns it, ends every session, does not sign in."""
+    """Set a new password with a reset token: burns it, ends every session and every other
+    outstanding link of the account, does not sign in. A token issued before the password,
+    email or active state last changed is refused like a used one (400 ``invalid_token``)."""
 
-    def __init__(
-        self,
-        tokens: ActionTokens,
-        users: UserRepository,
-        sessions: SessionRepository,
-        hasher: PasswordHasher,
-        limiter: RateLimiter,
-        issuer: SessionIssuer,
-        outbox: Outbox,
-        composer: EmailComposer,
-        audit: AuditLog,
-        uow: UnitOfWork,
-        clock: Clock,
-    ) -> None:
-        self._tokens = tokens
-        self._users = users
-        self._sessions = sessions
-        self._hasher = hasher
-        self._limiter = limiter
-        self._issuer = issuer
-        self._outbox = outbox
-        self._composer = composer
-        self._audit = audit
-        self._uow = uow
-        self._clock = clock
+    tokens: ActionTokens
+    users: UserRepository
+    sessions: SessionRepository
+    hasher: PasswordHasher
+    limiter: RateLimiter
+    issuer: SessionIssuer
+    outbox: Outbox
+    composer: EmailComposer
+    audit: AuditLog
+    uow: UnitOfWork
+    clock: Clock
 
     async def __call__(self, token: str, new_password: str, context: RequestContext) -> None:
         check_password_policy(new_password, field="new_password")  # before the token is spent
-        now = self._clock.now()
-        spent = await self._tokens.consume((TokenPurpose.RESET_PASSWORD,), token, now)
-        user = await self._users.get(spent.user_id) if spent else None
+        now = self.clock.now()
+        spent = await self.tokens.consume((TokenPurpose.RESET_PASSWORD,), token, now)
+        user = await self.users.get(spent.user_id) if spent else None
         if spent is None or user is None or not user.is_active:
             raise InvalidInput(BAD_LINK, code="invalid_token")
-        user.password_hash = await self._hasher.hash(new_password)
+        user.password_hash = await self.hasher.hash(new_password)
         user.updated_at = now
-        await self._users.update(user)
-        revoked = await self._sessions.revoke_all(user.id, now, "password_reset")
-        await self._outbox.enqueue(self._composer.password_changed(user.email))
-        await self._audit.record(
+        await self.users.update(user)
+        revoked = await self.sessions.revoke_all(user.id, now, "password_reset")
+        await self.outbox.enqueue(self.composer.password_changed(user.email))
+        await self.audit.record(
             AuditEvent(
                 action="password.reset",
                 occurred_at=now,
@@ -128,6 +112,6 @@ class ResetPassword:
                 metadata={"sessions_revoked": len(revoked)},
             )
         )
-        await self._uow.commit()
-        await self._issuer.revoke_in_cache(revoked)
-        await self._limiter.reset(f"login:account:{user.email}")  # the lock ends with the reset
+        await self.uow.commit()
+        await self.issuer.revoke_in_cache(revoked)
+        await self.limiter.reset(account_budget(user.id))  # the lock ends with the reset

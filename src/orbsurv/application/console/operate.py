@@ -1,5 +1,11 @@
 """The console's write side: change a user's role or state, end their sessions, acknowledge an
-alert, send mail as an operator. Every one is audited; each revokes what it must at once."""
+alert, send mail as an operator. Every one is audited; each revokes what it must at once.
+
+An operator never changes their own role or active state (409 ``cannot_modify_self``): one
+mistaken click would lock them out, and a stolen dev session could not quietly keep itself
+while demoting the others; another dev does it. The last active dev stays one: the check counts
+the devs with their rows locked, so two concurrent demotions cannot both pass it, and the write
+is refused if the user changed since it was read (``UserRepository.update``)."""
 
 from __future__ import annotations
 
@@ -26,29 +32,19 @@ class UserChange:
     is_active: bool | None = None
 
 
+@dataclass(frozen=True, slots=True)
 class ManageUser:
-    def __init__(
-        self,
-        users: UserRepository,
-        reader: ConsoleReader,
-        sessions: SessionRepository,
-        issuer: SessionIssuer,
-        profiles: ProfileCache,
-        audit: AuditLog,
-        uow: UnitOfWork,
-        clock: Clock,
-    ) -> None:
-        self._users = users
-        self._reader = reader
-        self._sessions = sessions
-        self._issuer = issuer
-        self._profiles = profiles
-        self._audit = audit
-        self._uow = uow
-        self._clock = clock
+    users: UserRepository
+    reader: ConsoleReader
+    sessions: SessionRepository
+    issuer: SessionIssuer
+    profiles: ProfileCache
+    audit: AuditLog
+    uow: UnitOfWork
+    clock: Clock
 
     async def _target(self, user_id: str) -> User:
-        user = await self._users.get(user_id)
+        user = await self.users.get(user_id)
         if user is None:
             raise NotFound("No such user.", code="user_not_found")
         return user
@@ -56,8 +52,16 @@ class ManageUser:
     async def change(
         self, operator: Principal, user_id: str, change: UserChange, context: RequestContext
     ) -> User:
+        """Raise ``NotFound`` (``user_not_found``) and ``Conflict`` (``cannot_modify_self``,
+        ``last_dev``, ``concurrent_update``)."""
+        touches_self = user_id == operator.user_id
+        if touches_self and (change.role is not None or change.is_active is not None):
+            raise Conflict(
+                "You cannot change your own role or active state; ask another dev.",
+                code="cannot_modify_self",
+            )
         user = await self._target(user_id)
-        now = self._clock.now()
+        now = self.clock.now()
         before = {"role": user.role.value, "is_active": user.is_active}
         losing_dev = (
             user.role is Role.DEV
@@ -67,7 +71,7 @@ class ManageUser:
                 or change.is_active is False
             )
         )
-        if losing_dev and await self._reader.count_active(Role.DEV) <= 1:
+        if losing_dev and await self.reader.lock_active(Role.DEV) <= 1:
             raise Conflict("The last dev cannot be demoted or deactivated.", code="last_dev")
         if change.role is not None:
             user.role = change.role
@@ -77,9 +81,9 @@ class ManageUser:
         if after == before:
             return user
         user.updated_at = now
-        await self._users.update(user)
-        revoked = await self._sessions.revoke_all(user.id, now, "changed_by_operator")
-        await self._audit.record(
+        await self.users.update(user)
+        revoked = await self.sessions.revoke_all(user.id, now, "changed_by_operator")
+        await self.audit.record(
             AuditEvent(
                 action="user.changed",
                 occurred_at=now,
@@ -90,16 +94,16 @@ class ManageUser:
                 metadata={**{f"from_{k}": v for k, v in before.items()}, **after},
             )
         )
-        await self._uow.commit()
-        await self._issuer.revoke_in_cache(revoked)
-        await self._profiles.invalidate([user.id])
+        await self.uow.commit()
+        await self.issuer.revoke_in_cache(revoked)
+        await self.profiles.invalidate([user.id])
         return user
 
     async def end_sessions(self, operator: Principal, user_id: str, context: RequestContext) -> int:
         user = await self._target(user_id)
-        now = self._clock.now()
-        revoked = await self._sessions.revoke_all(user.id, now, "ended_by_operator")
-        await self._audit.record(
+        now = self.clock.now()
+        revoked = await self.sessions.revoke_all(user.id, now, "ended_by_operator")
+        await self.audit.record(
             AuditEvent(
                 action="user.sessions_ended",
                 occurred_at=now,
@@ -110,8 +114,8 @@ class ManageUser:
                 metadata={"sessions": len(revoked)},
             )
         )
-        await self._uow.commit()
-        await self._issuer.revoke_in_cache(revoked)
+        await self.uow.commit()
+        await self.issuer.revoke_in_cache(revoked)
         return len(revoked)
 
 

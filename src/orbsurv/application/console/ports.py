@@ -34,7 +34,10 @@ class ConsoleReader(Protocol):
 
     async def user(self, user_id: str, now: datetime) -> UserDetail | None: ...
 
-    async def count_active(self, role: Role) -> int: ...
+    async def lock_active(self, role: Role) -> int:
+        """How many active users hold ``role``, their rows locked until the transaction ends:
+        two concurrent demotions of two devs cannot both count the other one."""
+        ...
 
     async def audit(
         self, where: AuditFilter, cursor: Cursor | None, limit: int

@@ -1,7 +1,14 @@
 """LogIn: password (and for the dev scope, a second factor) in, a session and token pair out.
 
 Unknown accounts answer exactly like wrong passwords, after verifying against a dummy hash so they
-take as long. Failures are counted per account and per client IP; a locked account answers 429.
+take as long. Failures are counted per account (whichever identifier was typed: see
+``credentials``) and per client IP; a locked account answers 429.
+
+A sign-in writes only what it owns: ``last_login_at``, a rehash of the password it verified, the
+TOTP step it spent. The first two are conditional on the hash it verified and the account being
+active, so a password change or deactivation committed during the ~20 ms argon2 check wins and
+the sign-in is refused; the step is spent by one conditional update, so one code opens one
+session however many requests carry it (RFC 6238 section 5.2).
 """
 
 from __future__ import annotations
@@ -9,6 +16,11 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
+from orbsurv.application.identity.credentials import (
+    account_budget,
+    identifier_budget,
+    too_many_attempts,
+)
 from orbsurv.application.identity.policy import IdentityPolicy
 from orbsurv.application.identity.ports import (
     OtpVerifier,
@@ -19,7 +31,7 @@ from orbsurv.application.identity.ports import (
 from orbsurv.application.identity.sessions import IssuedTokens, SessionIssuer
 from orbsurv.application.ports import AuditLog, Clock, UnitOfWork
 from orbsurv.domain.audit import AuditEvent, RequestContext
-from orbsurv.domain.errors import Forbidden, RateLimited, Unauthenticated
+from orbsurv.domain.errors import Forbidden, Unauthenticated
 from orbsurv.domain.identity import Role, Scope, User, normalise_email
 
 INVALID_CREDENTIALS = "The email or password is incorrect."
@@ -34,43 +46,35 @@ class LoginCommand:
     otp: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
 class LogIn:
-    def __init__(
-        self,
-        users: UserRepository,
-        hasher: PasswordHasher,
-        otp: OtpVerifier,
-        limiter: RateLimiter,
-        issuer: SessionIssuer,
-        audit: AuditLog,
-        uow: UnitOfWork,
-        clock: Clock,
-        policy: IdentityPolicy,
-    ) -> None:
-        self._users = users
-        self._hasher = hasher
-        self._otp = otp
-        self._limiter = limiter
-        self._issuer = issuer
-        self._audit = audit
-        self._uow = uow
-        self._clock = clock
-        self._policy = policy
+    users: UserRepository
+    hasher: PasswordHasher
+    otp: OtpVerifier
+    limiter: RateLimiter
+    issuer: SessionIssuer
+    audit: AuditLog
+    uow: UnitOfWork
+    clock: Clock
+    policy: IdentityPolicy
 
     async def __call__(self, command: LoginCommand) -> IssuedTokens:
+        """Raise ``Unauthenticated`` (``invalid_credentials``, ``invalid_otp``), ``RateLimited``
+        (``too_many_attempts``) or ``Forbidden`` (``email_not_verified``, ``dev_role_required``)."""
         identifier = normalise_email(command.identifier)
-        account_key = f"login:account:{identifier}"
         ip_key = f"login:ip:{command.context.ip or 'unknown'}"
+        user = await self._find(identifier)
+        account_key = account_budget(user.id) if user else identifier_budget(identifier)
+        subject = user.email if user is not None else identifier
         account_failures = await self._refuse_if_blocked(account_key, ip_key)
 
-        user = await self._find(identifier)
-        password_hash = user.password_hash if user is not None else self._hasher.dummy_hash
-        valid = await self._hasher.verify(password_hash, command.password)
+        password_hash = user.password_hash if user is not None else self.hasher.dummy_hash
+        valid = await self.hasher.verify(password_hash, command.password)
         if user is None or not valid or not user.is_active:
-            await self._fail(command, identifier, account_key, ip_key, user, "bad_credentials")
+            await self._fail(command, subject, account_key, ip_key, user, "bad_credentials")
             raise Unauthenticated(INVALID_CREDENTIALS, code="invalid_credentials")
 
-        if self._policy.require_verified_email and not user.email_verified:
+        if self.policy.require_verified_email and not user.email_verified:
             raise Forbidden(
                 "Verify your email address before signing in.", code="email_not_verified"
             )
@@ -78,22 +82,24 @@ class LogIn:
         if command.scope is Scope.DEV:
             if user.role is not Role.DEV:
                 raise Forbidden("The dev scope needs the dev role.", code="dev_role_required")
-            if not self._second_factor_ok(user, command.otp):
-                await self._fail(command, identifier, account_key, ip_key, user, "bad_otp")
+            if not await self._second_factor_ok(user, command.otp):
+                await self._fail(command, subject, account_key, ip_key, user, "bad_otp")
                 raise Unauthenticated("The one-time code is missing or wrong.", code="invalid_otp")
             amr = ("pwd", "otp")
 
         if account_failures:
-            await self._limiter.reset(account_key)
-        now = self._clock.now()
+            await self.limiter.reset(account_key)
+        now = self.clock.now()
+        new_hash = None
+        if self.hasher.needs_rehash(password_hash):
+            new_hash = await self.hasher.hash(command.password)
+        if not await self.users.record_login(user.id, password_hash, now, new_hash):
+            # The password changed, or the account was deactivated, after it was read.
+            raise Unauthenticated(INVALID_CREDENTIALS, code="invalid_credentials")
         user.last_login_at = now
-        if self._hasher.needs_rehash(user.password_hash):
-            user.password_hash = await self._hasher.hash(command.password)
-        await self._users.record_login(user)
-        tokens = await self._issuer.open(
-            user, scope=command.scope, amr=amr, context=command.context
-        )
-        await self._audit.record(
+        user.password_hash = new_hash or password_hash
+        tokens = await self.issuer.open(user, scope=command.scope, amr=amr, context=command.context)
+        await self.audit.record(
             AuditEvent(
                 action="login.succeeded",
                 occurred_at=now,
@@ -104,41 +110,37 @@ class LogIn:
                 metadata={"scope": command.scope.value, "amr": " ".join(amr)},
             )
         )
-        await self._uow.commit()
+        await self.uow.commit()
         return tokens
 
     async def _find(self, identifier: str) -> User | None:
         if "@" in identifier:
-            return await self._users.get_by_email(identifier)
-        return await self._users.get_by_username(identifier)
+            return await self.users.get_by_email(identifier)
+        return await self.users.get_by_username(identifier)
 
     async def _refuse_if_blocked(self, account_key: str, ip_key: str) -> int:
         """Raise while the account or the IP is blocked; else the account's failure count."""
-        account, by_ip = await self._limiter.peek_many(
+        account, by_ip = await self.limiter.peek_many(
             [
-                (account_key, self._policy.account_failure_limit),
-                (ip_key, self._policy.ip_failure_limit),
+                (account_key, self.policy.account_failure_limit),
+                (ip_key, self.policy.ip_failure_limit),
             ]
         )
         for decision in (account, by_ip):
             if not decision.allowed:
-                raise RateLimited(
-                    "Too many failed sign-in attempts; try again later.",
-                    retry_after=decision.retry_after,
-                    code="too_many_attempts",
-                )
+                raise too_many_attempts(decision.retry_after)
         return account.count
 
-    def _second_factor_ok(self, user: User, code: str | None) -> bool:
+    async def _second_factor_ok(self, user: User, code: str | None) -> bool:
         if not code:
             return False
         if user.otp_enabled and user.otp_secret:
-            step = self._otp.matching_step(user.otp_secret, code, self._clock.now())
-            if step is None or (user.otp_last_step is not None and step <= user.otp_last_step):
-                return False  # wrong, or already used in its window
-            user.otp_last_step = step
-            return True
-        master = self._policy.dev_master_otp
+            step = self.otp.matching_step(user.otp_secret, code, self.clock.now())
+            if step is None:
+                return False
+            # Wrong, or already used in its window, unless this call spends it first.
+            return await self.users.claim_otp_step(user.id, user.otp_secret, step)
+        master = self.policy.dev_master_otp
         return master is not None and hmac.compare_digest(code.encode(), master.encode())
 
     async def _fail(
@@ -151,19 +153,19 @@ class LogIn:
         reason: str,
     ) -> None:
         """Count the failure; the audit trail's alert policy sees the counts on the events."""
-        policy = self._policy
-        account = await self._limiter.hit(
+        policy = self.policy
+        account = await self.limiter.hit(
             account_key,
             limit=policy.account_failure_limit,
             window_seconds=policy.account_failure_window_seconds,
             block_seconds=policy.account_lock_seconds,
         )
-        by_ip = await self._limiter.hit(
+        by_ip = await self.limiter.hit(
             ip_key, limit=policy.ip_failure_limit, window_seconds=policy.ip_failure_window_seconds
         )
-        now = self._clock.now()
+        now = self.clock.now()
         actor = user.id if user is not None else None
-        await self._audit.record(
+        await self.audit.record(
             AuditEvent(
                 action="login.failed",
                 occurred_at=now,
@@ -179,7 +181,7 @@ class LogIn:
             )
         )
         if account.count == policy.account_failure_limit:
-            await self._audit.record(
+            await self.audit.record(
                 AuditEvent(
                     action="login.locked_out",
                     occurred_at=now,
@@ -190,4 +192,4 @@ class LogIn:
                     metadata={"lock_seconds": policy.account_lock_seconds},
                 )
             )
-        await self._uow.commit()
+        await self.uow.commit()

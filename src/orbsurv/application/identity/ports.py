@@ -18,11 +18,27 @@ class UserRepository(Protocol):
         ...
 
     async def update(self, user: User) -> None:
-        """Write every mutable field of ``user`` back."""
+        """Write the mutable fields of ``user`` back (never ``last_login_at``, which sign-in
+        owns) if the row is still at ``user.version``, and advance ``user.version``. Raise
+        ``Conflict`` (``concurrent_update``) when another write came in between: a change is
+        never based on a stale read (lost update). A changed password hash, email or active
+        state advances the account's credential generation in the same statement, which ends
+        every action token issued before; raise ``Conflict`` (``email_taken``,
+        ``username_taken``) on a duplicate."""
         ...
 
-    async def record_login(self, user: User) -> None:
-        """Write back what a sign-in changes: last login, password hash, last OTP step."""
+    async def record_login(
+        self, user_id: str, verified_hash: str, now: datetime, new_hash: str | None = None
+    ) -> bool:
+        """Set ``last_login_at`` (and ``new_hash``, a rehash of the same password) only while
+        the account is active and still holds ``verified_hash``; ``False`` when a password
+        change or deactivation came in between (the change wins)."""
+        ...
+
+    async def claim_otp_step(self, user_id: str, secret: str, step: int) -> bool:
+        """Spend TOTP time step ``step`` of ``secret`` in one conditional update: ``True`` for
+        the one caller whose step is newer than the last one used (RFC 6238 section 5.2: a code
+        is accepted once); ``False`` for every other, however concurrent."""
         ...
 
     async def get(self, user_id: str) -> User | None: ...

@@ -1,4 +1,12 @@
-"""RegisterUser: a new ``user`` account, optionally signed in at once."""
+"""RegisterUser: a new ``user`` account, optionally signed in at once.
+
+With ``require_verified_email`` (AUTH_REQUIRE_VERIFIED_EMAIL) an address must be proven before
+it signs in, and registration must not reveal whether an address has an account (OWASP
+Authentication Cheat Sheet, "Authentication and Error Messages"): the use case then never signs
+in and answers a taken address exactly like a new one (``Registration.user`` is ``None`` either
+way). The rule lives here, not in a route, so every route that registers (``POST /auth/register``
+and ``POST /users``) applies it alike.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +14,11 @@ from dataclasses import dataclass
 
 from orbsurv.application.account.mail_requests import VerificationMailer
 from orbsurv.application.identity.create_user import CreateUser, CreateUserCommand
+from orbsurv.application.identity.policy import IdentityPolicy
 from orbsurv.application.identity.sessions import IssuedTokens, SessionIssuer
 from orbsurv.application.ports import AuditLog, Clock, UnitOfWork
 from orbsurv.domain.audit import AuditEvent, RequestContext
+from orbsurv.domain.errors import Conflict
 from orbsurv.domain.identity import Scope, User
 
 
@@ -21,44 +31,47 @@ class RegisterCommand:
 
 @dataclass(frozen=True, slots=True)
 class Registration:
-    user: User
+    """``user`` is ``None`` when the outcome must not be revealed (verified-email mode)."""
+
+    user: User | None
     tokens: IssuedTokens | None
 
 
+@dataclass(frozen=True, slots=True)
 class RegisterUser:
-    def __init__(
-        self,
-        create: CreateUser,
-        issuer: SessionIssuer,
-        audit: AuditLog,
-        uow: UnitOfWork,
-        clock: Clock,
-        verification: VerificationMailer,
-    ) -> None:
-        self._verification = verification
-        self._create = create
-        self._issuer = issuer
-        self._audit = audit
-        self._uow = uow
-        self._clock = clock
+    create: CreateUser
+    issuer: SessionIssuer
+    audit: AuditLog
+    uow: UnitOfWork
+    clock: Clock
+    verification: VerificationMailer
+    policy: IdentityPolicy
 
     async def __call__(self, command: RegisterCommand) -> Registration:
-        user = await self._create.stage(command.account)
-        await self._audit.record(
+        """Raise ``FieldInvalid`` (weak password) and ``Conflict`` (``username_taken``; and
+        ``email_taken`` unless verified-email mode hides it)."""
+        hide = self.policy.require_verified_email
+        try:
+            user = await self.create.stage(command.account)
+        except Conflict as exc:
+            if hide and exc.code == "email_taken":
+                return Registration(user=None, tokens=None)
+            raise
+        await self.audit.record(
             AuditEvent(
                 action="user.registered",
-                occurred_at=self._clock.now(),
+                occurred_at=self.clock.now(),
                 context=command.context,
                 actor_user_id=user.id,
                 target_type="user",
                 target_id=user.id,
             )
         )
-        await self._verification.queue(user)
+        await self.verification.queue(user)
         tokens = None
-        if command.sign_in:
-            tokens = await self._issuer.open(
+        if command.sign_in and not hide:
+            tokens = await self.issuer.open(
                 user, scope=Scope.USER, amr=("pwd",), context=command.context
             )
-        await self._uow.commit()
-        return Registration(user=user, tokens=tokens)
+        await self.uow.commit()
+        return Registration(user=None if hide else user, tokens=tokens)

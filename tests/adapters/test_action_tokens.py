@@ -1,0 +1,80 @@
+"""SqlActionTokens on SQLite and PostgreSQL: a token redeems only under the credential
+generation it was issued in, and only once."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from orbsurv.adapters.persistence.account import SqlActionTokens
+from orbsurv.adapters.persistence.unit_of_work import SqlUnitOfWork
+from orbsurv.adapters.persistence.users import SqlUserRepository
+from orbsurv.domain.identity import Role, TokenPurpose, User, new_id
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+KEYS = {purpose: purpose.value.encode() * 4 for purpose in TokenPurpose}
+RESET = (TokenPurpose.RESET_PASSWORD,)
+
+
+async def _user(engine: AsyncEngine) -> User:
+    user = User(
+        id=new_id(),
+        email="ada@example.com",
+        password_hash="$argon2id$old",
+        role=Role.USER,
+        created_at=T0,
+        updated_at=T0,
+    )
+    async with engine.connect() as conn:
+        await SqlUserRepository(conn).add(user)
+        await SqlUnitOfWork(conn).commit()
+    return user
+
+
+async def _issue(engine: AsyncEngine, user: User) -> str:
+    async with engine.connect() as conn:
+        token = await SqlActionTokens(conn, KEYS).issue(
+            TokenPurpose.RESET_PASSWORD, user.id, T0, T0 + timedelta(hours=1)
+        )
+        await SqlUnitOfWork(conn).commit()
+    return token
+
+
+async def _change(engine: AsyncEngine, user_id: str, **fields: object) -> None:
+    async with engine.connect() as conn:
+        users = SqlUserRepository(conn)
+        stored = await users.get(user_id)
+        assert stored is not None
+        await users.update(replace(stored, **fields))  # type: ignore[arg-type]
+        await SqlUnitOfWork(conn).commit()
+
+
+async def _redeem(engine: AsyncEngine, token: str) -> bool:
+    async with engine.connect() as conn:
+        spent = await SqlActionTokens(conn, KEYS).consume(RESET, token, T0)
+        await SqlUnitOfWork(conn).commit()
+    return spent is not None
+
+
+async def test_a_credential_change_ends_earlier_tokens(engine: AsyncEngine) -> None:
+    user = await _user(engine)
+    for change in (
+        {"password_hash": "$argon2id$new"},
+        {"email": "b@example.com"},
+        {"is_active": False},
+    ):
+        before = await _issue(engine, user)
+        await _change(engine, user.id, **change)
+        after = await _issue(engine, user)
+        assert not await _redeem(engine, before), change
+        assert await _redeem(engine, after), change
+        assert not await _redeem(engine, after)  # single use
+
+
+async def test_other_changes_keep_tokens(engine: AsyncEngine) -> None:
+    user = await _user(engine)
+    token = await _issue(engine, user)
+    await _change(engine, user.id, name="Ada", role=Role.ADMIN, email_verified=True)
+    assert await _redeem(engine, token)
