@@ -214,6 +214,28 @@ async def test_a_totp_code_opens_one_session_however_many_logins_carry_it(
         assert len(sessions) == 1
 
 
+async def test_one_code_confirms_two_factor_once(pg_settings: Settings) -> None:
+    app = make_app(pg_settings)
+    async with serve(app) as client:
+        auth = bearer((await register(client))["access_token"])
+        client.cookies.clear()
+        setup = await client.post(
+            "/api/v1/auth/otp/setup", json={"password": PASSWORD}, headers=auth
+        )
+        code = pyotp.TOTP(setup.json()["secret"]).now()
+        answers = await asyncio.gather(
+            *(
+                client.post("/api/v1/auth/otp/confirm", json={"otp": code}, headers=auth)
+                for _ in range(4)
+            )
+        )
+        assert sorted(a.status_code for a in answers) == [200, 409, 409, 409], [
+            a.text for a in answers
+        ]
+        enabled = await fetch(pg_settings, "SELECT otp_enabled, otp_last_step FROM users")
+        assert [row.otp_enabled for row in enabled] == [True]
+
+
 class LockGate:
     """Holds the first caller of ``lock_active`` after it returns, until the second caller has
     either returned too (no lock: both would count two devs) or is seen waiting for a lock."""

@@ -156,7 +156,11 @@ async def request_reset(
     ["/auth/password-reset/confirm", "/auth/password/reset", "/auth/reset"],
     tags=["account"],
     summary="Set a new password with a reset token",
-    description="Single use; ends every session of the account; does not sign in.",
+    description=(
+        "Single use; ends every session and every other outstanding link of the account; does "
+        "not sign in. A link issued before the password, email or active state last changed is "
+        "400 `invalid_token`."
+    ),
     status_code=200,
 )
 @inject
@@ -320,7 +324,9 @@ async def update_profile(
     summary="Change your email address",
     description=(
         "202: the change applies when the link sent to the new address is opened; "
-        "the old address gets a notice."
+        "the old address gets a notice. Applying it ends every other outstanding link of the "
+        "account. Wrong current password: 400 `wrong_password`; wrong guesses spend the "
+        "account's sign-in budget: once spent, 429 `too_many_attempts` with Retry-After."
     ),
     status_code=202,
     security=SECURITY,
@@ -346,7 +352,12 @@ async def change_email(
     http_method=UPDATE,
     tags=["portal"],
     summary="Change your password",
-    description="Wrong current password: 400 `wrong_password`. Other sessions end; this one stays.",
+    description=(
+        "Wrong current password: 400 `wrong_password`; wrong guesses spend the account's sign-in "
+        "budget: once spent, 429 `too_many_attempts` with Retry-After. Other sessions and every "
+        "outstanding reset or verification link end; this session stays. 409 `concurrent_update` "
+        "when the account changed during the request."
+    ),
     status_code=200,
     security=SECURITY,
 )

@@ -1,5 +1,7 @@
 """The operator console (``/admin``): admin and dev read; the routes marked dev need a dev
-session opened with a one-time code. Lists never carry password hashes, tokens or OTP secrets."""
+session opened with a one-time code. A dev signed in without it is a plain user here: every
+console route, read or write, answers 403 ``dev_session_required``. Lists never carry password
+hashes, tokens or OTP secrets."""
 
 from __future__ import annotations
 
@@ -196,7 +198,11 @@ async def user_detail(
     http_method=[HttpMethod.PATCH, HttpMethod.PUT],
     tags=["console"],
     summary="Change a user's role or state (dev)",
-    description="Ends their sessions at once; audited; the last dev stays a dev.",
+    description=(
+        "Ends their sessions and their outstanding mail links at once; audited. 409 "
+        "`cannot_modify_self` for your own account (another dev does it), `last_dev` when it "
+        "would leave no active dev, `concurrent_update` when the user changed meanwhile."
+    ),
     dependencies=DEVS,
     security=SECURITY,
 )

@@ -245,8 +245,9 @@ async def create_user(
     description=(
         "JSON `{email or username, password, scope?, otp?}` or form-encoded OAuth2 password "
         "flow (`username`, `password`, `scope`, `otp`). 401 `invalid_credentials` (the same for "
-        "unknown accounts), 429 `too_many_attempts` with Retry-After, 403 `dev_role_required`, "
-        "401 `invalid_otp`, 403 `email_not_verified`."
+        "unknown accounts), 429 `too_many_attempts` with Retry-After (one budget per account, "
+        "whether it is named by email or username), 403 `dev_role_required`, 401 `invalid_otp` "
+        "(a code opens one session), 403 `email_not_verified`."
     ),
     status_code=200,
 )
@@ -399,6 +400,10 @@ async def auth_me(request: Request[Any, Any, Any], use_case: FromDishka[GetProfi
     "/auth/otp/setup",
     tags=["identity"],
     summary="Start two-factor sign-in: a new TOTP secret",
+    description=(
+        "Needs the password: 400 `wrong_password`; wrong guesses spend the account's sign-in "
+        "budget: once spent, 429 `too_many_attempts` with Retry-After."
+    ),
     status_code=200,
     security=SECURITY,
 )
@@ -435,6 +440,10 @@ async def otp_confirm(
     "/auth/otp",
     tags=["identity"],
     summary="Turn two-factor sign-in off (password and a current code)",
+    description=(
+        "400 `wrong_password` or `invalid_otp`; wrong password guesses spend the account's "
+        "sign-in budget: once spent, 429 `too_many_attempts` with Retry-After."
+    ),
     status_code=200,
     security=SECURITY,
 )
