@@ -104,20 +104,20 @@ ANONYMOUS: list[tuple[str, str, dict[str, Any], str]] = [
         "/api/v1/auth/register",
         {"json": {"email": "r@example.com", "password": PASSWORD, "name": NUL}},
         "name",
-    ),  # noqa: E501
+    ),
     (
         "POST",
         "/api/v1/users",
         {"json": {"email": "u@example.com", "password": PASSWORD, "organization": NUL}},
         "organization",
-    ),  # noqa: E501
+    ),
     ("POST", "/api/v1/auth/login", {"data": {"username": NUL, "password": PASSWORD}}, "username"),
     (
         "POST",
         "/api/v1/auth/login",
         {"json": {"email": "x@example.com", "password": NUL}},
         "password",
-    ),  # noqa: E501
+    ),
     ("POST", "/api/v1/auth/refresh", {"json": {"refresh_token": NUL}}, "refresh_token"),
     ("POST", "/api/v1/auth/logout", {"json": {"refresh_token": NUL}}, "refresh_token"),
     ("POST", "/api/v1/auth/password-reset/requests", {"json": {"email": NUL}}, "email"),
@@ -127,7 +127,7 @@ ANONYMOUS: list[tuple[str, str, dict[str, Any], str]] = [
         "/api/v1/auth/password-reset/confirm",
         {"json": {"token": NUL, "new_password": PASSWORD}},
         "token",
-    ),  # noqa: E501
+    ),
     ("POST", "/api/v1/auth/verify/resend", {"json": {"email": NUL}}, "email"),
     ("GET", "/api/v1/auth/verify", {"params": {"token": NUL}}, "token"),
     ("GET", "/api/v1/auth/verify-page", {"params": {"token": NUL}}, "token"),
@@ -141,7 +141,7 @@ ANONYMOUS: list[tuple[str, str, dict[str, Any], str]] = [
         "/api/v1/waitlist",
         {"json": {"email": "h@example.com"}, "headers": {"User-Agent": NUL}},
         "User-Agent",
-    ),  # noqa: E501
+    ),
 ]
 
 

@@ -38,6 +38,7 @@ from orbsurv.application.identity.ports import ProfileCache, TokenDenylist
 from orbsurv.application.identity.seed import SeedSuperuser, SuperuserSeed
 from orbsurv.domain.identity import Role
 from orbsurv.main.ioc import providers_for
+from orbsurv.main.logs import install_redaction
 from orbsurv.main.settings import Settings
 from orbsurv.main.worker import run_jobs
 
@@ -85,6 +86,7 @@ def build_container(settings: Settings, *extra_providers: Provider) -> AsyncCont
 
 def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
     """Build the HTTP application. ``extra_providers`` override adapters (tests, tools)."""
+    install_redaction()  # no log record may quote the values a failed statement carried
     container = build_container(settings, *extra_providers)
     metrics = HttpMetrics()
 
