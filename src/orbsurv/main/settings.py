@@ -40,7 +40,7 @@ SECRET_NAMES = ("JWT_SECRET_KEY", "EMAIL_VERIFY_SECRET", "PASSWORD_RESET_SECRET"
 MIN_SECRET_LENGTH = 32
 MIN_SECRET_SYMBOLS = 8
 MIN_SECRET_BITS_PER_CHAR = 2.75
-HOW_TO_MAKE_A_SECRET = (
+GENERATE_ADVICE = (
     "generate one with `orbsurv secret` "
     "(or: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
 )
@@ -245,12 +245,12 @@ def _check_production_secrets(settings: Settings, raw: Mapping[str, str]) -> Non
             raise SettingsError(f"{name}: required when ENV=production")
         if len(value) < MIN_SECRET_LENGTH:
             raise SettingsError(
-                f"{name}: must be at least {MIN_SECRET_LENGTH} characters; {HOW_TO_MAKE_A_SECRET}"
+                f"{name}: must be at least {MIN_SECRET_LENGTH} characters; {GENERATE_ADVICE}"
             )
         if _is_placeholder(value):
-            raise SettingsError(f"{name}: is a placeholder value; {HOW_TO_MAKE_A_SECRET}")
+            raise SettingsError(f"{name}: is a placeholder value; {GENERATE_ADVICE}")
         if reason := low_entropy_reason(value):
-            raise SettingsError(f"{name}: {reason}; {HOW_TO_MAKE_A_SECRET}")
+            raise SettingsError(f"{name}: {reason}; {GENERATE_ADVICE}")
     names = list(values)
     for i, first in enumerate(names):
         for second in names[i + 1 :]:
