@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from typing import Any
 
@@ -189,6 +190,9 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
                     secure=settings.is_production,
                     access_max_age=settings.access_token_expire_minutes * 60,
                     refresh_max_age=settings.refresh_token_expire_minutes * 60,
+                    csrf_key=hashlib.sha256(
+                        b"orbsurv-csrf:" + settings.jwt_secret_key.encode()
+                    ).digest(),
                 ),
                 "client_address": ClientAddress(settings.trusted_proxies),
             }

@@ -24,7 +24,7 @@ from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import inject
 from orbsurv.adapters.http.pagination import encode_cursor, provide_cursor
 from orbsurv.adapters.http.schemas import Email, UserOut
-from orbsurv.adapters.validation import checked_email
+from orbsurv.adapters.validation import checked_email, checked_header_text
 from orbsurv.application.console.operate import (
     AcknowledgeAlert,
     ManageUser,
@@ -51,7 +51,7 @@ SUBMISSIONS = {
     "client-errors": "client_errors",
 }
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-CSV = "text/csv; charset=utf-8"
+CSV = "text/csv"  # Litestar adds "; charset=utf-8" to text types itself
 
 
 class AdminSummary(msgspec.Struct, frozen=True):
@@ -394,7 +394,6 @@ async def submissions(
             _csv(export.columns(table), export.rows(table)),
             headers={
                 "Content-Disposition": f'attachment; filename="{kind}-{stamp}.csv"',
-                "X-Content-Type-Options": "nosniff",
             },
         )
     page = await leads.page(table, provide_cursor(cursor), paging.page_size)
@@ -405,6 +404,7 @@ async def submissions(
     "/admin/send-email",
     tags=["console"],
     summary="Send an email as an operator (dev)",
+    description="422 when `to` is not one address or `subject` holds a line break.",
     status_code=202,
     dependencies=DEVS,
     security=SECURITY,
@@ -417,7 +417,9 @@ async def send_email(
     use_case: FromDishka[SendOperatorEmail],
 ) -> Queued:
     mail = OperatorEmail(
-        to=checked_email(data.to, field="to"), subject=data.subject, body=data.body
+        to=checked_email(data.to, field="to"),
+        subject=checked_header_text(data.subject, field="subject"),
+        body=data.body,
     )
     await use_case(operator, mail, request_context(request))
     return Queued(status="queued")

@@ -1,4 +1,12 @@
-"""Per-request context: the request id, echoed on every response and carried by every log line."""
+"""Per-request context: the request id, echoed on every response and carried by every log line;
+and the response headers every answer carries, errors and 404s included.
+
+* ``X-Content-Type-Options: nosniff`` on every response (OWASP Secure Headers).
+* ``Cache-Control: no-store`` unless the handler chose a policy: token responses and personal
+  data must never sit in a shared or browser cache (RFC 9111 section 5.2.2.5; OWASP ASVS 8.2.1).
+* HTML refuses to be framed (``X-Frame-Options: DENY`` and CSP ``frame-ancestors 'none'``,
+  against clickjacking); a page that sends its own CSP keeps it.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +27,23 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _HEADER = b"x-request-id"
 UNMATCHED_ROUTE = "<unmatched>"
+
+
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+_NO_STORE = (b"cache-control", b"no-store")
+_NO_FRAMES = (
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+)
+
+
+def secure_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers`` plus the defaults above that the response does not set itself."""
+    present = {name.lower(): value for name, value in headers}
+    added = [h for h in (_NOSNIFF, _NO_STORE) if h[0] not in present]
+    if present.get(b"content-type", b"").startswith(b"text/html"):
+        added.extend(h for h in _NO_FRAMES if h[0] not in present)
+    return [*headers, *added]
 
 
 def request_id_from(headers: Iterable[tuple[bytes, bytes]]) -> str:
@@ -59,7 +84,7 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
+                message["headers"] = secure_headers([*message.get("headers", ()), header])
             await send(message)
 
         try:
