@@ -305,10 +305,11 @@ async def logout(request: Request[Any, Any, Any], use_case: FromDishka[LogOut]) 
     data = await decode_body(request, LogoutRequest, optional=True) or LogoutRequest()
     principal: Principal | None = None
     refresh_token = blank_to_none(data.refresh_token)
+    with_bearer = bearer_token(request) is not None  # a header no other site can make us send
     if refresh_token is None and (cookie := refresh_cookie(request)) is not None:
-        # Cookie-authenticated like any other unsafe request: the CSRF header is required.
         session_id, refresh_token = cookie
-        check_csrf(request, session_id)
+        if not with_bearer:  # cookie-authenticated like any other unsafe request: CSRF applies
+            check_csrf(request, session_id)
     token = access_token(request)
     if token is not None:
         try:
@@ -317,7 +318,7 @@ async def logout(request: Request[Any, Any, Any], use_case: FromDishka[LogOut]) 
             if not refresh_token:
                 raise
         else:
-            if bearer_token(request) is None:
+            if not with_bearer:
                 check_csrf(request, principal.session_id)
     await use_case(
         LogoutCommand(
