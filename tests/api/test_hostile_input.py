@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from orbsurv.adapters.http.inputs import MAX_JSON_DEPTH
+from orbsurv.adapters.persistence.database import make_engine
 from orbsurv.main.app import make_app
 from tests.api.identity_helpers import PASSWORD, bearer, fetch
 from tests.conftest import SettingsFactory, truncate_all
@@ -242,3 +244,59 @@ async def test_bytes_that_are_not_utf8_are_malformed(client: Client) -> None:
     )
     assert response.status_code == 400
     assert response.json()["code"] == "malformed_body"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "field"),
+    [
+        (
+            "POST",
+            "/api/v1/analytics/events",
+            {"json": {"event_type": "page_view", "action": "v", "occurred_at": "2020-01-01T00:00"}},
+            "occurred_at",
+        ),
+        (
+            "POST",
+            "/api/v1/analytics/events",
+            {"json": {"event_type": "page_view", "action": "v", "metadata": {"n": 10**30}}},
+            None,
+        ),
+    ],
+)
+async def test_values_the_driver_cannot_encode_are_refused_or_stored_alike(
+    both: tuple[Client, Any], method: str, path: str, kwargs: dict[str, Any], field: str | None
+) -> None:
+    client, _ = both
+    response = await client.request(method, path, **kwargs)
+    if field is None:
+        assert response.status_code == 202, response.text  # stored alike on both
+    else:
+        _problem(response, field)
+
+
+async def test_an_instant_without_an_offset_is_refused_on_both(both: tuple[Client, Any]) -> None:
+    """PostgreSQL's timestamptz refuses a naive date-time (500 before); SQLite stored it."""
+    client, settings = both
+    await client.post(
+        "/api/v1/auth/register", json={"email": "op@example.com", "password": PASSWORD}
+    )
+    engine = make_engine(settings.database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("UPDATE users SET role = 'admin'"))
+    finally:
+        await engine.dispose()
+    signed_in = await client.post(
+        "/api/v1/auth/login", json={"email": "op@example.com", "password": PASSWORD}
+    )
+    auth = bearer(signed_in.json()["access_token"])
+    client.cookies.clear()
+    for name in ("since", "until"):
+        naive = await client.get(
+            "/api/v1/admin/logs", params={name: "2020-01-01T00:00:00"}, headers=auth
+        )
+        _problem(naive, name)
+        aware = await client.get(
+            "/api/v1/admin/logs", params={name: "2020-01-01T00:00:00Z"}, headers=auth
+        )
+        assert aware.status_code == 200, aware.text

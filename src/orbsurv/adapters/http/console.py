@@ -23,7 +23,7 @@ from orbsurv.adapters.http.auth import SECURITY, requires
 from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import inject
 from orbsurv.adapters.http.pagination import encode_cursor, provide_cursor
-from orbsurv.adapters.http.schemas import Email, UserOut
+from orbsurv.adapters.http.schemas import Email, Instant, UserOut
 from orbsurv.adapters.validation import checked_email, checked_header_text
 from orbsurv.application.console.operate import (
     AcknowledgeAlert,
@@ -34,7 +34,7 @@ from orbsurv.application.console.operate import (
 )
 from orbsurv.application.console.ports import AuditFilter, ConsoleReader, SubmissionExport
 from orbsurv.application.leads.ports import AnalyticsStore, LeadRepository
-from orbsurv.domain.errors import NotFound
+from orbsurv.domain.errors import FieldInvalid, NotFound
 from orbsurv.domain.identity import Permission, Principal, Role, User
 from orbsurv.domain.pagination import CursorPage, PageRequest
 
@@ -249,9 +249,12 @@ async def logs(
     action: Annotated[str | None, Parameter(max_length=64)] = None,
     actor_id: Annotated[str | None, Parameter(max_length=64)] = None,
     ip: Annotated[str | None, Parameter(max_length=64)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
 ) -> StreamPage:
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:  # query parameters skip the Meta check
+            raise FieldInvalid(name, "needs a UTC offset (like 2026-01-31T12:00:00Z)")
     where = AuditFilter(action=action, actor_user_id=actor_id, ip=ip, since=since, until=until)
     page = await reader.audit(where, provide_cursor(cursor), paging.page_size)
     return _stream_page(page, paging.page_size)
