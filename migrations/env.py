@@ -39,7 +39,7 @@ def _run(connection: Connection) -> None:
 async def _run_online() -> None:
     if is_sqlite(url):
         ensure_sqlite_directory(url)
-    engine = create_async_engine(url, poolclass=NullPool)
+    engine = create_async_engine(url, poolclass=NullPool, hide_parameters=True)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)

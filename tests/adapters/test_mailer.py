@@ -89,4 +89,5 @@ async def test_console_mailer_logs_the_message(caplog: pytest.LogCaptureFixture)
     with caplog.at_level(logging.INFO, logger="orbsurv.mail"):
         await ConsoleMailer().send(MESSAGE)
     assert "ada@example.com" in caplog.text
-    assert "Hello Ada" in caplog.text
+    assert "Welcome to Orbsurv" in caplog.text
+    assert "Hello Ada" not in caplog.text  # bodies carry single-use links

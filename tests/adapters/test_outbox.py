@@ -184,3 +184,38 @@ async def test_the_policy_gives_up(attempts: int) -> None:
     delays = [policy.retry_delay(n).total_seconds() for n in range(1, 9)]
     assert delays[:3] == [30, 60, 120]
     assert max(delays) <= 3600
+
+
+async def test_one_bad_message_never_holds_back_the_batch(
+    engine: AsyncEngine, smtp_server: SmtpServer
+) -> None:
+    """A message the mailer cannot even build (CR/LF in a header, stored before the edge refused
+    it) fails alone, backs off and dies after the last attempt; the others go out at once."""
+    clock = FakeClock(T0)
+    async with engine.connect() as conn:
+        outbox = SqlOutbox(conn, clock)
+        await outbox.enqueue(message(0))
+        bad = OutgoingEmail(to="v@example.com", subject="Hi\r\nBcc: x@example.com", text="b")
+        await outbox.enqueue(bad)
+        await outbox.enqueue(message(2))
+        await conn.commit()
+    deliver = deliverer(engine, smtp_server, clock)
+    assert await deliver() == 3  # type: ignore[misc]
+    assert sorted(m["Subject"] for m in smtp_server.messages) == ["Message 0", "Message 2"]
+    assert all(m["Bcc"] is None for m in smtp_server.messages)
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                sa.select(outbox_messages).where(outbox_messages.c.recipient == "v@example.com")
+            )
+        ).one()
+    assert row.status == "pending"
+    assert row.attempts == 1
+    assert "ValueError" in row.last_error
+    assert await deliver() == 0  # type: ignore[misc]  # backing off
+    policy = DeliveryPolicy()
+    for attempt in range(1, policy.max_attempts):
+        clock.advance(seconds=policy.retry_delay(attempt).total_seconds())
+        assert await deliver() == 1  # type: ignore[misc]
+    assert await statuses(engine) == {"sent": 2, "dead": 1}
+    assert len(smtp_server.messages) == 2

@@ -145,7 +145,7 @@ def test_worker_runs_until_told_to_stop(tmp_path: Path) -> None:
         [*CLI, "worker"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
     )
     assert worker.stderr is not None
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90
     started = ""
     while "worker started" not in started and time.monotonic() < deadline:
         started += worker.stderr.readline()

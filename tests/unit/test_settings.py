@@ -1,16 +1,19 @@
 from __future__ import annotations
 
+import secrets
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from orbsurv.main.cli import main
 from orbsurv.main.settings import SECRET_NAMES, SettingsError, load_settings
 
 STRONG = {
-    "JWT_SECRET_KEY": "j" * 16 + "Qx7!vR2#mK9$pL4@",
-    "EMAIL_VERIFY_SECRET": "e" * 16 + "Qx7!vR2#mK9$pL4@",
-    "PASSWORD_RESET_SECRET": "p" * 16 + "Qx7!vR2#mK9$pL4@",
+    "JWT_SECRET_KEY": "jV3q-8uTzR0wXb1YhNc7LmKe5Pa9SdFg2oHi4",
+    "EMAIL_VERIFY_SECRET": "eQ7xW2_kD9rB4nM6tY1uZ8cF0gH3jL5vP-sA",
+    "PASSWORD_RESET_SECRET": "pL4@mK9$vR2#Qx7!aZ1sX3dC5fV7gB9hN0jM",
 }
 
 
@@ -90,6 +93,48 @@ def test_production_accepts_strong_distinct_secrets() -> None:
 def test_production_refuses_weak_configuration(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         load_settings(production(**env), env_file=None)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("a" * 48, "pattern repeated"),
+        ("orbsurv" * 7, "pattern repeated"),
+        ("correcthorse" * 4, "pattern repeated"),
+        ("secretsecretsecretsecretsecret42", "pattern repeated"),
+        ("abababababababababababababababab", "pattern repeated"),
+        ("01234566543210135602466420356114", "distinct characters"),
+        ("aaaaaaaaaaaaaaaaaaaaabcdefghijklmnop", "entropy"),
+    ],
+)
+def test_production_refuses_low_entropy_secrets(value: str, reason: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        load_settings(production(JWT_SECRET_KEY=value), env_file=None)
+    message = str(refused.value)
+    assert message.startswith("JWT_SECRET_KEY: ")
+    assert reason in message
+    assert "orbsurv secret" in message
+    assert value not in message  # the refusal never echoes the secret
+
+
+@pytest.mark.parametrize("make", [lambda: secrets.token_urlsafe(32), lambda: secrets.token_hex(16)])
+def test_production_accepts_real_random_secrets(make: Any) -> None:
+    for _ in range(200):
+        keys = {name: make() for name in SECRET_NAMES}
+        assert load_settings(production(**keys), env_file=None).is_production
+
+
+def test_the_cli_prints_a_fresh_secret_that_production_accepts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    made = []
+    for _ in range(3):
+        assert main(["secret"]) == 0
+        made.append(capsys.readouterr().out.strip())
+    assert len(set(made)) == 3
+    assert all(len(value) == 64 for value in made)
+    keys = dict(zip(SECRET_NAMES, made, strict=True))
+    assert load_settings(production(**keys), env_file=None).is_production
 
 
 def test_aliases_and_lists(tmp_path: Path) -> None:

@@ -3,6 +3,10 @@
 Safe to run in several workers at once: a claim leases messages so no two workers hold the same
 one. A message that keeps failing is retried with exponential backoff and given up (dead) after
 ``max_attempts``; a dead message stays in the outbox for an operator to read.
+
+Whatever one message raises while it is delivered (a refused transfer, or a message the mailer
+cannot even build), that message alone is marked failed and the rest of the batch still goes out:
+one bad message must never hold back the others on every lease.
 """
 
 from __future__ import annotations
@@ -54,16 +58,21 @@ class DeliverOutbox:
         for queued in batch:
             try:
                 await self._mailer.send(queued.message)
-            except MailDeliveryFailed as exc:
-                attempts = queued.attempts + 1
-                retry_at = None
-                if attempts < self._policy.max_attempts:
-                    retry_at = self._clock.now() + self._policy.retry_delay(attempts)
-                else:
-                    logger.error("giving up on mail %s after %d attempts", queued.id, attempts)
-                cause = exc.__cause__ or exc
-                await self._store.mark_failed(queued.id, str(cause)[:500], attempts, retry_at)
+            except Exception as exc:  # noqa: BLE001 - one message's failure, whatever it is
+                await self._failed(queued.id, queued.attempts + 1, exc)
             else:
                 await self._store.mark_sent(queued.id, self._clock.now())
             await self._uow.commit()
         return len(batch)
+
+    async def _failed(self, message_id: str, attempts: int, exc: Exception) -> None:
+        retry_at = None
+        if attempts < self._policy.max_attempts:
+            retry_at = self._clock.now() + self._policy.retry_delay(attempts)
+        else:
+            logger.error("giving up on mail %s after %d attempts", message_id, attempts)
+        if not isinstance(exc, MailDeliveryFailed):
+            logger.warning("mail %s could not be delivered: %s", message_id, type(exc).__name__)
+        cause = exc.__cause__ or exc
+        reason = f"{type(cause).__name__}: {cause}"[:500]
+        await self._store.mark_failed(message_id, reason, attempts, retry_at)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from typing import Any
 
@@ -38,6 +39,7 @@ from orbsurv.application.identity.ports import ProfileCache, TokenDenylist
 from orbsurv.application.identity.seed import SeedSuperuser, SuperuserSeed
 from orbsurv.domain.identity import Role
 from orbsurv.main.ioc import providers_for
+from orbsurv.main.logs import install_redaction
 from orbsurv.main.settings import Settings
 from orbsurv.main.worker import run_jobs
 
@@ -85,6 +87,7 @@ def build_container(settings: Settings, *extra_providers: Provider) -> AsyncCont
 
 def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
     """Build the HTTP application. ``extra_providers`` override adapters (tests, tools)."""
+    install_redaction()  # no log record may quote the values a failed statement carried
     container = build_container(settings, *extra_providers)
     metrics = HttpMetrics()
 
@@ -187,6 +190,9 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
                     secure=settings.is_production,
                     access_max_age=settings.access_token_expire_minutes * 60,
                     refresh_max_age=settings.refresh_token_expire_minutes * 60,
+                    csrf_key=hashlib.sha256(
+                        b"orbsurv-csrf:" + settings.jwt_secret_key.encode()
+                    ).digest(),
                 ),
                 "client_address": ClientAddress(settings.trusted_proxies),
             }

@@ -174,6 +174,14 @@ def cmd_mail_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_secret(args: argparse.Namespace) -> int:
+    """A fresh random secret for JWT_SECRET_KEY and the other keys (URL-safe base64)."""
+    import secrets
+
+    print(secrets.token_urlsafe(args.bytes))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orbsurv",
@@ -220,6 +228,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="run background jobs (mail delivery) until stopped")
     worker.set_defaults(func=cmd_worker)
+
+    secret = commands.add_parser(
+        "secret", help="print a fresh random secret (for JWT_SECRET_KEY and the other keys)"
+    )
+    secret.add_argument(
+        "--bytes",
+        type=int,
+        default=48,
+        choices=range(32, 257),
+        metavar="N",
+        help="random bytes, 32..256 (default 48: 64 characters)",
+    )
+    secret.set_defaults(func=cmd_secret)
 
     mail = commands.add_parser("mail", help="read the mail outbox")
     mail_commands = mail.add_subparsers(dest="mail_command", required=True, metavar="ACTION")

@@ -1,15 +1,120 @@
-"""Logging: one line per event, JSON in production, and the request id on every line."""
+"""Logging: one line per event, JSON in production, and the request id on every line.
+
+No log line may carry a password, a hash, a token, a TOTP secret or a key (OWASP ASVS 7.1.1). The
+values a statement was bound with are the risk: SQLAlchemy prints them into its exception text
+unless the engine hides them (every engine does: ``hide_parameters=True``), and the database
+driver's own message can quote them too (PostgreSQL's ``DETAIL: Failing row contains (...)``,
+``Key (email)=(...)``). So every log record is screened where it is made: an exception from the
+database layer anywhere in the chain (``__cause__``/``__context__``) is rendered with its type,
+SQLSTATE and the schema names involved (constraint, table, column), never its message; a
+database exception passed as a ``%s`` argument is replaced the same way.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
+import traceback
 from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
 
 from orbsurv.adapters.http.context import REQUEST_ID
 
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "request_id"}
+_DATABASE_PACKAGES = frozenset({"sqlalchemy", "asyncpg", "sqlite3", "aiosqlite", "alembic"})
+_SCHEMA_NAMES = ("sqlstate", "constraint_name", "table_name", "column_name", "sqlite_errorname")
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+
+
+def _from_database(exc: BaseException) -> bool:
+    return type(exc).__module__.partition(".")[0] in _DATABASE_PACKAGES
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what caused it, oldest first (the order tracebacks print)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not e for e in seen):
+        seen.append(current)
+        if current.__cause__ is not None:
+            current = current.__cause__
+        elif current.__context__ is not None and not current.__suppress_context__:
+            current = current.__context__
+        else:
+            current = None
+    return seen[::-1]
+
+
+def database_error_summary(exc: BaseException) -> str:
+    """A database error without its message: type, SQLSTATE and schema names only."""
+    origin = getattr(exc, "orig", None) or exc
+    names = [
+        f"{name}={value}"
+        for source in (origin, getattr(origin, "__cause__", None))
+        for name in _SCHEMA_NAMES
+        if source is not None and isinstance(value := getattr(source, name, None), str) and value
+    ]
+    kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    if origin is not exc:
+        names.insert(0, f"driver={type(origin).__qualname__}")
+    detail = ", ".join(dict.fromkeys(names)) or "details withheld"
+    return f"{kind}: database error ({detail}; message withheld, it may quote values)"
+
+
+def redacted_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` and its causes, database messages replaced by summaries."""
+    parts: list[str] = []
+    for position, item in enumerate(_chain(exc)):
+        if position:
+            parts.append(
+                "\nThe above exception was the direct cause of the following exception:\n\n"
+                if item.__cause__ is not None
+                else "\nDuring handling of the above exception, another exception occurred:\n\n"
+            )
+        if item.__traceback__ is not None:
+            parts.append("Traceback (most recent call last):\n")
+            parts.extend(traceback.format_tb(item.__traceback__))
+        if _from_database(item):
+            parts.append(database_error_summary(item) + "\n")
+        else:
+            parts.extend(traceback.format_exception_only(type(item), item))
+    return "".join(parts).rstrip("\n")
+
+
+def _needs_redaction(exc: BaseException) -> bool:
+    return any(_from_database(item) for item in _chain(exc))
+
+
+def _redact(record: logging.LogRecord) -> logging.LogRecord:
+    exc_info = record.exc_info
+    if exc_info and exc_info[1] is not None and _needs_redaction(exc_info[1]):
+        record.exc_text = redacted_traceback(exc_info[1])
+        record.exc_info = None
+    if isinstance(record.args, tuple) and any(
+        isinstance(arg, BaseException) and _needs_redaction(arg) for arg in record.args
+    ):
+        record.args = tuple(
+            database_error_summary(arg)
+            if isinstance(arg, BaseException) and _needs_redaction(arg)
+            else arg
+            for arg in record.args
+        )
+    return record
+
+
+def install_redaction() -> None:
+    """Screen every log record the process makes (idempotent; wraps the current factory)."""
+    current = logging.getLogRecordFactory()
+    if getattr(current, "orbsurv_redacts", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        return _redact(current(*args, **kwargs))
+
+    factory.orbsurv_redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
 
 
 class RequestIdFilter(logging.Filter):
@@ -32,8 +137,10 @@ class JsonFormatter(logging.Formatter):
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
                 entry[key] = value
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
@@ -49,6 +156,7 @@ class TextFormatter(logging.Formatter):
 
 def configure_logging(level: str, fmt: str) -> None:
     """Route every logger (ours, Litestar's, the server's) through one handler on stderr."""
+    install_redaction()
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())

@@ -3,8 +3,13 @@
 Every variable of the contract's Configuration section lives here. A bad value stops the process
 with a message that names the variable. Secrets:
 
-* ``ENV=production`` refuses a missing, short (<32), placeholder or reused secret, and refuses to
-  start while ``DEV_MASTER_OTP`` is set;
+* ``ENV=production`` refuses a missing, short (<32), placeholder, reused or guessable secret, and
+  refuses to start while ``DEV_MASTER_OTP`` is set. Guessable means low in entropy: mostly one
+  short pattern repeated (``aaaa…``, a word over and over), fewer than ``MIN_SECRET_SYMBOLS``
+  distinct characters, or under ``MIN_SECRET_BITS_PER_CHAR`` bits of Shannon entropy per
+  character (a random hex string has about 3.6 to 4, ``secrets.token_urlsafe`` about 5 to 6).
+  HS256 keys need at least 256 bits of real randomness (RFC 7518 section 3.2): ``orbsurv secret``
+  prints one;
 * ``ENV=development`` (the default) generates missing secrets once into ``VAR_DIR/secrets.json``
   and reuses them, so restarts keep sessions;
 * ``ENV=test`` generates missing secrets in memory.
@@ -14,9 +19,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import os
 import re
 import secrets
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -31,6 +38,12 @@ from orbsurv.domain.identity import check_password_policy
 Environment = Literal["development", "production", "test"]
 SECRET_NAMES = ("JWT_SECRET_KEY", "EMAIL_VERIFY_SECRET", "PASSWORD_RESET_SECRET")
 MIN_SECRET_LENGTH = 32
+MIN_SECRET_SYMBOLS = 8
+MIN_SECRET_BITS_PER_CHAR = 2.75
+GENERATE_ADVICE = (
+    "generate one with `orbsurv secret` "
+    "(or: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+)
 PLACEHOLDER_SECRETS = frozenset(
     {
         "changeme",
@@ -192,15 +205,52 @@ def _is_placeholder(value: str) -> bool:
     return lowered in PLACEHOLDER_SECRETS or any(m in lowered for m in _PLACEHOLDER_MARKERS)
 
 
+def _repeats_a_pattern(value: str) -> bool:
+    """True when, for some period ``p`` up to half the length, at least three quarters of the
+    characters equal the one ``p`` places before them (``aaaa``, ``wordwordword1``)."""
+    text = value[:256]
+    for period in range(1, len(text) // 2 + 1):
+        same = sum(1 for i in range(period, len(text)) if text[i] == text[i - period])
+        if same >= 0.75 * (len(text) - period) and same >= len(text) // 2:
+            return True
+    return False
+
+
+def shannon_bits_per_char(value: str) -> float:
+    """The Shannon entropy of the character frequencies of ``value``, in bits per character."""
+    counts = Counter(value)
+    return -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
+
+
+def low_entropy_reason(value: str) -> str | None:
+    """Why ``value`` is too guessable to be a secret, or ``None``."""
+    if _repeats_a_pattern(value):
+        return "is mostly one short pattern repeated"
+    distinct = len(set(value))
+    if distinct < MIN_SECRET_SYMBOLS:
+        return f"uses only {distinct} distinct characters (at least {MIN_SECRET_SYMBOLS})"
+    bits = shannon_bits_per_char(value)
+    if bits < MIN_SECRET_BITS_PER_CHAR:
+        return (
+            f"has too little entropy ({bits:.1f} bits per character, "
+            f"at least {MIN_SECRET_BITS_PER_CHAR:.1f})"
+        )
+    return None
+
+
 def _check_production_secrets(settings: Settings, raw: Mapping[str, str]) -> None:
     values = {name: getattr(settings, name.lower()) for name in SECRET_NAMES}
     for name, value in values.items():
         if not value:
             raise SettingsError(f"{name}: required when ENV=production")
         if len(value) < MIN_SECRET_LENGTH:
-            raise SettingsError(f"{name}: must be at least {MIN_SECRET_LENGTH} characters")
+            raise SettingsError(
+                f"{name}: must be at least {MIN_SECRET_LENGTH} characters; {GENERATE_ADVICE}"
+            )
         if _is_placeholder(value):
-            raise SettingsError(f"{name}: is a placeholder value; generate a random secret")
+            raise SettingsError(f"{name}: is a placeholder value; {GENERATE_ADVICE}")
+        if reason := low_entropy_reason(value):
+            raise SettingsError(f"{name}: {reason}; {GENERATE_ADVICE}")
     names = list(values)
     for i, first in enumerate(names):
         for second in names[i + 1 :]:

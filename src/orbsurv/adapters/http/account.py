@@ -98,22 +98,44 @@ async def verify(
     )
 
 
+HTML_ERRORS = {
+    400: ResponseSpec(
+        data_container=str,
+        media_type=MediaType.HTML,
+        description="The link is invalid, expired or used: an HTML page that says so.",
+        generate_examples=False,
+    )
+}
+
+
 @get(
     "/auth/verify-page",
     tags=["account"],
-    summary="Confirm an email address (HTML page)",
+    summary="The page a verification or email-change link opens (HTML)",
+    description=(
+        "Shows a form that confirms on POST; opening the link spends nothing (mail scanners "
+        "fetch links). API clients confirm with GET /auth/verify."
+    ),
     media_type="text/html",
-    responses={
-        400: ResponseSpec(
-            data_container=str,
-            media_type=MediaType.HTML,
-            description="The link is invalid, expired or used: an HTML page that says so.",
-            generate_examples=False,
-        )
-    },
+    responses=HTML_ERRORS,
+)
+async def verify_page(token: Token = "") -> Response[Any]:
+    if not token:
+        return pages.html(400, *pages.NOT_VERIFIED)
+    return pages.html(200, *pages.CONFIRM_EMAIL)
+
+
+@post(
+    "/auth/verify-page",
+    tags=["account"],
+    summary="Confirm an email address from the link's page (HTML form post)",
+    description="Spends the token from the page's address; answers an HTML page.",
+    media_type="text/html",
+    status_code=200,
+    responses=HTML_ERRORS,
 )
 @inject
-async def verify_page(
+async def verify_page_confirm(
     request: Request[Any, Any, Any], use_case: FromDishka[VerifyEmail], token: Token = ""
 ) -> Response[Any]:
     try:
@@ -173,14 +195,58 @@ async def confirm_reset(
     return Done(status="password_reset")
 
 
+class ResetPageForm(msgspec.Struct, kw_only=True):
+    password: Password = ""
+    again: Password = ""
+
+
 @get(
     "/auth/password-reset/page",
     tags=["account"],
-    summary="Password reset form (HTML page)",
+    summary="The page a password reset link opens (HTML form)",
+    description="Shows the form; the token is spent only when the form is posted.",
     media_type="text/html",
 )
 async def reset_page() -> Response[Any]:
-    return pages.html(200, *pages.RESET_FORM, script=True)
+    return pages.html(200, *pages.reset_form())
+
+
+@post(
+    "/auth/password-reset/page",
+    tags=["account"],
+    summary="Set a new password from the reset link's page (HTML form post)",
+    description=(
+        "Form fields `password` and `again`; the token comes from the page's address. A weak "
+        "or mismatched password shows the form again (422) and keeps the token."
+    ),
+    media_type="text/html",
+    status_code=200,
+    responses={
+        **HTML_ERRORS,
+        422: ResponseSpec(
+            data_container=str,
+            media_type=MediaType.HTML,
+            description="The form again, saying what is wrong with the password.",
+            generate_examples=False,
+        ),
+    },
+)
+@inject
+async def reset_page_submit(
+    request: Request[Any, Any, Any], use_case: FromDishka[ResetPassword], token: Token = ""
+) -> Response[Any]:
+    data = await decode_body(request, ResetPageForm, optional=True) or ResetPageForm()
+    if data.password != data.again:
+        return pages.html(422, *pages.reset_form("The two passwords differ."))
+    try:
+        await use_case(token, data.password, request_context(request))
+    except FieldInvalid as exc:
+        return pages.html(422, *pages.reset_form(f"The new password {exc.message}."))
+    except DomainError as exc:
+        if exc.code != "invalid_token":
+            raise
+        return pages.html(400, *pages.NOT_RESET)
+    return pages.html(200, *pages.RESET_DONE)
 
 
 # --- the portal -------------------------------------------------------------------------------
@@ -452,7 +518,16 @@ async def update_automation(
     return dict(stored.automation)
 
 
-AUTH_ROUTES = [verify, verify_page, resend_verification, request_reset, confirm_reset, reset_page]
+AUTH_ROUTES = [
+    verify,
+    verify_page,
+    verify_page_confirm,
+    resend_verification,
+    request_reset,
+    confirm_reset,
+    reset_page,
+    reset_page_submit,
+]
 PORTAL_ROUTES = [
     dashboard,
     update_profile,

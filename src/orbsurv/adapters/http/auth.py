@@ -1,10 +1,18 @@
 """Credentials on the wire: Bearer header or HttpOnly cookies, CSRF for cookie-authenticated
-unsafe requests, and the dependencies that turn them into a Principal."""
+unsafe requests, and the dependencies that turn them into a Principal.
+
+CSRF is a signed double-submit cookie bound to the session (OWASP CSRF Prevention Cheat Sheet,
+"signed double-submit cookie"): its value is ``<session id>.<HMAC-SHA256(key, session id)>``. A
+cookie-authenticated unsafe request must echo it in ``X-CSRF-Token``, the MAC must verify, and the
+session it names must be the session of the credentials the request carries (the access token's
+``sid``, or the session id the refresh cookie is stored with). A cookie tossed in from a sibling
+origin, even one minted for the attacker's own session, therefore fails."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +42,7 @@ class CookiePolicy:
     secure: bool
     access_max_age: int
     refresh_max_age: int
+    csrf_key: bytes = b""
 
     @property
     def access(self) -> str:
@@ -48,6 +57,18 @@ class CookiePolicy:
     def csrf(self) -> str:
         return "__Host-orbsurv_csrf" if self.secure else "orbsurv_csrf"
 
+    def csrf_token(self, session_id: str) -> str:
+        """``<session id>.<MAC>``: what the CSRF cookie holds for this session."""
+        mac = hmac.new(self.csrf_key, f"csrf:{session_id}".encode(), hashlib.sha256).digest()
+        return f"{session_id}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+
+    def csrf_session(self, value: str) -> str | None:
+        """The session a CSRF token was minted for, or ``None`` when its MAC does not verify."""
+        session_id, _, _ = value.partition(".")
+        if session_id and hmac.compare_digest(self.csrf_token(session_id), value):
+            return session_id
+        return None
+
     def issue(self, tokens: IssuedTokens) -> list[Cookie]:
         return [
             Cookie(
@@ -61,7 +82,8 @@ class CookiePolicy:
             ),
             Cookie(
                 key=self.refresh,
-                value=tokens.refresh_token,
+                # The session id rides along so the CSRF check needs no database read.
+                value=f"{tokens.session.id}.{tokens.refresh_token}",
                 path=REFRESH_PATH,
                 httponly=True,
                 secure=self.secure,
@@ -70,7 +92,7 @@ class CookiePolicy:
             ),
             Cookie(
                 key=self.csrf,
-                value=secrets.token_urlsafe(32),
+                value=self.csrf_token(tokens.session.id),
                 path="/",
                 httponly=False,
                 secure=self.secure,
@@ -98,13 +120,29 @@ def with_session_cookies(
     return response
 
 
-def check_csrf(request: Request[Any, Any, Any]) -> None:
-    """A cookie-authenticated unsafe request must echo the CSRF cookie in ``X-CSRF-Token``."""
+def refresh_cookie(request: Request[Any, Any, Any]) -> tuple[str, str] | None:
+    """``(session id, refresh token)`` from the refresh cookie, or ``None`` without one."""
+    value = request.cookies.get(cookies_of(request).refresh)
+    if not value:
+        return None
+    session_id, _, token = value.rpartition(".")
+    return session_id, token
+
+
+def check_csrf(request: Request[Any, Any, Any], session_id: str | None = None) -> None:
+    """A cookie-authenticated unsafe request must echo the CSRF cookie in ``X-CSRF-Token``;
+    the cookie's MAC must verify and, when ``session_id`` is known, name that session."""
     if request.method in SAFE_METHODS:
         return
-    expected = request.cookies.get(cookies_of(request).csrf, "")
+    policy = cookies_of(request)
+    expected = request.cookies.get(policy.csrf, "")
     sent = request.headers.get(CSRF_HEADER, "")
-    if not expected or not hmac.compare_digest(expected.encode(), sent.encode()):
+    if (
+        not expected
+        or not hmac.compare_digest(expected.encode(), sent.encode())
+        or (minted_for := policy.csrf_session(expected)) is None
+        or (session_id is not None and not hmac.compare_digest(minted_for, session_id))
+    ):
         raise Forbidden("Send the X-CSRF-Token header with cookie sign-in.", code="csrf_failed")
 
 
@@ -139,11 +177,16 @@ def access_token(request: Request[Any, Any, Any]) -> str | None:
 
 
 async def current_principal(request: Request[Any, Any, Any]) -> Principal:
-    token = access_token(request)
-    if token is None:
-        raise Unauthenticated("Sign in first.", code="unauthenticated")
     authenticate: Authenticate = request.app.state.authenticate
-    return await authenticate(token)
+    token = bearer_token(request)
+    if token is not None:
+        return await authenticate(token)
+    token = request.cookies.get(cookies_of(request).access)
+    if not token:
+        raise Unauthenticated("Sign in first.", code="unauthenticated")
+    principal = await authenticate(token)
+    check_csrf(request, principal.session_id)
+    return principal
 
 
 def requires(permission: Permission) -> Callable[..., Awaitable[Principal]]:

@@ -8,11 +8,10 @@ import msgspec
 from litestar import Request
 from litestar.exceptions import HTTPException, ValidationException
 
-from orbsurv.adapters.http.media import strict_validation_error
+from orbsurv.adapters.http.inputs import check_strings, decode_json
+from orbsurv.adapters.http.media import FORM_TYPES, strict_validation_error
 
 T = TypeVar("T")
-
-FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
 
 
 async def decode_body(
@@ -29,15 +28,10 @@ async def decode_body(
         raise ValidationException(extra=[{"key": "body", "message": "a request body is required"}])
     try:
         if content_type == "application/json" or content_type.endswith("+json"):
-            try:
-                raw: Any = msgspec.json.decode(body)
-            except msgspec.DecodeError as exc:
-                raise HTTPException(
-                    status_code=400, detail="The request body is not valid JSON."
-                ) from exc
-            return msgspec.convert(raw, kind)
+            return msgspec.convert(decode_json(body), kind)
         if content_type in FORM_TYPES:
             form = await request.form()
+            check_strings(form.multi_items())
             return msgspec.convert(dict(form.items()), kind, strict=False)
     except msgspec.ValidationError as exc:
         raise strict_validation_error(exc) from None

@@ -25,8 +25,8 @@ from orbsurv.adapters.http.auth import SECURITY, requires
 from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import inject
 from orbsurv.adapters.http.pagination import encode_cursor, provide_cursor
-from orbsurv.adapters.http.schemas import Email, UserOut
-from orbsurv.adapters.validation import checked_email
+from orbsurv.adapters.http.schemas import Email, Instant, UserOut
+from orbsurv.adapters.validation import checked_email, checked_header_text
 from orbsurv.application.console.operate import (
     AcknowledgeAlert,
     ManageUser,
@@ -36,7 +36,7 @@ from orbsurv.application.console.operate import (
 )
 from orbsurv.application.console.ports import AuditFilter, ConsoleReader, SubmissionExport
 from orbsurv.application.leads.ports import AnalyticsStore, LeadRepository
-from orbsurv.domain.errors import NotFound
+from orbsurv.domain.errors import FieldInvalid, NotFound
 from orbsurv.domain.identity import Permission, Principal, Role, User
 from orbsurv.domain.pagination import CursorPage, PageRequest
 
@@ -53,7 +53,7 @@ SUBMISSIONS = {
     "client-errors": "client_errors",
 }
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-CSV = "text/csv; charset=utf-8"
+CSV = "text/csv"  # Litestar adds "; charset=utf-8" to text types itself
 
 
 class AdminSummary(msgspec.Struct, frozen=True):
@@ -255,9 +255,12 @@ async def logs(
     action: Annotated[str | None, Parameter(max_length=64)] = None,
     actor_id: Annotated[str | None, Parameter(max_length=64)] = None,
     ip: Annotated[str | None, Parameter(max_length=64)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
 ) -> StreamPage:
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:  # query parameters skip the Meta check
+            raise FieldInvalid(name, "needs a UTC offset (like 2026-01-31T12:00:00Z)")
     where = AuditFilter(action=action, actor_user_id=actor_id, ip=ip, since=since, until=until)
     page = await reader.audit(where, provide_cursor(cursor), paging.page_size)
     return _stream_page(page, paging.page_size)
@@ -400,7 +403,6 @@ async def submissions(
             _csv(export.columns(table), export.rows(table)),
             headers={
                 "Content-Disposition": f'attachment; filename="{kind}-{stamp}.csv"',
-                "X-Content-Type-Options": "nosniff",
             },
         )
     page = await leads.page(table, provide_cursor(cursor), paging.page_size)
@@ -411,6 +413,7 @@ async def submissions(
     "/admin/send-email",
     tags=["console"],
     summary="Send an email as an operator (dev)",
+    description="422 when `to` is not one address or `subject` holds a line break.",
     status_code=202,
     dependencies=DEVS,
     security=SECURITY,
@@ -423,7 +426,9 @@ async def send_email(
     use_case: FromDishka[SendOperatorEmail],
 ) -> Queued:
     mail = OperatorEmail(
-        to=checked_email(data.to, field="to"), subject=data.subject, body=data.body
+        to=checked_email(data.to, field="to"),
+        subject=checked_header_text(data.subject, field="subject"),
+        body=data.body,
     )
     await use_case(operator, mail, request_context(request))
     return Queued(status="queued")

@@ -23,9 +23,11 @@ from litestar.params import JSONBody
 from orbsurv.adapters.http.auth import (
     SECURITY,
     access_token,
+    bearer_token,
     check_csrf,
     cookies_of,
     current_principal,
+    refresh_cookie,
     requires,
     with_session_cookies,
 )
@@ -287,10 +289,9 @@ async def refresh(
 ) -> Response[Any]:
     data = await decode_body(request, RefreshRequest, optional=True)
     token = blank_to_none(data.refresh_token) if data else None
-    if token is None:
-        token = request.cookies.get(cookies_of(request).refresh)
-        if token:
-            check_csrf(request)
+    if token is None and (cookie := refresh_cookie(request)) is not None:
+        session_id, token = cookie
+        check_csrf(request, session_id)
     if not token:
         raise Unauthenticated("Send a refresh token.", code="invalid_refresh_token")
     tokens = await use_case(RefreshCommand(refresh_token=token, context=request_context(request)))
@@ -302,7 +303,8 @@ async def refresh(
     tags=["identity"],
     summary="End this session (or every session)",
     description=(
-        "Works with an access token, a refresh token (body or cookie) or the cookies. "
+        "Works with an access token, a refresh token (body or cookie) or the cookies; "
+        "cookie sign-in needs X-CSRF-Token (403 `csrf_failed`). "
         "`{everywhere: true}` ends every session of the user. Clears the cookies."
     ),
     status_code=204,
@@ -311,9 +313,12 @@ async def refresh(
 async def logout(request: Request[Any, Any, Any], use_case: FromDishka[LogOut]) -> Response[None]:
     data = await decode_body(request, LogoutRequest, optional=True) or LogoutRequest()
     principal: Principal | None = None
-    refresh_token = blank_to_none(data.refresh_token) or request.cookies.get(
-        cookies_of(request).refresh
-    )
+    refresh_token = blank_to_none(data.refresh_token)
+    with_bearer = bearer_token(request) is not None  # a header no other site can make us send
+    if refresh_token is None and (cookie := refresh_cookie(request)) is not None:
+        session_id, refresh_token = cookie
+        if not with_bearer:  # cookie-authenticated like any other unsafe request: CSRF applies
+            check_csrf(request, session_id)
     token = access_token(request)
     if token is not None:
         try:
@@ -321,6 +326,9 @@ async def logout(request: Request[Any, Any, Any], use_case: FromDishka[LogOut]) 
         except Unauthenticated:
             if not refresh_token:
                 raise
+        else:
+            if not with_bearer:
+                check_csrf(request, principal.session_id)
     await use_case(
         LogoutCommand(
             context=request_context(request),

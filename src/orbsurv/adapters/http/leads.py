@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -15,7 +14,7 @@ from orbsurv.adapters.http.bodies import decode_body
 from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import inject
 from orbsurv.adapters.http.media import strict_validation_error
-from orbsurv.adapters.http.schemas import Email, Name, blank_to_none
+from orbsurv.adapters.http.schemas import Email, Instant, Name, blank_to_none
 from orbsurv.adapters.validation import checked_email
 from orbsurv.application.analytics.record import RecordEvents
 from orbsurv.application.leads.submit import LeadSubmission, ReportClientError, SubmitLead
@@ -88,7 +87,7 @@ class EventIn(msgspec.Struct, kw_only=True):
     page: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
     client_id: Annotated[str, msgspec.Meta(max_length=128)] | None = None
     metadata: Annotated[dict[str, MetadataValue], msgspec.Meta(max_length=20)] | None = None
-    occurred_at: datetime | None = None
+    occurred_at: Instant | None = None
 
 
 class EventBatch(msgspec.Struct, kw_only=True):

@@ -1,4 +1,5 @@
-"""Request body media types: a JSON route answers 415 to anything but JSON, 422 to no body."""
+"""Request body media types: a JSON route answers 415 to anything but JSON, 422 to no body;
+and every request's strings and JSON depth are screened first (``inputs``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import BodyKwarg
+
+from orbsurv.adapters.http.inputs import check_headers, check_strings, decode_json
 
 
 @cache
@@ -49,8 +52,27 @@ def _is_json(content_type: str) -> bool:
     )
 
 
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+
+async def screen_inputs(request: Request[Any, Any, Any]) -> None:
+    """Every string of the request must be storable (``inputs``): path and query parameters,
+    the stored headers, and a JSON or form body whatever the handler does with it."""
+    check_headers(request.scope["headers"])
+    check_strings(request.path_params.items())
+    check_strings(request.query_params.multi_items())
+    content_type = request.content_type[0]
+    if _is_json(content_type):
+        body = await request.body()
+        if body:
+            decode_json(body)
+    elif content_type in FORM_TYPES and await request.body():
+        check_strings((await request.form()).multi_items())
+
+
 async def enforce_body_media_type(request: Request[Any, Any, Any]) -> None:
     """A ``before_request`` hook: runs after routing, before the body is decoded."""
+    await screen_inputs(request)
     handler = request.route_handler
     if (
         not isinstance(handler, HTTPRouteHandler)
@@ -70,5 +92,3 @@ async def enforce_body_media_type(request: Request[Any, Any, Any]) -> None:
         msgspec.json.decode(await request.body(), type=body_model(handler))
     except msgspec.ValidationError as exc:
         raise strict_validation_error(exc) from None
-    except msgspec.DecodeError:
-        return  # malformed JSON: Litestar answers it (400)

@@ -18,6 +18,7 @@ from litestar.openapi.spec.enums import OpenAPIType
 from litestar.types import ExceptionHandlersMap
 from sqlalchemy.exc import OperationalError
 
+from orbsurv.adapters.http.inputs import MalformedBody
 from orbsurv.domain import errors as domain
 
 logger = logging.getLogger("orbsurv.http")
@@ -155,6 +156,8 @@ def _http_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Respon
         detail = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
         return problem(request, status, f"{detail}.", headers=exc.headers)
     detail = exc.detail or HTTPStatus(status).phrase
+    if isinstance(exc, MalformedBody):
+        return problem(request, 400, detail, code="malformed_body", headers=exc.headers)
     if status == 400 and _caused_by_decoding(exc):
         detail = "The request body is not valid JSON."
         return problem(request, 400, detail, code="malformed_body", headers=exc.headers)

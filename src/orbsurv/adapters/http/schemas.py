@@ -25,6 +25,11 @@ Password = Annotated[
     ),
 ]
 Name = Annotated[str, msgspec.Meta(max_length=255)]
+# An instant: RFC 3339 with an offset (``Z`` or ``+02:00``). Without one the instant is unknown,
+# and PostgreSQL's timestamptz refuses it while SQLite would store it: 422 on both.
+Instant = Annotated[
+    datetime, msgspec.Meta(tz=True, description="RFC 3339 date-time with an offset (Z or ±hh:mm)")
+]
 Username = Annotated[str, msgspec.Meta(pattern=r"^$|^[A-Za-z0-9_.-]{3,64}$", max_length=64)]
 
 

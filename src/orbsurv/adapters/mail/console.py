@@ -1,4 +1,7 @@
-"""The development mailer: writes each message to the log instead of sending it."""
+"""The development mailer: notes each message in the log instead of sending it.
+
+The body stays out of the log (it carries single-use links); ``orbsurv mail list`` prints it from
+the outbox."""
 
 from __future__ import annotations
 
@@ -11,4 +14,6 @@ logger = logging.getLogger("orbsurv.mail")
 
 class ConsoleMailer:
     async def send(self, message: OutgoingEmail) -> None:
-        logger.info("mail to %s: %s\n%s", message.to, message.subject, message.text)
+        logger.info(
+            "mail to %s: %s (not sent; `orbsurv mail list` shows it)", message.to, message.subject
+        )

@@ -41,9 +41,10 @@ def ensure_sqlite_directory(url: str) -> None:
 
 
 def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
+    """An engine whose errors never quote the values a statement was bound with."""
     if is_sqlite(url):
         ensure_sqlite_directory(url)
-        engine = create_async_engine(url)
+        engine = create_async_engine(url, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
@@ -51,6 +52,7 @@ def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     # under sustained load they would be opened again and again; requests beyond the pool wait.
     return create_async_engine(
         url,
+        hide_parameters=True,  # bound values (hashes, secrets) never enter exception text
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=30,

@@ -1,0 +1,122 @@
+"""What every request may carry: strings both databases can store, JSON of bounded depth.
+
+PostgreSQL refuses the NUL character in ``text`` and ``jsonb`` values, and asyncpg cannot encode
+a lone UTF-16 surrogate (U+D800..U+DFFF) as UTF-8; SQLite stores both. So that the two databases
+agree and neither answers 500, every string that enters through the HTTP edge is screened here,
+once, before any handler runs: JSON and form bodies (keys and values, at any depth), query
+parameters, path parameters and the stored headers (``User-Agent``). A string that fails is a 422
+naming the field.
+
+JSON bodies may nest at most ``MAX_JSON_DEPTH`` levels (objects and arrays). Deeper bodies are a
+400 ``malformed_body``: no form of ours nests more than four levels, and a decoder that recurses
+would otherwise exhaust the interpreter's stack (OWASP API4:2023, unrestricted resource
+consumption). Bytes that are not UTF-8 are malformed too (RFC 8259 section 8.1).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+from litestar.exceptions import HTTPException, ValidationException
+
+MAX_JSON_DEPTH = 32
+STORED_HEADERS = ("user-agent",)
+_HEADER_NAMES = {"user-agent": "User-Agent"}
+
+
+class MalformedBody(HTTPException):
+    """A body that is not JSON we accept: answered 400 ``malformed_body``."""
+
+    status_code = 400
+
+
+def unstorable(text: str) -> str | None:
+    """Why ``text`` cannot be stored by every database we support, or ``None`` when it can."""
+    if "\x00" in text:
+        return "must not contain the NUL character (U+0000)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode (no lone surrogate code points)"
+    return None
+
+
+def _invalid(field: str, reason: str) -> ValidationException:
+    return ValidationException(extra=[{"key": field, "message": reason}])
+
+
+def _child(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]" if path else f"[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def check_tree(value: Any) -> None:
+    """Walk decoded JSON without recursion: depth at most ``MAX_JSON_DEPTH``, every key and
+    string storable. Raises ``MalformedBody`` (depth) or ``ValidationException`` (the field)."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if isinstance(item, str):
+            if reason := unstorable(item):
+                raise _invalid(path or "body", reason)
+            continue
+        if isinstance(item, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                raise MalformedBody(
+                    detail=f"The request body nests deeper than {MAX_JSON_DEPTH} levels."
+                )
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    if reason := unstorable(key):
+                        raise _invalid(_child(path, "<key>"), reason)
+                    stack.append((child, _child(path, key), depth + 1))
+            else:
+                stack.extend((child, _child(path, i), depth + 1) for i, child in enumerate(item))
+
+
+def decode_json(body: bytes) -> Any:
+    """``body`` as plain JSON values, screened by ``check_tree``.
+
+    Raises ``MalformedBody`` for text that is not JSON, not UTF-8 or nested too deep."""
+    try:
+        value = msgspec.json.decode(body)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        _name_the_unstorable_field(body)
+        raise MalformedBody(detail="The request body is not valid JSON.") from exc
+    except RecursionError:
+        raise MalformedBody(
+            detail=f"The request body nests deeper than {MAX_JSON_DEPTH} levels."
+        ) from None
+    check_tree(value)
+    return value
+
+
+def _name_the_unstorable_field(body: bytes) -> None:
+    """msgspec refuses a lone surrogate escape (``"\\ud800"``) as undecodable; the standard
+    library accepts it, so a second look tells a 422 naming the field from malformed JSON."""
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return
+    check_tree(value)
+
+
+def check_strings(pairs: Iterable[tuple[str, Any]], *, prefix: str = "") -> None:
+    """Each ``(name, value)`` whose value is a string must be storable."""
+    for name, value in pairs:
+        if isinstance(value, str) and (reason := unstorable(value)):
+            raise _invalid(f"{prefix}{name}", reason)
+
+
+def check_headers(headers: Iterable[tuple[bytes, bytes]]) -> None:
+    """The headers we store (``User-Agent``) must be storable: no control characters."""
+    for raw_name, raw_value in headers:
+        name = raw_name.decode("latin-1").lower()
+        if name in STORED_HEADERS:
+            value = raw_value.decode("latin-1")
+            if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
+                raise _invalid(_HEADER_NAMES[name], "must not contain control characters")
