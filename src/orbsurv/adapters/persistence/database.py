@@ -27,11 +27,29 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+READS_ONLY = "orbsurv_reads_only"
+
+
 def _sqlite_begin(connection: Any) -> None:
     # IMMEDIATE takes the write lock up front: concurrent writers then wait (busy_timeout)
     # instead of failing at once with "database is locked" when a deferred transaction that
-    # has read tries to write after another one committed.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # has read tries to write after another one committed. A connection that only reads must
+    # not: SQLite's busy handler polls with sleeps of up to 100 ms and no queue, so readers
+    # lined up behind the one write lock wait up to seconds under load. In WAL mode a deferred
+    # read transaction never waits for a writer.
+    if connection.get_execution_options().get(READS_ONLY):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def reads_only(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine and pool, for connections that never write.
+
+    On SQLite their transactions begin DEFERRED, so they never queue for the write lock (a
+    write on such a connection may fail with "database is locked"); elsewhere nothing changes.
+    """
+    return engine.execution_options(**{READS_ONLY: True})
 
 
 def ensure_sqlite_directory(url: str) -> None:
@@ -63,7 +81,7 @@ class DatabaseProbe:
     name = "database"
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+        self._engine = reads_only(engine)
 
     async def check(self) -> None:
         async with self._engine.connect() as conn:
