@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
@@ -67,14 +69,44 @@ def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
         return engine
     # A fixed pool: overflow connections are closed on return whenever the pool is full, so
     # under sustained load they would be opened again and again; requests beyond the pool wait.
-    return create_async_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=0,
-        pool_timeout=30,
-        pool_pre_ping=True,
-        pool_recycle=1800,
+    engine = create_async_engine(
+        url, pool_size=pool_size, max_overflow=0, pool_timeout=30, pool_recycle=1800
     )
+    event.listen(engine.sync_engine.pool, "connect", _mark_idle)
+    event.listen(engine.sync_engine.pool, "checkin", _mark_idle)
+    event.listen(engine.sync_engine.pool, "checkout", _ping_if_idle(engine))
+    return engine
+
+
+IDLE_PING_SECONDS = 5.0
+
+
+def _mark_idle(_dbapi_connection: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(engine: AsyncEngine) -> Any:
+    """Pre-ping a pooled connection only when it has sat idle for ``IDLE_PING_SECONDS``.
+
+    A connection that was in use a moment ago is alive; pinging it on every checkout
+    (``pool_pre_ping``) cost a round trip per request. One idle for longer may have been cut by
+    a server restart or a proxy, so it is pinged, and replaced when the ping fails (raising
+    ``DisconnectionError`` from a checkout hook makes the pool retry with a fresh connection).
+    A connection that breaks within the window fails its request, and SQLAlchemy then
+    invalidates the rest of the pool.
+    """
+    dialect = engine.sync_engine.dialect
+
+    def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is not None and time.monotonic() - idle_since < IDLE_PING_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError("pooled connection failed its ping") from exc
+
+    return checkout
 
 
 class DatabaseProbe:
