@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from orbsurv.adapters.persistence.keyset import newest_first
 from orbsurv.adapters.persistence.tables import users
 from orbsurv.adapters.persistence.unit_of_work import SqlUnitOfWork
-from orbsurv.adapters.persistence.users import SqlUserRepository
+from orbsurv.adapters.persistence.users import SqlUserLookup, SqlUserRepository
 from orbsurv.domain.errors import Conflict
 from orbsurv.domain.identity import Role, User, new_id
 from orbsurv.domain.pagination import Cursor, PageRequest
@@ -116,3 +116,20 @@ async def test_keyset_paging_matches_offset_order(engine: AsyncEngine) -> None:
             if cursor is None:
                 break
     assert seen == [u.id for u in expected]
+
+
+async def test_profile_lookup_never_queues_behind_a_writer(engine: AsyncEngine) -> None:
+    """The authenticated read path reads while another transaction holds the write lock.
+
+    On SQLite a connection that began IMMEDIATE would wait in the busy handler until the writer
+    commits (here: never, so "database is locked" after the busy timeout); under load that wait
+    was the one-second stall of GET /users/me.
+    """
+    user = make_user("reader@example.com")
+    async with engine.connect() as conn:
+        await SqlUserRepository(conn).add(user)
+        await SqlUnitOfWork(conn).commit()
+    async with engine.connect() as writer:
+        await writer.execute(users.update().where(users.c.id == user.id).values(name="Writing"))
+        assert await SqlUserLookup(engine).get(user.id) == user  # the committed row
+        await writer.rollback()

@@ -36,6 +36,7 @@ from orbsurv.adapters.http.pagination import provide_page_request
 from orbsurv.adapters.http.problems import document_problems, exception_handlers
 from orbsurv.application.identity.authenticate import Authenticate
 from orbsurv.application.identity.ports import ProfileCache, TokenDenylist
+from orbsurv.application.identity.profile import GetProfile
 from orbsurv.application.identity.seed import SeedSuperuser, SuperuserSeed
 from orbsurv.domain.identity import Role
 from orbsurv.main.ioc import providers_for
@@ -95,8 +96,10 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
     background: list[asyncio.Task[None]] = []
 
     async def start(app: Litestar) -> None:
-        # Warm the hot path: the authenticator and the denylist mirror (it starts syncing now).
+        # Warm the hot path: the authenticator, the profile reader (both read from app.state by
+        # the handlers) and the denylist mirror (it starts syncing now).
         app.state.authenticate = await container.get(Authenticate)
+        app.state.profile = await container.get(GetProfile)
         await container.get(TokenDenylist)
         await container.get(ProfileCache)
         if settings.superuser_email and settings.superuser_password:

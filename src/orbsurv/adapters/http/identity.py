@@ -33,7 +33,7 @@ from orbsurv.adapters.http.auth import (
 )
 from orbsurv.adapters.http.bodies import decode_body
 from orbsurv.adapters.http.client import request_context
-from orbsurv.adapters.http.di import inject, inject_app
+from orbsurv.adapters.http.di import inject
 from orbsurv.adapters.http.schemas import Email, Name, Password, Username, UserOut, blank_to_none
 from orbsurv.adapters.validation import checked_email
 from orbsurv.application.identity.create_user import CreateUserCommand
@@ -393,14 +393,19 @@ async def revoke_session(
 # The profile is the hottest authenticated read: the handlers authenticate inline instead of
 # through Litestar's dependency resolution, and use only APP-scoped objects.
 @get("/users/me", tags=["identity"], summary="Your profile", security=SECURITY)
-@inject_app
-async def users_me(request: Request[Any, Any, Any], use_case: FromDishka[GetProfile]) -> UserOut:
-    return UserOut.of(await use_case(await current_principal(request)))
+async def users_me(request: Request[Any, Any, Any]) -> UserOut:
+    return await _own_profile(request)
 
 
 @get("/auth/me", tags=["identity"], summary="Your profile (alias of /users/me)", security=SECURITY)
-@inject_app
-async def auth_me(request: Request[Any, Any, Any], use_case: FromDishka[GetProfile]) -> UserOut:
+async def auth_me(request: Request[Any, Any, Any]) -> UserOut:
+    return await _own_profile(request)
+
+
+async def _own_profile(request: Request[Any, Any, Any]) -> UserOut:
+    # The hottest authenticated read: APP-scoped objects warmed at start-up (``make_app``), no
+    # per-request injection wrapper (it cost ~20% of this route's CPU).
+    use_case: GetProfile = request.app.state.profile
     return UserOut.of(await use_case(await current_principal(request)))
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from orbsurv.adapters.persistence.database import reads_only
 from orbsurv.adapters.persistence.keyset import newest_first
 from orbsurv.adapters.persistence.leads import LISTS, as_dict
 from orbsurv.adapters.persistence.tables import (
@@ -171,7 +172,7 @@ class SqlSubmissionExport:
     export of any size holds one batch in memory, not the list."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+        self._engine = reads_only(engine)
 
     def columns(self, kind: str) -> list[str]:
         hidden = {"ip", "user_agent"}  # personal data the export does not need

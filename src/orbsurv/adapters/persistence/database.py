@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
@@ -27,11 +29,29 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+READS_ONLY = "orbsurv_reads_only"
+
+
 def _sqlite_begin(connection: Any) -> None:
     # IMMEDIATE takes the write lock up front: concurrent writers then wait (busy_timeout)
     # instead of failing at once with "database is locked" when a deferred transaction that
-    # has read tries to write after another one committed.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # has read tries to write after another one committed. A connection that only reads must
+    # not: SQLite's busy handler polls with sleeps of up to 100 ms and no queue, so readers
+    # lined up behind the one write lock wait up to seconds under load. In WAL mode a deferred
+    # read transaction never waits for a writer.
+    if connection.get_execution_options().get(READS_ONLY):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def reads_only(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine and pool, for connections that never write.
+
+    On SQLite their transactions begin DEFERRED, so they never queue for the write lock (a
+    write on such a connection may fail with "database is locked"); elsewhere nothing changes.
+    """
+    return engine.execution_options(**{READS_ONLY: True})
 
 
 def ensure_sqlite_directory(url: str) -> None:
@@ -50,22 +70,56 @@ def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
         return engine
     # A fixed pool: overflow connections are closed on return whenever the pool is full, so
     # under sustained load they would be opened again and again; requests beyond the pool wait.
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         hide_parameters=True,  # bound values (hashes, secrets) never enter exception text
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=30,
-        pool_pre_ping=True,
         pool_recycle=1800,
     )
+    event.listen(engine.sync_engine.pool, "connect", _mark_idle)
+    event.listen(engine.sync_engine.pool, "checkin", _mark_idle)
+    event.listen(engine.sync_engine.pool, "checkout", _ping_if_idle(engine))
+    return engine
+
+
+IDLE_PING_SECONDS = 5.0
+
+
+def _mark_idle(_dbapi_connection: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(engine: AsyncEngine) -> Any:
+    """Pre-ping a pooled connection only when it has sat idle for ``IDLE_PING_SECONDS``.
+
+    A connection that was in use a moment ago is alive; pinging it on every checkout
+    (``pool_pre_ping``) cost a round trip per request. One idle for longer may have been cut by
+    a server restart or a proxy, so it is pinged, and replaced when the ping fails (raising
+    ``DisconnectionError`` from a checkout hook makes the pool retry with a fresh connection).
+    A connection that breaks within the window fails its request, and SQLAlchemy then
+    invalidates the rest of the pool.
+    """
+    dialect = engine.sync_engine.dialect
+
+    def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is not None and time.monotonic() - idle_since < IDLE_PING_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError("pooled connection failed its ping") from exc
+
+    return checkout
 
 
 class DatabaseProbe:
     name = "database"
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+        self._engine = reads_only(engine)
 
     async def check(self) -> None:
         async with self._engine.connect() as conn:

@@ -14,6 +14,7 @@ from orbsurv.adapters.persistence.tables import outbox_messages
 from orbsurv.application.ports import Clock, OutgoingEmail, QueuedMessage
 
 PENDING, SENT, DEAD = "pending", "sent", "dead"
+_ENQUEUE = outbox_messages.insert()  # built once; the values come as parameters
 
 
 class SqlOutbox:
@@ -24,17 +25,18 @@ class SqlOutbox:
     async def enqueue(self, message: OutgoingEmail) -> None:
         now = self._clock.now()
         await self._conn.execute(
-            outbox_messages.insert().values(
-                id=str(uuid.uuid4()),
-                created_at=now,
-                recipient=message.to,
-                subject=message.subject[:255],
-                text_body=message.text,
-                html_body=message.html,
-                status=PENDING,
-                attempts=0,
-                next_attempt_at=now,
-            )
+            _ENQUEUE,
+            {
+                "id": str(uuid.uuid4()),
+                "created_at": now,
+                "recipient": message.to,
+                "subject": message.subject[:255],
+                "text_body": message.text,
+                "html_body": message.html,
+                "status": PENDING,
+                "attempts": 0,
+                "next_attempt_at": now,
+            },
         )
 
     async def claim(self, now: datetime, lease_until: datetime, limit: int) -> list[QueuedMessage]:

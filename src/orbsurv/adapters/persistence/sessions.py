@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from orbsurv.adapters.persistence.database import reads_only
 from orbsurv.adapters.persistence.tables import refresh_tokens, sessions
 from orbsurv.application.identity.ports import RefreshTokenRecord
 from orbsurv.domain.identity import Scope, Session
@@ -156,7 +157,7 @@ class SqlSessionStatus:
     """Revocation from the source of truth, for when the denylist cache cannot answer."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+        self._engine = reads_only(engine)
 
     async def is_revoked(self, session_id: str) -> bool:
         async with self._engine.connect() as conn:

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from orbsurv.adapters.persistence.database import reads_only
 from orbsurv.adapters.persistence.tables import users
 from orbsurv.domain.errors import Conflict
 from orbsurv.domain.identity import Role, User
@@ -179,7 +180,7 @@ class SqlUserLookup:
     """One user by id on a short connection of its own, outside any request transaction."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+        self._engine = reads_only(engine)
 
     async def get(self, user_id: str) -> User | None:
         async with self._engine.connect() as conn:
