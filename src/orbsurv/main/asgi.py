@@ -14,5 +14,5 @@ from orbsurv.main.settings import load_settings
 
 def create_app() -> Litestar:
     settings = load_settings()
-    configure_logging(settings.log_level, settings.effective_log_format)
+    configure_logging(settings)
     return make_app(settings)

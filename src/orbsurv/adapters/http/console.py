@@ -160,7 +160,9 @@ async def list_users(
     paging: Paging,
     reader: FromDishka[ConsoleReader],
     q: Annotated[str | None, Parameter(max_length=254)] = None,
-    role: Literal["user", "admin", "dev"] | None = None,
+    role: Annotated[
+        Literal["user", "admin", "dev"] | None, Parameter(description="Only this role")
+    ] = None,
 ) -> UserPage:
     found = await reader.users(q.strip() if q else None, Role(role) if role else None, paging)
     return UserPage(
@@ -249,8 +251,12 @@ async def logs(
     action: Annotated[str | None, Parameter(max_length=64)] = None,
     actor_id: Annotated[str | None, Parameter(max_length=64)] = None,
     ip: Annotated[str | None, Parameter(max_length=64)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[
+        datetime | None, Parameter(description="Only events at or after (RFC 3339)")
+    ] = None,
+    until: Annotated[
+        datetime | None, Parameter(description="Only events before (RFC 3339)")
+    ] = None,
 ) -> StreamPage:
     where = AuditFilter(action=action, actor_user_id=actor_id, ip=ip, since=since, until=until)
     page = await reader.audit(where, provide_cursor(cursor), paging.page_size)
@@ -294,8 +300,12 @@ async def alerts(
     paging: Paging,
     reader: FromDishka[ConsoleReader],
     cursor: Annotated[str | None, Parameter(max_length=512)] = None,
-    only_unacknowledged: bool = False,
-    severity: Literal["low", "medium", "high"] | None = None,
+    only_unacknowledged: Annotated[
+        bool, Parameter(description="Only alerts nobody acknowledged yet")
+    ] = False,
+    severity: Annotated[
+        Literal["low", "medium", "high"] | None, Parameter(description="Only this severity")
+    ] = None,
 ) -> StreamPage:
     page = await reader.alerts(
         only_unacknowledged, severity, provide_cursor(cursor), paging.page_size
@@ -382,7 +392,9 @@ async def submissions(
     leads: FromDishka[LeadRepository],
     export: FromDishka[SubmissionExport],
     cursor: Annotated[str | None, Parameter(max_length=512)] = None,
-    format: Literal["json", "csv"] = "json",
+    format: Annotated[
+        Literal["json", "csv"], Parameter(description="`csv` streams the whole list as CSV")
+    ] = "json",
 ) -> Any:
     table = SUBMISSIONS.get(kind)
     if table is None:
