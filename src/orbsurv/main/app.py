@@ -13,7 +13,6 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecurityScheme
 
 from orbsurv import __version__
@@ -24,6 +23,7 @@ from orbsurv.adapters.http.console import ROUTES as CONSOLE_ROUTES
 from orbsurv.adapters.http.console import document_exports
 from orbsurv.adapters.http.context import RequestContextMiddleware
 from orbsurv.adapters.http.di import CONTAINER_STATE_KEY
+from orbsurv.adapters.http.docs import OfflineSwaggerPlugin, docs_router
 from orbsurv.adapters.http.health import health_alias, healthz, readyz
 from orbsurv.adapters.http.identity import ROUTES as IDENTITY_ROUTES
 from orbsurv.adapters.http.identity import document_login
@@ -42,6 +42,7 @@ from orbsurv.main.settings import Settings
 from orbsurv.main.worker import run_jobs
 
 API_PREFIX = "/api/v1"
+DOCS_PATH = f"{API_PREFIX}/docs"
 logger = logging.getLogger(__name__)
 CORS_METHODS: list[Any] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 CORS_HEADERS = [
@@ -152,9 +153,10 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
                 "One API for the Orbsurv marketing site, user portal and operator console. "
                 "Every error is application/problem+json with a stable `code`."
             ),
-            # Under its own prefix: the docs router answers every path below it with HTML.
-            path=f"{API_PREFIX}/docs",
-            render_plugins=[SwaggerRenderPlugin(path="/")],
+            # Swagger UI from the service itself (works offline); see adapters/http/docs.py.
+            path=DOCS_PATH,
+            render_plugins=[OfflineSwaggerPlugin(DOCS_PATH, f"{API_PREFIX}/openapi.json")],
+            openapi_router=docs_router(DOCS_PATH),
             components=Components(
                 security_schemes={
                     "BearerToken": SecurityScheme(
