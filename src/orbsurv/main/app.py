@@ -26,11 +26,11 @@ from orbsurv.adapters.http.di import CONTAINER_STATE_KEY
 from orbsurv.adapters.http.docs import OfflineSwaggerPlugin, docs_router
 from orbsurv.adapters.http.health import health_alias, healthz, readyz
 from orbsurv.adapters.http.identity import ROUTES as IDENTITY_ROUTES
-from orbsurv.adapters.http.identity import document_login
 from orbsurv.adapters.http.leads import FORM_ROUTES
 from orbsurv.adapters.http.leads import ROUTES as INTAKE_ROUTES
 from orbsurv.adapters.http.media import enforce_body_media_type
 from orbsurv.adapters.http.metrics import HttpMetrics
+from orbsurv.adapters.http.openapi import complete as complete_openapi
 from orbsurv.adapters.http.pagination import provide_page_request
 from orbsurv.adapters.http.problems import document_problems, exception_handlers
 from orbsurv.application.identity.authenticate import Authenticate
@@ -199,9 +199,8 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
         debug=False,
     )
     document_problems(app.openapi_schema)
-    document_login(app.openapi_schema)
     document_exports(app.openapi_schema)
-    app.state.openapi_document = msgspec.json.encode(app.openapi_schema.to_schema())
+    app.state.openapi_document = msgspec.json.encode(complete_openapi(app))
     app.asgi_handler = RequestContextMiddleware(app.asgi_handler, metrics)
     return app
 

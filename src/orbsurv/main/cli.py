@@ -20,6 +20,13 @@ from orbsurv.domain.identity import Role
 from orbsurv.main.settings import Settings, SettingsError, load_settings
 
 
+class _OneLineFormatter(logging.Formatter):
+    """A command's log lines without tracebacks: the message already names the problem."""
+
+    def formatException(self, ei: Any) -> str:
+        return ""
+
+
 class CommandFailed(Exception):
     """A problem the operator can fix: printed as one line naming the problem and the fix."""
 
@@ -219,7 +226,7 @@ def cmd_openapi(args: argparse.Namespace) -> int:
 
     settings = _settings({"LOG_LEVEL": "WARNING"})
     app = make_app(settings)
-    print(json.dumps(app.openapi_schema.to_schema(), indent=2, sort_keys=False))
+    print(json.dumps(json.loads(app.state.openapi_document), indent=2, sort_keys=False))
     return 0
 
 
@@ -353,7 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command not in {"serve", "worker"}:  # those configure logging from the settings
-        logging.basicConfig(level=logging.WARNING, format="orbsurv: %(message)s")
+        handler = logging.StreamHandler()
+        handler.setFormatter(_OneLineFormatter("orbsurv: %(message)s"))
+        logging.basicConfig(level=logging.WARNING, handlers=[handler])
     try:
         result: int = args.func(args)
     except CommandFailed as exc:

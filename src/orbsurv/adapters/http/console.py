@@ -22,6 +22,7 @@ from litestar.response import Stream
 from orbsurv.adapters.http.auth import SECURITY, requires
 from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import inject
+from orbsurv.adapters.http.openapi import documented
 from orbsurv.adapters.http.pagination import encode_cursor, provide_cursor
 from orbsurv.adapters.http.schemas import Email, UserOut
 from orbsurv.adapters.validation import checked_email
@@ -383,6 +384,7 @@ async def _csv(header: list[str], rows: AsyncIterator[dict[str, Any]]) -> AsyncI
     },
     dependencies=READERS,
     security=SECURITY,
+    opt=documented(parameters={"kind": {"enum": sorted(SUBMISSIONS)}}),
 )
 @inject
 async def submissions(

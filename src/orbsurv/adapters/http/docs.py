@@ -102,8 +102,10 @@ def _read(path: Path) -> bytes:
 def docs_router(docs_path: str) -> Router:
     """The router Litestar fills with the docs routes; its hooks make the answers ours.
 
-    Litestar adds a catch-all that answers an HTML 404 for unknown docs paths: turn that into
-    problem+json, and give every docs answer the docs CSP.
+    Litestar adds a catch-all that answers an HTML 404 for unknown docs paths, and its own copy of
+    the document at ``openapi.json`` (without the completion pass of ``openapi.py``): both answer
+    404 problem+json, so ``/api/v1/openapi.json`` is the one document. Every docs answer gets the
+    docs CSP.
     """
 
     async def finish(response: Response[Any]) -> Response[Any]:
@@ -113,8 +115,7 @@ def docs_router(docs_path: str) -> Router:
 
     async def refuse_unknown(request: Request[Any, Any, Any]) -> Response[Any] | None:
         path = request.url.path.rstrip("/")
-        known = {docs_path, f"{docs_path}/openapi.json"}
-        if path in known or path.startswith(f"{docs_path}/assets/"):
+        if path == docs_path or path.startswith(f"{docs_path}/assets/"):
             return None
         return problem(request, 404, "No such page in the API docs.", code="not_found")
 

@@ -15,6 +15,7 @@ from orbsurv.adapters.http.bodies import decode_body
 from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import inject
 from orbsurv.adapters.http.media import strict_validation_error
+from orbsurv.adapters.http.openapi import documented
 from orbsurv.adapters.http.schemas import Email, Name, blank_to_none
 from orbsurv.adapters.validation import checked_email
 from orbsurv.application.analytics.record import RecordEvents
@@ -95,8 +96,8 @@ class EventBatch(msgspec.Struct, kw_only=True):
     events: Annotated[list[EventIn], msgspec.Meta(max_length=MAX_BATCH)]
 
 
-class Accepted(msgspec.Struct, frozen=True):
-    accepted: int
+class EventsAccepted(msgspec.Struct, frozen=True):
+    accepted: Annotated[int, msgspec.Meta(ge=0, description="How many events were recorded")]
 
 
 THANKS = {
@@ -142,6 +143,7 @@ FORM_DOC = 'JSON or form-encoded; `""` counts as absent; rate limited per client
     summary="Join the waitlist",
     description=f"201, or 200 for an address already on it (its source is updated). {FORM_DOC}",
     status_code=201,
+    opt=documented(body=WaitlistForm, form=True),
 )
 @inject
 async def waitlist(
@@ -154,7 +156,12 @@ async def waitlist(
 
 
 @post(
-    "/contact", tags=["marketing"], summary="Send a message", description=FORM_DOC, status_code=201
+    "/contact",
+    tags=["marketing"],
+    summary="Send a message",
+    description=FORM_DOC,
+    status_code=201,
+    opt=documented(body=ContactForm, form=True),
 )
 @inject
 async def contact(
@@ -178,6 +185,7 @@ async def contact(
     summary="Register investor interest",
     description=FORM_DOC,
     status_code=201,
+    opt=documented(body=InvestorForm, form=True),
 )
 @inject
 async def investor_interest(
@@ -196,6 +204,7 @@ async def investor_interest(
     summary="Request a pilot",
     description=FORM_DOC,
     status_code=201,
+    opt=documented(body=PilotForm, form=True),
 )
 @inject
 async def pilot_request(
@@ -213,6 +222,7 @@ async def pilot_request(
     summary="Report a browser error",
     description="202; grouped by message and first stack frame; 30 a minute per client IP.",
     status_code=202,
+    opt=documented(body=ClientErrorReport, form=True),
 )
 @inject
 async def client_errors(
@@ -254,11 +264,12 @@ async def _optional_user(request: Request[Any, Any, Any]) -> str | None:
     summary="Record analytics or cookie-consent events",
     description="One event or `{events: [...]}` (at most 50), anonymous or signed in: 202.",
     status_code=202,
+    opt=documented(body=(EventIn, EventBatch)),
 )
 @inject
 async def analytics_events(
     request: Request[Any, Any, Any], use_case: FromDishka[RecordEvents]
-) -> Accepted:
+) -> EventsAccepted:
     if request.content_type[0] != "application/json":
         raise HTTPException(status_code=415, detail="Send the events as application/json.")
     body = await request.body()
@@ -286,7 +297,7 @@ async def analytics_events(
         for event in incoming
     ]
     count = await use_case(events, await _optional_user(request), request_context(request))
-    return Accepted(accepted=count)
+    return EventsAccepted(accepted=count)
 
 
 FORM_ROUTES = [waitlist, contact, investor_interest, pilot_request, client_errors]

@@ -49,9 +49,9 @@ class CheckReadiness:
             logger.warning("readiness: %s did not answer within %.1fs", probe.name, self._timeout)
             return "timeout"
         except Exception as exc:
-            # One line for operators; the traceback only when debugging.
-            logger.warning("readiness: %s is unavailable: %s", probe.name, _reason(exc))
-            logger.debug("readiness: %s failure", probe.name, exc_info=True)
+            logger.warning(
+                "readiness: %s is unavailable: %s", probe.name, _reason(exc), exc_info=True
+            )
             return "unavailable"
         return "ok"
 
