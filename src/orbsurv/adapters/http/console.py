@@ -23,7 +23,7 @@ from orbsurv.adapters.http.auth import SECURITY, requires
 from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import inject
 from orbsurv.adapters.http.openapi import documented
-from orbsurv.adapters.http.pagination import encode_cursor, provide_cursor
+from orbsurv.adapters.http.pagination import encode_cursor, provide_cursor, provide_stream_page
 from orbsurv.adapters.http.schemas import Email, UserOut
 from orbsurv.adapters.validation import checked_email
 from orbsurv.application.console.operate import (
@@ -41,6 +41,8 @@ from orbsurv.domain.pagination import CursorPage, PageRequest
 
 READERS = {"operator": Provide(requires(Permission.READ_CONSOLE))}
 DEVS = {"operator": Provide(requires(Permission.ADMINISTER))}
+# Streams page by keyset only: `page` beyond the first is refused and points to `cursor`.
+STREAM_READERS = {**READERS, "paging": Provide(provide_stream_page, sync_to_thread=False)}
 Operator = NamedDependency[Principal]
 Paging = NamedDependency[PageRequest]
 Id = Annotated[str, Parameter(max_length=64)]
@@ -240,7 +242,7 @@ async def end_user_sessions(
     tags=["console"],
     summary="The audit trail",
     description="Keyset paging: pass `next_cursor` back as `cursor`.",
-    dependencies=READERS,
+    dependencies=STREAM_READERS,
     security=SECURITY,
 )
 @inject
@@ -268,7 +270,7 @@ async def logs(
     "/admin/audit-events",
     tags=["console"],
     summary="The audit trail (event_type, actor_user_id filters)",
-    dependencies=READERS,
+    dependencies=STREAM_READERS,
     security=SECURITY,
 )
 @inject
@@ -292,7 +294,7 @@ async def audit_events(
     "/admin/alerts",
     tags=["console"],
     summary="Security alerts",
-    dependencies=READERS,
+    dependencies=STREAM_READERS,
     security=SECURITY,
 )
 @inject
@@ -337,7 +339,7 @@ async def acknowledge(
     "/admin/cookie-activity",
     tags=["console"],
     summary="Cookie-consent events",
-    dependencies=READERS,
+    dependencies=STREAM_READERS,
     security=SECURITY,
 )
 @inject
@@ -382,7 +384,7 @@ async def _csv(header: list[str], rows: AsyncIterator[dict[str, Any]]) -> AsyncI
     responses={
         200: ResponseSpec(StreamPage, description="A keyset page (JSON), or the CSV export")
     },
-    dependencies=READERS,
+    dependencies=STREAM_READERS,
     security=SECURITY,
     opt=documented(parameters={"kind": {"enum": sorted(SUBMISSIONS)}}),
 )
