@@ -134,6 +134,8 @@ async def _submit(
     return Response(Answer(status="ok", message=THANKS[form]), status_code=status)
 
 
+# 201 for a new submission; 200 when it repeats one (the same address on the waitlist).
+FORM_ANSWERS = {201: Answer, 200: Answer}
 FORM_DOC = 'JSON or form-encoded; `""` counts as absent; rate limited per client IP and form.'
 
 
@@ -143,7 +145,7 @@ FORM_DOC = 'JSON or form-encoded; `""` counts as absent; rate limited per client
     summary="Join the waitlist",
     description=f"201, or 200 for an address already on it (its source is updated). {FORM_DOC}",
     status_code=201,
-    opt=documented(body=WaitlistForm, form=True),
+    opt=documented(body=WaitlistForm, form=True, responses=FORM_ANSWERS),
 )
 @inject
 async def waitlist(
@@ -161,7 +163,7 @@ async def waitlist(
     summary="Send a message",
     description=FORM_DOC,
     status_code=201,
-    opt=documented(body=ContactForm, form=True),
+    opt=documented(body=ContactForm, form=True, responses=FORM_ANSWERS),
 )
 @inject
 async def contact(
@@ -185,7 +187,7 @@ async def contact(
     summary="Register investor interest",
     description=FORM_DOC,
     status_code=201,
-    opt=documented(body=InvestorForm, form=True),
+    opt=documented(body=InvestorForm, form=True, responses=FORM_ANSWERS),
 )
 @inject
 async def investor_interest(
@@ -204,7 +206,7 @@ async def investor_interest(
     summary="Request a pilot",
     description=FORM_DOC,
     status_code=201,
-    opt=documented(body=PilotForm, form=True),
+    opt=documented(body=PilotForm, form=True, responses=FORM_ANSWERS),
 )
 @inject
 async def pilot_request(
