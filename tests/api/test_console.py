@@ -397,3 +397,23 @@ async def test_high_alerts_are_mailed_to_operators(make_settings: SettingsFactor
     )
     assert sorted(m.recipient for m in mails) == ["ops@example.com", "sec@example.com"]
     assert all("role_elevated" in m.subject for m in mails)
+
+
+async def test_streams_refuse_offset_pages_and_point_to_the_cursor(
+    console: tuple[Litestar, Client, dict[str, str]],
+) -> None:
+    _, client, tokens = console
+    auth = bearer(tokens["admin"])
+    for path in (
+        "/api/v1/admin/logs",
+        "/api/v1/admin/audit-events",
+        "/api/v1/admin/alerts",
+        "/api/v1/admin/cookie-activity",
+        "/api/v1/admin/waitlist",
+    ):
+        refused = await client.get(path, params={"page": 2}, headers=auth)
+        assert refused.status_code == 422, path
+        assert refused.json()["errors"][0]["field"] == "page"
+        assert "cursor" in refused.json()["errors"][0]["message"]
+        first = await client.get(path, params={"page": 1}, headers=auth)
+        assert first.status_code == 200, path

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from orbsurv import __version__
+from orbsurv.adapters.persistence.migrations import upgrade
 from orbsurv.main.app import make_app
 from tests.conftest import SettingsFactory
 from tests.services import free_port
@@ -56,3 +58,25 @@ async def test_not_ready_when_the_database_is_gone(make_settings: SettingsFactor
         response = await client.get("/api/v1/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["database"] == "unavailable"
+
+
+async def test_not_ready_on_a_database_behind_the_code(
+    make_settings: SettingsFactory, tmp_path: Path
+) -> None:
+    """A database that was never migrated (or is a revision behind) names `orbsurv migrate`."""
+    from orbsurv.adapters.persistence.migrations import downgrade
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/behind.db"
+    settings = make_settings(DATABASE_URL=url)
+    async with AsyncTestClient(make_app(settings)) as client:
+        empty = await client.get("/api/v1/readyz")
+        await asyncio.to_thread(upgrade, url)
+        current = await client.get("/api/v1/readyz")
+        await asyncio.to_thread(downgrade, url, "-1")
+        behind = await client.get("/api/v1/readyz")
+    assert empty.status_code == 503
+    assert "no revision" in empty.json()["checks"]["database"]
+    assert "orbsurv migrate" in empty.json()["detail"]
+    assert current.status_code == 200, current.text
+    assert behind.status_code == 503
+    assert "run `orbsurv migrate`" in behind.json()["checks"]["database"]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -46,3 +48,76 @@ async def test_swagger_authorize_uses_the_form_login(client: AsyncTestClient[Lit
     assert {"application/json", "application/x-www-form-urlencoded"} <= login.keys()
     me = schema["paths"]["/api/v1/users/me"]["get"]
     assert {"OAuth2Password": []} in me["security"]
+
+
+async def test_the_document_is_valid_and_compact(client: AsyncTestClient[Litestar]) -> None:
+    from openapi_spec_validator import validate
+
+    document = (await client.get("/api/v1/openapi.json")).json()
+    validate(document)
+    schemas = document["components"]["schemas"]
+    titles = [schema.get("title") for schema in schemas.values()]
+    assert titles == list(schemas)  # every component titled by its unique name
+    assert "Problem" in schemas
+    text = json.dumps(document)
+    assert text.count('"request_id"') == 1  # the problem schema is written once, then referenced
+    assert len(text) < 300_000
+
+
+async def test_every_operation_declares_what_it_takes_and_answers(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    document = (await client.get("/api/v1/openapi.json")).json()
+    paths = document["paths"]
+    for path, item in paths.items():
+        for method, operation in item.items():
+            assert "security" in operation, (path, method)  # [] says: public
+            for status, answer in operation["responses"].items():
+                if status in {"204", "304"}:
+                    assert "content" not in answer, (path, method, status)
+    hand_decoded = [
+        "/api/v1/auth/refresh",
+        "/api/v1/auth/logout",
+        "/api/v1/auth/verify/resend",
+        "/api/v1/auth/password-reset/requests",
+        "/api/v1/auth/password/forgot",
+        "/api/v1/auth/forgot",
+        "/api/v1/auth/password-reset/confirm",
+        "/api/v1/auth/password/reset",
+        "/api/v1/auth/reset",
+        "/api/v1/waitlist",
+        "/waitlist",
+        "/api/v1/contact",
+        "/api/v1/investor_interest",
+        "/api/v1/pilot_request",
+        "/api/v1/client_errors",
+        "/client_errors",
+    ]
+    for path in hand_decoded:
+        content = paths[path]["post"]["requestBody"]["content"]
+        assert set(content) == {"application/json", "application/x-www-form-urlencoded"}, path
+    assert "application/json" in paths["/api/v1/analytics/events"]["post"]["requestBody"]["content"]
+    for path, status in [
+        ("/api/v1/auth/register", "201"),
+        ("/api/v1/auth/login", "200"),
+        ("/api/v1/auth/refresh", "200"),
+    ]:
+        schema = paths[path]["post"]["responses"][status]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/TokenPair"}, path
+    assert paths["/api/v1/waitlist"]["post"]["security"] == []
+    kind = next(
+        p for p in paths["/api/v1/admin/{kind}"]["get"]["parameters"] if p["name"] == "kind"
+    )
+    assert "waitlist" in kind["schema"]["enum"]
+    strict = document["components"]["schemas"]["PasswordChange"]
+    assert strict["additionalProperties"] is False
+    assert document["components"]["schemas"]["SendEmail"]["properties"]["to"]["maxLength"] == 254
+
+
+async def test_allow_lists_every_method_of_the_path(client: AsyncTestClient[Litestar]) -> None:
+    options = await client.options("/api/v1/users")
+    refused = await client.delete("/api/v1/users")
+    assert options.status_code == 204
+    assert set(options.headers["allow"].split(", ")) == {"GET", "OPTIONS", "POST"}
+    assert refused.status_code == 405
+    assert set(refused.headers["allow"].split(", ")) == {"GET", "OPTIONS", "POST"}

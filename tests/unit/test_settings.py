@@ -67,7 +67,13 @@ def test_a_bad_value_names_its_variable(env: dict[str, str], message: str, tmp_p
 
 
 def production(**overrides: str) -> dict[str, str]:
-    return {"ENV": "production", **STRONG, **overrides}
+    return {
+        "ENV": "production",
+        "BACKEND_URL": "https://api.example.com",
+        "SMTP_HOST": "mail.example.com",
+        **STRONG,
+        **overrides,
+    }
 
 
 def test_production_accepts_strong_distinct_secrets() -> None:
@@ -88,6 +94,9 @@ def test_production_accepts_strong_distinct_secrets() -> None:
         ({"PASSWORD_RESET_SECRET": "changeme-changeme-changeme-changeme"}, "placeholder"),
         ({"PASSWORD_RESET_SECRET": STRONG["JWT_SECRET_KEY"]}, "must differ from JWT_SECRET_KEY"),
         ({"DEV_MASTER_OTP": "000000"}, "DEV_MASTER_OTP"),
+        ({"BACKEND_URL": ""}, "BACKEND_URL: required when ENV=production"),
+        ({"SMTP_HOST": ""}, "SMTP_HOST: required when ENV=production; set MAIL_BACKEND=console"),
+        ({"SMTP_HOST": "", "MAIL_BACKEND": "smtp"}, "SMTP_HOST: required when MAIL_BACKEND=smtp"),
     ],
 )
 def test_production_refuses_weak_configuration(env: dict[str, str], message: str) -> None:
@@ -168,3 +177,43 @@ def test_env_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
 def test_repr_never_shows_secrets(tmp_path: Path) -> None:
     settings = load_settings({"VAR_DIR": str(tmp_path)}, env_file=None)
     assert settings.jwt_secret_key not in repr(settings)
+
+
+def test_production_takes_the_console_mailer_and_a_local_url_only_when_chosen() -> None:
+    settings = load_settings(
+        production(SMTP_HOST="", MAIL_BACKEND="console", BACKEND_URL="http://127.0.0.1:8000"),
+        env_file=None,
+    )
+    assert not settings.uses_smtp
+    assert settings.backend_url == "http://127.0.0.1:8000"
+    assert load_settings(production(), env_file=None).uses_smtp
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ENV": "prod"}, "allowed values: 'development', 'production' or 'test'"),
+        ({"MAIL_BACKEND": "pigeon"}, "MAIL_BACKEND: .*allowed values: 'smtp' or 'console'"),
+        ({"DATABASE_URL": "postgres://x"}, "DATABASE_URL: unsupported scheme 'postgres'; use "),
+        ({"DATABASE_URL": "orbsurv.db"}, "postgresql\\+asyncpg://"),
+    ],
+)
+def test_a_bad_choice_lists_what_works(env: dict[str, str], message: str, tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings({"VAR_DIR": str(tmp_path), **env}, env_file=None)
+
+
+def test_var_dir_moves_everything_development_keeps(tmp_path: Path) -> None:
+    settings = load_settings({"VAR_DIR": str(tmp_path / "state")}, env_file=None)
+    assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path}/state/orbsurv.db"
+    assert settings.upload_root == f"{tmp_path}/state/uploads"
+    assert (tmp_path / "state" / "secrets.json").is_file()
+    chosen = load_settings(
+        {
+            "VAR_DIR": str(tmp_path),
+            "UPLOAD_ROOT": "/srv/files",
+            "DATABASE_URL": "sqlite+aiosqlite:///x.db",
+        },
+        env_file=None,
+    )
+    assert (chosen.upload_root, chosen.database_url) == ("/srv/files", "sqlite+aiosqlite:///x.db")

@@ -24,6 +24,18 @@ class UnitOfWork(Protocol):
     async def rollback(self) -> None: ...
 
 
+class DependencyNotReady(Exception):
+    """The dependency answers but cannot serve yet; ``state`` says why and what fixes it.
+
+    ``state`` is shown to operators (``orbsurv check``, ``/readyz``): it must name the gap and
+    the command that closes it, and never carry a secret.
+    """
+
+    def __init__(self, state: str) -> None:
+        super().__init__(state)
+        self.state = state
+
+
 class DependencyProbe(Protocol):
     """Answers whether one backing service can serve right now."""
 
@@ -31,7 +43,11 @@ class DependencyProbe(Protocol):
     def name(self) -> str: ...
 
     async def check(self) -> None:
-        """Return when the dependency answers; raise when it does not."""
+        """Return when the dependency answers; raise when it does not.
+
+        Raises ``DependencyNotReady`` when it answers but is not usable as it is (a database
+        that is not migrated); any other exception counts as unavailable.
+        """
         ...
 
 

@@ -14,7 +14,6 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecurityScheme
 
 from orbsurv import __version__
@@ -25,13 +24,15 @@ from orbsurv.adapters.http.console import ROUTES as CONSOLE_ROUTES
 from orbsurv.adapters.http.console import document_exports
 from orbsurv.adapters.http.context import RequestContextMiddleware
 from orbsurv.adapters.http.di import CONTAINER_STATE_KEY
+from orbsurv.adapters.http.docs import OfflineSwaggerPlugin, docs_router
 from orbsurv.adapters.http.health import health_alias, healthz, readyz
 from orbsurv.adapters.http.identity import ROUTES as IDENTITY_ROUTES
-from orbsurv.adapters.http.identity import document_login
 from orbsurv.adapters.http.leads import FORM_ROUTES
 from orbsurv.adapters.http.leads import ROUTES as INTAKE_ROUTES
 from orbsurv.adapters.http.media import enforce_body_media_type
+from orbsurv.adapters.http.methods import allow_header_fixer
 from orbsurv.adapters.http.metrics import HttpMetrics
+from orbsurv.adapters.http.openapi import complete as complete_openapi
 from orbsurv.adapters.http.pagination import provide_page_request
 from orbsurv.adapters.http.problems import document_problems, exception_handlers
 from orbsurv.application.identity.authenticate import Authenticate
@@ -45,6 +46,7 @@ from orbsurv.main.settings import Settings
 from orbsurv.main.worker import run_jobs
 
 API_PREFIX = "/api/v1"
+DOCS_PATH = f"{API_PREFIX}/docs"
 logger = logging.getLogger(__name__)
 CORS_METHODS: list[Any] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 CORS_HEADERS = [
@@ -158,9 +160,10 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
                 "One API for the Orbsurv marketing site, user portal and operator console. "
                 "Every error is application/problem+json with a stable `code`."
             ),
-            # Under its own prefix: the docs router answers every path below it with HTML.
-            path=f"{API_PREFIX}/docs",
-            render_plugins=[SwaggerRenderPlugin(path="/")],
+            # Swagger UI from the service itself (works offline); see adapters/http/docs.py.
+            path=DOCS_PATH,
+            render_plugins=[OfflineSwaggerPlugin(DOCS_PATH, f"{API_PREFIX}/openapi.json")],
+            openapi_router=docs_router(DOCS_PATH),
             components=Components(
                 security_schemes={
                     "BearerToken": SecurityScheme(
@@ -206,9 +209,9 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
         debug=False,
     )
     document_problems(app.openapi_schema)
-    document_login(app.openapi_schema)
     document_exports(app.openapi_schema)
-    app.state.openapi_document = msgspec.json.encode(app.openapi_schema.to_schema())
+    app.state.openapi_document = msgspec.json.encode(complete_openapi(app))
+    app.before_send.append(allow_header_fixer(app))  # type: ignore[arg-type]
     app.asgi_handler = RequestContextMiddleware(app.asgi_handler, metrics)
     return app
 

@@ -16,7 +16,7 @@ from orbsurv.main.settings import load_settings
 
 def create_app() -> Litestar:
     settings = load_settings()
-    configure_logging(settings.log_level, settings.effective_log_format)
+    configure_logging(settings)
     app = make_app(settings)
     app.on_startup.append(freeze_startup_heap)  # after the app's own start-up hook
     return app

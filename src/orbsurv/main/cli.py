@@ -6,9 +6,13 @@ import argparse
 import asyncio
 import getpass
 import json
+import logging
 import os
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from orbsurv.domain.errors import DomainError
@@ -16,18 +20,112 @@ from orbsurv.domain.identity import Role
 from orbsurv.main.settings import Settings, SettingsError, load_settings
 
 
-def _settings() -> Settings:
+class _OneLineFormatter(logging.Formatter):
+    """A command's log lines without tracebacks: the message already names the problem."""
+
+    def formatException(self, ei: Any) -> str:
+        return ""
+
+
+class CommandFailed(Exception):
+    """A problem the operator can fix: printed as one line naming the problem and the fix."""
+
+
+def _settings(overrides: dict[str, str] | None = None) -> Settings:
     try:
-        return load_settings()
+        return load_settings({**os.environ, **overrides} if overrides else None)
     except SettingsError as exc:
         print(f"orbsurv: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
-def _migrate(settings: Settings) -> None:
-    from orbsurv.adapters.persistence.migrations import upgrade
+def _shown_url(url: str) -> str:
+    """The database URL without its password, for messages and start-up lines."""
+    from sqlalchemy.engine import make_url
 
-    upgrade(settings.database_url)
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@contextmanager
+def _database_errors(settings: Settings) -> Iterator[None]:
+    """Turn a database failure into one line that names the problem and the fix."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
+        if "no such table" in reason or ("relation" in reason and "does not exist" in reason):
+            raise CommandFailed(
+                f"the database at {_shown_url(settings.database_url)} has no schema yet "
+                f"({reason}); run `orbsurv migrate` first"
+            ) from None
+        raise CommandFailed(
+            f"cannot use the database at {_shown_url(settings.database_url)}: "
+            f"{type(exc).__name__}: {reason or 'no answer'}; check DATABASE_URL and that the "
+            "server is running"
+        ) from None
+
+
+async def _revisions(database_url: str) -> frozenset[str]:
+    from orbsurv.adapters.persistence.database import make_engine
+    from orbsurv.adapters.persistence.migrations import current_revisions
+
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(current_revisions)
+    finally:
+        await engine.dispose()
+
+
+def _require_schema(settings: Settings) -> None:
+    """Refuse to run a command on a database that is behind the code."""
+    from orbsurv.adapters.persistence.migrations import schema_revisions
+
+    with _database_errors(settings):
+        current = asyncio.run(_revisions(settings.database_url))
+    gap = schema_revisions().gap(current)
+    if gap is not None:
+        raise CommandFailed(
+            f"the database at {_shown_url(settings.database_url)} is {gap}; "
+            "run `orbsurv migrate` first"
+        )
+
+
+def _migrate(settings: Settings) -> str:
+    """Upgrade to the head revision; says what changed."""
+    from orbsurv.adapters.persistence.migrations import schema_revisions, upgrade
+
+    with _database_errors(settings):
+        before = asyncio.run(_revisions(settings.database_url))
+        upgrade(settings.database_url)
+    heads = ", ".join(sorted(schema_revisions().heads))
+    where = f"database {_shown_url(settings.database_url)}"
+    if before == schema_revisions().heads:
+        return f"{where}: already at revision {heads}, nothing to migrate"
+    if not before:
+        return f"{where}: created the schema at revision {heads}"
+    return f"{where}: upgraded from revision {', '.join(sorted(before))} to {heads}"
+
+
+def _metrics_directory(workers: int) -> str | None:
+    """One Prometheus directory shared by every worker process, emptied at start.
+
+    prometheus_client aggregates across processes only through ``PROMETHEUS_MULTIPROC_DIR``; with
+    several workers and no directory, ``/metrics`` would show whichever worker answered.
+    """
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        if workers <= 1:
+            return None
+        directory = tempfile.mkdtemp(prefix="orbsurv-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):  # counters of a previous run would be added to this one's
+        stale.unlink()
+    return directory
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -36,7 +134,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings()
     if settings.env != "production":
-        _migrate(settings)  # development and test keep their database current at start
+        # Development and test keep their database current at start.
+        print(f"orbsurv: {_migrate(settings)}")
+    metrics = _metrics_directory(args.workers)
+    storage = (
+        f"s3 bucket {settings.s3_bucket}"
+        if settings.storage_backend == "s3"
+        else f"local files under {Path(settings.upload_root).resolve()}"
+    )
+    mail = (
+        f"smtp {settings.smtp_host}:{settings.smtp_port}"
+        if settings.uses_smtp
+        else "console (`orbsurv mail list` shows the messages)"
+    )
+    print(
+        f"orbsurv: listening on http://{args.host}:{args.port} (docs at /api/v1/docs), "
+        f"{args.workers} worker(s), ENV={settings.env}\n"
+        f"orbsurv: database {_shown_url(settings.database_url)}; storage {storage}; mail {mail}; "
+        f"cache {'redis' if settings.redis_url else 'in-memory'}"
+        + (f"; metrics aggregated in {metrics}" if metrics else ""),
+        flush=True,
+    )
     Granian(
         "orbsurv.main.asgi:create_app",
         factory=True,
@@ -53,8 +171,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _settings()
-    _migrate(settings)
-    print(f"database at {settings.database_backend}: migrated to the latest revision")
+    print(_migrate(settings))
     return 0
 
 
@@ -72,6 +189,7 @@ def cmd_create_user(args: argparse.Namespace) -> int:
     from orbsurv.main.app import build_container
 
     settings = _settings()
+    _require_schema(settings)
     password = _read_password(args)
 
     async def create() -> tuple[str, str]:
@@ -85,6 +203,7 @@ def cmd_create_user(args: argparse.Namespace) -> int:
                         password=password,
                         role=Role(args.role),
                         name=args.name,
+                        email_verified=True,  # the operator vouches for the address
                     )
                 )
                 return user.id, user.email
@@ -92,7 +211,8 @@ def cmd_create_user(args: argparse.Namespace) -> int:
             await container.close()
 
     try:
-        user_id, email = asyncio.run(create())
+        with _database_errors(settings):
+            user_id, email = asyncio.run(create())
     except DomainError as exc:
         field = getattr(exc, "field", None)
         print(f"orbsurv: {field + ' ' if field else ''}{exc.message}", file=sys.stderr)
@@ -104,9 +224,9 @@ def cmd_create_user(args: argparse.Namespace) -> int:
 def cmd_openapi(args: argparse.Namespace) -> int:
     from orbsurv.main.app import make_app
 
-    settings = load_settings({**os.environ, "LOG_LEVEL": "WARNING"})
+    settings = _settings({"LOG_LEVEL": "WARNING"})
     app = make_app(settings)
-    print(json.dumps(app.openapi_schema.to_schema(), indent=2, sort_keys=False))
+    print(json.dumps(json.loads(app.state.openapi_document), indent=2, sort_keys=False))
     return 0
 
 
@@ -119,7 +239,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(
         f"configuration: ok (ENV={settings.env}, database={settings.database_backend}, "
         f"cache={'redis' if settings.redis_url else 'memory'}, storage={settings.storage_backend}, "
-        f"mail={'smtp' if settings.smtp_host else 'console'})"
+        f"mail={'smtp' if settings.uses_smtp else 'console'})"
     )
 
     async def check() -> bool:
@@ -143,7 +263,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from orbsurv.main.worker import run_worker
 
     settings = _settings()
-    configure_logging(settings.log_level, settings.effective_log_format)
+    configure_logging(settings)
     asyncio.run(run_worker(build_container(settings)))
     return 0
 
@@ -153,6 +273,7 @@ def cmd_mail_list(args: argparse.Namespace) -> int:
     from orbsurv.main.app import build_container
 
     settings = _settings()
+    _require_schema(settings)
 
     async def recent() -> list[Any]:
         container = build_container(settings)
@@ -162,7 +283,8 @@ def cmd_mail_list(args: argparse.Namespace) -> int:
         finally:
             await container.close()
 
-    rows = asyncio.run(recent())
+    with _database_errors(settings):
+        rows = asyncio.run(recent())
     if not rows:
         print("the outbox is empty")
     for row in reversed(rows):
@@ -206,7 +328,13 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(func=cmd_migrate)
 
     create = commands.add_parser(
-        "create-user", help="create an account (the password may come from stdin)"
+        "create-user",
+        help="create an account (the password may come from stdin)",
+        description=(
+            "Create an account. An account made here counts as verified: the operator vouches "
+            "for the address, so it can sign in even with AUTH_REQUIRE_VERIFIED_EMAIL=true "
+            "(the same holds for the SUPERUSER_* seed)."
+        ),
     )
     create.add_argument("--email", required=True, help="the account's email address")
     create.add_argument(
@@ -252,7 +380,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    if args.command not in {"serve", "worker"}:  # those configure logging from the settings
+        handler = logging.StreamHandler()
+        handler.setFormatter(_OneLineFormatter("orbsurv: %(message)s"))
+        logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    try:
+        result: int = args.func(args)
+    except CommandFailed as exc:
+        print(f"orbsurv: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
     return result
 
 

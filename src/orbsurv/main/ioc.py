@@ -34,6 +34,7 @@ from orbsurv.adapters.persistence.audit import SqlAlertSink, SqlAuditLog
 from orbsurv.adapters.persistence.console import SqlConsoleReader, SqlSubmissionExport
 from orbsurv.adapters.persistence.database import DatabaseProbe, make_engine
 from orbsurv.adapters.persistence.leads import SqlAnalyticsStore, SqlLeadRepository
+from orbsurv.adapters.persistence.migrations import schema_revisions
 from orbsurv.adapters.persistence.outbox import SqlOutbox
 from orbsurv.adapters.persistence.sessions import SqlSessionRepository, SqlSessionStatus
 from orbsurv.adapters.persistence.unit_of_work import SqlUnitOfWork
@@ -141,7 +142,7 @@ class CoreProvider(Provider):
     def readiness(
         self, engine: AsyncEngine, cache: CacheProbe, storage: StorageProbe
     ) -> CheckReadiness:
-        return CheckReadiness([DatabaseProbe(engine), cache, storage])
+        return CheckReadiness([DatabaseProbe(engine, schema_revisions()), cache, storage])
 
     @provide(scope=Scope.REQUEST)
     async def connection(self, engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
@@ -413,5 +414,5 @@ def providers_for(settings: Settings) -> list[Provider]:
         ConsoleProvider(),
         RedisCacheProvider() if settings.redis_url else MemoryCacheProvider(),
         S3StorageProvider() if settings.storage_backend == "s3" else LocalStorageProvider(),
-        SmtpMailProvider() if settings.smtp_host else ConsoleMailProvider(),
+        SmtpMailProvider() if settings.uses_smtp else ConsoleMailProvider(),
     ]

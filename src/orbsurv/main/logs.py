@@ -8,19 +8,28 @@ driver's own message can quote them too (PostgreSQL's ``DETAIL: Failing row cont
 database layer anywhere in the chain (``__cause__``/``__context__``) is rendered with its type,
 SQLSTATE and the schema names involved (constraint, table, column), never its message; a
 database exception passed as a ``%s`` argument is replaced the same way.
+With ``LOG_FILE_PATH`` the same lines also go to that file, rotated by size
+(``LOG_FILE_MAX_BYTES``, keeping ``LOG_FILE_BACKUPS`` older files). Several worker processes
+writing one rotated file can lose lines at a rotation; give each host (or container) its own file,
+or collect stdout instead.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
 import sys
 import traceback
 from datetime import UTC, datetime
+from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orbsurv.adapters.http.context import REQUEST_ID
+
+if TYPE_CHECKING:
+    from orbsurv.main.settings import Settings
 
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "request_id"}
 _DATABASE_PACKAGES = frozenset({"sqlalchemy", "asyncpg", "sqlite3", "aiosqlite", "alembic"})
@@ -154,14 +163,34 @@ class TextFormatter(logging.Formatter):
         return super().format(record)
 
 
-def configure_logging(level: str, fmt: str) -> None:
-    """Route every logger (ours, Litestar's, the server's) through one handler on stderr."""
+def configure_logging(settings: Settings) -> None:
+    """Route every logger (ours, Litestar's, the server's) through stderr and the log file.
+
+    Every record is screened for database error text first (``install_redaction``).
+    Raises ``OSError`` when ``LOG_FILE_PATH`` cannot be opened for appending.
+    """
     install_redaction()
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(RequestIdFilter())
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if settings.log_file_path:
+        path = Path(settings.log_file_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(
+            logging.handlers.RotatingFileHandler(
+                path,
+                maxBytes=settings.log_file_max_bytes,
+                backupCount=settings.log_file_backups,
+                encoding="utf-8",
+            )
+        )
+    formatter: logging.Formatter = (
+        JsonFormatter() if settings.effective_log_format == "json" else TextFormatter()
+    )
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)
-    root.addHandler(handler)
-    root.setLevel(level)
+        existing.close()
+    for handler in handlers:
+        handler.addFilter(RequestIdFilter())
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    root.setLevel(settings.log_level)

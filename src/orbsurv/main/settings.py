@@ -13,6 +13,14 @@ with a message that names the variable. Secrets:
 * ``ENV=development`` (the default) generates missing secrets once into ``VAR_DIR/secrets.json``
   and reuses them, so restarts keep sessions;
 * ``ENV=test`` generates missing secrets in memory.
+
+Production also refuses to run half-configured: ``BACKEND_URL`` (the origin put into every mail
+link) must be set explicitly, and mail needs ``SMTP_HOST`` unless ``MAIL_BACKEND=console`` says
+that logging mail (tokens included) is what the operator wants.
+
+``VAR_DIR`` is where development keeps everything it generates: the SQLite database
+(``VAR_DIR/orbsurv.db``), uploads (``VAR_DIR/uploads``) and secrets (``VAR_DIR/secrets.json``),
+unless ``DATABASE_URL`` or ``UPLOAD_ROOT`` say otherwise.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import math
 import os
 import re
 import secrets
+import typing
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -67,6 +76,11 @@ ALIASES = {"SECRET_KEY": "JWT_SECRET_KEY", "FRONTEND_URL": "CORS_ALLOW_ORIGINS"}
 LIST_VARIABLES = ("CORS_ALLOW_ORIGINS", "TRUSTED_PROXIES", "ALERT_EMAILS")
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+#: The drivers the service ships with: ``scheme://`` of DATABASE_URL -> an example.
+DATABASE_SCHEMES = {
+    "sqlite+aiosqlite": "sqlite+aiosqlite:///./var/orbsurv.db",
+    "postgresql+asyncpg": "postgresql+asyncpg://user:password@host:5432/dbname",
+}
 
 
 class SettingsError(ValueError):
@@ -77,6 +91,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     env: Environment = "development"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "text"] | None = None
+    log_file_path: str | None = None
+    log_file_max_bytes: PositiveInt = 10 * 1024 * 1024
+    log_file_backups: Annotated[int, msgspec.Meta(ge=0, le=100)] = 5
     var_dir: str = "./var"
     inprocess_worker: bool | None = None  # None: on in development, off elsewhere
 
@@ -106,6 +123,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
 
+    mail_backend: Literal["smtp", "console"] | None = None  # None: smtp when SMTP_HOST is set
     smtp_host: str | None = None
     smtp_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 587
     smtp_username: str | None = None
@@ -141,6 +159,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
         if self.inprocess_worker is None:
             return self.env == "development"
         return self.inprocess_worker
+
+    @property
+    def uses_smtp(self) -> bool:
+        """Mail goes to ``SMTP_HOST`` unless ``MAIL_BACKEND=console`` was chosen."""
+        return self.mail_backend != "console" and bool(self.smtp_host)
 
     @property
     def effective_log_format(self) -> Literal["json", "text"]:
@@ -188,6 +211,18 @@ def _prepare(raw: dict[str, str]) -> dict[str, Any]:
 _PATH_IN_ERROR = re.compile(r"\s*-\s*at `\$\.([A-Z0-9_]+)[^`]*`")
 
 
+def _allowed_values(name: str) -> str:
+    """``'a', 'b' or 'c'`` for a setting typed as a Literal (or an optional one), else ``""``."""
+    for field in msgspec.structs.fields(Settings):
+        if field.encode_name != name:
+            continue
+        for option in (field.type, *typing.get_args(field.type)):
+            if typing.get_origin(option) is Literal:
+                values = [repr(value) for value in typing.get_args(option)]
+                return ", ".join(values[:-1]) + " or " + values[-1]
+    return ""
+
+
 def _convert(data: dict[str, Any]) -> Settings:
     try:
         return msgspec.convert(data, Settings, strict=False)
@@ -197,7 +232,18 @@ def _convert(data: dict[str, Any]) -> Settings:
         if match is None:
             raise SettingsError(f"invalid configuration: {message}") from None
         reason = _PATH_IN_ERROR.sub("", message)
+        allowed = _allowed_values(match.group(1))
+        if allowed:
+            reason = f"{reason}; allowed values: {allowed}"
         raise SettingsError(f"{match.group(1)}: {reason}") from None
+
+
+def _check_database_url(url: str) -> None:
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme not in DATABASE_SCHEMES:
+        examples = " or ".join(DATABASE_SCHEMES.values())
+        shown = f"scheme {scheme!r}" if scheme else "URL (no scheme://)"
+        raise SettingsError(f"DATABASE_URL: unsupported {shown}; use {examples}")
 
 
 def _is_placeholder(value: str) -> bool:
@@ -299,6 +345,22 @@ def _check_proxies(proxies: tuple[str, ...]) -> None:
             ) from None
 
 
+def _check_production_wiring(settings: Settings, data: Mapping[str, Any]) -> None:
+    """Defaults that suit one laptop but would quietly break a deployment."""
+    if "BACKEND_URL" not in data:
+        raise SettingsError(
+            "BACKEND_URL: required when ENV=production (the public URL put into mail links, "
+            "e.g. https://api.example.com)"
+        )
+    if settings.mail_backend == "smtp" and not settings.smtp_host:
+        raise SettingsError("SMTP_HOST: required when MAIL_BACKEND=smtp")
+    if settings.mail_backend is None and not settings.smtp_host:
+        raise SettingsError(
+            "SMTP_HOST: required when ENV=production; set MAIL_BACKEND=console to log mail "
+            "(reset and verification links included) instead of sending it"
+        )
+
+
 def _check_superuser(settings: Settings) -> None:
     if bool(settings.superuser_email) != bool(settings.superuser_password):
         raise SettingsError("SUPERUSER_EMAIL: set it together with SUPERUSER_PASSWORD")
@@ -315,7 +377,11 @@ def load_settings(
     """Validated settings from ``environ`` (default: the process environment) and ``env_file``."""
     raw = _read_raw(os.environ if environ is None else environ, env_file)
     data = _prepare(raw)
+    var_dir = str(data.get("VAR_DIR", "./var")).rstrip("/") or "/"
+    data.setdefault("DATABASE_URL", f"sqlite+aiosqlite:///{var_dir}/orbsurv.db")
+    data.setdefault("UPLOAD_ROOT", f"{var_dir}/uploads")
     settings = _convert(data)
+    _check_database_url(settings.database_url)
     _check_origins(settings.cors_allow_origins)
     _check_proxies(settings.trusted_proxies)
     if settings.storage_backend == "s3" and not settings.s3_bucket:
@@ -327,6 +393,7 @@ def load_settings(
     }
     if settings.is_production:
         _check_production_secrets(settings, raw)
+        _check_production_wiring(settings, data)
     else:
         missing = [name for name in SECRET_NAMES if not data.get(name)]
         if missing:

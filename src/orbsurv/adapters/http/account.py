@@ -19,7 +19,17 @@ from orbsurv.adapters.http.auth import SECURITY, current_principal
 from orbsurv.adapters.http.bodies import decode_body
 from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import inject
-from orbsurv.adapters.http.schemas import Email, Name, Password, Username, UserOut, blank_to_none
+from orbsurv.adapters.http.openapi import documented
+from orbsurv.adapters.http.schemas import (
+    Accepted,
+    Email,
+    Name,
+    NewPassword,
+    Password,
+    Username,
+    UserOut,
+    blank_to_none,
+)
 from orbsurv.adapters.validation import checked_email
 from orbsurv.application.account.mail_requests import (
     MailRequest,
@@ -48,18 +58,13 @@ UPDATE = [HttpMethod.PATCH, HttpMethod.PUT]
 UPDATE_NOTE = "PATCH and PUT both merge: fields left out keep their value; unknown fields are 422."
 
 
-class Accepted(msgspec.Struct, frozen=True):
-    status: str
-    message: str
-
-
 class EmailOnly(msgspec.Struct, kw_only=True):
     email: Email
 
 
 class ResetConfirmation(msgspec.Struct, kw_only=True):
     token: Annotated[str, msgspec.Meta(max_length=256)]
-    new_password: Password
+    new_password: NewPassword
 
 
 class VerifiedOut(msgspec.Struct, frozen=True):
@@ -150,6 +155,7 @@ async def verify_page_confirm(
     tags=["account"],
     summary="Send the confirmation link again",
     status_code=202,
+    opt=documented(body=EmailOnly, form=True),
 )
 @inject
 async def resend_verification(
@@ -165,6 +171,7 @@ async def resend_verification(
     summary="Ask for a password reset link (JSON or form)",
     description="202, the same body and similar time whether or not the address has an account.",
     status_code=202,
+    opt=documented(body=EmailOnly, form=True),
 )
 @inject
 async def request_reset(
@@ -184,6 +191,7 @@ async def request_reset(
         "400 `invalid_token`."
     ),
     status_code=200,
+    opt=documented(body=ResetConfirmation, form=True),
 )
 @inject
 async def confirm_reset(
@@ -266,7 +274,7 @@ class EmailChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class PasswordChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     current_password: Password
-    new_password: Password
+    new_password: NewPassword
 
 
 class OrganizationUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

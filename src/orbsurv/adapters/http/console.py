@@ -24,7 +24,8 @@ from litestar.response import Stream
 from orbsurv.adapters.http.auth import SECURITY, requires
 from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import inject
-from orbsurv.adapters.http.pagination import encode_cursor, provide_cursor
+from orbsurv.adapters.http.openapi import documented
+from orbsurv.adapters.http.pagination import encode_cursor, provide_cursor, provide_stream_page
 from orbsurv.adapters.http.schemas import Email, Instant, UserOut
 from orbsurv.adapters.validation import checked_email, checked_header_text
 from orbsurv.application.console.operate import (
@@ -42,6 +43,8 @@ from orbsurv.domain.pagination import CursorPage, PageRequest
 
 READERS = {"operator": Provide(requires(Permission.READ_CONSOLE))}
 DEVS = {"operator": Provide(requires(Permission.ADMINISTER))}
+# Streams page by keyset only: `page` beyond the first is refused and points to `cursor`.
+STREAM_READERS = {**READERS, "paging": Provide(provide_stream_page, sync_to_thread=False)}
 Operator = NamedDependency[Principal]
 Paging = NamedDependency[PageRequest]
 Id = Annotated[str, Parameter(max_length=64)]
@@ -162,7 +165,9 @@ async def list_users(
     paging: Paging,
     reader: FromDishka[ConsoleReader],
     q: Annotated[str | None, Parameter(max_length=254)] = None,
-    role: Literal["user", "admin", "dev"] | None = None,
+    role: Annotated[
+        Literal["user", "admin", "dev"] | None, Parameter(description="Only this role")
+    ] = None,
 ) -> UserPage:
     found = await reader.users(q.strip() if q else None, Role(role) if role else None, paging)
     return UserPage(
@@ -243,7 +248,7 @@ async def end_user_sessions(
     tags=["console"],
     summary="The audit trail",
     description="Keyset paging: pass `next_cursor` back as `cursor`.",
-    dependencies=READERS,
+    dependencies=STREAM_READERS,
     security=SECURITY,
 )
 @inject
@@ -255,8 +260,10 @@ async def logs(
     action: Annotated[str | None, Parameter(max_length=64)] = None,
     actor_id: Annotated[str | None, Parameter(max_length=64)] = None,
     ip: Annotated[str | None, Parameter(max_length=64)] = None,
-    since: Instant | None = None,
-    until: Instant | None = None,
+    since: Annotated[
+        Instant | None, Parameter(description="Only events at or after (RFC 3339)")
+    ] = None,
+    until: Annotated[Instant | None, Parameter(description="Only events before (RFC 3339)")] = None,
 ) -> StreamPage:
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:  # query parameters skip the Meta check
@@ -270,7 +277,7 @@ async def logs(
     "/admin/audit-events",
     tags=["console"],
     summary="The audit trail (event_type, actor_user_id filters)",
-    dependencies=READERS,
+    dependencies=STREAM_READERS,
     security=SECURITY,
 )
 @inject
@@ -294,7 +301,7 @@ async def audit_events(
     "/admin/alerts",
     tags=["console"],
     summary="Security alerts",
-    dependencies=READERS,
+    dependencies=STREAM_READERS,
     security=SECURITY,
 )
 @inject
@@ -303,8 +310,12 @@ async def alerts(
     paging: Paging,
     reader: FromDishka[ConsoleReader],
     cursor: Annotated[str | None, Parameter(max_length=512)] = None,
-    only_unacknowledged: bool = False,
-    severity: Literal["low", "medium", "high"] | None = None,
+    only_unacknowledged: Annotated[
+        bool, Parameter(description="Only alerts nobody acknowledged yet")
+    ] = False,
+    severity: Annotated[
+        Literal["low", "medium", "high"] | None, Parameter(description="Only this severity")
+    ] = None,
 ) -> StreamPage:
     page = await reader.alerts(
         only_unacknowledged, severity, provide_cursor(cursor), paging.page_size
@@ -335,7 +346,7 @@ async def acknowledge(
     "/admin/cookie-activity",
     tags=["console"],
     summary="Cookie-consent events",
-    dependencies=READERS,
+    dependencies=STREAM_READERS,
     security=SECURITY,
 )
 @inject
@@ -380,8 +391,9 @@ async def _csv(header: list[str], rows: AsyncIterator[dict[str, Any]]) -> AsyncI
     responses={
         200: ResponseSpec(StreamPage, description="A keyset page (JSON), or the CSV export")
     },
-    dependencies=READERS,
+    dependencies=STREAM_READERS,
     security=SECURITY,
+    opt=documented(parameters={"kind": {"enum": sorted(SUBMISSIONS)}}),
 )
 @inject
 async def submissions(
@@ -391,7 +403,9 @@ async def submissions(
     leads: FromDishka[LeadRepository],
     export: FromDishka[SubmissionExport],
     cursor: Annotated[str | None, Parameter(max_length=512)] = None,
-    format: Literal["json", "csv"] = "json",
+    format: Annotated[
+        Literal["json", "csv"], Parameter(description="`csv` streams the whole list as CSV")
+    ] = "json",
 ) -> Any:
     table = SUBMISSIONS.get(kind)
     if table is None:

@@ -43,7 +43,11 @@ def health_alias() -> Health:
     "/readyz",
     tags=["health"],
     summary="Readiness: database, cache and storage",
-    description="200 when every dependency answers; 503 problem+json naming the failing ones.",
+    description=(
+        "200 when every dependency answers and the database is migrated to this release; 503 "
+        "problem+json naming the failing ones (a database behind the code names "
+        "`orbsurv migrate`)."
+    ),
 )
 @inject
 async def readyz(
@@ -52,11 +56,11 @@ async def readyz(
     report = await check()
     if report.ready:
         return Response(Readiness(status="ready", checks=report.checks))
-    failing = ", ".join(report.failing)
+    failing = "; ".join(f"{name} {report.checks[name]}" for name in report.failing)
     return problem(
         request,
         503,
-        f"Not ready: {failing} unavailable.",
+        f"Not ready: {failing}.",
         code="dependency_unavailable",
         extra={"checks": report.checks},
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from dishka import FromDishka
@@ -11,13 +11,6 @@ from litestar import Request, Response, delete, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ValidationException
 from litestar.openapi import ResponseSpec
-from litestar.openapi.spec import (
-    OpenAPI,
-    OpenAPIMediaType,
-    OpenAPIType,
-    RequestBody,
-    Schema,
-)
 from litestar.params import JSONBody
 
 from orbsurv.adapters.http.auth import (
@@ -34,7 +27,17 @@ from orbsurv.adapters.http.auth import (
 from orbsurv.adapters.http.bodies import decode_body
 from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import inject
-from orbsurv.adapters.http.schemas import Email, Name, Password, Username, UserOut, blank_to_none
+from orbsurv.adapters.http.openapi import documented
+from orbsurv.adapters.http.schemas import (
+    Accepted,
+    Email,
+    Name,
+    NewPassword,
+    Password,
+    Username,
+    UserOut,
+    blank_to_none,
+)
 from orbsurv.adapters.validation import checked_email
 from orbsurv.application.identity.create_user import CreateUserCommand
 from orbsurv.application.identity.login import LogIn, LoginCommand
@@ -54,7 +57,7 @@ Token = Annotated[str, msgspec.Meta(max_length=512)]
 
 class RegistrationRequest(msgspec.Struct, kw_only=True):
     email: Email
-    password: Password
+    password: NewPassword
     name: Name | None = None
     organization: Name | None = None
     username: Username | None = None
@@ -65,11 +68,13 @@ class UserCreated(msgspec.Struct, frozen=True):
 
 
 class TokenPair(msgspec.Struct, frozen=True):
-    access_token: str
-    refresh_token: str
-    token_type: str
-    expires_in: int
-    role: str
+    """RFC 6749 section 5.1 access token response, plus the signed-in user."""
+
+    access_token: Annotated[str, msgspec.Meta(description="JWT, send as `Bearer`")]
+    refresh_token: Annotated[str, msgspec.Meta(description="Opaque, single use")]
+    token_type: Literal["bearer"]
+    expires_in: Annotated[int, msgspec.Meta(ge=1, description="Access token lifetime, seconds")]
+    role: Literal["user", "admin", "dev"]
     user: UserOut
 
     @classmethod
@@ -84,11 +89,6 @@ class TokenPair(msgspec.Struct, frozen=True):
         )
 
 
-class Accepted(msgspec.Struct, frozen=True):
-    status: str
-    message: str
-
-
 class LoginRequest(msgspec.Struct, kw_only=True):
     password: Password
     email: Annotated[str, msgspec.Meta(max_length=320)] | None = None
@@ -96,6 +96,25 @@ class LoginRequest(msgspec.Struct, kw_only=True):
     scope: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     otp: Otp | None = None
     grant_type: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+
+
+class LoginForm(msgspec.Struct, kw_only=True):
+    """The OAuth2 password grant form (RFC 6749 section 4.3.2), as Swagger's Authorize sends it."""
+
+    username: Annotated[str, msgspec.Meta(max_length=320, description="Email or username")]
+    password: Password
+    grant_type: Literal["password"] | None = None
+    scope: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    otp: Otp | None = None
+
+
+# JSON sign-in names the account by email or by username.
+LoginJson = Annotated[
+    LoginRequest,
+    msgspec.Meta(
+        extra_json_schema={"anyOf": [{"required": ["email"]}, {"required": ["username"]}]}
+    ),
+]
 
 
 class RefreshRequest(msgspec.Struct, kw_only=True):
@@ -199,7 +218,7 @@ VERIFIED_MODE_NOTE = (
         f"`email_taken`. {VERIFIED_MODE_NOTE} A `role` field is ignored."
     ),
     status_code=201,
-    responses={202: ResponseSpec(Accepted, description="Verified-email mode: accepted")},
+    opt=documented(responses={201: TokenPair, 202: Accepted}),
 )
 @inject
 async def register(
@@ -252,6 +271,7 @@ async def create_user(
         "(a code opens one session), 403 `email_not_verified`."
     ),
     status_code=200,
+    opt=documented(body=LoginJson, form=LoginForm, responses={200: TokenPair}),
 )
 @inject
 async def login(request: Request[Any, Any, Any], use_case: FromDishka[LogIn]) -> Response[Any]:
@@ -282,6 +302,7 @@ async def login(request: Request[Any, Any, Any], use_case: FromDishka[LogIn]) ->
         "any other reuse is 401 `refresh_token_reused` and ends the session."
     ),
     status_code=200,
+    opt=documented(body=RefreshRequest, form=True, body_required=False, responses={200: TokenPair}),
 )
 @inject
 async def refresh(
@@ -308,6 +329,7 @@ async def refresh(
         "`{everywhere: true}` ends every session of the user. Clears the cookies."
     ),
     status_code=204,
+    opt=documented(body=LogoutRequest, form=True, body_required=False, responses={204: None}),
 )
 @inject
 async def logout(request: Request[Any, Any, Any], use_case: FromDishka[LogOut]) -> Response[None]:
@@ -488,32 +510,6 @@ class Pong(msgspec.Struct, frozen=True):
 )
 async def admin_ping(operator: NamedDependency[Principal]) -> Pong:
     return Pong(status="ok", user_id=operator.user_id, scope=operator.scope.value)
-
-
-def document_login(openapi: OpenAPI) -> None:
-    """The login route decodes JSON or a form itself; describe both bodies in the schema."""
-    text = Schema(type=OpenAPIType.STRING)
-    schema = Schema(
-        type=OpenAPIType.OBJECT,
-        properties={
-            "email": Schema(type=OpenAPIType.STRING, max_length=320),
-            "username": Schema(type=OpenAPIType.STRING, max_length=320),
-            "password": Schema(type=OpenAPIType.STRING, max_length=4096),
-            "scope": Schema(type=OpenAPIType.STRING, max_length=64, description="'user' or 'dev'"),
-            "otp": Schema(type=OpenAPIType.STRING, max_length=16),
-            "grant_type": text,
-        },
-        required=["password"],
-    )
-    path = (openapi.paths or {}).get("/api/v1/auth/login")
-    if path is not None and path.post is not None:
-        path.post.request_body = RequestBody(
-            required=True,
-            content={
-                "application/json": OpenAPIMediaType(schema=schema),
-                "application/x-www-form-urlencoded": OpenAPIMediaType(schema=schema),
-            },
-        )
 
 
 ROUTES = [

@@ -14,6 +14,7 @@ from orbsurv.adapters.http.bodies import decode_body
 from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import inject
 from orbsurv.adapters.http.media import strict_validation_error
+from orbsurv.adapters.http.openapi import documented
 from orbsurv.adapters.http.schemas import Email, Instant, Name, blank_to_none
 from orbsurv.adapters.validation import checked_email
 from orbsurv.application.analytics.record import RecordEvents
@@ -94,8 +95,8 @@ class EventBatch(msgspec.Struct, kw_only=True):
     events: Annotated[list[EventIn], msgspec.Meta(max_length=MAX_BATCH)]
 
 
-class Accepted(msgspec.Struct, frozen=True):
-    accepted: int
+class EventsAccepted(msgspec.Struct, frozen=True):
+    accepted: Annotated[int, msgspec.Meta(ge=0, description="How many events were recorded")]
 
 
 THANKS = {
@@ -132,6 +133,8 @@ async def _submit(
     return Response(Answer(status="ok", message=THANKS[form]), status_code=status)
 
 
+# 201 for a new submission; 200 when it repeats one (the same address on the waitlist).
+FORM_ANSWERS = {201: Answer, 200: Answer}
 FORM_DOC = 'JSON or form-encoded; `""` counts as absent; rate limited per client IP and form.'
 
 
@@ -141,6 +144,7 @@ FORM_DOC = 'JSON or form-encoded; `""` counts as absent; rate limited per client
     summary="Join the waitlist",
     description=f"201, or 200 for an address already on it (its source is updated). {FORM_DOC}",
     status_code=201,
+    opt=documented(body=WaitlistForm, form=True, responses=FORM_ANSWERS),
 )
 @inject
 async def waitlist(
@@ -153,7 +157,12 @@ async def waitlist(
 
 
 @post(
-    "/contact", tags=["marketing"], summary="Send a message", description=FORM_DOC, status_code=201
+    "/contact",
+    tags=["marketing"],
+    summary="Send a message",
+    description=FORM_DOC,
+    status_code=201,
+    opt=documented(body=ContactForm, form=True, responses=FORM_ANSWERS),
 )
 @inject
 async def contact(
@@ -177,6 +186,7 @@ async def contact(
     summary="Register investor interest",
     description=FORM_DOC,
     status_code=201,
+    opt=documented(body=InvestorForm, form=True, responses=FORM_ANSWERS),
 )
 @inject
 async def investor_interest(
@@ -195,6 +205,7 @@ async def investor_interest(
     summary="Request a pilot",
     description=FORM_DOC,
     status_code=201,
+    opt=documented(body=PilotForm, form=True, responses=FORM_ANSWERS),
 )
 @inject
 async def pilot_request(
@@ -212,6 +223,7 @@ async def pilot_request(
     summary="Report a browser error",
     description="202; grouped by message and first stack frame; 30 a minute per client IP.",
     status_code=202,
+    opt=documented(body=ClientErrorReport, form=True),
 )
 @inject
 async def client_errors(
@@ -253,11 +265,12 @@ async def _optional_user(request: Request[Any, Any, Any]) -> str | None:
     summary="Record analytics or cookie-consent events",
     description="One event or `{events: [...]}` (at most 50), anonymous or signed in: 202.",
     status_code=202,
+    opt=documented(body=(EventIn, EventBatch)),
 )
 @inject
 async def analytics_events(
     request: Request[Any, Any, Any], use_case: FromDishka[RecordEvents]
-) -> Accepted:
+) -> EventsAccepted:
     if request.content_type[0] != "application/json":
         raise HTTPException(status_code=415, detail="Send the events as application/json.")
     body = await request.body()
@@ -285,7 +298,7 @@ async def analytics_events(
         for event in incoming
     ]
     count = await use_case(events, await _optional_user(request), request_context(request))
-    return Accepted(accepted=count)
+    return EventsAccepted(accepted=count)
 
 
 FORM_ROUTES = [waitlist, contact, investor_interest, pilot_request, client_errors]

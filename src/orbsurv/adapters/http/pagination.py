@@ -33,6 +33,31 @@ def provide_page_request(
     return request
 
 
+def provide_stream_page(
+    page: Annotated[
+        int | None,
+        Parameter(
+            description=(
+                "Not used by keyset streams: only 1 (or absent) is accepted; follow "
+                "`next_cursor` with `cursor` for the next page"
+            ),
+        ),
+    ] = None,
+    page_size: Annotated[
+        int | None, Parameter(description="Items per page, clamped to 1..100")
+    ] = None,
+    limit: Annotated[int | None, Parameter(description="Alias of page_size")] = None,
+) -> PageRequest:
+    """The page size of a keyset stream. ``page`` above 1 is a 422 that names ``cursor``, rather
+    than silently answering the first page again."""
+    if page is not None and page > 1:
+        raise FieldInvalid(
+            "page",
+            "this list pages by keyset: pass the previous answer's next_cursor as cursor",
+        )
+    return PageRequest.clamped(1, page_size if page_size is not None else limit)
+
+
 def encode_cursor(cursor: Cursor) -> str:
     raw = json.dumps([cursor.created_at.isoformat(), cursor.id], separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
 from orbsurv.domain.identity import User
 
+# RFC 5321 caps a path at 256 octets, so an address is at most 254 characters (the server's rule).
 Email = Annotated[
     str,
     msgspec.Meta(
-        max_length=320, examples=["ada@example.com"], extra_json_schema={"format": "email"}
+        max_length=254, examples=["ada@example.com"], extra_json_schema={"format": "email"}
     ),
 ]
 # The policy (8..128 characters, not a common password) answers with a precise message; the
@@ -22,6 +23,16 @@ Password = Annotated[
     msgspec.Meta(
         max_length=4096,
         description="8 to 128 characters; any characters; common passwords are refused",
+    ),
+]
+# A new password: the schema says the policy (8..128, NIST SP 800-63B 3.1.1.2), while decoding
+# still takes up to 4096 so a too-long one gets the policy's precise 422 message.
+NewPassword = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=4096,
+        description="8 to 128 characters; any characters; common passwords are refused",
+        extra_json_schema={"minLength": 8, "maxLength": 128},
     ),
 ]
 Name = Annotated[str, msgspec.Meta(max_length=255)]
@@ -39,6 +50,13 @@ def blank_to_none(value: str | None) -> str | None:
         return None
     stripped = value.strip()
     return stripped or None
+
+
+class Accepted(msgspec.Struct, frozen=True):
+    """202: the request was taken; ``message`` says what happens next."""
+
+    status: Literal["accepted"]
+    message: str
 
 
 class UserOut(msgspec.Struct, frozen=True):

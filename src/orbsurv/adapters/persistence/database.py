@@ -12,6 +12,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from orbsurv.adapters.persistence.migrations import SchemaRevisions, current_revisions
+from orbsurv.application.ports import DependencyNotReady
+
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
@@ -116,11 +119,20 @@ def _ping_if_idle(engine: AsyncEngine) -> Any:
 
 
 class DatabaseProbe:
+    """Reachable and migrated to the revisions this code needs (`orbsurv migrate` closes a gap)."""
+
     name = "database"
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, schema: SchemaRevisions | None = None) -> None:
         self._engine = reads_only(engine)
+        self._schema = schema
 
     async def check(self) -> None:
         async with self._engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
+            if self._schema is None:
+                return
+            current = await conn.run_sync(current_revisions)
+        gap = self._schema.gap(current)
+        if gap is not None:
+            raise DependencyNotReady(f"{gap}; run `orbsurv migrate`")

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
 
 
 def migrations_directory() -> Path:
@@ -31,3 +36,36 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
 def downgrade(database_url: str, revision: str) -> None:
     command.downgrade(alembic_config(database_url), revision)
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaRevisions:
+    """The Alembic revisions this code knows: ``heads`` (what it needs) and every ``known`` one."""
+
+    heads: frozenset[str]
+    known: frozenset[str]
+
+    def gap(self, current: frozenset[str]) -> str | None:
+        """``None`` when a database at ``current`` can serve this code, else what is missing.
+
+        A database at a revision this code does not know was migrated by a newer release (an
+        expand/contract migration keeps the previous release working): it counts as current.
+        """
+        if current == self.heads or not current <= self.known:
+            return None
+        at = ", ".join(sorted(current)) or "no revision (empty database)"
+        return f"not migrated: database at {at}, code at {', '.join(sorted(self.heads))}"
+
+
+@cache
+def schema_revisions() -> SchemaRevisions:
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return SchemaRevisions(
+        heads=frozenset(script.get_heads()),
+        known=frozenset(revision.revision for revision in script.walk_revisions()),
+    )
+
+
+def current_revisions(connection: Connection) -> frozenset[str]:
+    """The revisions recorded in the database (empty when it was never migrated)."""
+    return frozenset(MigrationContext.configure(connection).get_current_heads())

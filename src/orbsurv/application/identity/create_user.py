@@ -18,6 +18,9 @@ class CreateUserCommand:
     name: str | None = None
     organization: str | None = None
     username: str | None = None
+    #: True for accounts an operator makes (``orbsurv create-user``, the ``SUPERUSER_*`` seed):
+    #: the operator vouches for the address, so ``AUTH_REQUIRE_VERIFIED_EMAIL`` lets them in.
+    email_verified: bool = False
 
 
 class CreateUser:
@@ -56,6 +59,7 @@ class CreateUser:
             name=command.name,
             organization=command.organization,
             username=username,
+            email_verified=command.email_verified,
         )
         await self._users.add(user)
         return user

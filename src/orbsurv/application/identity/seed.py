@@ -1,4 +1,8 @@
-"""SeedSuperuser: create-only. Never promotes or changes an existing account."""
+"""SeedSuperuser: create-only. Never promotes or changes an existing account.
+
+The seeded account counts as verified: the operator who configured ``SUPERUSER_EMAIL`` vouches for
+the address, and the first admin must be able to sign in with ``AUTH_REQUIRE_VERIFIED_EMAIL=true``.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +31,9 @@ class SeedSuperuser:
         """``True`` when the account was created; ``False`` when one already existed."""
         try:
             user = await self._create(
-                CreateUserCommand(email=seed.email, password=seed.password, role=seed.role)
+                CreateUserCommand(
+                    email=seed.email, password=seed.password, role=seed.role, email_verified=True
+                )
             )
         except Conflict:
             logger.info("superuser %s already exists; left unchanged", seed.email)

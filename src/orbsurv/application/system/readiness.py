@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from orbsurv.application.ports import DependencyProbe
+from orbsurv.application.ports import DependencyNotReady, DependencyProbe
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +25,11 @@ class ReadinessReport:
         return [name for name, state in self.checks.items() if state != "ok"]
 
 
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())[:300]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 class CheckReadiness:
     def __init__(self, probes: Sequence[DependencyProbe], timeout_seconds: float = 2.0) -> None:
         self._probes = probes
@@ -37,11 +42,16 @@ class CheckReadiness:
     async def _run(self, probe: DependencyProbe) -> str:
         try:
             await asyncio.wait_for(probe.check(), self._timeout)
+        except DependencyNotReady as exc:
+            logger.warning("readiness: %s: %s", probe.name, exc.state)
+            return exc.state
         except TimeoutError:
             logger.warning("readiness: %s did not answer within %.1fs", probe.name, self._timeout)
             return "timeout"
-        except Exception:
-            logger.warning("readiness: %s is unavailable", probe.name, exc_info=True)
+        except Exception as exc:
+            logger.warning(
+                "readiness: %s is unavailable: %s", probe.name, _reason(exc), exc_info=True
+            )
             return "unavailable"
         return "ok"
 

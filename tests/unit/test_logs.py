@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orbsurv.main.logs import configure_logging
+from orbsurv.main.settings import load_settings
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_log_file_gets_the_stdout_format_and_rotates_by_size(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "logs" / "orbsurv.log"
+    settings = load_settings(
+        {
+            "ENV": "test",
+            "LOG_FORMAT": "json",
+            "LOG_FILE_PATH": str(path),
+            "LOG_FILE_MAX_BYTES": "2000",
+            "LOG_FILE_BACKUPS": "2",
+        },
+        env_file=None,
+    )
+    configure_logging(settings)
+    logging.getLogger("orbsurv.test").warning("first line")
+    first = path.read_text().splitlines()
+    assert len(first) == 1
+    assert first[0] in capsys.readouterr().err  # the same line on stderr
+    assert '"message": "first line"' in first[0]
+    for n in range(100):
+        logging.getLogger("orbsurv.test").warning("line %d", n)
+    assert path.stat().st_size <= 2000
+    assert sorted(p.name for p in path.parent.iterdir()) == [
+        "orbsurv.log",
+        "orbsurv.log.1",
+        "orbsurv.log.2",
+    ]
