@@ -31,8 +31,15 @@ from orbsurv.adapters.http.auth import (
 from orbsurv.adapters.http.bodies import decode_body
 from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import inject, inject_app
-from orbsurv.adapters.http.schemas import Email, Name, Password, Username, UserOut, blank_to_none
-from orbsurv.adapters.validation import checked_email
+from orbsurv.adapters.http.schemas import (
+    Email,
+    Name,
+    Password,
+    Username,
+    UserOut,
+    blank_to_none,
+    request_email,
+)
 from orbsurv.application.identity.create_user import CreateUserCommand
 from orbsurv.application.identity.login import LogIn, LoginCommand
 from orbsurv.application.identity.logout import ListSessions, LogOut, LogoutCommand, RevokeSession
@@ -150,10 +157,10 @@ def _field_error(field: str, message: str) -> ValidationException:
     return ValidationException(extra=[{"key": field, "message": message}])
 
 
-def _account(data: RegistrationRequest) -> CreateUserCommand:
+def _account(request: Request[Any, Any, Any], data: RegistrationRequest) -> CreateUserCommand:
     """Any ``role`` field is ignored: a new account is always a ``user``."""
     return CreateUserCommand(
-        email=checked_email(data.email),
+        email=request_email(request, data.email),
         password=data.password,
         role=Role.USER,
         name=blank_to_none(data.name),
@@ -196,7 +203,7 @@ async def register(
     use_case: FromDishka[RegisterUser],
     policy: FromDishka[IdentityPolicy],
 ) -> Response[Any]:
-    account = _account(data)
+    account = _account(request, data)
     context = request_context(request)
     if policy.require_verified_email:
         try:
@@ -225,7 +232,9 @@ async def create_user(
     use_case: FromDishka[RegisterUser],
 ) -> UserCreated:
     registration = await use_case(
-        RegisterCommand(account=_account(data), context=request_context(request), sign_in=False)
+        RegisterCommand(
+            account=_account(request, data), context=request_context(request), sign_in=False
+        )
     )
     return UserCreated(user=UserOut.of(registration.user))
 

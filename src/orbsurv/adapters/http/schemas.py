@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
+from litestar import Request
 
+from orbsurv.adapters.validation import checked_email
 from orbsurv.domain.identity import User
 
 Email = Annotated[
@@ -34,6 +36,13 @@ def blank_to_none(value: str | None) -> str | None:
         return None
     stripped = value.strip()
     return stripped or None
+
+
+def request_email(request: Request[Any, Any, Any], value: str, *, field: str = "email") -> str:
+    """``checked_email`` under the app's rule for special-use domains (the composition root
+    sets ``allow_special_use_email`` in the app state from ``ALLOW_SPECIAL_USE_EMAIL_DOMAINS``)."""
+    allow = bool(request.app.state.get("allow_special_use_email", False))
+    return checked_email(value, field=field, allow_special_use=allow)
 
 
 class UserOut(msgspec.Struct, frozen=True):
