@@ -32,6 +32,7 @@ from orbsurv.adapters.http.leads import ROUTES as INTAKE_ROUTES
 from orbsurv.adapters.http.media import enforce_body_media_type
 from orbsurv.adapters.http.metrics import HttpMetrics
 from orbsurv.adapters.http.orders import ROUTES as ORDER_ROUTES
+from orbsurv.adapters.http.orders import document_orders
 from orbsurv.adapters.http.pagination import provide_page_request
 from orbsurv.adapters.http.problems import document_problems, exception_handlers
 from orbsurv.application.identity.authenticate import Authenticate
@@ -199,6 +200,7 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
         logging_config=None,
         debug=False,
     )
+    document_orders(app.openapi_schema)  # before the problems: bodies bring their 422
     document_problems(app.openapi_schema)
     document_login(app.openapi_schema)
     document_exports(app.openapi_schema)

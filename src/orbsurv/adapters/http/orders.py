@@ -12,6 +12,15 @@ from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency, Provide
 from litestar.enums import HttpMethod
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import (
+    OpenAPI,
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Reference,
+    RequestBody,
+    Schema,
+)
 from litestar.params import JSONBody, Parameter
 from litestar.response import Stream
 
@@ -336,6 +345,57 @@ async def change_order(
 ) -> AdminOrderOut:
     order = await use_case(operator, order_id, request_context(request))
     return AdminOrderOut.of(order)
+
+
+def _form_schema(properties: dict[str, Schema | Reference], required: list[str]) -> RequestBody:
+    schema = Schema(type=OpenAPIType.OBJECT, properties=properties, required=required)
+    return RequestBody(
+        required=True,
+        content={
+            "application/json": OpenAPIMediaType(schema=schema),
+            "application/x-www-form-urlencoded": OpenAPIMediaType(schema=schema),
+        },
+    )
+
+
+def document_orders(openapi: OpenAPI) -> None:
+    """The order routes decode JSON or a form themselves; describe both bodies in the schema."""
+
+    def text(max_length: int, description: str | None = None) -> Schema:
+        return Schema(type=OpenAPIType.STRING, max_length=max_length, description=description)
+
+    bodies = {
+        "/api/v1/orders": _form_schema(
+            {
+                "name": text(255),
+                "email": Schema(
+                    type=OpenAPIType.STRING, max_length=320, format=OpenAPIFormat.EMAIL
+                ),
+                "plan_type": text(64, "A plan of the catalogue, any case"),
+                "price": Schema(
+                    one_of=[Schema(type=OpenAPIType.NUMBER), text(64)],
+                    description="Ignored: the catalogue's price applies",
+                ),
+                "website": text(2048, "Honeypot: leave empty"),
+                "captchaToken": text(4096),
+                "captcha_token": text(4096),
+            },
+            ["name", "email", "plan_type"],
+        ),
+        "/api/v1/auth/register-from-order": _form_schema(
+            {
+                "token": text(512, "The token from the registration link"),
+                "password": text(4096, "8 to 128 characters; common passwords are refused"),
+                "name": text(255),
+                "organization": text(255),
+            },
+            ["token", "password"],
+        ),
+    }
+    for path, body in bodies.items():
+        item = (openapi.paths or {}).get(path)
+        if item is not None and item.post is not None:
+            item.post.request_body = body
 
 
 ROUTES = [
