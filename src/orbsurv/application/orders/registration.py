@@ -5,7 +5,8 @@ is one conditional update (``used_at IS NULL AND expires_at > now``): of two con
 with one link, exactly one wins, and the other is told the link was used. The account row goes in
 under the unique index on ``users.email``, so an address registered meanwhile is a clean 409
 ``email_taken`` and the whole transaction (the spent token included) rolls back. Token checks
-come before the password is hashed, so a made-up token costs one indexed read.
+come before the password is hashed, so a made-up token costs one indexed read; that read's
+transaction ends before hashing, so no lock is held while the hasher works.
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ class RegisterFromOrder:
         if not 0 < len(command.token) <= MAX_TOKEN_LENGTH:
             raise link_error(None)
         found = await self.links.find(command.token)
+        await self.uow.rollback()  # hash outside any transaction (on SQLite: the write lock)
         if found is None or found.state(self.clock.now()) is not LinkState.LIVE:
             raise link_error(found.state(self.clock.now()) if found else None)
         password_hash = await self.hasher.hash(command.password)
