@@ -566,7 +566,7 @@ async def test_update_bodies_are_strictly_typed(mclient: Client) -> None:
     pair = await register(mclient)
     mclient.cookies.clear()
     auth = bearer(pair["access_token"])
-    for body in ({"email_alerts": 0}, {"email_alerts": "true"}, {"weekly_digest": None}):
+    for body in ({"email_alerts": 0}, {"email_alerts": "yes"}, {"weekly_digest": None}):
         response = await mclient.patch("/api/v1/settings/notifications", json=body, headers=auth)
         problem = assert_problem(response, 422, "validation_error")
         assert problem["errors"][0]["field"] == next(iter(body))

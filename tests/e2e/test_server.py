@@ -200,3 +200,27 @@ def test_mail_list_shows_the_console_outbox(tmp_path: Path) -> None:
     assert "[pending] to dev@example.com" in listed.stdout
     assert "Subject: Hello" in listed.stdout
     assert "token=abc" in listed.stdout
+
+
+def test_a_developers_first_account_on_a_special_use_domain(tmp_path: Path) -> None:
+    """`orbsurv create-user --email admin@orbsurv.test` works out of the box in development."""
+    env = clean_env(ENV="development", VAR_DIR=str(tmp_path / "var"))
+    assert run_cli("migrate", cwd=tmp_path, env=env).returncode == 0
+    created = run_cli(
+        "create-user",
+        "--email",
+        "admin@orbsurv.test",
+        "--role",
+        "admin",
+        cwd=tmp_path,
+        env=env,
+        stdin="correct horse battery\n",
+    )
+    assert created.returncode == 0, created.stderr
+    assert "created admin admin@orbsurv.test" in created.stdout
+    strict = {**env, "ALLOW_SPECIAL_USE_EMAIL_DOMAINS": "false"}
+    refused = run_cli(
+        "create-user", "--email", "dev@localhost", cwd=tmp_path, env=strict, stdin="x\n"
+    )
+    assert refused.returncode == 1
+    assert "email" in refused.stderr

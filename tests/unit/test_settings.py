@@ -217,3 +217,62 @@ def test_var_dir_moves_everything_development_keeps(tmp_path: Path) -> None:
         env_file=None,
     )
     assert (chosen.upload_root, chosen.database_url) == ("/srv/files", "sqlite+aiosqlite:///x.db")
+
+
+@pytest.mark.parametrize(
+    ("spelling", "meaning"),
+    [
+        ("none", "plain"),
+        ("OFF", "plain"),
+        ("on", "starttls"),
+        ("SSL", "ssl"),
+        ("StartTLS", "starttls"),
+    ],
+)
+def test_smtp_tls_accepts_the_common_spellings(tmp_path: Path, spelling: str, meaning: str) -> None:
+    settings = load_settings({"VAR_DIR": str(tmp_path), "SMTP_TLS": spelling}, env_file=None)
+    assert settings.smtp_tls == meaning
+
+
+def test_special_use_email_domains_outside_production_only(tmp_path: Path) -> None:
+    for env in ("development", "test"):
+        settings = load_settings({"ENV": env, "VAR_DIR": str(tmp_path)}, env_file=None)
+        assert settings.allows_special_use_email
+    off = load_settings(
+        {"ENV": "test", "VAR_DIR": str(tmp_path), "ALLOW_SPECIAL_USE_EMAIL_DOMAINS": "false"},
+        env_file=None,
+    )
+    assert not off.allows_special_use_email
+    production = load_settings({"ENV": "production", **STRONG}, env_file=None)
+    assert not production.allows_special_use_email
+    with pytest.raises(SettingsError, match=r"^ALLOW_SPECIAL_USE_EMAIL_DOMAINS"):
+        load_settings(
+            {"ENV": "production", "ALLOW_SPECIAL_USE_EMAIL_DOMAINS": "true", **STRONG},
+            env_file=None,
+        )
+
+
+def test_the_order_settings(tmp_path: Path) -> None:
+    settings = load_settings(
+        {
+            "VAR_DIR": str(tmp_path),
+            "ORDER_PLANS": "solo:Solo=10,team=25.50",
+            "ORDER_CURRENCY": "EUR",
+            "FRONTEND_URL": "https://www.orbsurv.example",
+        },
+        env_file=None,
+    )
+    assert [(p.key, p.price_cents, p.currency) for p in settings.plan_catalogue.plans] == [
+        ("solo", 1000, "EUR"),
+        ("team", 2550, "EUR"),
+    ]
+    assert settings.order_signup_page == "https://www.orbsurv.example/signup.html"
+    assert settings.order_link_ttl_hours == 7 * 24
+    for env, name in (
+        ({"ORDER_PLANS": "gold"}, "ORDER_PLANS"),
+        ({"ORDER_CURRENCY": "usd"}, "ORDER_CURRENCY"),
+        ({"ORDER_LINK_TTL_HOURS": "0"}, "ORDER_LINK_TTL_HOURS"),
+        ({"ORDER_SIGNUP_URL": "javascript:alert(1)"}, "ORDER_SIGNUP_URL"),
+    ):
+        with pytest.raises(SettingsError, match=rf"^{name}"):
+            load_settings({"VAR_DIR": str(tmp_path), **env}, env_file=None)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from email_validator import EmailNotValidError, validate_email
+import re
+
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 from orbsurv.domain.errors import FieldInvalid
 from orbsurv.domain.identity import EMAIL_MAX_LENGTH, normalise_email
+
+# An ASCII host name (RFC 1123 labels), for special-use domains the validator refuses by design.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
+_STAND_IN_DOMAIN = "example.com"
 
 
 def checked_header_text(value: str, *, field: str) -> str:
@@ -17,13 +24,34 @@ def checked_header_text(value: str, *, field: str) -> str:
     return value
 
 
-def checked_email(value: str, *, field: str = "email") -> str:
-    """The normalised address, or ``FieldInvalid`` naming ``field``. No DNS look-up."""
+def is_special_use(domain: str) -> bool:
+    """Whether ``domain`` is or lies under a special-use name (RFC 6761, RFC 7686: ``test``,
+    ``localhost``, ``invalid``, ``local``, ``onion``, ``arpa``), which no public mail reaches."""
+    name = domain.strip().rstrip(".").lower()
+    return any(name == d or name.endswith(f".{d}") for d in SPECIAL_USE_DOMAIN_NAMES)
+
+
+def checked_email(value: str, *, field: str = "email", allow_special_use: bool = False) -> str:
+    """The normalised address, or ``FieldInvalid`` naming ``field``. No DNS look-up.
+
+    Special-use domains (``dev@localhost``, ``admin@orbsurv.test``) are refused unless
+    ``allow_special_use`` (development and tests: ``ALLOW_SPECIAL_USE_EMAIL_DOMAINS``); the
+    local part is checked by the same rules either way."""
     candidate = value.strip()
     if len(candidate) > EMAIL_MAX_LENGTH:
         raise FieldInvalid(field, f"must be at most {EMAIL_MAX_LENGTH} characters")
+    local, at, domain = candidate.rpartition("@")
+    if allow_special_use and at and is_special_use(domain):
+        if not _HOST.match(domain.lower()):
+            raise FieldInvalid(field, "is not a valid email address (the domain is not valid)")
+        checked_local = _validated(f"{local}@{_STAND_IN_DOMAIN}", field).rpartition("@")[0]
+        return normalise_email(f"{checked_local}@{domain}")
+    return normalise_email(_validated(candidate, field))
+
+
+def _validated(candidate: str, field: str) -> str:
     try:
         validated = validate_email(candidate, check_deliverability=False)
     except EmailNotValidError as exc:
         raise FieldInvalid(field, f"is not a valid email address ({exc})") from None
-    return normalise_email(validated.normalized)
+    return str(validated.normalized)

@@ -155,3 +155,11 @@ class EmailComposer(Protocol):
     def form_acknowledgement(self, to: str, form: str) -> OutgoingEmail:
         """Thanks for a public form; names the form, echoes nothing that was submitted."""
         ...
+
+    def order_registration(self, to: str, link: str, plan: str) -> OutgoingEmail:
+        """A pre-order's single-use registration link; ``plan`` is the catalogue's name."""
+        ...
+
+    def order_received(self, to: str, plan: str) -> OutgoingEmail:
+        """A pre-order from an address that has an account: sign in to see it."""
+        ...

@@ -181,11 +181,18 @@ NOTIFICATION_DEFAULTS: dict[str, bool] = {
     "security_alerts": True,
     "product_updates": False,
     "weekly_digest": False,
+    # the keys of the existing web client's profile page
+    "email_notifications": True,
+    "alert_notifications": True,
+    "system_updates": False,
 }
 AUTOMATION_DEFAULTS: dict[str, bool | int] = {
     "auto_scan_uploads": True,
     "auto_publish_versions": False,
     "retention_days": 90,
+    # the keys of the existing web client's profile page
+    "auto_patrol": False,
+    "smart_alerts": False,
 }
 
 

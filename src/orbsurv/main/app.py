@@ -27,12 +27,15 @@ from orbsurv.adapters.http.di import CONTAINER_STATE_KEY
 from orbsurv.adapters.http.docs import OfflineSwaggerPlugin, docs_router
 from orbsurv.adapters.http.health import health_alias, healthz, readyz
 from orbsurv.adapters.http.identity import ROUTES as IDENTITY_ROUTES
+from orbsurv.adapters.http.identity import auth_me, users_me
 from orbsurv.adapters.http.leads import FORM_ROUTES
 from orbsurv.adapters.http.leads import ROUTES as INTAKE_ROUTES
 from orbsurv.adapters.http.media import enforce_body_media_type
 from orbsurv.adapters.http.methods import allow_header_fixer
 from orbsurv.adapters.http.metrics import HttpMetrics
 from orbsurv.adapters.http.openapi import complete as complete_openapi
+from orbsurv.adapters.http.orders import ROUTES as ORDER_ROUTES
+from orbsurv.adapters.http.orders import document_orders
 from orbsurv.adapters.http.pagination import provide_page_request
 from orbsurv.adapters.http.problems import document_problems, exception_handlers
 from orbsurv.application.identity.authenticate import Authenticate
@@ -123,13 +126,14 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
             *AUTH_ROUTES,
             *PORTAL_ROUTES,
             *INTAKE_ROUTES,
+            *ORDER_ROUTES,
             *CONSOLE_ROUTES,
         ],
     )
     # Some pages of the existing site post the public forms without the prefix.
     root_forms = Router("/", route_handlers=FORM_ROUTES)
-    # The existing Orbsurv web client calls the portal under /api/v1/app.
-    portal_alias = Router(f"{API_PREFIX}/app", route_handlers=PORTAL_ROUTES)
+    # The existing Orbsurv web client calls the portal (and its profile) under /api/v1/app.
+    portal_alias = Router(f"{API_PREFIX}/app", route_handlers=[*PORTAL_ROUTES, users_me, auth_me])
     app = Litestar(
         route_handlers=[
             api,
@@ -201,6 +205,7 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
                     ).digest(),
                 ),
                 "client_address": ClientAddress(settings.trusted_proxies),
+                "allow_special_use_email": settings.allows_special_use_email,
             }
         ),
         on_startup=[start],
@@ -208,6 +213,7 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
         logging_config=None,
         debug=False,
     )
+    document_orders(app.openapi_schema)  # before the problems: bodies bring their 422
     document_problems(app.openapi_schema)
     document_exports(app.openapi_schema)
     app.state.openapi_document = msgspec.json.encode(complete_openapi(app))

@@ -199,7 +199,9 @@ def cmd_create_user(args: argparse.Namespace) -> int:
                 use_case = await request.get(CreateUser)
                 user = await use_case(
                     CreateUserCommand(
-                        email=checked_email(args.email),
+                        email=checked_email(
+                            args.email, allow_special_use=settings.allows_special_use_email
+                        ),
                         password=password,
                         role=Role(args.role),
                         name=args.name,

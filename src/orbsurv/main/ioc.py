@@ -35,6 +35,11 @@ from orbsurv.adapters.persistence.console import SqlConsoleReader, SqlSubmission
 from orbsurv.adapters.persistence.database import DatabaseProbe, make_engine
 from orbsurv.adapters.persistence.leads import SqlAnalyticsStore, SqlLeadRepository
 from orbsurv.adapters.persistence.migrations import schema_revisions
+from orbsurv.adapters.persistence.orders import (
+    SqlOrderExport,
+    SqlOrderRepository,
+    SqlRegistrationLinks,
+)
 from orbsurv.adapters.persistence.outbox import SqlOutbox
 from orbsurv.adapters.persistence.sessions import SqlSessionRepository, SqlSessionStatus
 from orbsurv.adapters.persistence.unit_of_work import SqlUnitOfWork
@@ -98,6 +103,11 @@ from orbsurv.application.identity.seed import SeedSuperuser
 from orbsurv.application.identity.sessions import SessionIssuer
 from orbsurv.application.leads.ports import AnalyticsStore, CaptchaVerifier, LeadRepository
 from orbsurv.application.leads.submit import IntakePolicy, ReportClientError, SubmitLead
+from orbsurv.application.orders.manage import CancelOrder, ListMyOrders, ListOrders
+from orbsurv.application.orders.place import PlaceOrder
+from orbsurv.application.orders.policy import OrderPolicy
+from orbsurv.application.orders.ports import OrderExport, OrderRepository, RegistrationLinks
+from orbsurv.application.orders.registration import RegisterFromOrder, ViewOrderLink
 from orbsurv.application.outbox import DeliverOutbox
 from orbsurv.application.ports import (
     AlertSink,
@@ -117,6 +127,10 @@ from orbsurv.main.settings import Settings
 
 class ActionTokenKeys(dict[TokenPurpose, bytes]):
     """The HMAC key of each action-token purpose (a type of its own for the container)."""
+
+
+class OrderLinkKey(bytes):
+    """The HMAC key of pre-order registration links (a type of its own for the container)."""
 
 
 class CoreProvider(Provider):
@@ -227,10 +241,11 @@ class AccountProvider(Provider):
         return SqlActionTokens(connection, keys)
 
     @provide(scope=Scope.APP)
-    def composer(self, policy: AccountPolicy) -> EmailComposer:
+    def composer(self, policy: AccountPolicy, settings: Settings) -> EmailComposer:
         return JinjaEmailComposer(
             verify_hours=policy.verify_ttl_seconds // 3600,
             reset_minutes=policy.reset_ttl_seconds // 60,
+            order_link_days=max(1, settings.order_link_ttl_hours // 24),
         )
 
     outbox_writer = provide(SqlOutbox, scope=Scope.REQUEST)
@@ -281,6 +296,37 @@ class IntakeProvider(Provider):
     submit = provide(SubmitLead, scope=Scope.REQUEST)
     report_error = provide(ReportClientError, scope=Scope.REQUEST)
     record_events = provide(RecordEvents, scope=Scope.REQUEST)
+
+
+class OrdersProvider(Provider):
+    @provide(scope=Scope.APP)
+    def policy(self, settings: Settings) -> OrderPolicy:
+        return OrderPolicy(
+            catalogue=settings.plan_catalogue,
+            link_ttl_seconds=settings.order_link_ttl_hours * 3600,
+            signup_url=settings.order_signup_page,
+        )
+
+    @provide(scope=Scope.APP)
+    def link_key(self, settings: Settings) -> OrderLinkKey:
+        secret = settings.email_verify_secret.encode()
+        return OrderLinkKey(hmac.new(secret, b"order_registration", "sha256").digest())
+
+    @provide(scope=Scope.REQUEST)
+    def links(self, connection: AsyncConnection, key: OrderLinkKey) -> RegistrationLinks:
+        return SqlRegistrationLinks(connection, bytes(key))
+
+    @provide(scope=Scope.APP)
+    def export(self, engine: AsyncEngine) -> OrderExport:
+        return SqlOrderExport(engine)
+
+    orders = provide(SqlOrderRepository, scope=Scope.REQUEST, provides=OrderRepository)
+    place = provide(PlaceOrder, scope=Scope.REQUEST)
+    view_link = provide(ViewOrderLink, scope=Scope.REQUEST)
+    register = provide(RegisterFromOrder, scope=Scope.REQUEST)
+    mine = provide(ListMyOrders, scope=Scope.REQUEST)
+    list_orders = provide(ListOrders, scope=Scope.REQUEST)
+    cancel = provide(CancelOrder, scope=Scope.REQUEST)
 
 
 class ConsoleProvider(Provider):
@@ -411,6 +457,7 @@ def providers_for(settings: Settings) -> list[Provider]:
         IdentityProvider(),
         AccountProvider(),
         IntakeProvider(),
+        OrdersProvider(),
         ConsoleProvider(),
         RedisCacheProvider() if settings.redis_url else MemoryCacheProvider(),
         S3StorageProvider() if settings.storage_backend == "s3" else LocalStorageProvider(),

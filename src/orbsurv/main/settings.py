@@ -43,6 +43,7 @@ from dotenv import dotenv_values
 
 from orbsurv.domain.errors import FieldInvalid
 from orbsurv.domain.identity import check_password_policy
+from orbsurv.domain.orders import DEFAULT_PLANS, PlanCatalogue
 
 Environment = Literal["development", "production", "test"]
 SECRET_NAMES = ("JWT_SECRET_KEY", "EMAIL_VERIFY_SECRET", "PASSWORD_RESET_SECRET")
@@ -142,6 +143,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     superuser_password: str | None = None
     superuser_role: Literal["user", "admin", "dev"] = "dev"
 
+    # None: on outside production (dev@localhost, admin@orbsurv.test work), off in production.
+    allow_special_use_email_domains: bool | None = None
+
+    order_plans: str = DEFAULT_PLANS
+    order_currency: str = "USD"
+    order_link_ttl_hours: Annotated[int, msgspec.Meta(ge=1, le=90 * 24)] = 7 * 24
+    order_signup_url: str | None = None
+
     def __repr__(self) -> str:
         return f"Settings(env={self.env!r}, database={self.database_backend!r})"
 
@@ -166,6 +175,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
         return self.mail_backend != "console" and bool(self.smtp_host)
 
     @property
+    def allows_special_use_email(self) -> bool:
+        """Addresses on special-use domains (RFC 6761: ``.test``, ``localhost``, ...)."""
+        if self.allow_special_use_email_domains is None:
+            return not self.is_production
+        return self.allow_special_use_email_domains
+
+    @property
+    def plan_catalogue(self) -> PlanCatalogue:
+        return PlanCatalogue.parse(self.order_plans, self.order_currency)
+
+    @property
+    def order_signup_page(self) -> str:
+        """The site's sign-up page that a pre-order's registration link opens."""
+        if self.order_signup_url:
+            return self.order_signup_url
+        site = self.cors_allow_origins[0] if self.cors_allow_origins else self.backend_url
+        return f"{site.rstrip('/')}/signup.html"
+
+    @property
     def effective_log_format(self) -> Literal["json", "text"]:
         return self.log_format or ("json" if self.is_production else "text")
 
@@ -188,6 +216,9 @@ _SMTP_TLS_WORDS = {
     "false": "plain",
     "0": "plain",
     "no": "plain",
+    "none": "plain",
+    "off": "plain",
+    "on": "starttls",
 }
 
 
@@ -371,6 +402,22 @@ def _check_superuser(settings: Settings) -> None:
             raise SettingsError(f"SUPERUSER_PASSWORD: {exc.message}") from None
 
 
+def _check_orders(settings: Settings) -> None:
+    try:
+        settings.plan_catalogue  # noqa: B018 - parsed for its errors
+    except ValueError as exc:
+        name = "ORDER_CURRENCY" if "currency code" in str(exc) else "ORDER_PLANS"
+        raise SettingsError(f"{name}: {exc}") from None
+    if settings.order_signup_url is not None:
+        parts = urlsplit(settings.order_signup_url)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise SettingsError(
+                "ORDER_SIGNUP_URL: must be an http(s) URL like https://site/signup.html"
+            )
+    if settings.is_production and settings.allow_special_use_email_domains:
+        raise SettingsError("ALLOW_SPECIAL_USE_EMAIL_DOMAINS: must not be on when ENV=production")
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, *, env_file: str | Path | None = ".env"
 ) -> Settings:
@@ -387,6 +434,7 @@ def load_settings(
     if settings.storage_backend == "s3" and not settings.s3_bucket:
         raise SettingsError("S3_BUCKET: required when STORAGE_BACKEND=s3")
     _check_superuser(settings)
+    _check_orders(settings)
 
     updates: dict[str, Any] = {
         "CORS_ALLOW_ORIGINS": [origin.rstrip("/") for origin in settings.cors_allow_origins]

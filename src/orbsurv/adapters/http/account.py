@@ -5,7 +5,7 @@ from __future__ import annotations
 import zoneinfo
 from datetime import datetime
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from dishka import FromDishka
@@ -29,8 +29,8 @@ from orbsurv.adapters.http.schemas import (
     Username,
     UserOut,
     blank_to_none,
+    request_email,
 )
-from orbsurv.adapters.validation import checked_email
 from orbsurv.application.account.mail_requests import (
     MailRequest,
     RequestPasswordReset,
@@ -89,7 +89,7 @@ ACCEPTED_VERIFY = Accepted(
 async def _email_request(request: Request[Any, Any, Any]) -> MailRequest:
     data = await decode_body(request, EmailOnly)
     assert data is not None
-    return MailRequest(email=checked_email(data.email), context=request_context(request))
+    return MailRequest(email=request_email(request, data.email), context=request_context(request))
 
 
 @get("/auth/verify", tags=["account"], summary="Confirm an email address (JSON)")
@@ -282,21 +282,41 @@ class OrganizationUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     timezone: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
+# The web client's checkboxes post "true" (checked; unchecked boxes are left out): booleans of
+# the settings bodies take JSON booleans or the strings "true"/"false".
+FormBool = Annotated[
+    bool | Literal["true", "false"],
+    msgspec.Meta(description='true or false; the strings "true" and "false" are accepted too'),
+]
+Switch = FormBool | msgspec.UnsetType
+
+
 class NotificationSettings(
     msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
 ):
-    email_alerts: bool | msgspec.UnsetType = msgspec.UNSET
-    security_alerts: bool | msgspec.UnsetType = msgspec.UNSET
-    product_updates: bool | msgspec.UnsetType = msgspec.UNSET
-    weekly_digest: bool | msgspec.UnsetType = msgspec.UNSET
+    """Notification switches. ``email_notifications``, ``alert_notifications`` and
+    ``system_updates`` are the web client's profile page; any other key is a 422."""
+
+    email_alerts: Switch = msgspec.UNSET
+    security_alerts: Switch = msgspec.UNSET
+    product_updates: Switch = msgspec.UNSET
+    weekly_digest: Switch = msgspec.UNSET
+    email_notifications: Switch = msgspec.UNSET
+    alert_notifications: Switch = msgspec.UNSET
+    system_updates: Switch = msgspec.UNSET
 
 
 class AutomationSettings(
     msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
 ):
-    auto_scan_uploads: bool | msgspec.UnsetType = msgspec.UNSET
-    auto_publish_versions: bool | msgspec.UnsetType = msgspec.UNSET
+    """Automation switches. ``auto_patrol`` and ``smart_alerts`` are the web client's profile
+    page; any other key is a 422."""
+
+    auto_scan_uploads: Switch = msgspec.UNSET
+    auto_publish_versions: Switch = msgspec.UNSET
     retention_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | msgspec.UnsetType = msgspec.UNSET
+    auto_patrol: Switch = msgspec.UNSET
+    smart_alerts: Switch = msgspec.UNSET
 
 
 class SettingsOut(msgspec.Struct, frozen=True):
@@ -381,7 +401,7 @@ async def update_profile(
     principal = await current_principal(request)
     if isinstance(data.email, str) and data.email.strip():
         current = await profile(principal)
-        if checked_email(data.email) != current.email:
+        if request_email(request, data.email) != current.email:
             raise FieldInvalid("email", "cannot change here; use PATCH /api/v1/account/email")
     changes = ProfileChanges(
         name=_given(data.name),
@@ -414,7 +434,7 @@ async def change_email(
     principal = await current_principal(request)
     await use_case(
         principal,
-        checked_email(data.new_email, field="new_email"),
+        request_email(request, data.new_email, field="new_email"),
         data.current_password,
         request_context(request),
     )
@@ -477,11 +497,19 @@ async def get_settings(
 
 
 def _set_fields(data: msgspec.Struct) -> dict[str, Any]:
-    return {
-        key: value
-        for key, value in msgspec.structs.asdict(data).items()
-        if value is not msgspec.UNSET
-    }
+    """The keys the body gave, with ``"true"``/``"false"`` read as booleans."""
+    given: dict[str, Any] = {}
+    for key, value in msgspec.structs.asdict(data).items():
+        if value is msgspec.UNSET:
+            continue
+        given[key] = value == "true" if isinstance(value, str) else value
+    return given
+
+
+SETTINGS_NOTE = (
+    f'{UPDATE_NOTE} Booleans take true/false or the strings "true"/"false" (what a '
+    "checked or unchecked form checkbox sends); keys left out keep their value."
+)
 
 
 @route(
@@ -489,7 +517,7 @@ def _set_fields(data: msgspec.Struct) -> dict[str, Any]:
     http_method=UPDATE,
     tags=["portal"],
     summary="Merge notification settings",
-    description=UPDATE_NOTE,
+    description=SETTINGS_NOTE,
     security=SECURITY,
 )
 @inject
@@ -510,7 +538,7 @@ async def update_notifications(
     http_method=UPDATE,
     tags=["portal"],
     summary="Merge automation settings",
-    description=UPDATE_NOTE,
+    description=SETTINGS_NOTE,
     security=SECURITY,
 )
 @inject

@@ -26,8 +26,8 @@ from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import inject
 from orbsurv.adapters.http.openapi import documented
 from orbsurv.adapters.http.pagination import encode_cursor, provide_cursor, provide_stream_page
-from orbsurv.adapters.http.schemas import Email, Instant, UserOut
-from orbsurv.adapters.validation import checked_email, checked_header_text
+from orbsurv.adapters.http.schemas import Email, Instant, UserOut, request_email
+from orbsurv.adapters.validation import checked_header_text
 from orbsurv.application.console.operate import (
     AcknowledgeAlert,
     ManageUser,
@@ -66,6 +66,7 @@ class AdminSummary(msgspec.Struct, frozen=True):
     total_pilot_requests: int
     total_investor_interest: int
     total_client_errors: int
+    total_orders: int
     total_projects: int
     total_packages: int
     open_alerts: int
@@ -146,6 +147,7 @@ async def summary(operator: Operator, reader: FromDishka[ConsoleReader]) -> Admi
         total_pilot_requests=totals["pilot_requests"],
         total_investor_interest=totals["investor_interest"],
         total_client_errors=totals["client_errors"],
+        total_orders=totals["orders"],
         total_projects=0,  # no project storage exists yet
         total_packages=0,
         open_alerts=totals["open_alerts"],
@@ -369,7 +371,9 @@ def _cell(value: Any) -> str:
     return f"'{text}" if text.startswith(FORMULA_PREFIXES) else text
 
 
-async def _csv(header: list[str], rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+async def csv_stream(
+    header: list[str], rows: AsyncIterator[dict[str, Any]]
+) -> AsyncIterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(header)
@@ -414,7 +418,7 @@ async def submissions(
         stamp = datetime.now(UTC).strftime("%Y%m%d")
         # A Stream takes the handler's media type (CSV); the JSON page below sets its own.
         return Stream(
-            _csv(export.columns(table), export.rows(table)),
+            csv_stream(export.columns(table), export.rows(table)),
             headers={
                 "Content-Disposition": f'attachment; filename="{kind}-{stamp}.csv"',
             },
@@ -440,7 +444,7 @@ async def send_email(
     use_case: FromDishka[SendOperatorEmail],
 ) -> Queued:
     mail = OperatorEmail(
-        to=checked_email(data.to, field="to"),
+        to=request_email(request, data.to, field="to"),
         subject=checked_header_text(data.subject, field="subject"),
         body=data.body,
     )

@@ -37,8 +37,8 @@ from orbsurv.adapters.http.schemas import (
     Username,
     UserOut,
     blank_to_none,
+    request_email,
 )
-from orbsurv.adapters.validation import checked_email
 from orbsurv.application.identity.create_user import CreateUserCommand
 from orbsurv.application.identity.login import LogIn, LoginCommand
 from orbsurv.application.identity.logout import ListSessions, LogOut, LogoutCommand, RevokeSession
@@ -171,10 +171,10 @@ def _field_error(field: str, message: str) -> ValidationException:
     return ValidationException(extra=[{"key": field, "message": message}])
 
 
-def _account(data: RegistrationRequest) -> CreateUserCommand:
+def _account(request: Request[Any, Any, Any], data: RegistrationRequest) -> CreateUserCommand:
     """Any ``role`` field is ignored: a new account is always a ``user``."""
     return CreateUserCommand(
-        email=checked_email(data.email),
+        email=request_email(request, data.email),
         password=data.password,
         role=Role.USER,
         name=blank_to_none(data.name),
@@ -227,7 +227,7 @@ async def register(
     use_case: FromDishka[RegisterUser],
 ) -> Response[Any]:
     registration = await use_case(
-        RegisterCommand(account=_account(data), context=request_context(request))
+        RegisterCommand(account=_account(request, data), context=request_context(request))
     )
     if registration.tokens is None:
         return Response(ACCEPTED_REGISTRATION, status_code=202)
@@ -252,7 +252,9 @@ async def create_user(
     use_case: FromDishka[RegisterUser],
 ) -> Response[Any]:
     registration = await use_case(
-        RegisterCommand(account=_account(data), context=request_context(request), sign_in=False)
+        RegisterCommand(
+            account=_account(request, data), context=request_context(request), sign_in=False
+        )
     )
     if registration.user is None:
         return Response(ACCEPTED_REGISTRATION, status_code=202)

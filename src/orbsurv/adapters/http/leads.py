@@ -15,8 +15,7 @@ from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import inject
 from orbsurv.adapters.http.media import strict_validation_error
 from orbsurv.adapters.http.openapi import documented
-from orbsurv.adapters.http.schemas import Email, Instant, Name, blank_to_none
-from orbsurv.adapters.validation import checked_email
+from orbsurv.adapters.http.schemas import Email, Instant, Name, blank_to_none, request_email
 from orbsurv.application.analytics.record import RecordEvents
 from orbsurv.application.leads.submit import LeadSubmission, ReportClientError, SubmitLead
 from orbsurv.domain.analytics import MAX_BATCH, AnalyticsEvent, EventType
@@ -122,7 +121,7 @@ async def _submit(
     context = request_context(request)
     created = await use_case(
         LeadSubmission(
-            lead=Lead(form=form, email=checked_email(email), fields=fields),
+            lead=Lead(form=form, email=request_email(request, email), fields=fields),
             ip=context.ip,
             user_agent=context.user_agent,
             honeypot=_text(data.website),

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
+from litestar import Request
 
+from orbsurv.adapters.validation import checked_email
 from orbsurv.domain.identity import User
 
 # RFC 5321 caps a path at 256 octets, so an address is at most 254 characters (the server's rule).
@@ -57,6 +59,13 @@ class Accepted(msgspec.Struct, frozen=True):
 
     status: Literal["accepted"]
     message: str
+
+
+def request_email(request: Request[Any, Any, Any], value: str, *, field: str = "email") -> str:
+    """``checked_email`` under the app's rule for special-use domains (the composition root
+    sets ``allow_special_use_email`` in the app state from ``ALLOW_SPECIAL_USE_EMAIL_DOMAINS``)."""
+    allow = bool(request.app.state.get("allow_special_use_email", False))
+    return checked_email(value, field=field, allow_special_use=allow)
 
 
 class UserOut(msgspec.Struct, frozen=True):

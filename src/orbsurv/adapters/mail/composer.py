@@ -17,7 +17,9 @@ _FORM_NAMES = {
 
 
 class JinjaEmailComposer:
-    def __init__(self, *, verify_hours: int = 24, reset_minutes: int = 30) -> None:
+    def __init__(
+        self, *, verify_hours: int = 24, reset_minutes: int = 30, order_link_days: int = 7
+    ) -> None:
         self._env = Environment(
             loader=PackageLoader("orbsurv.adapters.mail", "templates"),
             autoescape=select_autoescape(["html"]),
@@ -26,6 +28,7 @@ class JinjaEmailComposer:
         )
         self._verify_hours = verify_hours
         self._reset_minutes = reset_minutes
+        self._order_link_days = order_link_days
 
     def _render(self, template: str, to: str, subject: str, **context: Any) -> OutgoingEmail:
         values = {"subject": subject, **context}
@@ -64,3 +67,16 @@ class JinjaEmailComposer:
 
     def password_changed(self, to: str) -> OutgoingEmail:
         return self._render("password_changed", to, "Your password was changed")
+
+    def order_registration(self, to: str, link: str, plan: str) -> OutgoingEmail:
+        return self._render(
+            "order_registration",
+            to,
+            "Your Orbsurv pre-order: create your account",
+            link=link,
+            plan=plan,
+            days=self._order_link_days,
+        )
+
+    def order_received(self, to: str, plan: str) -> OutgoingEmail:
+        return self._render("order_received", to, "We received your Orbsurv pre-order", plan=plan)

@@ -17,6 +17,7 @@ from orbsurv.adapters.persistence.tables import (
     client_errors,
     contact_messages,
     investor_interests,
+    orders,
     pilot_requests,
     security_alerts,
     sessions,
@@ -50,6 +51,7 @@ class SqlConsoleReader:
             "pilot_requests": _count(pilot_requests),
             "investor_interest": _count(investor_interests),
             "client_errors": _count(client_errors),
+            "orders": _count(orders),
             "open_alerts": _count(security_alerts, security_alerts.c.acknowledged_at.is_(None)),
         }
         row = (await self._conn.execute(sa.select(*counts.values()))).one()

@@ -285,3 +285,38 @@ analytics_events = sa.Table(
     sa.Index("ix_analytics_events_type_client", "event_type", "client_id", "created_at"),
     sa.Index("ix_analytics_events_type_actor", "event_type", "actor_user_id", "created_at"),
 )
+
+orders = sa.Table(
+    "orders",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("email", sa.String(254), nullable=False),  # normalised
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("plan_type", sa.String(32), nullable=False),
+    sa.Column("price_cents", sa.BigInteger(), nullable=False),  # the catalogue's, minor units
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending, completed, cancelled
+    sa.Column(
+        "user_id", sa.String(36), sa.ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    ),
+    sa.Column("ip", sa.String(64), nullable=True),
+    sa.Column("user_agent", sa.String(512), nullable=True),
+    sa.Index("ix_orders_created_at_id", "created_at", "id"),
+    sa.Index("ix_orders_status_created_at_id", "status", "created_at", "id"),
+    sa.Index("ix_orders_email_created_at", "email", "created_at"),
+    sa.Index("ix_orders_user_id_created_at_id", "user_id", "created_at", "id"),
+)
+
+# One registration link per address: the row is reissued (new hash) only once the old link is
+# used or expired, so concurrent orders from one address cannot mail two live links.
+order_links = sa.Table(
+    "order_links",
+    metadata,
+    sa.Column("email", sa.String(254), primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),  # HMAC-SHA256, hex
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("used_at", UtcDateTime(), nullable=True),
+)

@@ -1,0 +1,69 @@
+"""Ports of the pre-order context."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any, Protocol
+
+from orbsurv.domain.orders import Order, OrderStatus, RegistrationLink
+from orbsurv.domain.pagination import Cursor, CursorPage, Page, PageRequest
+
+
+class OrderRepository(Protocol):
+    async def add(self, order: Order) -> None: ...
+
+    async def get(self, order_id: str) -> Order | None: ...
+
+    async def latest_for_email(self, email: str) -> Order | None:
+        """The newest order placed with this (normalised) address, whatever its status."""
+        ...
+
+    async def complete_pending(self, email: str, user_id: str, now: datetime) -> int:
+        """Link every pending order of ``email`` to ``user_id`` and complete it, in one
+        statement; returns how many orders changed."""
+        ...
+
+    async def cancel(self, order_id: str, now: datetime) -> bool:
+        """Cancel the order in one conditional statement; ``True`` when this call changed it
+        (``False`` for an order already cancelled, or an unknown id)."""
+        ...
+
+    async def mine(self, user_id: str, page: PageRequest) -> Page[Order]:
+        """The user's orders, newest first, ties broken by id."""
+        ...
+
+    async def page(
+        self, status: OrderStatus | None, cursor: Cursor | None, limit: int
+    ) -> CursorPage[Order]:
+        """Every order (or those with ``status``), newest first, by keyset."""
+        ...
+
+
+class RegistrationLinks(Protocol):
+    """Single-use registration links, one per address; only a keyed hash of a token is kept."""
+
+    async def issue(self, email: str, now: datetime, expires_at: datetime) -> str | None:
+        """A new token for ``email``, or ``None`` while the address already has a live link
+        (unused and unexpired). Decided by the database in one statement, so two concurrent
+        orders from one address issue at most one token."""
+        ...
+
+    async def find(self, token: str) -> RegistrationLink | None:
+        """The link this token opens, in whatever state; ``None`` for an unknown token."""
+        ...
+
+    async def consume(self, token: str, now: datetime) -> str | None:
+        """Spend a live token in one conditional update and return its address; ``None`` when
+        it is unknown, used or expired. Of two concurrent calls, at most one wins."""
+        ...
+
+
+class OrderExport(Protocol):
+    def columns(self) -> list[str]:
+        """The exported columns, in order (a header even when there is no order)."""
+        ...
+
+    def rows(self) -> AsyncIterator[dict[str, Any]]:
+        """Every order, newest first, streamed from the database."""
+        ...
