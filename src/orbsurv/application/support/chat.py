@@ -89,7 +89,8 @@ class OpenTurn:
     user_id: str
     turns: tuple[Turn, ...]
     passages: tuple[Passage, ...]
-    reserved_tokens: int
+    prompt_tokens: int  # estimated
+    reserved_tokens: int  # the prompt plus the reply cap
     day: str
 
 
@@ -131,6 +132,8 @@ class AskSupport:
             raise RateLimited(
                 "Too many support messages; wait a moment.", retry_after=decision.retry_after
             )
+        # Retrieval reads on connections of its own: before this transaction takes any lock.
+        passages = await self.retriever.search(question.text, policy.passages)
         now = self.clock.now()
         history: list[Turn] = []
         if question.conversation_id is not None:
@@ -147,14 +150,12 @@ class AskSupport:
                 updated_at=now,
             )
         turns = recent_turns([*history, Turn(Speaker.USER, question.text)], policy.history_tokens)
-        passages = await self.retriever.search(question.text, policy.passages)
-        worst_case = (
+        prompt = (
             PROMPT_OVERHEAD_TOKENS
             + sum(estimate_tokens(turn.text) for turn in turns)
             + sum(estimate_tokens(passage.text) for passage in passages)
-            + policy.reply_tokens
         )
-        reserved = min(worst_case, policy.daily_tokens)
+        reserved = min(prompt + policy.reply_tokens, policy.daily_tokens)
         day = now.date().isoformat()
         if not await self.budget.reserve(question.user_id, day, reserved, policy.daily_tokens):
             raise RateLimited(
@@ -181,6 +182,7 @@ class AskSupport:
             user_id=question.user_id,
             turns=tuple(turns),
             passages=tuple(passages),
+            prompt_tokens=prompt,
             reserved_tokens=reserved,
             day=day,
         )
@@ -221,7 +223,7 @@ class AnswerSupport:
         )
 
     async def _store(self, turn: OpenTurn, message: ChatMessage, used: int | None) -> None:
-        spent = used if used is not None else estimate_tokens(message.text)
+        spent = used if used is not None else turn.prompt_tokens + estimate_tokens(message.text)
         settlement = Settlement(turn.user_id, turn.day, turn.reserved_tokens, spent)
         await _shielded(self.replies.record(message, settlement))
 
