@@ -151,11 +151,17 @@ def _handler(model: StubModel) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return  # a client that hung up (timeout tests) is expected here
+
+
 @contextmanager
 def stub_model() -> Iterator[StubModel]:
     model = StubModel()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(model))
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", 0), _handler(model))
     model.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

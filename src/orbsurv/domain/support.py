@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -90,10 +91,14 @@ class AssistantReply:
 
 
 def cited_sources(text: str, passages: Sequence[Passage]) -> tuple[str, ...]:
-    """The slugs of the passages a reply names, in passage order; every passage offered when
-    the reply names none (it was still given them as its only material)."""
+    """The slugs of the passages a reply names (as whole words), in passage order; every passage
+    offered when the reply names none (it was still given them as its only material)."""
     offered = list(dict.fromkeys(passage.slug for passage in passages))
-    named = tuple(slug for slug in offered if slug in text)
+    named = tuple(
+        slug
+        for slug in offered
+        if re.search(rf"(?<![a-z0-9-]){re.escape(slug)}(?![a-z0-9-])", text, re.IGNORECASE)
+    )
     return named or tuple(offered)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -68,10 +69,13 @@ class SqlResourceRepository:
         self._conn = connection
 
     async def _bump(self) -> None:
+        dialect = postgresql if self._conn.dialect.name == "postgresql" else sqlite
+        insert = dialect.insert(content_revisions).values(name=REVISION_NAME, revision=1)
         await self._conn.execute(
-            content_revisions.update()
-            .where(content_revisions.c.name == REVISION_NAME)
-            .values(revision=content_revisions.c.revision + 1)
+            insert.on_conflict_do_update(
+                index_elements=[content_revisions.c.name],
+                set_={"revision": content_revisions.c.revision + 1},
+            )
         )
 
     async def _write(self, statement: sa.Insert | sa.Update) -> None:
