@@ -14,7 +14,7 @@ from litestar.testing import AsyncTestClient
 from orbsurv.domain.identity import Role
 from orbsurv.domain.support import FALLBACK_REPLY, NO_MATCH_REPLY
 from orbsurv.main.app import make_app
-from tests.ai_stub import Answer, Failure, StubModel
+from tests.ai_stub import Answer, Failure, Malformed, StubModel
 from tests.api.identity_helpers import Client, bearer, create_account, fetch, login, register
 from tests.api.test_conventions import assert_problem
 from tests.conftest import SettingsFactory
@@ -212,11 +212,21 @@ async def test_the_model_gets_trimmed_history_and_the_system_prompt(
     assert len(model.requests[0]["body"]["messages"]) == 2  # system + the first question
 
 
+@pytest.mark.parametrize(
+    "failure",
+    [Failure(500), Failure(429, retry_after="3600"), Malformed(), Answer(delay=3.0)],
+    ids=["500", "429-long-retry-after", "malformed-json", "read-timeout"],
+)
 async def test_an_upstream_failure_stores_a_fallback(
-    chat_factory: Factory, model: StubModel
+    chat_factory: Factory, model: StubModel, failure: Any
 ) -> None:
-    chat = await chat_factory(AI_BASE_URL=model.base_url, AI_MODEL="stub", AI_MAX_RETRIES="0")
-    model.default = Failure(500)
+    chat = await chat_factory(
+        AI_BASE_URL=model.base_url,
+        AI_MODEL="stub",
+        AI_MAX_RETRIES="0",
+        AI_TIMEOUT_SECONDS="0.5",
+    )
+    model.default = failure
     response = await chat.ask("Is anything broken?")
     assert response.status_code == 201
     body = response.json()

@@ -174,6 +174,7 @@ def _wants_stream(request: Request[Any, Any, Any]) -> bool:
     status_code=201,
     security=SECURITY,
     responses={
+        201: ResponseSpec(ReplyOut, description="The stored reply"),
         200: ResponseSpec(
             str, media_type=EVENT_STREAM, description="With Accept: text/event-stream"
         ),
