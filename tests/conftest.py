@@ -239,3 +239,22 @@ async def app(settings: Settings) -> Litestar:
 async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
     async with AsyncTestClient(app) as client:
         yield client
+
+
+# --- an OpenAI-compatible model on loopback -----------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def stub_model_session() -> Iterator[Any]:
+    from tests.ai_stub import stub_model
+
+    with stub_model() as model:
+        yield model
+
+
+@pytest.fixture
+def model(stub_model_session: Any) -> Iterator[Any]:
+    """The stub model, its script and recordings emptied for this test."""
+    stub_model_session.reset()
+    yield stub_model_session
+    stub_model_session.release.set()

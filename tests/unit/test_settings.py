@@ -59,6 +59,10 @@ def test_test_environment_generates_secrets_in_memory(tmp_path: Path) -> None:
             "CORS_ALLOW_ORIGINS",
         ),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"AI_BASE_URL": "http://127.0.0.1:9/v1"}, "AI_MODEL"),
+        ({"AI_BASE_URL": "file:///etc", "AI_MODEL": "m"}, "AI_BASE_URL"),
+        ({"AI_TIMEOUT_SECONDS": "0"}, "AI_TIMEOUT_SECONDS"),
+        ({"SUPPORT_DAILY_TOKENS": "0"}, "SUPPORT_DAILY_TOKENS"),
     ],
 )
 def test_a_bad_value_names_its_variable(env: dict[str, str], message: str, tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from orbsurv.adapters.http.auth import CookiePolicy, current_principal
 from orbsurv.adapters.http.client import ClientAddress
 from orbsurv.adapters.http.console import ROUTES as CONSOLE_ROUTES
 from orbsurv.adapters.http.console import document_exports
+from orbsurv.adapters.http.content import ROUTES as CONTENT_ROUTES
 from orbsurv.adapters.http.context import RequestContextMiddleware
 from orbsurv.adapters.http.di import CONTAINER_STATE_KEY
 from orbsurv.adapters.http.docs import OfflineSwaggerPlugin, docs_router
@@ -38,6 +39,7 @@ from orbsurv.adapters.http.orders import ROUTES as ORDER_ROUTES
 from orbsurv.adapters.http.orders import document_orders
 from orbsurv.adapters.http.pagination import provide_page_request
 from orbsurv.adapters.http.problems import document_problems, exception_handlers
+from orbsurv.adapters.http.support import ROUTES as SUPPORT_ROUTES
 from orbsurv.application.identity.authenticate import Authenticate
 from orbsurv.application.identity.ports import ProfileCache, TokenDenylist
 from orbsurv.application.identity.profile import GetProfile
@@ -128,6 +130,8 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
             *INTAKE_ROUTES,
             *ORDER_ROUTES,
             *CONSOLE_ROUTES,
+            *CONTENT_ROUTES,
+            *SUPPORT_ROUTES,
         ],
     )
     # Some pages of the existing site post the public forms without the prefix.

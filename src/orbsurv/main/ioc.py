@@ -15,6 +15,8 @@ from dishka import Provider, Scope, alias, from_context, provide
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from orbsurv.adapters.ai.knowledge_base import Bm25PassageRetriever, KnowledgeBaseAssistant
+from orbsurv.adapters.ai.openai_compatible import OpenAICompatibleAssistant
 from orbsurv.adapters.cache.denylist import RedisTokenDenylist
 from orbsurv.adapters.cache.limiter import FallbackRateLimiter, RedisRateLimiter
 from orbsurv.adapters.cache.memory import MemoryRateLimiter, MemoryTokenDenylist
@@ -32,6 +34,7 @@ from orbsurv.adapters.persistence.account import (
 )
 from orbsurv.adapters.persistence.audit import SqlAlertSink, SqlAuditLog
 from orbsurv.adapters.persistence.console import SqlConsoleReader, SqlSubmissionExport
+from orbsurv.adapters.persistence.content import SqlPublishedResources, SqlResourceRepository
 from orbsurv.adapters.persistence.database import DatabaseProbe, make_engine
 from orbsurv.adapters.persistence.leads import SqlAnalyticsStore, SqlLeadRepository
 from orbsurv.adapters.persistence.migrations import schema_revisions
@@ -42,6 +45,11 @@ from orbsurv.adapters.persistence.orders import (
 )
 from orbsurv.adapters.persistence.outbox import SqlOutbox
 from orbsurv.adapters.persistence.sessions import SqlSessionRepository, SqlSessionStatus
+from orbsurv.adapters.persistence.support import (
+    SqlConversationRepository,
+    SqlSupportReplies,
+    SqlTokenBudget,
+)
 from orbsurv.adapters.persistence.unit_of_work import SqlUnitOfWork
 from orbsurv.adapters.persistence.users import SqlUserLookup, SqlUserRepository
 from orbsurv.adapters.security.captcha import HttpCaptchaVerifier, NoCaptcha
@@ -77,6 +85,14 @@ from orbsurv.application.analytics.record import RecordEvents
 from orbsurv.application.console.denials import RecordDenial
 from orbsurv.application.console.operate import AcknowledgeAlert, ManageUser, SendOperatorEmail
 from orbsurv.application.console.ports import ConsoleReader, SubmissionExport
+from orbsurv.application.content.manage import (
+    CreateResource,
+    DeleteResource,
+    GetResource,
+    ListResources,
+    UpdateResource,
+)
+from orbsurv.application.content.ports import ResourceRepository
 from orbsurv.application.identity.authenticate import Authenticate
 from orbsurv.application.identity.create_user import CreateUser
 from orbsurv.application.identity.credentials import CheckCurrentPassword
@@ -119,6 +135,20 @@ from orbsurv.application.ports import (
     Outbox,
     OutboxStore,
     UnitOfWork,
+)
+from orbsurv.application.support.chat import (
+    AnswerSupport,
+    AskSupport,
+    ChatPolicy,
+    ReadSupportHistory,
+    ReviewSupportChats,
+)
+from orbsurv.application.support.ports import (
+    ConversationRepository,
+    PassageRetriever,
+    SupportAssistant,
+    SupportReplies,
+    TokenBudget,
 )
 from orbsurv.application.system.readiness import CheckReadiness
 from orbsurv.domain.identity import TokenPurpose
@@ -342,6 +372,71 @@ class ConsoleProvider(Provider):
     record_denial = provide(RecordDenial, scope=Scope.REQUEST)
 
 
+class ContentProvider(Provider):
+    resources = provide(SqlResourceRepository, scope=Scope.REQUEST, provides=ResourceRepository)
+    list_resources = provide(ListResources, scope=Scope.REQUEST)
+    get_resource = provide(GetResource, scope=Scope.REQUEST)
+    create_resource = provide(CreateResource, scope=Scope.REQUEST)
+    update_resource = provide(UpdateResource, scope=Scope.REQUEST)
+    delete_resource = provide(DeleteResource, scope=Scope.REQUEST)
+
+
+class SupportProvider(Provider):
+    @provide(scope=Scope.APP)
+    def policy(self, settings: Settings) -> ChatPolicy:
+        return ChatPolicy(
+            messages_per_minute=settings.support_messages_per_minute,
+            daily_tokens=settings.support_daily_tokens,
+            history_tokens=settings.support_history_tokens,
+            reply_tokens=settings.support_reply_tokens,
+        )
+
+    @provide(scope=Scope.APP)
+    def retriever(self, engine: AsyncEngine) -> PassageRetriever:
+        return Bm25PassageRetriever(SqlPublishedResources(engine))
+
+    @provide(scope=Scope.APP)
+    def replies(self, engine: AsyncEngine) -> SupportReplies:
+        return SqlSupportReplies(engine)
+
+    conversations = provide(
+        SqlConversationRepository, scope=Scope.REQUEST, provides=ConversationRepository
+    )
+    budget = provide(SqlTokenBudget, scope=Scope.REQUEST, provides=TokenBudget)
+    ask = provide(AskSupport, scope=Scope.REQUEST)
+    answer = provide(AnswerSupport, scope=Scope.APP)
+    history = provide(ReadSupportHistory, scope=Scope.REQUEST)
+    review = provide(ReviewSupportChats, scope=Scope.REQUEST)
+
+
+class KnowledgeBaseAssistantProvider(Provider):
+    """The default assistant: local retrieval, no network."""
+
+    @provide(scope=Scope.APP)
+    def assistant(self) -> SupportAssistant:
+        return KnowledgeBaseAssistant()
+
+
+class OpenAIAssistantProvider(Provider):
+    """An OpenAI-compatible model at ``AI_BASE_URL``."""
+
+    @provide(scope=Scope.APP)
+    async def assistant(self, settings: Settings) -> AsyncIterator[SupportAssistant]:
+        assert settings.ai_base_url is not None
+        assert settings.ai_model is not None
+        assistant = OpenAICompatibleAssistant(
+            settings.ai_base_url,
+            settings.ai_model,
+            settings.ai_api_key,
+            connect_timeout=settings.ai_connect_timeout_seconds,
+            read_timeout=settings.ai_timeout_seconds,
+            max_retries=settings.ai_max_retries,
+            reply_tokens=settings.support_reply_tokens,
+        )
+        yield assistant
+        await assistant.aclose()
+
+
 class MemoryCacheProvider(Provider):
     @provide(scope=Scope.APP)
     def probe(self) -> CacheProbe:
@@ -459,6 +554,9 @@ def providers_for(settings: Settings) -> list[Provider]:
         IntakeProvider(),
         OrdersProvider(),
         ConsoleProvider(),
+        ContentProvider(),
+        SupportProvider(),
+        OpenAIAssistantProvider() if settings.ai_base_url else KnowledgeBaseAssistantProvider(),
         RedisCacheProvider() if settings.redis_url else MemoryCacheProvider(),
         S3StorageProvider() if settings.storage_backend == "s3" else LocalStorageProvider(),
         SmtpMailProvider() if settings.uses_smtp else ConsoleMailProvider(),

@@ -135,6 +135,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     ai_base_url: str | None = None
     ai_api_key: str | None = None
     ai_model: str | None = None
+    ai_connect_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0
+    ai_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=600)] = 30.0
+    ai_max_retries: Annotated[int, msgspec.Meta(ge=0, le=5)] = 2
+    support_messages_per_minute: PositiveInt = 10
+    support_daily_tokens: PositiveInt = 20_000
+    support_history_tokens: Annotated[int, msgspec.Meta(ge=100)] = 2_000
+    support_reply_tokens: Annotated[int, msgspec.Meta(ge=16, le=8192)] = 512
     alert_emails: tuple[str, ...] = ()
     captcha_secret_key: str | None = None
     captcha_verify_url: str = "https://challenges.cloudflare.com/turnstile/v0/siteverify"
@@ -418,6 +425,16 @@ def _check_orders(settings: Settings) -> None:
         raise SettingsError("ALLOW_SPECIAL_USE_EMAIL_DOMAINS: must not be on when ENV=production")
 
 
+def _check_assistant(settings: Settings) -> None:
+    if settings.ai_base_url is None:
+        return
+    parts = urlsplit(settings.ai_base_url)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise SettingsError("AI_BASE_URL: must be an http or https URL like https://host/v1")
+    if not settings.ai_model:
+        raise SettingsError("AI_MODEL: required when AI_BASE_URL is set")
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, *, env_file: str | Path | None = ".env"
 ) -> Settings:
@@ -435,6 +452,7 @@ def load_settings(
         raise SettingsError("S3_BUCKET: required when STORAGE_BACKEND=s3")
     _check_superuser(settings)
     _check_orders(settings)
+    _check_assistant(settings)
 
     updates: dict[str, Any] = {
         "CORS_ALLOW_ORIGINS": [origin.rstrip("/") for origin in settings.cors_allow_origins]

@@ -320,3 +320,76 @@ order_links = sa.Table(
     sa.Column("expires_at", UtcDateTime(), nullable=False),
     sa.Column("used_at", UtcDateTime(), nullable=True),
 )
+
+# --- knowledge base ------------------------------------------------------------------------
+
+resources = sa.Table(
+    "resources",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("slug", sa.String(120), nullable=False, unique=True),  # normalised: lower case
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("url", sa.String(2048), nullable=True),
+    sa.Column("body", sa.Text(), nullable=False),
+    sa.Column("published", sa.Boolean(), nullable=False),
+    sa.Column("created_by", sa.String(36), nullable=True),  # no FK: content outlives editors
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_resources_created_at_id", "created_at", "id"),
+    sa.Index("ix_resources_type_created_at_id", "type", "created_at", "id"),
+)
+# One counter per content kind, bumped in the transaction of every change: a retrieval index in
+# any worker compares it with the revision it was built from (one primary-key read).
+content_revisions = sa.Table(
+    "content_revisions",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("revision", sa.BigInteger(), nullable=False),
+)
+
+# --- support chat ------------------------------------------------------------------------
+
+support_conversations = sa.Table(
+    "support_conversations",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column(
+        "user_id", sa.String(36), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_support_conversations_created_at_id", "created_at", "id"),
+    sa.Index("ix_support_conversations_user_created_at_id", "user_id", "created_at", "id"),
+)
+support_messages = sa.Table(
+    "support_messages",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column(
+        "conversation_id",
+        sa.String(36),
+        sa.ForeignKey("support_conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("user_id", sa.String(36), nullable=False),  # the conversation's owner
+    sa.Column("role", sa.String(16), nullable=False),  # user, assistant
+    sa.Column("content", sa.Text(), nullable=False),
+    sa.Column("sources", sa.JSON(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # complete, partial, degraded
+    sa.Column("tokens", sa.BigInteger(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Index(
+        "ix_support_messages_conversation_created_at_id", "conversation_id", "created_at", "id"
+    ),
+    sa.Index("ix_support_messages_user_created_at_id", "user_id", "created_at", "id"),
+)
+support_token_usage = sa.Table(
+    "support_token_usage",
+    metadata,
+    sa.Column("user_id", sa.String(36), primary_key=True),
+    sa.Column("day", sa.String(10), primary_key=True),  # YYYY-MM-DD, UTC
+    sa.Column("tokens", sa.BigInteger(), nullable=False),
+)

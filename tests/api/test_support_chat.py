@@ -1,0 +1,304 @@
+"""Support chat over HTTP, in-process: the default knowledge-base assistant, an OpenAI-compatible
+model on loopback, limits, budgets, ownership, the console's audited view, streaming."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from orbsurv.domain.identity import Role
+from orbsurv.domain.support import FALLBACK_REPLY, NO_MATCH_REPLY
+from orbsurv.main.app import make_app
+from tests.ai_stub import Answer, Failure, Malformed, StubModel
+from tests.api.identity_helpers import Client, bearer, create_account, fetch, login, register
+from tests.api.test_conventions import assert_problem
+from tests.conftest import SettingsFactory
+from tests.data.knowledge_base import RESOURCES
+
+CHAT = "/api/v1/support-chat/messages"
+
+
+class Chat:
+    def __init__(self, app: Litestar, client: Client, tokens: dict[str, str]) -> None:
+        self.app = app
+        self.client = client
+        self.tokens = tokens
+
+    async def ask(self, message: str, who: str = "ada", **extra: Any) -> Any:
+        return await self.client.post(
+            CHAT, json={"message": message, **extra}, headers=bearer(self.tokens[who])
+        )
+
+    async def seed(self, count: int = len(RESOURCES)) -> None:
+        for item in RESOURCES[:count]:
+            created = await self.client.post(
+                "/api/v1/resources",
+                json={**item, "published": True},
+                headers=bearer(self.tokens["admin"]),
+            )
+            assert created.status_code == 201, created.text
+
+
+Factory = Callable[..., Any]
+
+
+@pytest.fixture
+async def chat_factory(
+    make_settings: SettingsFactory,
+) -> AsyncIterator[Factory]:
+    opened: list[AsyncTestClient[Litestar]] = []
+
+    async def open_chat(**env: str) -> Chat:
+        settings = make_settings(INPROCESS_WORKER="false", **env)
+        app = make_app(settings)
+        client = AsyncTestClient(app)
+        await client.__aenter__()
+        opened.append(client)
+        await create_account(app, "admin@example.com", Role.ADMIN)
+        tokens = {
+            "ada": (await register(client, "ada@example.com"))["access_token"],
+            "bob": (await register(client, "bob@example.com"))["access_token"],
+            "admin": (await login(client, "admin@example.com")).json()["access_token"],
+        }
+        client.cookies.clear()
+        chat = Chat(app, client, tokens)
+        chat.settings = settings  # type: ignore[attr-defined]
+        return chat
+
+    yield open_chat
+    for client in opened:
+        await client.__aexit__(None, None, None)
+
+
+async def test_the_knowledge_base_answers_with_sources(chat_factory: Factory) -> None:
+    chat = await chat_factory()
+    await chat.seed()
+    first = await chat.ask("I forgot my password, how do I reset it?")
+    assert first.status_code == 201, first.text
+    body = first.json()
+    assert body["sources"][0] == "reset-your-password"
+    assert "/resources/reset-your-password" in body["assistant_reply"]
+    assert body["status"] == "complete"
+    assert first.headers["cache-control"] == "no-store"
+
+    second = await chat.ask(
+        "And how do I turn on two-factor?", conversation_id=body["conversation_id"]
+    )
+    assert second.json()["conversation_id"] == body["conversation_id"]
+    assert second.json()["sources"][0] == "two-factor-totp"
+
+    listed = await chat.client.get(CHAT, headers=bearer(chat.tokens["ada"]))
+    items = listed.json()["items"]
+    assert [(m["role"], m["status"]) for m in items] == [
+        ("assistant", "complete"),
+        ("user", "complete"),
+        ("assistant", "complete"),
+        ("user", "complete"),
+    ]  # newest first
+    assert items[3]["content"] == "I forgot my password, how do I reset it?"
+    page = await chat.client.get(
+        CHAT,
+        params={"conversation_id": body["conversation_id"], "limit": 3},
+        headers=bearer(chat.tokens["ada"]),
+    )
+    assert len(page.json()["items"]) == 3
+    rest = await chat.client.get(
+        CHAT,
+        params={"conversation_id": body["conversation_id"], "cursor": page.json()["next_cursor"]},
+        headers=bearer(chat.tokens["ada"]),
+    )
+    assert [m["id"] for m in rest.json()["items"]] == [items[3]["id"]]
+    assert rest.json()["next_cursor"] is None
+
+    conversations = await chat.client.get(
+        "/api/v1/support-chat/conversations", headers=bearer(chat.tokens["ada"])
+    )
+    [conversation] = conversations.json()["items"]
+    assert conversation["id"] == body["conversation_id"]
+    assert conversation["title"] == "I forgot my password, how do I reset it?"
+
+
+async def test_nothing_matching_is_said_plainly(chat_factory: Factory) -> None:
+    chat = await chat_factory()
+    await chat.seed(5)
+    reply = (await chat.ask("zebra xylophone quantum")).json()
+    assert reply["assistant_reply"] == NO_MATCH_REPLY
+    assert reply["sources"] == []
+
+
+async def test_another_users_conversation_is_404(chat_factory: Factory) -> None:
+    chat = await chat_factory()
+    mine = (await chat.ask("hello")).json()["conversation_id"]
+    assert_problem(
+        await chat.ask("hi", who="bob", conversation_id=mine), 404, "conversation_not_found"
+    )
+    assert_problem(
+        await chat.client.get(
+            CHAT, params={"conversation_id": mine}, headers=bearer(chat.tokens["bob"])
+        ),
+        404,
+        "conversation_not_found",
+    )
+    assert_problem(
+        await chat.ask("hi", conversation_id="no-such-id"), 404, "conversation_not_found"
+    )
+    bobs = await chat.client.get(CHAT, headers=bearer(chat.tokens["bob"]))
+    assert bobs.json()["items"] == []
+    assert_problem(await chat.client.get(CHAT), 401, "unauthenticated")
+
+
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [("", "message"), ("   ", "message"), ("a\x00b", "message"), ("x" * 4001, "message")],
+)
+async def test_bad_messages_are_422(chat_factory: Factory, message: str, field: str) -> None:
+    chat = await chat_factory()
+    body = assert_problem(await chat.ask(message), 422, "validation_error")
+    assert body["errors"][0]["field"] == field
+    assert (await chat.client.get(CHAT, headers=bearer(chat.tokens["ada"]))).json()["items"] == []
+
+
+async def test_the_per_user_rate_limit(chat_factory: Factory) -> None:
+    chat = await chat_factory(SUPPORT_MESSAGES_PER_MINUTE="2")
+    assert (await chat.ask("one")).status_code == 201
+    assert (await chat.ask("two")).status_code == 201
+    limited = await chat.ask("three")
+    assert_problem(limited, 429, "rate_limited")
+    assert int(limited.headers["retry-after"]) >= 1
+    assert (await chat.ask("bob is not limited", who="bob")).status_code == 201
+    stored = await chat.client.get(CHAT, headers=bearer(chat.tokens["ada"]))
+    assert "three" not in [m["content"] for m in stored.json()["items"]]
+
+
+async def test_the_daily_token_budget(chat_factory: Factory) -> None:
+    chat = await chat_factory(SUPPORT_DAILY_TOKENS="800", SUPPORT_REPLY_TOKENS="512")
+    assert (await chat.ask("first question")).status_code == 201
+    spent = await chat.ask("second question")  # the reply cap no longer fits today's budget
+    body = assert_problem(spent, 429, "token_budget_exhausted")
+    assert "midnight" in body["detail"]
+    assert 1 <= int(spent.headers["retry-after"]) <= 86_400
+    [usage] = await fetch(chat.settings, "SELECT tokens FROM support_token_usage")  # type: ignore[attr-defined]
+    assert 0 < usage.tokens < 800  # the unused reservation was given back
+    assert (await chat.ask("bob has his own budget", who="bob")).status_code == 201
+
+
+async def test_the_model_gets_trimmed_history_and_the_system_prompt(
+    chat_factory: Factory, model: StubModel
+) -> None:
+    chat = await chat_factory(
+        AI_BASE_URL=model.base_url, AI_MODEL="stub", SUPPORT_HISTORY_TOKENS="100"
+    )
+    await chat.seed()
+    first = "a" * 200  # 50 tokens each
+    reply = (await chat.ask(first)).json()
+    await chat.ask("b" * 200, conversation_id=reply["conversation_id"])
+    third = await chat.ask("How do I reset my password?", conversation_id=reply["conversation_id"])
+    assert third.status_code == 201
+    assert third.json()["assistant_reply"] == Answer().text
+    assert third.json()["sources"] == ["reset-your-password"]
+    messages = model.requests[-1]["body"]["messages"]
+    assert messages[0]["role"] == "system"
+    assert "Answer only questions about using Orbsurv" in messages[0]["content"]
+    assert "[/resources/reset-your-password]" in messages[0]["content"]
+    contents = [m["content"] for m in messages[1:]]
+    assert contents[-1] == "How do I reset my password?"
+    assert first not in contents  # the oldest turn no longer fits 100 tokens
+    assert "b" * 200 in contents
+    assert len(model.requests[0]["body"]["messages"]) == 2  # system + the first question
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [Failure(500), Failure(429, retry_after="3600"), Malformed(), Answer(delay=3.0)],
+    ids=["500", "429-long-retry-after", "malformed-json", "read-timeout"],
+)
+async def test_an_upstream_failure_stores_a_fallback(
+    chat_factory: Factory, model: StubModel, failure: Any
+) -> None:
+    chat = await chat_factory(
+        AI_BASE_URL=model.base_url,
+        AI_MODEL="stub",
+        AI_MAX_RETRIES="0",
+        AI_TIMEOUT_SECONDS="0.5",
+    )
+    model.default = failure
+    response = await chat.ask("Is anything broken?")
+    assert response.status_code == 201
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert body["assistant_reply"] == FALLBACK_REPLY
+    assert "SECRET" not in response.text
+    stored = (await chat.client.get(CHAT, headers=bearer(chat.tokens["ada"]))).json()["items"]
+    assert [(m["role"], m["status"]) for m in stored] == [
+        ("assistant", "degraded"),
+        ("user", "complete"),
+    ]
+
+
+async def test_operators_read_conversations_audited(chat_factory: Factory) -> None:
+    chat = await chat_factory()
+    asked = (await chat.ask("hello there")).json()
+    admin = bearer(chat.tokens["admin"])
+    listed = await chat.client.get("/api/v1/admin/support/conversations", headers=admin)
+    assert listed.status_code == 200, listed.text
+    [item] = listed.json()["items"]
+    assert item["id"] == asked["conversation_id"]
+    assert item["user_id"]
+    transcript = await chat.client.get(
+        f"/api/v1/admin/support/conversations/{asked['conversation_id']}", headers=admin
+    )
+    assert [m["role"] for m in transcript.json()["items"]] == ["assistant", "user"]
+    assert_problem(
+        await chat.client.get("/api/v1/admin/support/conversations/nope", headers=admin),
+        404,
+        "conversation_not_found",
+    )
+    assert_problem(
+        await chat.client.get(
+            "/api/v1/admin/support/conversations", headers=bearer(chat.tokens["ada"])
+        ),
+        403,
+        "forbidden",
+    )
+    rows = await fetch(
+        chat.settings,  # type: ignore[attr-defined]
+        "SELECT target_id FROM audit_events WHERE action = 'support.conversations_read'",
+    )
+    assert sorted(str(row.target_id) for row in rows) == sorted(["None", asked["conversation_id"]])
+
+
+def parse_events(text: str) -> list[tuple[str, dict[str, Any]]]:
+    events = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in fields:
+            events.append((fields["event"], json.loads(fields["data"])))
+    return events
+
+
+async def test_streaming_in_process(chat_factory: Factory) -> None:
+    chat = await chat_factory()
+    await chat.seed()
+    response = await chat.client.post(
+        CHAT,
+        json={"message": "How do I enable two-factor authentication?"},
+        headers={**bearer(chat.tokens["ada"]), "Accept": "text/event-stream"},
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = parse_events(response.text)
+    assert events[0][0] == "start"
+    assert events[-1][0] == "done"
+    text = "".join(data["text"] for kind, data in events if kind == "delta")
+    done = events[-1][1]
+    assert done["assistant_reply"] == text
+    assert done["sources"][0] == "two-factor-totp"
+    assert done["status"] == "complete"
+    stored = (await chat.client.get(CHAT, headers=bearer(chat.tokens["ada"]))).json()["items"]
+    assert stored[0]["id"] == done["reply_id"]
+    assert stored[0]["content"] == text
