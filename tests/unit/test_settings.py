@@ -247,11 +247,11 @@ def test_special_use_email_domains_outside_production_only(tmp_path: Path) -> No
         env_file=None,
     )
     assert not off.allows_special_use_email
-    production = load_settings({"ENV": "production", **STRONG}, env_file=None)
-    assert not production.allows_special_use_email
+    production_settings = load_settings(production(), env_file=None)
+    assert not production_settings.allows_special_use_email
     with pytest.raises(SettingsError, match=r"^ALLOW_SPECIAL_USE_EMAIL_DOMAINS"):
         load_settings(
-            {"ENV": "production", "ALLOW_SPECIAL_USE_EMAIL_DOMAINS": "true", **STRONG},
+            production(ALLOW_SPECIAL_USE_EMAIL_DOMAINS="true"),
             env_file=None,
         )
 
