@@ -197,7 +197,11 @@ VERIFIED_MODE_NOTE = (
         f"`email_taken`. {VERIFIED_MODE_NOTE} A `role` field is ignored."
     ),
     status_code=201,
-    responses={202: ResponseSpec(Accepted, description="Verified-email mode: accepted")},
+    responses={
+        202: ResponseSpec(
+            Accepted, description="Verified-email mode: accepted", generate_examples=False
+        )
+    },
 )
 @inject
 async def register(
@@ -222,7 +226,11 @@ async def register(
         "201 `{user}`; 409 `email_taken` when the address is registered; 422 for a weak "
         f"password. {VERIFIED_MODE_NOTE}"
     ),
-    responses={202: ResponseSpec(Accepted, description="Verified-email mode: accepted")},
+    responses={
+        202: ResponseSpec(
+            Accepted, description="Verified-email mode: accepted", generate_examples=False
+        )
+    },
 )
 @inject
 async def create_user(
