@@ -243,7 +243,11 @@ async def register(
         "201 `{user}`; 409 `email_taken` when the address is registered; 422 for a weak "
         f"password. {VERIFIED_MODE_NOTE}"
     ),
-    responses={202: ResponseSpec(Accepted, description="Verified-email mode: accepted")},
+    responses={
+        202: ResponseSpec(
+            Accepted, description="Verified-email mode: accepted", generate_examples=False
+        )
+    },
 )
 @inject
 async def create_user(
