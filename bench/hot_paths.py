@@ -4,8 +4,9 @@ For each configuration: one ``orbsurv serve`` worker pinned to CPU 0 (``taskset`
 are two CPUs), ``wrk -t1 -c32 --latency`` pinned to CPU 1, then
 
 - ``GET /api/v1/healthz``;
-- ``GET /api/v1/users/me`` with Bearer tokens of 200 accounts nobody has read yet (each one's
-  first request is a profile-cache miss under load: the SQL read path is in the figure);
+- ``GET /api/v1/users/me`` with the Bearer token of an account nobody has read yet, with no
+  warm-up, as a new user measures it: the first requests miss the profile cache together and
+  read the database under load (the embedded default once stalled there for up to seconds);
 - a login storm (wrk, 32 connections) with an open-loop healthz probe paced at 100/s beside it:
   the probe's p99 shows whether hashing blocks the event loop;
 - ``POST /api/v1/waitlist``: mixed new, repeated, invalid and bot sign-ups
@@ -67,7 +68,6 @@ LUA = Path(__file__).resolve().parent / "lua"
 PASSWORD = "correct horse battery"
 JWT_SECRET = "bench-" + "k" * 40
 REDIS_DB = 11
-READERS = 200
 STORM_ACCOUNTS = 32
 CONNECTIONS = 32
 
@@ -114,7 +114,7 @@ def run_wrk(
 
 async def seed(database_url: str, workdir: Path) -> dict[str, Path | str]:
     """Accounts written straight to the database (one argon2 hash for all), tokens minted with
-    the server's signing key: readers for /users/me, storm accounts that log in, one admin."""
+    the server's signing key: a reader for /users/me, storm accounts that log in, one admin."""
     password_hash = PasswordHasher(
         time_cost=OWASP_TIME_COST, memory_cost=OWASP_MEMORY_KIB, parallelism=OWASP_PARALLELISM
     ).hash(PASSWORD)
@@ -126,14 +126,14 @@ async def seed(database_url: str, workdir: Path) -> dict[str, Path | str]:
         email = f"{kind}-{n}-{tag}@example.com"
         return User(new_id(), email, password_hash, role, now, now)
 
-    readers = [account("reader", n) for n in range(2 * READERS)]
+    reader = account("reader", 0)
     stormers = [account("storm", n) for n in range(STORM_ACCOUNTS)]
     admin = account("admin", 0, Role.ADMIN)
     engine = make_engine(database_url)
     try:
         async with engine.connect() as conn:
             repository = SqlUserRepository(conn)
-            for user in [*readers, *stormers, admin]:
+            for user in [reader, *stormers, admin]:
                 await repository.add(user)
             await SqlUnitOfWork(conn).commit()
     finally:
@@ -150,44 +150,34 @@ async def seed(database_url: str, workdir: Path) -> dict[str, Path | str]:
         )
         return issued
 
-    tokens = workdir / "tokens.txt"
-    tokens.write_text("".join(f"{token(user)}\n" for user in readers[:READERS]))
-    warm = workdir / "warm.txt"  # other accounts: the warm-up leaves the measured ones cold
-    warm.write_text("".join(f"{token(user)}\n" for user in readers[READERS:]))
+    tokens = write_lines(workdir / "tokens.txt", token(reader))
     emails = workdir / "emails.txt"
     emails.write_text("".join(f"{user.email}\n" for user in stormers))
-    return {"tokens": tokens, "warm": warm, "emails": emails, "admin": token(admin)}
+    return {"tokens": tokens, "emails": emails, "admin": token(admin)}
 
 
 async def audit_waitlist(database_url: str, prefix: str) -> dict[str, int]:
+    """One statement, so one snapshot even if a request still in flight commits meanwhile."""
+    email, recipient = waitlist_entries.c.email, outbox_messages.c.recipient
+    per_recipient = (
+        sa.select(sa.func.count().label("n"))
+        .where(recipient.like(f"w-{prefix}-%"))
+        .group_by(recipient)
+        .subquery()
+    )
+    query = sa.select(
+        sa.select(sa.func.count()).where(email.like(f"w-{prefix}-%")).scalar_subquery(),
+        sa.select(sa.func.count(sa.distinct(email)))
+        .where(email.like(f"w-{prefix}-%"))
+        .scalar_subquery(),
+        sa.select(sa.func.count()).where(email.like(f"bot-{prefix}-%")).scalar_subquery(),
+        sa.select(sa.func.coalesce(sa.func.sum(per_recipient.c.n), 0)).scalar_subquery(),
+        sa.select(sa.func.coalesce(sa.func.max(per_recipient.c.n), 0)).scalar_subquery(),
+    )
     engine = make_engine(database_url)
     try:
         async with engine.connect() as conn:
-            email = waitlist_entries.c.email
-            stored, distinct = (
-                await conn.execute(
-                    sa.select(sa.func.count(), sa.func.count(sa.distinct(email))).where(
-                        email.like(f"w-{prefix}-%")
-                    )
-                )
-            ).one()
-            bots = (
-                await conn.execute(sa.select(sa.func.count()).where(email.like(f"bot-{prefix}-%")))
-            ).scalar_one()
-            per_recipient = (
-                sa.select(outbox_messages.c.recipient, sa.func.count().label("n"))
-                .where(outbox_messages.c.recipient.like(f"w-{prefix}-%"))
-                .group_by(outbox_messages.c.recipient)
-                .subquery()
-            )
-            acks, most = (
-                await conn.execute(
-                    sa.select(
-                        sa.func.coalesce(sa.func.sum(per_recipient.c.n), 0),
-                        sa.func.coalesce(sa.func.max(per_recipient.c.n), 0),
-                    )
-                )
-            ).one()
+            stored, distinct, bots, acks, most = (await conn.execute(query)).one()
     finally:
         await engine.dispose()
     return {
@@ -211,16 +201,6 @@ def measure(name: str, env: dict[str, str], database_url: str, seconds: int) -> 
             api = f"{url}/api/v1"
             results = figures.results
             results["healthz"], _ = run_wrk("healthz", f"{api}/healthz", seconds)
-            # Warm up with other accounts (pool, statements); the measured readers' profiles are
-            # then read from the database under load.
-            run_wrk(
-                "warm-up",
-                f"{api}/users/me",
-                1,
-                script="bearer.lua",
-                env={"TOKENS_FILE": str(seeded["warm"])},
-                warm_up=False,
-            )
             results["users/me"], _ = run_wrk(
                 "users/me",
                 f"{api}/users/me",
