@@ -53,7 +53,7 @@ SlugPath = Annotated[str, Parameter(max_length=200, description="Case-insensitiv
 def statuses(**described: str) -> dict[int, ResponseSpec]:
     """Error statuses a route answers, for the OpenAPI document (bodies are problem+json)."""
     return {
-        int(status.removeprefix("s")): ResponseSpec(None, description=text)
+        int(status.removeprefix("s")): ResponseSpec(None, description=text, generate_examples=False)
         for status, text in described.items()
     }
 

@@ -174,9 +174,12 @@ def _wants_stream(request: Request[Any, Any, Any]) -> bool:
     status_code=201,
     security=SECURITY,
     responses={
-        201: ResponseSpec(ReplyOut, description="The stored reply"),
+        201: ResponseSpec(ReplyOut, description="The stored reply", generate_examples=False),
         200: ResponseSpec(
-            str, media_type=EVENT_STREAM, description="With Accept: text/event-stream"
+            str,
+            media_type=EVENT_STREAM,
+            description="With Accept: text/event-stream",
+            generate_examples=False,
         ),
         **statuses(
             s401="Not signed in",

@@ -141,7 +141,12 @@ class AskSupport:
                 self.conversations, question.conversation_id, question.user_id
             )
             stored = await self.conversations.recent(conversation.id, policy.history_messages)
-            history = [Turn(message.speaker, message.text) for message in stored]
+            # A fallback reply is not the assistant's words: the model does not see it again.
+            history = [
+                Turn(message.speaker, message.text)
+                for message in stored
+                if message.status is not ReplyStatus.DEGRADED
+            ]
         else:
             conversation = Conversation(
                 user_id=question.user_id,
