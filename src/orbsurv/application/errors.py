@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orbsurv.domain.errors import DomainError
+from orbsurv.domain.errors import DependencyUnavailable, DomainError, InvalidInput
 
 
 class ObjectNotFound(DomainError):
@@ -10,7 +10,21 @@ class ObjectNotFound(DomainError):
 
 
 class ObjectTooLarge(DomainError):
+    """More bytes arrived than the caller allowed (HTTP 413)."""
+
     code = "payload_too_large"
+
+
+class InvalidMultipart(InvalidInput):
+    """A multipart completion named parts that are unknown, out of order or too small."""
+
+    code = "invalid_multipart"
+
+
+class StorageUnavailable(DependencyUnavailable):
+    """The object storage backend cannot be reached or refused to serve (HTTP 503)."""
+
+    code = "storage_unavailable"
 
 
 class MailDeliveryFailed(DomainError):

@@ -354,7 +354,7 @@ class LocalStorageProvider(Provider):
 
 class S3StorageProvider(Provider):
     @provide(scope=Scope.APP)
-    def s3_storage(self, settings: Settings) -> S3ObjectStorage:
+    def s3_storage(self, settings: Settings) -> Iterator[S3ObjectStorage]:
         assert settings.s3_bucket is not None
         client = make_s3_client(
             endpoint_url=settings.s3_endpoint_url,
@@ -362,7 +362,9 @@ class S3StorageProvider(Provider):
             access_key_id=settings.aws_access_key_id,
             secret_access_key=settings.aws_secret_access_key,
         )
-        return S3ObjectStorage(client, settings.s3_bucket)
+        storage = S3ObjectStorage(client, settings.s3_bucket)
+        yield storage
+        storage.close()
 
     storage = alias(source=S3ObjectStorage, provides=ObjectStorage)
 

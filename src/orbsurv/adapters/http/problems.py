@@ -18,6 +18,7 @@ from litestar.openapi.spec.enums import OpenAPIType
 from litestar.types import ExceptionHandlersMap
 from sqlalchemy.exc import OperationalError
 
+from orbsurv.application.errors import ObjectTooLarge
 from orbsurv.domain import errors as domain
 
 logger = logging.getLogger("orbsurv.http")
@@ -50,6 +51,7 @@ _STATUS_BY_ERROR: list[tuple[type[domain.DomainError], int]] = [
     (domain.Forbidden, 403),
     (domain.RateLimited, 429),
     (domain.DependencyUnavailable, 503),
+    (ObjectTooLarge, 413),
 ]
 
 
