@@ -33,6 +33,7 @@ from orbsurv.adapters.http.media import enforce_body_media_type
 from orbsurv.adapters.http.metrics import HttpMetrics
 from orbsurv.adapters.http.pagination import provide_page_request
 from orbsurv.adapters.http.problems import document_problems, exception_handlers
+from orbsurv.adapters.http.projects import PROJECT_ROUTES
 from orbsurv.application.identity.authenticate import Authenticate
 from orbsurv.application.identity.ports import ProfileCache, TokenDenylist
 from orbsurv.application.identity.seed import SeedSuperuser, SuperuserSeed
@@ -116,6 +117,7 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
             *PORTAL_ROUTES,
             *INTAKE_ROUTES,
             *CONSOLE_ROUTES,
+            *PROJECT_ROUTES,
         ],
     )
     # Some pages of the existing site post the public forms without the prefix.
