@@ -17,6 +17,7 @@ from orbsurv.adapters.persistence.tables import (
     contact_messages,
     investor_interests,
     pilot_requests,
+    projects,
     security_alerts,
     sessions,
     users,
@@ -49,6 +50,7 @@ class SqlConsoleReader:
             "pilot_requests": _count(pilot_requests),
             "investor_interest": _count(investor_interests),
             "client_errors": _count(client_errors),
+            "projects": _count(projects),
             "open_alerts": _count(security_alerts, security_alerts.c.acknowledged_at.is_(None)),
         }
         row = (await self._conn.execute(sa.select(*counts.values()))).one()
