@@ -419,3 +419,29 @@ async def test_storage_down_is_503_and_keeps_nothing(make_settings: SettingsFact
         assert [tuple(r) for r in markers] == [("delete", 0)]
         usage = await fetch(settings, "SELECT used_bytes, reserved_bytes FROM storage_usage")
         assert [tuple(r) for r in usage] == [(0, 0)]
+
+
+async def test_an_admin_sets_a_users_quota(make_settings: SettingsFactory) -> None:
+    settings = make_settings(USER_QUOTA_BYTES="100000")
+    app = make_app(settings)
+    async with AsyncTestClient(app) as client:
+        owner_id = await create_account(app, "ada@example.com", Role.USER)
+        owner = bearer((await login(client, "ada@example.com")).json()["access_token"])
+        admin = await sign_in(app, client, "root@example.com", Role.ADMIN)
+        url = f"{API}/admin/users/{owner_id}/storage-quota"
+        assert_problem(
+            await client.put(url, headers=owner, json={"quota_bytes": 1}), 403, "forbidden"
+        )
+        answer = await client.put(url, headers=admin, json={"quota_bytes": 100})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["quota_bytes"] == 100
+        assert_problem(await upload(client, owner, file=b"x" * 200), 413, "quota_exceeded")
+        reset = await client.put(url, headers=admin, json={"quota_bytes": None})
+        assert reset.json()["quota_bytes"] == 100000
+        assert (await upload(client, owner, file=b"x" * 200)).status_code == 201
+        missing = await client.put(
+            f"{API}/admin/users/nobody/storage-quota", headers=admin, json={"quota_bytes": 5}
+        )
+        assert_problem(missing, 404, "user_not_found")
+        negative = await client.put(url, headers=admin, json={"quota_bytes": -1})
+        assert negative.status_code in {400, 422}

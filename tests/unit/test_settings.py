@@ -56,6 +56,12 @@ def test_test_environment_generates_secrets_in_memory(tmp_path: Path) -> None:
             "CORS_ALLOW_ORIGINS",
         ),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"MAX_UPLOAD_BYTES": "0"}, "MAX_UPLOAD_BYTES"),
+        ({"USER_QUOTA_BYTES": "lots"}, "USER_QUOTA_BYTES"),
+        ({"MALWARE_SCANNER": "clamd"}, "CLAMD_ADDRESS"),
+        ({"MALWARE_SCANNER": "clamd", "CLAMD_ADDRESS": "clamd:3310"}, "CLAMD_ADDRESS"),
+        ({"MALWARE_SHA256_DENYLIST": "abc"}, "MALWARE_SHA256_DENYLIST"),
+        ({"MALWARE_SCANNER": "mcafee"}, "MALWARE_SCANNER"),
     ],
 )
 def test_a_bad_value_names_its_variable(env: dict[str, str], message: str, tmp_path: Path) -> None:
@@ -123,3 +129,20 @@ def test_env_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
 def test_repr_never_shows_secrets(tmp_path: Path) -> None:
     settings = load_settings({"VAR_DIR": str(tmp_path)}, env_file=None)
     assert settings.jwt_secret_key not in repr(settings)
+
+
+def test_file_limits_and_lists(tmp_path: Path) -> None:
+    digest = "ab" * 32
+    settings = load_settings(
+        {
+            "VAR_DIR": str(tmp_path),
+            "MAX_UPLOAD_BYTES": "6442450944",
+            "ALLOWED_PROJECT_EXTENSIONS": "zip, tar.gz",
+            "MALWARE_SHA256_DENYLIST": digest,
+        },
+        env_file=None,
+    )
+    assert settings.max_upload_bytes == 6 * 1024**3
+    assert settings.user_quota_bytes == 25 * 1024**3
+    assert settings.allowed_project_extensions == ("zip", "tar.gz")
+    assert settings.malware_sha256_denylist == (digest,)

@@ -92,6 +92,7 @@ from orbsurv.application.files.projects import (
     FindDownload,
     GetProject,
     ListProjects,
+    SetStorageQuota,
     SweepObjects,
     UpdateProject,
     UploadProject,
@@ -352,6 +353,7 @@ class FilesProvider(Provider):
     update_project = provide(UpdateProject, scope=Scope.REQUEST)
     delete_project = provide(DeleteProject, scope=Scope.REQUEST)
     sweep = provide(SweepObjects, scope=Scope.REQUEST)
+    set_quota = provide(SetStorageQuota, scope=Scope.REQUEST)
     find_download = provide(FindDownload, scope=Scope.APP)
     count_download = provide(CountDownload, scope=Scope.APP)
 

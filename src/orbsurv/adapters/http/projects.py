@@ -36,6 +36,7 @@ from orbsurv.application.files.projects import (
     GetProject,
     ListProjects,
     NewProject,
+    SetStorageQuota,
     UpdateProject,
     UploadProject,
     Viewer,
@@ -412,7 +413,51 @@ async def delete_project(
     await use_case(viewer_of(request, principal), project_id)
 
 
+class QuotaIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    quota_bytes: Annotated[int, msgspec.Meta(ge=0, le=2**62)] | None
+
+
+class QuotaOut(msgspec.Struct, frozen=True):
+    user_id: str
+    used_bytes: int
+    reserved_bytes: int
+    quota_bytes: int
+    free_bytes: int
+
+
+@route(
+    "/admin/users/{user_id:str}/storage-quota",
+    http_method=[HttpMethod.PUT],
+    tags=["console"],
+    summary="Set a user's storage quota (admin)",
+    description="`quota_bytes` in bytes, or null for USER_QUOTA_BYTES. Stored files stay; a "
+    "quota below them blocks new uploads. Audited.",
+    security=SECURITY,
+    responses={
+        403: _problem("Not an admin."),
+        404: _problem("No such user."),
+    },
+)
+@inject
+async def set_storage_quota(
+    request: Request[Any, Any, Any],
+    user_id: Annotated[str, Parameter(max_length=64)],
+    data: JSONBody[QuotaIn],
+    use_case: FromDishka[SetStorageQuota],
+) -> QuotaOut:
+    principal = await current_principal(request)
+    usage = await use_case(viewer_of(request, principal), user_id, data.quota_bytes)
+    return QuotaOut(
+        user_id=user_id,
+        used_bytes=usage.used,
+        reserved_bytes=usage.reserved,
+        quota_bytes=usage.quota,
+        free_bytes=usage.free,
+    )
+
+
 PROJECT_ROUTES = [
+    set_storage_quota,
     upload_project,
     list_projects,
     get_project,

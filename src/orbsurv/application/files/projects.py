@@ -38,8 +38,10 @@ from orbsurv.application.files.ports import (
     ProjectChanges,
     ProjectDownloads,
     ProjectRepository,
+    QuotaUsage,
     StorageQuota,
 )
+from orbsurv.application.identity.ports import UserRepository
 from orbsurv.application.ports import (
     AuditLog,
     Clock,
@@ -390,3 +392,39 @@ class SweepObjects:
             await self.uow.commit()
             done += 1
         return done
+
+
+@dataclass(frozen=True, slots=True)
+class SetStorageQuota:
+    """An operator (admin or dev) sets one user's storage quota; ``None`` restores
+    ``USER_QUOTA_BYTES``. A quota below what the user already stores blocks new uploads and
+    keeps every stored file. Audited."""
+
+    users: UserRepository
+    quota: StorageQuota
+    audit: AuditLog
+    uow: UnitOfWork
+    clock: Clock
+
+    async def __call__(self, operator: Viewer, user_id: str, quota_bytes: int | None) -> QuotaUsage:
+        if not operator.is_admin:
+            raise Forbidden("Only an admin may set a storage quota.")
+        if await self.users.get(user_id) is None:
+            raise NotFound("No such user.", code="user_not_found")
+        if quota_bytes is not None and quota_bytes < 0:
+            raise FieldInvalid("quota_bytes", "quota_bytes must be 0 or more.")
+        await self.quota.set_quota(user_id, quota_bytes)
+        await self.audit.record(
+            AuditEvent(
+                "storage.quota_set",
+                self.clock.now(),
+                operator.context,
+                actor_user_id=operator.user_id,
+                target_type="user",
+                target_id=user_id,
+                metadata={"quota_bytes": quota_bytes},
+            )
+        )
+        usage = await self.quota.usage(user_id)
+        await self.uow.commit()
+        return usage
