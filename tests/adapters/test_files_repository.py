@@ -18,7 +18,7 @@ from orbsurv.application.files.ports import Cleanup
 from orbsurv.application.files.projects import SweepObjects
 from tests.fakes.identity import FakeClock
 
-T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+T0 = datetime.now(UTC).replace(microsecond=0)
 
 
 async def test_reserve_commit_release_free(engine: AsyncEngine) -> None:
@@ -75,6 +75,8 @@ async def test_markers_and_the_sweep(engine: AsyncEngine, tmp_path: Path) -> Non
 
     for key in ("projects/u/crashed-upload", "projects/u/crashed-delete", "projects/u/live"):
         await storage.put(key, body())  # type: ignore[arg-type]
+    crashed_put = await storage.create_multipart("projects/u/half")
+    other_context = await storage.create_multipart("packages/u/half")
     async with engine.connect() as conn:
         quota = SqlStorageQuota(conn, default_quota=10_000)
         cleanups = SqlObjectCleanups(conn)
@@ -88,7 +90,10 @@ async def test_markers_and_the_sweep(engine: AsyncEngine, tmp_path: Path) -> Non
 
         clock = FakeClock(T0 + timedelta(hours=24, minutes=30))
         sweep = SweepObjects(cleanups, quota, storage, SqlUnitOfWork(conn), clock)
-        assert await sweep() == 2
+        assert await sweep() == 3  # two markers and one project multipart upload
+        pending = [u.upload_id for u in await storage.list_multipart_uploads()]
+        assert crashed_put not in pending
+        assert other_context in pending  # another context's uploads are its own to sweep
         assert await storage.size("projects/u/crashed-upload") is None
         assert await storage.size("projects/u/crashed-delete") is None
         assert await storage.size("projects/u/live") == 11  # its request may still be streaming

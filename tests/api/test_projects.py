@@ -17,7 +17,7 @@ from orbsurv.main.app import make_app
 from orbsurv.main.settings import Settings
 from tests.api.identity_helpers import Client, bearer, create_account, fetch, login
 from tests.api.test_conventions import assert_problem
-from tests.conftest import SettingsFactory
+from tests.conftest import ClamdServer, SettingsFactory
 
 API = "/api/v1"
 
@@ -445,3 +445,31 @@ async def test_an_admin_sets_a_users_quota(make_settings: SettingsFactory) -> No
         assert_problem(missing, 404, "user_not_found")
         negative = await client.put(url, headers=admin, json={"quota_bytes": -1})
         assert negative.status_code in {400, 422}
+
+
+async def test_scanner_down_is_503_and_keeps_nothing(make_settings: SettingsFactory) -> None:
+    from tests.services import free_port
+
+    settings = make_settings(
+        MALWARE_SCANNER="clamd", CLAMD_ADDRESS=f"tcp://127.0.0.1:{free_port()}"
+    )
+    app = make_app(settings)
+    async with AsyncTestClient(app) as client:
+        auth = await sign_in(app, client, "ada@example.com")
+        assert_problem(await upload(client, auth), 503, "scanner_unavailable")
+        assert stored_files(settings) == []
+        assert await rows(settings, "projects") == 0
+        assert await rows(settings, "object_cleanups") == 0
+
+
+async def test_clamd_refuses_malware_through_the_api(
+    make_settings: SettingsFactory, clamd_server: ClamdServer
+) -> None:
+    settings = make_settings(MALWARE_SCANNER="clamd", CLAMD_ADDRESS=clamd_server.unix_address)
+    app = make_app(settings)
+    async with AsyncTestClient(app) as client:
+        auth = await sign_in(app, client, "ada@example.com")
+        assert_problem(await upload(client, auth, file=EICAR), 422, "malware_detected")
+        assert stored_files(settings) == []
+        clean = await upload(client, auth, file=b"plain bytes " * 1000)
+        assert clean.status_code == 201, clean.text

@@ -65,6 +65,7 @@ from orbsurv.domain.pagination import Page, PageRequest
 logger = logging.getLogger("orbsurv.files")
 
 PROJECT_CONTENT_TYPE = "application/octet-stream"
+PROJECT_PREFIX = "projects/"  # object keys: projects/<owner id>/<project id>
 STALE_UPLOAD_SECONDS = 24 * 3600  # an upload marker this old belongs to a crashed request
 STALE_DELETE_SECONDS = 60  # a delete marker this old belongs to a crashed request
 
@@ -126,7 +127,7 @@ class UploadProject:
             )
         owner = viewer.user_id
         project_id = str(uuid.uuid4())
-        key = f"projects/{owner}/{project_id}"
+        key = f"{PROJECT_PREFIX}{owner}/{project_id}"
         reserved = max(0, new.declared_size)
         now = self.clock.now()
         await self.quota.reserve(owner, reserved)
@@ -373,8 +374,17 @@ class SweepObjects:
     clock: Clock
 
     async def __call__(self, limit: int = 100) -> int:
-        """Remove up to ``limit`` leftover objects; return how many markers were finished."""
+        """Remove up to ``limit`` leftover objects and abort project multipart uploads (a
+        crashed S3 ``put``) older than a day; return how many items were finished."""
         now = self.clock.now()
+        stale = await self.storage.list_multipart_uploads(
+            started_before=now - timedelta(seconds=STALE_UPLOAD_SECONDS)
+        )
+        aborted = 0
+        for pending in stale:
+            if pending.key.startswith(PROJECT_PREFIX) and aborted < limit:
+                await self.storage.abort_multipart(pending.key, pending.upload_id)
+                aborted += 1
         due = await self.cleanups.due(
             uploads_before=now - timedelta(seconds=STALE_UPLOAD_SECONDS),
             deletes_before=now - timedelta(seconds=STALE_DELETE_SECONDS),
@@ -391,7 +401,7 @@ class SweepObjects:
                 await self.quota.release(cleanup.user_id, cleanup.reserved_bytes)
             await self.uow.commit()
             done += 1
-        return done
+        return done + aborted
 
 
 @dataclass(frozen=True, slots=True)
