@@ -63,6 +63,12 @@ def test_test_environment_generates_secrets_in_memory(tmp_path: Path) -> None:
         ({"AI_BASE_URL": "file:///etc", "AI_MODEL": "m"}, "AI_BASE_URL"),
         ({"AI_TIMEOUT_SECONDS": "0"}, "AI_TIMEOUT_SECONDS"),
         ({"SUPPORT_DAILY_TOKENS": "0"}, "SUPPORT_DAILY_TOKENS"),
+        ({"MAX_UPLOAD_BYTES": "0"}, "MAX_UPLOAD_BYTES"),
+        ({"USER_QUOTA_BYTES": "lots"}, "USER_QUOTA_BYTES"),
+        ({"MALWARE_SCANNER": "clamd"}, "CLAMD_ADDRESS"),
+        ({"MALWARE_SCANNER": "clamd", "CLAMD_ADDRESS": "clamd:3310"}, "CLAMD_ADDRESS"),
+        ({"MALWARE_SHA256_DENYLIST": "abc"}, "MALWARE_SHA256_DENYLIST"),
+        ({"MALWARE_SCANNER": "mcafee"}, "MALWARE_SCANNER"),
     ],
 )
 def test_a_bad_value_names_its_variable(env: dict[str, str], message: str, tmp_path: Path) -> None:
@@ -280,3 +286,20 @@ def test_the_order_settings(tmp_path: Path) -> None:
     ):
         with pytest.raises(SettingsError, match=rf"^{name}"):
             load_settings({"VAR_DIR": str(tmp_path), **env}, env_file=None)
+
+
+def test_file_limits_and_lists(tmp_path: Path) -> None:
+    digest = "ab" * 32
+    settings = load_settings(
+        {
+            "VAR_DIR": str(tmp_path),
+            "MAX_UPLOAD_BYTES": "6442450944",
+            "ALLOWED_PROJECT_EXTENSIONS": "zip, tar.gz",
+            "MALWARE_SHA256_DENYLIST": digest,
+        },
+        env_file=None,
+    )
+    assert settings.max_upload_bytes == 6 * 1024**3
+    assert settings.user_quota_bytes == 25 * 1024**3
+    assert settings.allowed_project_extensions == ("zip", "tar.gz")
+    assert settings.malware_sha256_denylist == (digest,)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -53,23 +53,80 @@ class DependencyProbe(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class StoredObject:
+    """What a finished write left behind: ``size`` in bytes, ``sha256`` (hex) when known."""
+
     key: str
+    size: int
+    sha256: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """Metadata of one stored object.
+
+    ``size`` in bytes; ``modified_at`` timezone-aware UTC; ``sha256`` (hex) when the adapter
+    recorded it at ``put``; ``content_type`` as given to ``put`` or ``create_multipart``."""
+
+    key: str
+    size: int
+    modified_at: datetime
+    sha256: str | None = None
+    content_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedPart:
+    """One stored part of a multipart upload: ``number`` 1..10000 (as S3), an opaque ``etag``
+    as ``upload_part`` returned it, and ``size`` in bytes."""
+
+    number: int
+    etag: str
     size: int
 
 
+@dataclass(frozen=True, slots=True)
+class PendingMultipart:
+    """A multipart upload that was created and neither completed nor aborted."""
+
+    key: str
+    upload_id: str
+    started_at: datetime
+
+
+MAX_PART_NUMBER = 10_000  # S3's limit on part numbers
+
+
 class ObjectStorage(Protocol):
-    """Bytes by key. Writes stream; nothing reads a whole object into memory."""
+    """Bytes by key. Writes stream; nothing reads a whole object into memory.
+
+    Every method raises ``StorageUnavailable`` (503, ``storage_unavailable``) when the backend
+    cannot be reached. Multipart uploads follow S3's model (CreateMultipartUpload, UploadPart,
+    ListParts, CompleteMultipartUpload, AbortMultipartUpload): every part but the last must be
+    at least ``min_part_size`` bytes, part numbers run 1..10000, and an object appears under its
+    key only when the upload completes."""
+
+    min_part_size: int
+    """Smallest size in bytes the backend accepts for every part but the last (S3: 5 MiB)."""
 
     async def put(
-        self, key: str, chunks: AsyncIterable[bytes], *, max_size: int | None = None
+        self,
+        key: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        max_size: int | None = None,
+        content_type: str | None = None,
     ) -> StoredObject:
-        """Store the chunks under ``key``.
+        """Store the chunks under ``key``, replacing any object there, and return its size and
+        SHA-256 (computed as the bytes pass).
 
-        Past ``max_size`` bytes raise ``ObjectTooLarge`` and keep nothing."""
+        Past ``max_size`` bytes raise ``ObjectTooLarge`` as soon as the limit is crossed and
+        keep nothing (an earlier object under ``key`` stays). If ``chunks`` raises, nothing is
+        kept either."""
         ...
 
     def read(self, key: str, *, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        """Stream bytes ``start..end`` (inclusive) of ``key``.
+        """Stream bytes ``start..end`` (inclusive; ``end=None`` means to the last byte) of
+        ``key``.
 
         Raise ``ObjectNotFound`` when it is missing."""
         ...
@@ -78,9 +135,116 @@ class ObjectStorage(Protocol):
         """The size of ``key`` in bytes, or ``None`` when it does not exist."""
         ...
 
+    async def stat(self, key: str) -> ObjectInfo | None:
+        """Metadata of ``key``, or ``None`` when it does not exist."""
+        ...
+
+    async def copy(self, source: str, target: str) -> None:
+        """Copy ``source`` to ``target`` (content, SHA-256 and content type), replacing
+        ``target``. Raise ``ObjectNotFound`` when ``source`` is missing."""
+        ...
+
     async def delete(self, key: str) -> None:
         """Remove ``key``; removing a missing key is not an error."""
         ...
+
+    async def create_multipart(self, key: str, *, content_type: str | None = None) -> str:
+        """Start a multipart upload to ``key``; return its upload id (opaque)."""
+        ...
+
+    async def upload_part(
+        self,
+        key: str,
+        upload_id: str,
+        number: int,
+        chunks: AsyncIterable[bytes],
+        *,
+        max_size: int | None = None,
+    ) -> UploadedPart:
+        """Store part ``number`` (1..10000) of an upload, replacing an earlier part with that
+        number.
+
+        Raise ``ObjectNotFound`` when the upload does not exist (completed, aborted or never
+        created), ``ValueError`` for a number outside 1..10000, and ``ObjectTooLarge`` past
+        ``max_size`` bytes (the part is then not kept)."""
+        ...
+
+    async def list_parts(self, key: str, upload_id: str) -> list[UploadedPart]:
+        """The parts stored so far, by ascending number. ``ObjectNotFound`` for no upload."""
+        ...
+
+    async def complete_multipart(
+        self, key: str, upload_id: str, parts: Sequence[UploadedPart]
+    ) -> StoredObject:
+        """Join ``parts`` (ascending numbers, each as ``upload_part`` or ``list_parts`` gave
+        it) into the object ``key`` and end the upload.
+
+        Raise ``ObjectNotFound`` when the upload does not exist and ``InvalidMultipart`` when
+        the parts are out of order, unknown, or too small (all but the last below
+        ``min_part_size``)."""
+        ...
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Drop the upload and its parts. Aborting an unknown or finished upload is not an
+        error (idempotent)."""
+        ...
+
+    async def list_multipart_uploads(
+        self, *, started_before: datetime | None = None
+    ) -> list[PendingMultipart]:
+        """Uploads neither completed nor aborted, optionally only those started before the
+        given instant (for a sweep of abandoned uploads)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ScanVerdict:
+    """The outcome of one scan: ``signature`` names what was found, ``None`` when clean."""
+
+    signature: str | None = None
+
+    @property
+    def infected(self) -> bool:
+        return self.signature is not None
+
+
+class ScanSession(Protocol):
+    """One scan of one byte stream, fed as the bytes pass (an upload as it streams, or a
+    stored object read back), so nothing has to hold the whole stream."""
+
+    async def feed(self, chunk: bytes) -> None:
+        """Scan the next bytes. Raise ``ScannerUnavailable`` when the scanner is gone."""
+        ...
+
+    async def finish(self) -> ScanVerdict:
+        """End the stream and return the verdict over all of it.
+
+        Raise ``ScannerUnavailable`` when no verdict could be had (never a silent pass)."""
+        ...
+
+    async def abort(self) -> None:
+        """Give the scan up (the stream failed); safe to call more than once."""
+        ...
+
+
+class MalwareScanner(Protocol):
+    """Scans byte streams for malware."""
+
+    async def open(self) -> ScanSession:
+        """Start one scan. Raise ``ScannerUnavailable`` when the scanner cannot be reached."""
+        ...
+
+
+async def scan_stream(scanner: MalwareScanner, chunks: AsyncIterable[bytes]) -> ScanVerdict:
+    """Scan a whole stream (for example ``ObjectStorage.read(key)``) and return the verdict."""
+    session = await scanner.open()
+    try:
+        async for chunk in chunks:
+            await session.feed(chunk)
+        return await session.finish()
+    except BaseException:
+        await session.abort()
+        raise
 
 
 @dataclass(frozen=True, slots=True)

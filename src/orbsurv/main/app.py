@@ -39,6 +39,7 @@ from orbsurv.adapters.http.orders import ROUTES as ORDER_ROUTES
 from orbsurv.adapters.http.orders import document_orders
 from orbsurv.adapters.http.pagination import provide_page_request
 from orbsurv.adapters.http.problems import document_problems, exception_handlers
+from orbsurv.adapters.http.projects import PROJECT_ROUTES
 from orbsurv.adapters.http.support import ROUTES as SUPPORT_ROUTES
 from orbsurv.application.identity.authenticate import Authenticate
 from orbsurv.application.identity.ports import ProfileCache, TokenDenylist
@@ -132,6 +133,7 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
             *CONSOLE_ROUTES,
             *CONTENT_ROUTES,
             *SUPPORT_ROUTES,
+            *PROJECT_ROUTES,
         ],
     )
     # Some pages of the existing site post the public forms without the prefix.

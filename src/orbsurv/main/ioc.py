@@ -36,6 +36,12 @@ from orbsurv.adapters.persistence.audit import SqlAlertSink, SqlAuditLog
 from orbsurv.adapters.persistence.console import SqlConsoleReader, SqlSubmissionExport
 from orbsurv.adapters.persistence.content import SqlPublishedResources, SqlResourceRepository
 from orbsurv.adapters.persistence.database import DatabaseProbe, make_engine
+from orbsurv.adapters.persistence.files import (
+    SqlObjectCleanups,
+    SqlProjectDownloads,
+    SqlProjectRepository,
+    SqlStorageQuota,
+)
 from orbsurv.adapters.persistence.leads import SqlAnalyticsStore, SqlLeadRepository
 from orbsurv.adapters.persistence.migrations import schema_revisions
 from orbsurv.adapters.persistence.orders import (
@@ -52,6 +58,8 @@ from orbsurv.adapters.persistence.support import (
 )
 from orbsurv.adapters.persistence.unit_of_work import SqlUnitOfWork
 from orbsurv.adapters.persistence.users import SqlUserLookup, SqlUserRepository
+from orbsurv.adapters.scanning.clamd import ClamdScanner
+from orbsurv.adapters.scanning.signature import SignatureScanner
 from orbsurv.adapters.security.captcha import HttpCaptchaVerifier, NoCaptcha
 from orbsurv.adapters.security.otp import TotpVerifier
 from orbsurv.adapters.security.passwords import Argon2PasswordHasher
@@ -93,6 +101,24 @@ from orbsurv.application.content.manage import (
     UpdateResource,
 )
 from orbsurv.application.content.ports import ResourceRepository
+from orbsurv.application.files.ports import (
+    ObjectCleanups,
+    ProjectDownloads,
+    ProjectRepository,
+    StorageQuota,
+)
+from orbsurv.application.files.projects import (
+    CountDownload,
+    DeleteProject,
+    FilesPolicy,
+    FindDownload,
+    GetProject,
+    ListProjects,
+    SetStorageQuota,
+    SweepObjects,
+    UpdateProject,
+    UploadProject,
+)
 from orbsurv.application.identity.authenticate import Authenticate
 from orbsurv.application.identity.create_user import CreateUser
 from orbsurv.application.identity.credentials import CheckCurrentPassword
@@ -131,6 +157,7 @@ from orbsurv.application.ports import (
     Clock,
     EmailComposer,
     Mailer,
+    MalwareScanner,
     ObjectStorage,
     Outbox,
     OutboxStore,
@@ -437,6 +464,44 @@ class OpenAIAssistantProvider(Provider):
         await assistant.aclose()
 
 
+class FilesProvider(Provider):
+    @provide(scope=Scope.APP)
+    def policy(self, settings: Settings) -> FilesPolicy:
+        return FilesPolicy(
+            max_upload_bytes=settings.max_upload_bytes,
+            allowed_extensions=frozenset(
+                e.lower().lstrip(".") for e in settings.allowed_project_extensions
+            ),
+        )
+
+    @provide(scope=Scope.APP)
+    def scanner(self, settings: Settings) -> MalwareScanner:
+        if settings.malware_scanner == "clamd":
+            assert settings.clamd_address is not None
+            return ClamdScanner(settings.clamd_address, timeout=settings.clamd_timeout_seconds)
+        return SignatureScanner(settings.malware_sha256_denylist)
+
+    @provide(scope=Scope.APP)
+    def downloads(self, engine: AsyncEngine) -> ProjectDownloads:
+        return SqlProjectDownloads(engine)
+
+    @provide(scope=Scope.REQUEST)
+    def quota(self, connection: AsyncConnection, settings: Settings) -> StorageQuota:
+        return SqlStorageQuota(connection, settings.user_quota_bytes)
+
+    projects = provide(SqlProjectRepository, scope=Scope.REQUEST, provides=ProjectRepository)
+    cleanups = provide(SqlObjectCleanups, scope=Scope.REQUEST, provides=ObjectCleanups)
+    upload = provide(UploadProject, scope=Scope.REQUEST)
+    get_project = provide(GetProject, scope=Scope.REQUEST)
+    list_projects = provide(ListProjects, scope=Scope.REQUEST)
+    update_project = provide(UpdateProject, scope=Scope.REQUEST)
+    delete_project = provide(DeleteProject, scope=Scope.REQUEST)
+    sweep = provide(SweepObjects, scope=Scope.REQUEST)
+    set_quota = provide(SetStorageQuota, scope=Scope.REQUEST)
+    find_download = provide(FindDownload, scope=Scope.APP)
+    count_download = provide(CountDownload, scope=Scope.APP)
+
+
 class MemoryCacheProvider(Provider):
     @provide(scope=Scope.APP)
     def probe(self) -> CacheProbe:
@@ -498,7 +563,7 @@ class LocalStorageProvider(Provider):
 
 class S3StorageProvider(Provider):
     @provide(scope=Scope.APP)
-    def s3_storage(self, settings: Settings) -> S3ObjectStorage:
+    def s3_storage(self, settings: Settings) -> Iterator[S3ObjectStorage]:
         assert settings.s3_bucket is not None
         client = make_s3_client(
             endpoint_url=settings.s3_endpoint_url,
@@ -506,7 +571,9 @@ class S3StorageProvider(Provider):
             access_key_id=settings.aws_access_key_id,
             secret_access_key=settings.aws_secret_access_key,
         )
-        return S3ObjectStorage(client, settings.s3_bucket)
+        storage = S3ObjectStorage(client, settings.s3_bucket)
+        yield storage
+        storage.close()
 
     storage = alias(source=S3ObjectStorage, provides=ObjectStorage)
 
@@ -557,6 +624,7 @@ def providers_for(settings: Settings) -> list[Provider]:
         ContentProvider(),
         SupportProvider(),
         OpenAIAssistantProvider() if settings.ai_base_url else KnowledgeBaseAssistantProvider(),
+        FilesProvider(),
         RedisCacheProvider() if settings.redis_url else MemoryCacheProvider(),
         S3StorageProvider() if settings.storage_backend == "s3" else LocalStorageProvider(),
         SmtpMailProvider() if settings.uses_smtp else ConsoleMailProvider(),

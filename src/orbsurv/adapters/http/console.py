@@ -148,7 +148,7 @@ async def summary(operator: Operator, reader: FromDishka[ConsoleReader]) -> Admi
         total_investor_interest=totals["investor_interest"],
         total_client_errors=totals["client_errors"],
         total_orders=totals["orders"],
-        total_projects=0,  # no project storage exists yet
+        total_projects=totals["projects"],
         total_packages=0,
         open_alerts=totals["open_alerts"],
     )

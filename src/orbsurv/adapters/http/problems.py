@@ -19,6 +19,7 @@ from litestar.types import ExceptionHandlersMap
 from sqlalchemy.exc import OperationalError
 
 from orbsurv.adapters.http.inputs import MalformedBody
+from orbsurv.application.errors import ObjectTooLarge
 from orbsurv.domain import errors as domain
 
 logger = logging.getLogger("orbsurv.http")
@@ -51,6 +52,7 @@ _STATUS_BY_ERROR: list[tuple[type[domain.DomainError], int]] = [
     (domain.Forbidden, 403),
     (domain.RateLimited, 429),
     (domain.DependencyUnavailable, 503),
+    (ObjectTooLarge, 413),
 ]
 
 

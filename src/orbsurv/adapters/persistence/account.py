@@ -18,8 +18,10 @@ from orbsurv.adapters.persistence.tables import (
     action_tokens,
     audit_events,
     mail_requests,
+    projects,
     security_alerts,
     sessions,
+    storage_usage,
     user_settings,
     users,
 )
@@ -194,8 +196,23 @@ class SqlDashboardReader:
             security_alerts.c.acknowledged_at.is_(None),
             security_alerts.c.subject.in_([user_id, email]),
         )
+        owned = sa.select(sa.func.count()).where(projects.c.owner_id == user_id)
+        downloads = sa.select(sa.func.coalesce(sa.func.sum(projects.c.downloads), 0)).where(
+            projects.c.owner_id == user_id
+        )
+        stored = sa.select(sa.func.coalesce(sa.func.sum(storage_usage.c.used_bytes), 0)).where(
+            storage_usage.c.user_id == user_id
+        )
         counts = (
-            await self._conn.execute(sa.select(active.scalar_subquery(), alerts.scalar_subquery()))
+            await self._conn.execute(
+                sa.select(
+                    active.scalar_subquery(),
+                    alerts.scalar_subquery(),
+                    owned.scalar_subquery(),
+                    downloads.scalar_subquery(),
+                    stored.scalar_subquery(),
+                )
+            )
         ).one()
         logs = await self._conn.execute(
             sa.select(
@@ -225,11 +242,10 @@ class SqlDashboardReader:
             metrics={
                 "active_sessions": int(counts[0]),
                 "unacknowledged_alerts": int(counts[1]),
-                # Projects and packages have no storage yet: the account owns none of them.
-                "projects": 0,
+                "projects": int(counts[2]),
                 "packages": 0,
-                "downloads": 0,
-                "storage_bytes": 0,
+                "downloads": int(counts[3]),
+                "storage_bytes": int(counts[4]),  # every stored file the account owns
             },
             recent_logs=recent,
         )

@@ -19,6 +19,7 @@ from orbsurv.adapters.persistence.tables import (
     investor_interests,
     orders,
     pilot_requests,
+    projects,
     security_alerts,
     sessions,
     users,
@@ -52,6 +53,7 @@ class SqlConsoleReader:
             "investor_interest": _count(investor_interests),
             "client_errors": _count(client_errors),
             "orders": _count(orders),
+            "projects": _count(projects),
             "open_alerts": _count(security_alerts, security_alerts.c.acknowledged_at.is_(None)),
         }
         row = (await self._conn.execute(sa.select(*counts.values()))).one()

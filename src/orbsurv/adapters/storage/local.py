@@ -1,50 +1,187 @@
-"""Object storage on the local filesystem (the embedded default)."""
+"""Object storage on the local filesystem (the embedded default).
+
+Layout under the root: an object lives at ``<root>/<key>``; its metadata (SHA-256, content type)
+at ``<root>/.meta/<key>.json``; a multipart upload under ``<root>/.multipart/<upload id>/`` with
+one file per part named ``<number>.<etag>``. Keys may not name anything hidden (no segment
+starting with a dot), so objects never collide with these directories, and every key is resolved
+and checked to stay under the root.
+
+Writes are atomic: bytes go to a temporary file in the target directory, are fsynced, and are
+renamed over the target, so a reader sees the old object or the new one, never half of one, and a
+crash leaves at most a hidden ``.*.part`` file. The metadata file records the inode of the data
+file it describes; a metadata file that does not match (a crash between the two renames) is
+ignored, so ``stat`` never reports a SHA-256 for bytes it was not computed from.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import os
 import secrets
-from collections.abc import AsyncIterable, AsyncIterator
+import shutil
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO, Any
 
-from orbsurv.application.errors import ObjectNotFound, ObjectTooLarge
-from orbsurv.application.ports import StoredObject
+from orbsurv.application.errors import InvalidMultipart, ObjectNotFound, ObjectTooLarge
+from orbsurv.application.ports import (
+    MAX_PART_NUMBER,
+    ObjectInfo,
+    PendingMultipart,
+    StoredObject,
+    UploadedPart,
+)
 
-READ_CHUNK = 256 * 1024
+READ_CHUNK = 1024 * 1024
+WRITE_BUFFER = 1024 * 1024  # bytes gathered before one write (and hash update) in a thread
+MIN_PART_SIZE = 5 * 1024 * 1024  # as S3, so both adapters behave alike
+_META = ".meta"
+_MULTIPART = ".multipart"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _Sink:
+    """A temporary file next to ``target`` that hashes what is written and is renamed over the
+    target on ``commit`` (or removed on ``discard``)."""
+
+    def __init__(self, target: Path, max_size: int | None) -> None:
+        self.target = target
+        self.temp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
+        self.max_size = max_size
+        self.size = 0
+        self.digest = hashlib.sha256()
+        self._buffer = bytearray()
+        self._handle: IO[bytes] | None = None
+
+    def open(self) -> None:
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = self.temp.open("xb")
+
+    def _write(self, data: bytes | bytearray) -> None:
+        assert self._handle is not None
+        self.digest.update(data)
+        self._handle.write(data)
+
+    async def feed(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.max_size is not None and self.size > self.max_size:
+            raise ObjectTooLarge(f"The object is larger than {self.max_size} bytes.")
+        if len(chunk) >= WRITE_BUFFER and not self._buffer:
+            await asyncio.to_thread(self._write, chunk)
+            return
+        self._buffer += chunk
+        if len(self._buffer) >= WRITE_BUFFER:
+            data, self._buffer = self._buffer, bytearray()
+            await asyncio.to_thread(self._write, data)
+
+    def finish(self) -> int:
+        """Flush, fsync and close; return the inode of the written file."""
+        assert self._handle is not None
+        if self._buffer:
+            self._write(self._buffer)
+            self._buffer = bytearray()
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        inode = os.fstat(self._handle.fileno()).st_ino
+        self._handle.close()
+        return inode
+
+    def commit(self) -> None:
+        os.replace(self.temp, self.target)
+        _fsync_dir(self.target.parent)
+
+    def discard(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+        self.temp.unlink(missing_ok=True)
 
 
 class LocalObjectStorage:
+    """``ObjectStorage`` on a directory. Blocking file calls run in threads."""
+
+    min_part_size = MIN_PART_SIZE
+
     def __init__(self, root: str | Path) -> None:
         self._root = Path(root).resolve()
+
+    @property
+    def root(self) -> Path:
+        return self._root
 
     def _path(self, key: str) -> Path:
         path = (self._root / key).resolve()
         if not key or self._root not in path.parents:
             raise ValueError(f"object key escapes the storage root: {key!r}")
+        if any(part.startswith(".") for part in path.relative_to(self._root).parts):
+            raise ValueError(f"object key names a hidden path: {key!r}")
         return path
 
+    def path_of(self, key: str) -> Path:
+        """The file that holds ``key`` (for zero-copy sending); it may not exist."""
+        return self._path(key)
+
+    def _meta_path(self, key: str) -> Path:
+        relative = self._path(key).relative_to(self._root)
+        return self._root / _META / relative.parent / f"{relative.name}.json"
+
+    def _upload_dir(self, upload_id: str) -> Path:
+        if not upload_id.isalnum():
+            raise ObjectNotFound(f"No multipart upload {upload_id!r}.")
+        return self._root / _MULTIPART / upload_id
+
+    # --- metadata -------------------------------------------------------------------------
+
+    def _write_meta(self, key: str, inode: int, sha256: str, content_type: str | None) -> None:
+        meta = self._meta_path(key)
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        temp = meta.with_name(f".{meta.name}.{secrets.token_hex(6)}.part")
+        body = {"inode": inode, "sha256": sha256, "content_type": content_type}
+        with temp.open("x") as handle:
+            json.dump(body, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, meta)
+
+    def _read_meta(self, key: str, inode: int) -> dict[str, Any]:
+        try:
+            body: dict[str, Any] = json.loads(self._meta_path(key).read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+        return body if body.get("inode") == inode else {}
+
+    # --- whole objects --------------------------------------------------------------------
+
     async def put(
-        self, key: str, chunks: AsyncIterable[bytes], *, max_size: int | None = None
+        self,
+        key: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        max_size: int | None = None,
+        content_type: str | None = None,
     ) -> StoredObject:
-        path = self._path(key)
-        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{secrets.token_hex(6)}.part")
-        handle = await asyncio.to_thread(partial.open, "wb")
-        size = 0
+        sink = _Sink(self._path(key), max_size)
+        await asyncio.to_thread(sink.open)
         try:
             async for chunk in chunks:
-                size += len(chunk)
-                if max_size is not None and size > max_size:
-                    raise ObjectTooLarge(f"The object is larger than {max_size} bytes.")
-                await asyncio.to_thread(handle.write, chunk)
-            await asyncio.to_thread(handle.close)
-            await asyncio.to_thread(os.replace, partial, path)
+                await sink.feed(chunk)
+            inode = await asyncio.to_thread(sink.finish)
+            sha256 = sink.digest.hexdigest()
+            await asyncio.to_thread(self._write_meta, key, inode, sha256, content_type)
+            await asyncio.to_thread(sink.commit)
         except BaseException:
-            handle.close()
-            partial.unlink(missing_ok=True)
+            await asyncio.shield(asyncio.to_thread(sink.discard))
             raise
-        return StoredObject(key=key, size=size)
+        return StoredObject(key=key, size=sink.size, sha256=sha256)
 
     async def read(
         self, key: str, *, start: int = 0, end: int | None = None
@@ -74,8 +211,189 @@ class LocalObjectStorage:
         except FileNotFoundError:
             return None
 
+    async def stat(self, key: str) -> ObjectInfo | None:
+        def run() -> ObjectInfo | None:
+            try:
+                st = self._path(key).stat()
+            except FileNotFoundError:
+                return None
+            meta = self._read_meta(key, st.st_ino)
+            return ObjectInfo(
+                key=key,
+                size=st.st_size,
+                modified_at=datetime.fromtimestamp(st.st_mtime, UTC),
+                sha256=meta.get("sha256"),
+                content_type=meta.get("content_type"),
+            )
+
+        return await asyncio.to_thread(run)
+
+    async def copy(self, source: str, target: str) -> None:
+        info = await self.stat(source)
+        if info is None:
+            raise ObjectNotFound(f"No object {source!r}.")
+        await self.put(target, self.read(source), content_type=info.content_type)
+
     async def delete(self, key: str) -> None:
-        await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
+        def run() -> None:
+            self._path(key).unlink(missing_ok=True)
+            self._meta_path(key).unlink(missing_ok=True)
+
+        await asyncio.to_thread(run)
+
+    # --- multipart ------------------------------------------------------------------------
+
+    async def create_multipart(self, key: str, *, content_type: str | None = None) -> str:
+        self._path(key)  # validate now, not at completion
+        upload_id = secrets.token_hex(16)
+
+        def run() -> None:
+            directory = self._upload_dir(upload_id)
+            directory.mkdir(parents=True)
+            body = {
+                "key": key,
+                "content_type": content_type,
+                "started_at": datetime.now(UTC).isoformat(),
+            }
+            (directory / "upload.json").write_text(json.dumps(body))
+
+        await asyncio.to_thread(run)
+        return upload_id
+
+    def _upload(self, key: str, upload_id: str) -> tuple[Path, dict[str, Any]]:
+        directory = self._upload_dir(upload_id)
+        try:
+            body: dict[str, Any] = json.loads((directory / "upload.json").read_text())
+        except FileNotFoundError:
+            raise ObjectNotFound(f"No multipart upload {upload_id!r}.") from None
+        if body.get("key") != key:
+            raise ObjectNotFound(f"No multipart upload {upload_id!r} for {key!r}.")
+        return directory, body
+
+    @staticmethod
+    def _parts(directory: Path) -> dict[int, tuple[Path, UploadedPart]]:
+        found: dict[int, tuple[Path, UploadedPart, float]] = {}
+        for path in directory.iterdir():
+            number, _, etag = path.name.partition(".")
+            if not number.isdigit() or not etag or path.name.startswith("."):
+                continue
+            st = path.stat()
+            part = UploadedPart(number=int(number), etag=etag, size=st.st_size)
+            previous = found.get(part.number)
+            if previous is None or st.st_mtime_ns >= previous[2]:
+                found[part.number] = (path, part, st.st_mtime_ns)
+        return {number: (path, part) for number, (path, part, _) in sorted(found.items())}
+
+    async def upload_part(
+        self,
+        key: str,
+        upload_id: str,
+        number: int,
+        chunks: AsyncIterable[bytes],
+        *,
+        max_size: int | None = None,
+    ) -> UploadedPart:
+        if not 1 <= number <= MAX_PART_NUMBER:
+            raise ValueError(f"part number {number} is outside 1..{MAX_PART_NUMBER}")
+        directory, _ = await asyncio.to_thread(self._upload, key, upload_id)
+        sink = _Sink(directory / f"{number:05d}.pending", max_size)
+        await asyncio.to_thread(sink.open)
+        try:
+            async for chunk in chunks:
+                await sink.feed(chunk)
+            await asyncio.to_thread(sink.finish)
+        except BaseException:
+            await asyncio.shield(asyncio.to_thread(sink.discard))
+            raise
+        etag = sink.digest.hexdigest()[:32]
+        sink.target = directory / f"{number:05d}.{etag}"
+
+        def publish() -> None:
+            if not directory.is_dir():  # aborted while the part streamed
+                sink.discard()
+                raise ObjectNotFound(f"No multipart upload {upload_id!r}.")
+            sink.commit()
+            for path in directory.glob(f"{number:05d}.*"):
+                if path != sink.target:
+                    path.unlink(missing_ok=True)
+
+        await asyncio.to_thread(publish)
+        return UploadedPart(number=number, etag=etag, size=sink.size)
+
+    async def list_parts(self, key: str, upload_id: str) -> list[UploadedPart]:
+        def run() -> list[UploadedPart]:
+            directory, _ = self._upload(key, upload_id)
+            return [part for _, part in self._parts(directory).values()]
+
+        return await asyncio.to_thread(run)
+
+    async def complete_multipart(
+        self, key: str, upload_id: str, parts: Sequence[UploadedPart]
+    ) -> StoredObject:
+        directory, body = await asyncio.to_thread(self._upload, key, upload_id)
+        stored = await asyncio.to_thread(self._parts, directory)
+        check_completion(parts, {n: p for n, (_, p) in stored.items()}, self.min_part_size)
+        files = [stored[part.number][0] for part in parts]
+
+        async def joined() -> AsyncIterator[bytes]:
+            for path in files:
+                with await asyncio.to_thread(path.open, "rb") as handle:
+                    while chunk := await asyncio.to_thread(handle.read, READ_CHUNK):
+                        yield chunk
+
+        result = await self.put(key, joined(), content_type=body.get("content_type"))
+        await asyncio.to_thread(shutil.rmtree, directory, True)
+        return result
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        def run() -> None:
+            try:
+                directory, _ = self._upload(key, upload_id)
+            except ObjectNotFound:
+                return
+            shutil.rmtree(directory, ignore_errors=True)
+
+        await asyncio.to_thread(run)
+
+    async def list_multipart_uploads(
+        self, *, started_before: datetime | None = None
+    ) -> list[PendingMultipart]:
+        def run() -> list[PendingMultipart]:
+            base = self._root / _MULTIPART
+            if not base.is_dir():
+                return []
+            found = []
+            for directory in base.iterdir():
+                try:
+                    body = json.loads((directory / "upload.json").read_text())
+                except (FileNotFoundError, NotADirectoryError, ValueError):
+                    continue
+                started = datetime.fromisoformat(body["started_at"])
+                if started_before is None or started < started_before:
+                    found.append(PendingMultipart(body["key"], directory.name, started))
+            return sorted(found, key=lambda upload: upload.started_at)
+
+        return await asyncio.to_thread(run)
+
+
+def check_completion(
+    parts: Sequence[UploadedPart], stored: dict[int, UploadedPart], min_part_size: int
+) -> None:
+    """The rules of S3's CompleteMultipartUpload, shared by adapters that emulate it."""
+    if not parts:
+        raise InvalidMultipart("A multipart upload needs at least one part.")
+    numbers = [part.number for part in parts]
+    if numbers != sorted(set(numbers)):
+        raise InvalidMultipart("Parts must be listed by strictly ascending number.")
+    for index, part in enumerate(parts):
+        found = stored.get(part.number)
+        if found is None or found.etag != part.etag:
+            raise InvalidMultipart(f"Part {part.number} is not stored with that ETag.")
+        if index < len(parts) - 1 and found.size < min_part_size:
+            raise InvalidMultipart(
+                f"Part {part.number} is {found.size} bytes; all but the last part need at "
+                f"least {min_part_size} bytes."
+            )
 
 
 class StorageProbe:
