@@ -225,19 +225,11 @@ async def reset_page() -> Response[Any]:
     summary="Set a new password from the reset link's page (HTML form post)",
     description=(
         "Form fields `password` and `again`; the token comes from the page's address. A weak "
-        "or mismatched password shows the form again (422) and keeps the token."
+        "or mismatched password shows the form again (400) and keeps the token."
     ),
     media_type="text/html",
     status_code=200,
-    responses={
-        **HTML_ERRORS,
-        422: ResponseSpec(
-            data_container=str,
-            media_type=MediaType.HTML,
-            description="The form again, saying what is wrong with the password.",
-            generate_examples=False,
-        ),
-    },
+    responses=HTML_ERRORS,
 )
 @inject
 async def reset_page_submit(
@@ -245,11 +237,11 @@ async def reset_page_submit(
 ) -> Response[Any]:
     data = await decode_body(request, ResetPageForm, optional=True) or ResetPageForm()
     if data.password != data.again:
-        return pages.html(422, *pages.reset_form("The two passwords differ."))
+        return pages.html(400, *pages.reset_form("The two passwords differ."))
     try:
         await use_case(token, data.password, request_context(request))
     except FieldInvalid as exc:
-        return pages.html(422, *pages.reset_form(f"The new password {exc.message}."))
+        return pages.html(400, *pages.reset_form(f"The new password {exc.message}."))
     except DomainError as exc:
         if exc.code != "invalid_token":
             raise
