@@ -118,3 +118,5 @@ async def test_allow_lists_every_method_of_the_path(client: AsyncTestClient[Lite
     assert set(options.headers["allow"].split(", ")) == {"GET", "OPTIONS", "POST"}
     assert refused.status_code == 405
     assert set(refused.headers["allow"].split(", ")) == {"GET", "OPTIONS", "POST"}
+    nested = await client.options("/api/v1/admin/users/some-id")
+    assert set(nested.headers["allow"].split(", ")) == {"GET", "OPTIONS", "PATCH", "PUT"}

@@ -8,6 +8,8 @@ the automatic OPTIONS answer from the finished route table.
 
 from __future__ import annotations
 
+import re
+
 from litestar import Litestar
 from litestar.routes import HTTPRoute
 from litestar.types import BeforeMessageSendHookHandler, Message, Scope
@@ -15,16 +17,20 @@ from litestar.types import BeforeMessageSendHookHandler, Message, Scope
 
 def allow_header_fixer(app: Litestar) -> BeforeMessageSendHookHandler:
     """A ``before_send`` hook for ``app`` (call after the app is built)."""
-    allow = {
-        route.path: ", ".join(sorted(route.methods))
-        for route in app.routes
-        if isinstance(route, HTTPRoute)
-    }
+    methods_by_path: dict[str, set[str]] = {}
+    for route in app.routes:  # one path may appear as several routes (one per router)
+        if isinstance(route, HTTPRoute):
+            methods_by_path.setdefault(route.path, set()).update(route.methods)
+    # Matched on the concrete path: a handler registered under two paths reports one template.
+    allow = [
+        (_pattern(path), ", ".join(sorted(methods))) for path, methods in methods_by_path.items()
+    ]
 
     async def fix_allow(message: Message, scope: Scope) -> None:
         if message["type"] != "http.response.start" or scope.get("method") != "OPTIONS":
             return
-        methods = allow.get(str(scope.get("path_template", "")))
+        path = str(scope.get("path", ""))
+        methods = next((value for pattern, value in allow if pattern.fullmatch(path)), None)
         if methods is None:
             return
         original = list(message.get("headers", []))
@@ -33,3 +39,16 @@ def allow_header_fixer(app: Litestar) -> BeforeMessageSendHookHandler:
             message["headers"] = [*headers, (b"allow", methods.encode())]
 
     return fix_allow
+
+
+def _pattern(path: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{[^}]+\})", path)
+    return re.compile(
+        "".join(
+            (".+" if part.endswith(":path}") else "[^/]+")
+            if part.startswith("{")
+            else re.escape(part)
+            for part in parts
+        )
+        + "/?"
+    )
