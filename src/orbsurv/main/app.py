@@ -31,11 +31,13 @@ from orbsurv.adapters.http.leads import FORM_ROUTES
 from orbsurv.adapters.http.leads import ROUTES as INTAKE_ROUTES
 from orbsurv.adapters.http.media import enforce_body_media_type
 from orbsurv.adapters.http.metrics import HttpMetrics
+from orbsurv.adapters.http.packages import UPLOAD_ROUTES
 from orbsurv.adapters.http.pagination import provide_page_request
 from orbsurv.adapters.http.problems import document_problems, exception_handlers
 from orbsurv.application.identity.authenticate import Authenticate
 from orbsurv.application.identity.ports import ProfileCache, TokenDenylist
 from orbsurv.application.identity.seed import SeedSuperuser, SuperuserSeed
+from orbsurv.application.packages.uploads import UploadPolicy
 from orbsurv.domain.identity import Role
 from orbsurv.main.ioc import providers_for
 from orbsurv.main.settings import Settings
@@ -53,11 +55,26 @@ CORS_HEADERS = [
     "X-Upload-Offset",
     "Upload-Length",
     "Upload-Checksum",
+    "Upload-Metadata",
+    "Tus-Resumable",
     "If-None-Match",
     "If-Range",
     "Range",
 ]
-CORS_EXPOSED = ["X-Request-ID", "Retry-After", "Location", "Upload-Offset", "Upload-Length", "ETag"]
+CORS_EXPOSED = [
+    "X-Request-ID",
+    "Retry-After",
+    "Location",
+    "Upload-Offset",
+    "Upload-Length",
+    "Upload-Expires",
+    "Tus-Resumable",
+    "Tus-Version",
+    "Tus-Extension",
+    "Tus-Max-Size",
+    "Tus-Checksum-Algorithm",
+    "ETag",
+]
 
 
 @get("/metrics", include_in_schema=False, sync_to_thread=False)
@@ -94,6 +111,7 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
     async def start(app: Litestar) -> None:
         # Warm the hot path: the authenticator and the denylist mirror (it starts syncing now).
         app.state.authenticate = await container.get(Authenticate)
+        app.state.upload_policy = await container.get(UploadPolicy)
         await container.get(TokenDenylist)
         await container.get(ProfileCache)
         if settings.superuser_email and settings.superuser_password:
@@ -116,6 +134,7 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
             *PORTAL_ROUTES,
             *INTAKE_ROUTES,
             *CONSOLE_ROUTES,
+            *UPLOAD_ROUTES,
         ],
     )
     # Some pages of the existing site post the public forms without the prefix.

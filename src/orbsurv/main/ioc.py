@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from orbsurv.adapters.cache.denylist import RedisTokenDenylist
 from orbsurv.adapters.cache.limiter import FallbackRateLimiter, RedisRateLimiter
+from orbsurv.adapters.cache.locks import RedisLock
 from orbsurv.adapters.cache.memory import MemoryRateLimiter, MemoryTokenDenylist
 from orbsurv.adapters.cache.profiles import MemoryProfileCache, RedisProfileCache
 from orbsurv.adapters.cache.redis import CacheProbe, MemoryCacheProbe, RedisProbe, make_redis
@@ -34,7 +35,9 @@ from orbsurv.adapters.persistence.audit import SqlAlertSink, SqlAuditLog
 from orbsurv.adapters.persistence.console import SqlConsoleReader, SqlSubmissionExport
 from orbsurv.adapters.persistence.database import DatabaseProbe, make_engine
 from orbsurv.adapters.persistence.leads import SqlAnalyticsStore, SqlLeadRepository
+from orbsurv.adapters.persistence.locks import SqlLock
 from orbsurv.adapters.persistence.outbox import SqlOutbox
+from orbsurv.adapters.persistence.packages import SqlPackageCatalog, SqlUploadStore
 from orbsurv.adapters.persistence.sessions import SqlSessionRepository, SqlSessionStatus
 from orbsurv.adapters.persistence.unit_of_work import SqlUnitOfWork
 from orbsurv.adapters.persistence.users import SqlUserLookup, SqlUserRepository
@@ -96,7 +99,18 @@ from orbsurv.application.identity.seed import SeedSuperuser
 from orbsurv.application.identity.sessions import SessionIssuer
 from orbsurv.application.leads.ports import AnalyticsStore, CaptchaVerifier, LeadRepository
 from orbsurv.application.leads.submit import IntakePolicy, ReportClientError, SubmitLead
+from orbsurv.application.locking import Lock
 from orbsurv.application.outbox import DeliverOutbox
+from orbsurv.application.packages.ports import PackageCatalog, UploadStore
+from orbsurv.application.packages.uploads import (
+    AbortUpload,
+    AppendUploadChunk,
+    CompleteUpload,
+    CreateUpload,
+    GetUploadStatus,
+    SweepUploads,
+    UploadPolicy,
+)
 from orbsurv.application.ports import (
     AlertSink,
     AuditLog,
@@ -293,7 +307,52 @@ class ConsoleProvider(Provider):
     record_denial = provide(RecordDenial, scope=Scope.REQUEST)
 
 
+class PackagesProvider(Provider):
+    """Software packages: every piece is APP scope (the stores open short transactions)."""
+
+    @provide(scope=Scope.APP)
+    def policy(self, settings: Settings) -> UploadPolicy:
+        return UploadPolicy(
+            max_upload_bytes=settings.max_upload_bytes,
+            session_ttl_seconds=settings.upload_session_ttl_seconds,
+            idle_timeout_seconds=settings.upload_idle_timeout_seconds,
+            lock_ttl_seconds=settings.upload_lock_ttl_seconds,
+            part_size=settings.upload_chunk_bytes,
+        )
+
+    @provide(scope=Scope.APP)
+    def uploads(self, engine: AsyncEngine) -> UploadStore:
+        return SqlUploadStore(engine)
+
+    @provide(scope=Scope.APP)
+    def catalog(self, engine: AsyncEngine) -> PackageCatalog:
+        return SqlPackageCatalog(engine)
+
+    @provide(scope=Scope.APP)
+    def complete(
+        self,
+        store: UploadStore,
+        catalog: PackageCatalog,
+        storage: ObjectStorage,
+        lock: Lock,
+        clock: Clock,
+        policy: UploadPolicy,
+    ) -> CompleteUpload:
+        return CompleteUpload(store, catalog, storage, lock, clock, policy)
+
+    create = provide(CreateUpload, scope=Scope.APP)
+    status = provide(GetUploadStatus, scope=Scope.APP)
+    append = provide(AppendUploadChunk, scope=Scope.APP)
+    abort = provide(AbortUpload, scope=Scope.APP)
+    sweep = provide(SweepUploads, scope=Scope.APP)
+
+
 class MemoryCacheProvider(Provider):
+    @provide(scope=Scope.APP)
+    def lock(self, engine: AsyncEngine) -> Lock:
+        """Without Redis the database serialises writers (several processes may share it)."""
+        return SqlLock(engine)
+
     @provide(scope=Scope.APP)
     def probe(self) -> CacheProbe:
         return MemoryCacheProbe()
@@ -322,6 +381,10 @@ class RedisCacheProvider(Provider):
     @provide(scope=Scope.APP)
     def probe(self, redis: Redis) -> CacheProbe:
         return RedisProbe(redis)
+
+    @provide(scope=Scope.APP)
+    def lock(self, redis: Redis) -> Lock:
+        return RedisLock(redis)
 
     @provide(scope=Scope.APP)
     async def denylist(self, redis: Redis) -> AsyncIterator[TokenDenylist]:
@@ -411,6 +474,7 @@ def providers_for(settings: Settings) -> list[Provider]:
         AccountProvider(),
         IntakeProvider(),
         ConsoleProvider(),
+        PackagesProvider(),
         RedisCacheProvider() if settings.redis_url else MemoryCacheProvider(),
         S3StorageProvider() if settings.storage_backend == "s3" else LocalStorageProvider(),
         SmtpMailProvider() if settings.smtp_host else ConsoleMailProvider(),

@@ -93,6 +93,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
 
+    # resumable package uploads (bytes, seconds)
+    max_upload_bytes: PositiveInt = 5 * 1024**3
+    upload_session_ttl_seconds: PositiveInt = 24 * 3600
+    upload_idle_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
+    upload_lock_ttl_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
+    upload_chunk_bytes: Annotated[int, msgspec.Meta(ge=1, le=5 * 1024**3)] = 8 * 1024 * 1024
+
     smtp_host: str | None = None
     smtp_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 587
     smtp_username: str | None = None

@@ -1,0 +1,525 @@
+"""Software packages over HTTP: the resumable upload protocol (ours and tus 1.0) and the catalogue.
+
+Two doors to one upload session:
+
+* ours: ``POST /uploads/init`` (JSON), ``HEAD|PATCH|DELETE /uploads/{id}``,
+  ``POST /uploads/{id}/complete``;
+* tus 1.0.0 (https://tus.io/protocols/resumable-upload): core (HEAD, PATCH, OPTIONS) plus the
+  creation, termination, checksum and expiration extensions, so stock clients (tuspy,
+  tus-js-client) upload unmodified. A tus upload completes by itself when its last byte is
+  stored (tus clients never call ``/complete``).
+
+A request that carries ``Tus-Resumable`` gets tus answers (204 on PATCH, ``Tus-Resumable`` on
+every response); without it PATCH answers 200 with a JSON body. A ``Tus-Resumable`` other than
+1.0.0 is 412 with ``Tus-Version`` (tus 1.0, "Tus-Resumable").
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import AsyncIterator
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Annotated, Any
+
+import msgspec
+from dishka import FromDishka
+from litestar import Request, Response, delete, head, post, route
+from litestar.enums import HttpMethod
+from litestar.exceptions import HTTPException
+from litestar.openapi import ResponseSpec
+from litestar.params import JSONBody, Parameter
+
+from orbsurv.adapters.http.auth import SECURITY, current_principal
+from orbsurv.adapters.http.di import inject
+from orbsurv.application.packages.ports import UploadDetails
+from orbsurv.application.packages.uploads import (
+    CHECKSUM_ALGORITHMS,
+    AbortUpload,
+    AppendChunk,
+    AppendUploadChunk,
+    Checksum,
+    CompleteUpload,
+    CreateUpload,
+    GetUploadStatus,
+    OpenUpload,
+    UploadPolicy,
+    UploadStatus,
+)
+from orbsurv.domain.errors import FieldInvalid, InvalidInput
+from orbsurv.domain.packages import UploadState
+
+TUS_VERSION = "1.0.0"
+TUS_EXTENSIONS = "creation,termination,checksum,expiration"
+OFFSET_MEDIA_TYPES = frozenset({"application/offset+octet-stream", "application/octet-stream"})
+UploadId = Annotated[str, Parameter(max_length=64, description="The upload's id")]
+TAGS = ["software packages"]
+
+_STATUS_DOC = {
+    400: ResponseSpec(None, description="A malformed header (Upload-Offset, Upload-Checksum)"),
+    401: ResponseSpec(None, description="Not signed in"),
+    404: ResponseSpec(None, description="No such upload (or another user's)"),
+}
+
+
+def _http_date(moment: datetime) -> str:
+    return format_datetime(moment, usegmt=True)
+
+
+def _tus_headers(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """``Tus-Resumable`` on answers to tus clients; refuse other protocol versions (412)."""
+    sent = request.headers.get("tus-resumable")
+    if sent is None:
+        return {}
+    if sent.strip() != TUS_VERSION:
+        raise HTTPException(
+            status_code=412,
+            detail=f"This server speaks tus {TUS_VERSION}.",
+            headers={"Tus-Version": TUS_VERSION, "Tus-Resumable": TUS_VERSION},
+        )
+    return {"Tus-Resumable": TUS_VERSION}
+
+
+def _int_header(request: Request[Any, Any, Any], *names: str) -> int | None:
+    for name in names:
+        raw = request.headers.get(name)
+        if raw is None:
+            continue
+        value = raw.strip()
+        if not value.isdigit() or len(value) > 19:
+            raise InvalidInput(f"{name} must be a non-negative integer.", code="bad_header")
+        return int(value)
+    return None
+
+
+# --- ours: init ----------------------------------------------------------------------------
+
+
+class InitUpload(msgspec.Struct, frozen=True, kw_only=True):
+    package_name: str
+    version: str
+    file_name: str
+    size: int
+    description: str = ""
+    category: str | None = None
+    language: str | None = None
+    content_type: str | None = None
+    sha256: str | None = None
+    is_public: bool = False
+
+
+class InitUploadOut(msgspec.Struct, frozen=True):
+    upload_id: str
+    offset: int
+    size: int
+    chunk_size: int
+    expires_at: datetime
+
+
+class AppendOut(msgspec.Struct, frozen=True, omit_defaults=True):
+    upload_id: str
+    offset: int
+    status: str
+    package_id: str | None = None
+    version_id: str | None = None
+
+
+class UploadStatusOut(msgspec.Struct, frozen=True):
+    upload_id: str
+    offset: int
+    size: int
+    status: str
+    expires_at: datetime
+    package_name: str
+    version: str
+    file_name: str
+    package_id: str | None = None
+    version_id: str | None = None
+    sha256: str | None = None
+
+    @classmethod
+    def of(cls, status: UploadStatus) -> UploadStatusOut:
+        result = status.result
+        return cls(
+            upload_id=status.upload_id,
+            offset=status.offset,
+            size=status.size,
+            status=status.state.value,
+            expires_at=status.expires_at,
+            package_name=status.details.package_name,
+            version=status.details.version,
+            file_name=status.details.file_name,
+            package_id=result.package_id if result else None,
+            version_id=result.version_id if result else None,
+            sha256=result.sha256 if result else None,
+        )
+
+
+class CompleteOut(msgspec.Struct, frozen=True):
+    package_id: str
+    version_id: str
+    sha256: str
+    size: int
+
+
+def _details(data: InitUpload) -> UploadDetails:
+    return UploadDetails(
+        package_name=data.package_name,
+        version=data.version,
+        file_name=data.file_name,
+        description=data.description,
+        category=data.category,
+        language=data.language,
+        is_public=data.is_public,
+        content_type=data.content_type,
+        sha256=data.sha256,
+    )
+
+
+@post(
+    "/software-packages/uploads/init",
+    tags=TAGS,
+    summary="Open a resumable upload of one package version",
+    description=(
+        "Declares the version (SemVer), the file and its size in bytes (and optionally its "
+        "SHA-256, verified at completion). Answers the upload's id, the preferred chunk size "
+        "and when the session expires; `Location` names the upload. Then PATCH the bytes and "
+        "POST /complete. 409 `version_exists` when the version is already published; 413 past "
+        "`MAX_UPLOAD_BYTES`."
+    ),
+    status_code=201,
+    security=SECURITY,
+    responses={
+        409: ResponseSpec(None, description="The version exists"),
+        413: ResponseSpec(None, description="Larger than MAX_UPLOAD_BYTES"),
+    },
+)
+@inject
+async def init_upload(
+    request: Request[Any, Any, Any], data: JSONBody[InitUpload], use_case: FromDishka[CreateUpload]
+) -> Response[InitUploadOut]:
+    principal = await current_principal(request)
+    opened = await use_case(principal, OpenUpload(details=_details(data), size=data.size))
+    location = request.url.path.rsplit("/", 1)[0] + f"/{opened.upload_id}"
+    return Response(
+        InitUploadOut(
+            upload_id=opened.upload_id,
+            offset=opened.offset,
+            size=opened.size,
+            chunk_size=opened.chunk_size,
+            expires_at=opened.expires_at,
+        ),
+        status_code=201,
+        headers={"Location": location, "Cache-Control": "no-store"},
+    )
+
+
+# --- tus: discovery and creation -----------------------------------------------------------
+
+
+@route(
+    "/software-packages/uploads",
+    http_method=[HttpMethod.OPTIONS],
+    tags=TAGS,
+    summary="tus discovery: protocol version, extensions, limits",
+    description=(
+        "tus 1.0 OPTIONS: `Tus-Resumable`, `Tus-Version`, `Tus-Extension` (creation, "
+        "termination, checksum, expiration), `Tus-Max-Size` (bytes) and "
+        "`Tus-Checksum-Algorithm`. No sign-in needed."
+    ),
+    status_code=204,
+)
+async def tus_options(request: Request[Any, Any, Any]) -> Response[None]:
+    policy: UploadPolicy = request.app.state.upload_policy
+    return Response(
+        None,
+        status_code=204,
+        headers={
+            "Tus-Resumable": TUS_VERSION,
+            "Tus-Version": TUS_VERSION,
+            "Tus-Extension": TUS_EXTENSIONS,
+            "Tus-Max-Size": str(policy.max_upload_bytes),
+            "Tus-Checksum-Algorithm": ",".join(CHECKSUM_ALGORITHMS),
+        },
+    )
+
+
+def parse_metadata(header: str) -> dict[str, str]:
+    """``Upload-Metadata``: comma-separated ``key base64(value)`` pairs (tus 1.0, creation).
+
+    Raises ``InvalidInput`` for a value that is not base64 of UTF-8 text."""
+    found: dict[str, str] = {}
+    for pair in header.split(","):
+        pair = pair.strip()
+        if not pair:
+            continue
+        key, _, encoded = pair.partition(" ")
+        try:
+            found[key] = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            raise InvalidInput(
+                f"Upload-Metadata: the value of {key!r} is not base64 of UTF-8 text.",
+                code="bad_metadata",
+            ) from None
+    return found
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@post(
+    "/software-packages/uploads",
+    tags=TAGS,
+    summary="tus creation: open an upload",
+    description=(
+        "tus 1.0 creation extension. Headers: `Tus-Resumable: 1.0.0`, `Upload-Length` (bytes), "
+        "`Upload-Metadata` with base64 values for `package_name`, `version`, `filename`, and "
+        "optionally `filetype`, `description`, `category`, `language`, `is_public`, `sha256`. "
+        "Answers 201 with `Location` and `Upload-Expires`. The upload completes (the version is "
+        "published) when its last byte arrives."
+    ),
+    status_code=201,
+    security=SECURITY,
+    request_max_body_size=None,
+    responses={
+        400: ResponseSpec(None, description="Missing or malformed Upload-Length/Metadata"),
+        409: ResponseSpec(None, description="The version exists"),
+        412: ResponseSpec(None, description="Unsupported Tus-Resumable"),
+        413: ResponseSpec(None, description="Larger than Tus-Max-Size"),
+    },
+)
+@inject
+async def tus_create(
+    request: Request[Any, Any, Any], use_case: FromDishka[CreateUpload]
+) -> Response[None]:
+    headers = _tus_headers(request)
+    principal = await current_principal(request)
+    length = _int_header(request, "upload-length")
+    if length is None:
+        raise InvalidInput(
+            "Upload-Length is required (deferred lengths are not supported).",
+            code="upload_length_required",
+        )
+    meta = parse_metadata(request.headers.get("upload-metadata", ""))
+    for key, field in (("package_name", "package_name"), ("version", "version")):
+        if not meta.get(key):
+            raise FieldInvalid(field, f"is required in Upload-Metadata ({key})")
+    details = UploadDetails(
+        package_name=meta["package_name"],
+        version=meta["version"],
+        file_name=meta.get("filename") or meta.get("file_name") or meta["package_name"],
+        description=meta.get("description", ""),
+        category=meta.get("category"),
+        language=meta.get("language"),
+        is_public=_truthy(meta.get("is_public")),
+        content_type=meta.get("filetype") or meta.get("content_type"),
+        sha256=meta.get("sha256"),
+    )
+    opened = await use_case(principal, OpenUpload(details=details, size=length, protocol="tus"))
+    return Response(
+        None,
+        status_code=201,
+        headers={
+            **headers,
+            "Location": f"{request.url.path.rstrip('/')}/{opened.upload_id}",
+            "Upload-Expires": _http_date(opened.expires_at),
+            "Upload-Offset": "0",
+        },
+    )
+
+
+# --- one upload: HEAD, PATCH, DELETE, complete --------------------------------------------
+
+
+@head(
+    "/software-packages/uploads/{upload_id:str}",
+    tags=TAGS,
+    summary="The upload's offset (tus HEAD)",
+    description=(
+        "`Upload-Offset`: bytes durably stored; `Upload-Length`; `Upload-Expires`; "
+        "`Cache-Control: no-store`. Resume a PATCH from `Upload-Offset`. 404 for an unknown "
+        "or aborted upload, 410 once expired."
+    ),
+    security=SECURITY,
+    responses={**_STATUS_DOC, 410: ResponseSpec(None, description="The upload expired")},
+)
+@inject
+async def upload_head(
+    request: Request[Any, Any, Any], upload_id: UploadId, use_case: FromDishka[GetUploadStatus]
+) -> Response[None]:
+    headers = _tus_headers(request)
+    status = await use_case(await current_principal(request), upload_id)
+    if status.state is UploadState.EXPIRED:
+        return Response(None, status_code=410, headers={**headers, "Cache-Control": "no-store"})
+    if status.state is UploadState.ABORTED:
+        return Response(None, status_code=404, headers={**headers, "Cache-Control": "no-store"})
+    return Response(
+        None,
+        status_code=200,
+        headers={
+            **headers,
+            "Upload-Offset": str(status.offset),
+            "Upload-Length": str(status.size),
+            "Upload-Expires": _http_date(status.expires_at),
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@route(
+    "/software-packages/uploads/{upload_id:str}",
+    http_method=[HttpMethod.GET],
+    tags=TAGS,
+    summary="The upload's status as JSON",
+    description="Offset, size, state and, once completed, the package and version created.",
+    security=SECURITY,
+    responses=_STATUS_DOC,
+)
+@inject
+async def upload_status(
+    request: Request[Any, Any, Any], upload_id: UploadId, use_case: FromDishka[GetUploadStatus]
+) -> Response[UploadStatusOut]:
+    status = await use_case(await current_principal(request), upload_id)
+    return Response(UploadStatusOut.of(status), headers={"Cache-Control": "no-store"})
+
+
+async def _body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
+    async for chunk in request.stream():
+        yield chunk
+
+
+@route(
+    "/software-packages/uploads/{upload_id:str}",
+    http_method=[HttpMethod.PATCH],
+    tags=TAGS,
+    summary="Append bytes at Upload-Offset (tus PATCH)",
+    description=(
+        "Raw body (`application/offset+octet-stream` or `application/octet-stream`), header "
+        "`Upload-Offset` (alias `X-Upload-Offset`) equal to the upload's offset, optional "
+        "`Upload-Checksum: sha256 <base64>` (also sha1, md5). Answers 200 `{upload_id, offset, "
+        "status}` (204 to tus clients) with `Upload-Offset`. 409 with the current offset on a "
+        "mismatch; 413 past the declared size; 423 while another request writes to the upload; "
+        "460 on a checksum mismatch (offset unchanged). A body cut short keeps the bytes that "
+        "were stored: HEAD tells where to resume. A client silent for "
+        "`UPLOAD_IDLE_TIMEOUT_SECONDS` is dropped with its stored bytes kept."
+    ),
+    security=SECURITY,
+    request_max_body_size=None,
+    responses={
+        **_STATUS_DOC,
+        409: ResponseSpec(None, description="Offset mismatch (the body has `offset`)"),
+        410: ResponseSpec(None, description="The upload expired"),
+        413: ResponseSpec(None, description="Past the declared size"),
+        415: ResponseSpec(None, description="Wrong Content-Type"),
+        423: ResponseSpec(None, description="Another request is writing to this upload"),
+    },
+)
+@inject
+async def upload_patch(
+    request: Request[Any, Any, Any], upload_id: UploadId, use_case: FromDishka[AppendUploadChunk]
+) -> Response[Any]:
+    headers = _tus_headers(request)
+    principal = await current_principal(request)
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in OFFSET_MEDIA_TYPES:
+        raise HTTPException(
+            status_code=415,
+            detail="Send the bytes as application/offset+octet-stream.",
+            headers=headers,
+        )
+    offset = _int_header(request, "upload-offset", "x-upload-offset")
+    if offset is None:
+        raise InvalidInput("Upload-Offset is required.", code="upload_offset_required")
+    checksum_header = request.headers.get("upload-checksum")
+    checksum = Checksum.parse(checksum_header) if checksum_header else None
+    appended = await use_case(
+        principal,
+        AppendChunk(
+            upload_id=upload_id,
+            offset=offset,
+            body=_body(request),
+            content_length=_int_header(request, "content-length"),
+            checksum=checksum,
+        ),
+    )
+    answer = {**headers, "Upload-Offset": str(appended.offset), "Cache-Control": "no-store"}
+    if appended.result is not None:
+        answer["X-Package-Id"] = appended.result.package_id
+        answer["X-Version-Id"] = appended.result.version_id
+    if headers:
+        return Response(None, status_code=204, headers=answer)
+    return Response(
+        AppendOut(
+            upload_id=appended.upload_id,
+            offset=appended.offset,
+            status=appended.state.value,
+            package_id=appended.result.package_id if appended.result else None,
+            version_id=appended.result.version_id if appended.result else None,
+        ),
+        status_code=200,
+        headers=answer,
+    )
+
+
+@delete(
+    "/software-packages/uploads/{upload_id:str}",
+    tags=TAGS,
+    summary="Abort an upload (tus termination)",
+    description="Removes the session, its stored bytes and multipart parts. 409 once completed.",
+    status_code=204,
+    security=SECURITY,
+    responses={**_STATUS_DOC, 409: ResponseSpec(None, description="Already completed")},
+)
+@inject
+async def upload_delete(
+    request: Request[Any, Any, Any], upload_id: UploadId, use_case: FromDishka[AbortUpload]
+) -> Response[None]:
+    headers = _tus_headers(request)
+    await use_case(await current_principal(request), upload_id)
+    return Response(None, status_code=204, headers=headers)
+
+
+@post(
+    "/software-packages/uploads/{upload_id:str}/complete",
+    tags=TAGS,
+    summary="Complete an upload: verify, scan, publish the version",
+    description=(
+        "Checks that every declared byte arrived and the SHA-256 matches the declared one, "
+        "scans the file, and publishes the version. Idempotent: a retry answers the same "
+        "result. 409 `upload_incomplete`, `sha256_mismatch` or `version_exists`; 422 "
+        "`malware_detected`; 423 while a PATCH is running."
+    ),
+    status_code=200,
+    security=SECURITY,
+    responses={
+        **_STATUS_DOC,
+        409: ResponseSpec(None, description="Incomplete, digest mismatch or version exists"),
+        410: ResponseSpec(None, description="The upload expired"),
+        423: ResponseSpec(None, description="A PATCH is running"),
+    },
+)
+@inject
+async def upload_complete(
+    request: Request[Any, Any, Any], upload_id: UploadId, use_case: FromDishka[CompleteUpload]
+) -> CompleteOut:
+    result = await use_case(await current_principal(request), upload_id)
+    return CompleteOut(
+        package_id=result.package_id,
+        version_id=result.version_id,
+        sha256=result.sha256,
+        size=result.size,
+    )
+
+
+UPLOAD_ROUTES = [
+    init_upload,
+    tus_options,
+    tus_create,
+    upload_head,
+    upload_status,
+    upload_patch,
+    upload_delete,
+    upload_complete,
+]
