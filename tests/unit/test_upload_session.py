@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orbsurv.application.packages.versions import latest, parse_version
+from orbsurv.adapters.versions import SemverScheme
+from orbsurv.application.packages.versions import latest, storable
 from orbsurv.domain.errors import DomainError, FieldInvalid
 from orbsurv.domain.packages import (
     OffsetMismatch,
@@ -21,6 +22,7 @@ from orbsurv.domain.packages import (
     UploadTooLarge,
 )
 
+SEMVER = SemverScheme()
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
 
 
@@ -150,20 +152,20 @@ versions = st.builds(
 
 @given(st.lists(versions, min_size=1, max_size=20, unique=True))
 def test_latest_is_the_highest_precedence_not_the_last(items: list[str]) -> None:
-    best = latest((v, v) for v in items)
+    best = latest(SEMVER, ((v, v) for v in items))
     assert best is not None
     for other in items:
-        assert parse_version(best) >= parse_version(other)
+        assert SEMVER.highest([best, other]) == best
 
 
 def test_prereleases_rank_below_their_release() -> None:
-    assert latest([(v, v) for v in ["1.0.0", "1.0.0-rc.1", "0.9.9"]]) == "1.0.0"
-    assert latest([(v, v) for v in ["2.0.0-alpha", "1.9.0"]]) == "2.0.0-alpha"
+    assert latest(SEMVER, [(v, v) for v in ["1.0.0", "1.0.0-rc.1", "0.9.9"]]) == "1.0.0"
+    assert latest(SEMVER, [(v, v) for v in ["2.0.0-alpha", "1.9.0"]]) == "2.0.0-alpha"
 
 
 @pytest.mark.parametrize("bad", ["1", "1.2", "v1.2.3", "01.2.3", "1.2.3-", "a.b.c", "1.2.3\x00"])
 def test_versions_that_are_not_semver_are_refused(bad: str) -> None:
     with pytest.raises(FieldInvalid) as caught:
-        parse_version(bad)
+        SEMVER.normalise(storable(bad, "version", 128))
     assert caught.value.field == "version"
     assert isinstance(caught.value, DomainError)

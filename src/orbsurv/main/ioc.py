@@ -47,6 +47,7 @@ from orbsurv.adapters.security.passwords import Argon2PasswordHasher
 from orbsurv.adapters.security.tokens import JwtTokenCodec
 from orbsurv.adapters.storage.local import LocalObjectStorage, LocalStorageProbe, StorageProbe
 from orbsurv.adapters.storage.s3 import S3ObjectStorage, S3StorageProbe, make_s3_client
+from orbsurv.adapters.versions import SemverScheme
 from orbsurv.application.account.mail_requests import (
     ProcessMailRequests,
     RequestPasswordReset,
@@ -101,7 +102,7 @@ from orbsurv.application.leads.ports import AnalyticsStore, CaptchaVerifier, Lea
 from orbsurv.application.leads.submit import IntakePolicy, ReportClientError, SubmitLead
 from orbsurv.application.locking import Lock
 from orbsurv.application.outbox import DeliverOutbox
-from orbsurv.application.packages.ports import PackageCatalog, UploadStore
+from orbsurv.application.packages.ports import PackageCatalog, UploadStore, VersionScheme
 from orbsurv.application.packages.uploads import (
     AbortUpload,
     AppendUploadChunk,
@@ -319,6 +320,10 @@ class PackagesProvider(Provider):
             lock_ttl_seconds=settings.upload_lock_ttl_seconds,
             part_size=settings.upload_chunk_bytes,
         )
+
+    @provide(scope=Scope.APP)
+    def versions(self) -> VersionScheme:
+        return SemverScheme()
 
     @provide(scope=Scope.APP)
     def uploads(self, engine: AsyncEngine) -> UploadStore:

@@ -19,6 +19,7 @@ from orbsurv.application.packages.ports import (
     PackageFilter,
     PackageSummary,
     PackageView,
+    VersionScheme,
     VersionView,
 )
 from orbsurv.application.packages.versions import latest, optional_text
@@ -58,6 +59,7 @@ class ListPackages:
     """Public packages and the caller's own (admins: all), newest first, filtered."""
 
     catalog: PackageCatalog
+    versions: VersionScheme
 
     async def __call__(
         self,
@@ -77,7 +79,10 @@ class ListPackages:
             language=optional_text(language, "language"),
         )
         found = await self.catalog.find(filters, page)
-        items = [PackageListing(p, latest((v, v) for v in p.version_names)) for p in found.items]
+        items = [
+            PackageListing(p, latest(self.versions, ((v, v) for v in p.version_names)))
+            for p in found.items
+        ]
         return Page(items=items, total=found.total, page=found.page, page_size=found.page_size)
 
 
@@ -94,11 +99,14 @@ class ListVersions:
     ``PackageNotFound``."""
 
     catalog: PackageCatalog
+    scheme: VersionScheme
 
     async def __call__(self, principal: Principal, package_id: str) -> VersionListing:
         package = await visible_package(self.catalog, principal, package_id)
         versions = await self.catalog.versions(package_id)
-        return VersionListing(package, versions, latest((v.version, v) for v in versions))
+        return VersionListing(
+            package, versions, latest(self.scheme, ((v.version, v) for v in versions))
+        )
 
 
 @dataclass(frozen=True, slots=True)

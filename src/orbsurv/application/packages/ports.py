@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -10,6 +10,19 @@ from typing import Protocol
 from orbsurv.application.ports import UploadedPart
 from orbsurv.domain.packages import UploadResult, UploadSession, UploadState
 from orbsurv.domain.pagination import Page, PageRequest
+
+
+class VersionScheme(Protocol):
+    """How versions are written and ordered (SemVer 2.0.0: https://semver.org)."""
+
+    def normalise(self, text: str) -> str:
+        """The canonical spelling of ``text``; ``FieldInvalid("version")`` when it is not a
+        version of the scheme."""
+        ...
+
+    def highest(self, versions: Iterable[str]) -> str | None:
+        """The version of highest precedence (SemVer section 11), ``None`` for none."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,7 @@ from orbsurv.application.packages.ports import (
     UploadDetails,
     UploadRecord,
     UploadStore,
+    VersionScheme,
 )
 from orbsurv.application.packages.versions import check_details
 from orbsurv.application.ports import Clock, ObjectStorage, UploadedPart
@@ -127,11 +128,12 @@ class CreateUpload:
     store: UploadStore
     catalog: PackageCatalog
     storage: ObjectStorage
+    versions: VersionScheme
     clock: Clock
     policy: UploadPolicy
 
     async def __call__(self, principal: Principal, command: OpenUpload) -> OpenedUpload:
-        details = check_details(command.details)
+        details = check_details(command.details, self.versions)
         if command.size < 1:
             raise FieldInvalid("size", "must be at least 1 byte (an empty file is not a package)")
         if command.size > self.policy.max_upload_bytes:

@@ -1,7 +1,7 @@
-"""Package and version rules that need a library: SemVer 2.0.0 through ``semver``.
+"""Rules for what an upload declares: names, file names, text PostgreSQL can store, and the
+version through the ``VersionScheme`` port (SemVer 2.0.0 in production).
 
-``latest`` is the version of highest precedence (SemVer 2.0.0, section 11: pre-releases rank
-below their release, build metadata is ignored), never the last one uploaded.
+``latest`` is the version of highest precedence in the scheme, never the last one uploaded.
 """
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import TypeVar
 
-import semver
-
-from orbsurv.application.packages.ports import UploadDetails
+from orbsurv.application.packages.ports import UploadDetails, VersionScheme
 from orbsurv.domain.errors import FieldInvalid
 from orbsurv.domain.packages import check_sha256
 
@@ -38,23 +36,11 @@ def storable(value: str, field: str, limit: int) -> str:
     return value
 
 
-def parse_version(value: str, field: str = "version") -> semver.Version:
-    """A SemVer 2.0.0 version (``1.2.3``, ``1.0.0-rc.1+build.5``); ``FieldInvalid`` otherwise."""
-    storable(value, field, 128)
-    try:
-        return semver.Version.parse(value.strip())
-    except (ValueError, TypeError):
-        raise FieldInvalid(field, "must be a semantic version such as 1.2.3 (semver.org)") from None
-
-
-def latest(versions: Iterable[tuple[str, T]]) -> T | None:
-    """The item whose version string has the highest SemVer precedence."""
-    best: tuple[semver.Version, T] | None = None
-    for text, item in versions:
-        parsed = semver.Version.parse(text)
-        if best is None or parsed.compare(best[0]) > 0:
-            best = (parsed, item)
-    return None if best is None else best[1]
+def latest(scheme: VersionScheme, versions: Iterable[tuple[str, T]]) -> T | None:
+    """The item whose version has the highest precedence in ``scheme``."""
+    items = list(versions)
+    best = scheme.highest(text for text, _ in items)
+    return next((item for text, item in items if text == best), None)
 
 
 def safe_file_name(value: str, field: str = "file_name") -> str:
@@ -88,12 +74,12 @@ def optional_text(value: str | None, field: str) -> str | None:
     return storable(value.strip(), field, MAX_TEXT[field])
 
 
-def check_details(details: UploadDetails) -> UploadDetails:
+def check_details(details: UploadDetails, scheme: VersionScheme) -> UploadDetails:
     """The declaration, normalised; raises ``FieldInvalid`` naming the first bad field."""
     return replace(
         details,
         package_name=check_package_name(details.package_name),
-        version=str(parse_version(details.version)),
+        version=scheme.normalise(storable(details.version, "version", 128)),
         file_name=safe_file_name(details.file_name),
         description=storable(details.description or "", "description", MAX_TEXT["description"]),
         category=optional_text(details.category, "category"),
