@@ -31,7 +31,7 @@ from orbsurv.adapters.http.leads import FORM_ROUTES
 from orbsurv.adapters.http.leads import ROUTES as INTAKE_ROUTES
 from orbsurv.adapters.http.media import enforce_body_media_type
 from orbsurv.adapters.http.metrics import HttpMetrics
-from orbsurv.adapters.http.packages import UPLOAD_ROUTES
+from orbsurv.adapters.http.packages import CATALOGUE_ROUTES, UPLOAD_ROUTES
 from orbsurv.adapters.http.pagination import provide_page_request
 from orbsurv.adapters.http.problems import document_problems, exception_handlers
 from orbsurv.application.identity.authenticate import Authenticate
@@ -135,6 +135,7 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
             *INTAKE_ROUTES,
             *CONSOLE_ROUTES,
             *UPLOAD_ROUTES,
+            *CATALOGUE_ROUTES,
         ],
     )
     # Some pages of the existing site post the public forms without the prefix.

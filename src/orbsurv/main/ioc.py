@@ -102,6 +102,15 @@ from orbsurv.application.leads.ports import AnalyticsStore, CaptchaVerifier, Lea
 from orbsurv.application.leads.submit import IntakePolicy, ReportClientError, SubmitLead
 from orbsurv.application.locking import Lock
 from orbsurv.application.outbox import DeliverOutbox
+from orbsurv.application.packages.catalog import (
+    CountDownload,
+    DeletePackage,
+    FindVersion,
+    ListPackages,
+    ListVersions,
+    SummarisePackages,
+    UpdatePackage,
+)
 from orbsurv.application.packages.ports import PackageCatalog, UploadStore, VersionScheme
 from orbsurv.application.packages.uploads import (
     AbortUpload,
@@ -350,6 +359,13 @@ class PackagesProvider(Provider):
     append = provide(AppendUploadChunk, scope=Scope.APP)
     abort = provide(AbortUpload, scope=Scope.APP)
     sweep = provide(SweepUploads, scope=Scope.APP)
+    list_packages = provide(ListPackages, scope=Scope.APP)
+    list_versions = provide(ListVersions, scope=Scope.APP)
+    find_version = provide(FindVersion, scope=Scope.APP)
+    count_download = provide(CountDownload, scope=Scope.APP)
+    update_package = provide(UpdatePackage, scope=Scope.APP)
+    delete_package = provide(DeletePackage, scope=Scope.APP)
+    summarise = provide(SummarisePackages, scope=Scope.APP)
 
 
 class MemoryCacheProvider(Provider):

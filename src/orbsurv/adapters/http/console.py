@@ -142,7 +142,7 @@ async def summary(operator: Operator, reader: FromDishka[ConsoleReader]) -> Admi
         total_investor_interest=totals["investor_interest"],
         total_client_errors=totals["client_errors"],
         total_projects=0,  # no project storage exists yet
-        total_packages=0,
+        total_packages=totals["packages"],
         open_alerts=totals["open_alerts"],
     )
 

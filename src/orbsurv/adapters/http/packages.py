@@ -25,15 +25,24 @@ from typing import Annotated, Any
 
 import msgspec
 from dishka import FromDishka
-from litestar import Request, Response, delete, head, post, route
+from litestar import Request, Response, delete, get, head, post, route
+from litestar.di import NamedDependency, Provide
 from litestar.enums import HttpMethod
 from litestar.exceptions import HTTPException
 from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, Parameter
 
-from orbsurv.adapters.http.auth import SECURITY, current_principal
+from orbsurv.adapters.http.auth import SECURITY, current_principal, requires
 from orbsurv.adapters.http.di import inject
-from orbsurv.application.packages.ports import UploadDetails
+from orbsurv.application.packages.catalog import (
+    DeletePackage,
+    ListPackages,
+    ListVersions,
+    PackageChanges,
+    SummarisePackages,
+    UpdatePackage,
+)
+from orbsurv.application.packages.ports import PackageView, UploadDetails
 from orbsurv.application.packages.uploads import (
     CHECKSUM_ALGORITHMS,
     AbortUpload,
@@ -48,7 +57,9 @@ from orbsurv.application.packages.uploads import (
     UploadStatus,
 )
 from orbsurv.domain.errors import FieldInvalid, InvalidInput
+from orbsurv.domain.identity import Permission, Principal
 from orbsurv.domain.packages import UploadState
+from orbsurv.domain.pagination import PageRequest
 
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,termination,checksum,expiration"
@@ -522,4 +533,306 @@ UPLOAD_ROUTES = [
     upload_patch,
     upload_delete,
     upload_complete,
+]
+
+
+# --- the catalogue -------------------------------------------------------------------------
+
+READERS = {"operator": Provide(requires(Permission.READ_CONSOLE))}
+Operator = NamedDependency[Principal]
+Paging = NamedDependency[PageRequest]
+PackageId = Annotated[str, Parameter(max_length=64, description="The package's id")]
+Filter = Annotated[str | None, Parameter(max_length=200)]
+
+
+class PackageOut(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    description: str
+    category: str | None
+    language: str | None
+    is_public: bool
+    owner_id: str
+    versions: int
+    downloads: int
+    size: int
+    latest_version: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, package: PackageView, latest_version: str | None) -> PackageOut:
+        return cls(
+            id=package.id,
+            name=package.name,
+            description=package.description,
+            category=package.category,
+            language=package.language,
+            is_public=package.is_public,
+            owner_id=package.owner_id,
+            versions=package.versions,
+            downloads=package.downloads,
+            size=package.size,
+            latest_version=latest_version,
+            created_at=package.created_at,
+            updated_at=package.updated_at,
+        )
+
+
+class PackagePage(msgspec.Struct, frozen=True):
+    items: list[PackageOut]
+    total: int
+    page: int
+    page_size: int
+    pages: int
+
+
+class VersionOut(msgspec.Struct, frozen=True):
+    id: str
+    version: str
+    file_name: str
+    content_type: str | None
+    size: int
+    sha256: str
+    downloads: int
+    created_at: datetime
+    latest: bool
+
+
+class VersionsOut(msgspec.Struct, frozen=True):
+    package_id: str
+    latest: str | None
+    items: list[VersionOut]
+
+
+class PackageUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    description: str | None = None
+    category: str | None = None
+    language: str | None = None
+    is_public: bool | None = None
+
+
+class AdminPackageOut(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    owner_id: str
+    owner_email: str | None
+    is_public: bool
+    versions: int
+    downloads: int
+    size: int
+    created_at: datetime
+
+
+class AdminPackagePage(msgspec.Struct, frozen=True):
+    items: list[AdminPackageOut]
+    total: int
+    page: int
+    page_size: int
+    pages: int
+
+
+class CountOut(msgspec.Struct, frozen=True):
+    name: str
+    count: int
+
+
+class PackagesSummaryOut(msgspec.Struct, frozen=True):
+    total_packages: int
+    total_versions: int
+    total_bytes: int
+    total_downloads: int
+    top_languages: list[CountOut]
+    top_categories: list[CountOut]
+
+
+@get(
+    "/software-packages",
+    tags=TAGS,
+    summary="Public packages and your own",
+    description="Newest first; `q` searches name and description; `category`, `language` filter.",
+    security=SECURITY,
+)
+@inject
+async def list_packages(
+    request: Request[Any, Any, Any],
+    paging: Paging,
+    use_case: FromDishka[ListPackages],
+    q: Filter = None,
+    category: Filter = None,
+    language: Filter = None,
+) -> PackagePage:
+    found = await use_case(
+        await current_principal(request), paging, q=q, category=category, language=language
+    )
+    return PackagePage(
+        items=[PackageOut.of(item.package, item.latest_version) for item in found.items],
+        total=found.total,
+        page=found.page,
+        page_size=found.page_size,
+        pages=found.pages,
+    )
+
+
+@get(
+    "/software-packages/{package_id:str}/versions",
+    tags=TAGS,
+    summary="A package's versions",
+    description="Newest first; `latest` is the highest SemVer precedence, not the last upload.",
+    security=SECURITY,
+    responses={404: ResponseSpec(None, description="No such package (or not visible)")},
+)
+@inject
+async def list_versions(
+    request: Request[Any, Any, Any], package_id: PackageId, use_case: FromDishka[ListVersions]
+) -> VersionsOut:
+    listing = await use_case(await current_principal(request), package_id)
+    latest_id = listing.latest.id if listing.latest else None
+    return VersionsOut(
+        package_id=package_id,
+        latest=listing.latest.version if listing.latest else None,
+        items=[
+            VersionOut(
+                id=v.id,
+                version=v.version,
+                file_name=v.file_name,
+                content_type=v.content_type,
+                size=v.size,
+                sha256=v.sha256,
+                downloads=v.downloads,
+                created_at=v.created_at,
+                latest=v.id == latest_id,
+            )
+            for v in listing.versions
+        ],
+    )
+
+
+@route(
+    "/software-packages/{package_id:str}",
+    http_method=[HttpMethod.PATCH, HttpMethod.PUT],
+    tags=TAGS,
+    summary="Edit a package's metadata (owner)",
+    description=(
+        "Description, category, language, visibility: the only way metadata changes (uploads "
+        "never change it). Unknown fields are a 422."
+    ),
+    security=SECURITY,
+    responses={
+        403: ResponseSpec(None, description="Not the owner"),
+        404: ResponseSpec(None, description="No such package (or not visible)"),
+    },
+)
+@inject
+async def update_package(
+    request: Request[Any, Any, Any],
+    package_id: PackageId,
+    data: JSONBody[PackageUpdate],
+    use_case: FromDishka[UpdatePackage],
+    versions: FromDishka[ListVersions],
+) -> PackageOut:
+    principal = await current_principal(request)
+    package = await use_case(
+        principal,
+        package_id,
+        PackageChanges(
+            description=data.description,
+            category=data.category,
+            language=data.language,
+            is_public=data.is_public,
+        ),
+    )
+    listing = await versions(principal, package_id)
+    return PackageOut.of(package, listing.latest.version if listing.latest else None)
+
+
+@delete(
+    "/software-packages/{package_id:str}",
+    tags=TAGS,
+    summary="Delete a package with its versions (owner or admin)",
+    description="Bytes no other version references are deleted from storage too.",
+    status_code=204,
+    security=SECURITY,
+    responses={
+        403: ResponseSpec(None, description="Neither owner nor admin"),
+        404: ResponseSpec(None, description="No such package (or not visible)"),
+    },
+)
+@inject
+async def delete_package(
+    request: Request[Any, Any, Any], package_id: PackageId, use_case: FromDishka[DeletePackage]
+) -> None:
+    await use_case(await current_principal(request), package_id)
+
+
+@get(
+    "/software-packages/admin/summary",
+    tags=TAGS,
+    summary="Package totals (admin)",
+    description="Packages, versions, bytes, downloads, top languages and categories.",
+    dependencies=READERS,
+    security=SECURITY,
+)
+@inject
+async def admin_summary(
+    operator: Operator, use_case: FromDishka[SummarisePackages]
+) -> PackagesSummaryOut:
+    summary = await use_case()
+    return PackagesSummaryOut(
+        total_packages=summary.packages,
+        total_versions=summary.versions,
+        total_bytes=summary.bytes,
+        total_downloads=summary.downloads,
+        top_languages=[CountOut(name, n) for name, n in summary.top_languages],
+        top_categories=[CountOut(name, n) for name, n in summary.top_categories],
+    )
+
+
+@get(
+    "/software-packages/admin/packages",
+    tags=TAGS,
+    summary="Every package with its owner (admin)",
+    description="Paginated, newest first; `q`, `category`, `language` filter.",
+    dependencies=READERS,
+    security=SECURITY,
+)
+@inject
+async def admin_packages(
+    operator: Operator,
+    paging: Paging,
+    use_case: FromDishka[ListPackages],
+    q: Filter = None,
+    category: Filter = None,
+    language: Filter = None,
+) -> AdminPackagePage:
+    found = await use_case(operator, paging, q=q, category=category, language=language, every=True)
+    return AdminPackagePage(
+        items=[
+            AdminPackageOut(
+                id=p.package.id,
+                name=p.package.name,
+                owner_id=p.package.owner_id,
+                owner_email=p.package.owner_email,
+                is_public=p.package.is_public,
+                versions=p.package.versions,
+                downloads=p.package.downloads,
+                size=p.package.size,
+                created_at=p.package.created_at,
+            )
+            for p in found.items
+        ],
+        total=found.total,
+        page=found.page,
+        page_size=found.page_size,
+        pages=found.pages,
+    )
+
+
+CATALOGUE_ROUTES = [
+    list_packages,
+    list_versions,
+    update_package,
+    delete_package,
+    admin_summary,
+    admin_packages,
 ]

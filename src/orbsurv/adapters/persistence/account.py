@@ -17,6 +17,8 @@ from orbsurv.adapters.persistence.tables import (
     action_tokens,
     audit_events,
     mail_requests,
+    package_versions,
+    packages,
     security_alerts,
     sessions,
     user_settings,
@@ -143,8 +145,21 @@ class SqlDashboardReader:
             security_alerts.c.acknowledged_at.is_(None),
             security_alerts.c.subject.in_([user_id, email]),
         )
+        owned = sa.select(sa.func.count()).where(packages.c.owner_id == user_id)
+        downloads = (
+            sa.select(sa.func.coalesce(sa.func.sum(package_versions.c.downloads), 0))
+            .join(packages, packages.c.id == package_versions.c.package_id)
+            .where(packages.c.owner_id == user_id)
+        )
         counts = (
-            await self._conn.execute(sa.select(active.scalar_subquery(), alerts.scalar_subquery()))
+            await self._conn.execute(
+                sa.select(
+                    active.scalar_subquery(),
+                    alerts.scalar_subquery(),
+                    owned.scalar_subquery(),
+                    downloads.scalar_subquery(),
+                )
+            )
         ).one()
         logs = await self._conn.execute(
             sa.select(
@@ -174,10 +189,10 @@ class SqlDashboardReader:
             metrics={
                 "active_sessions": int(counts[0]),
                 "unacknowledged_alerts": int(counts[1]),
-                # Projects and packages have no storage yet: the account owns none of them.
+                # Projects have no storage yet: the account owns none of them.
                 "projects": 0,
-                "packages": 0,
-                "downloads": 0,
+                "packages": int(counts[2]),
+                "downloads": int(counts[3]),  # of the account's own package versions
                 "storage_bytes": 0,
             },
             recent_logs=recent,

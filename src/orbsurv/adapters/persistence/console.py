@@ -16,6 +16,7 @@ from orbsurv.adapters.persistence.tables import (
     client_errors,
     contact_messages,
     investor_interests,
+    packages,
     pilot_requests,
     security_alerts,
     sessions,
@@ -50,6 +51,7 @@ class SqlConsoleReader:
             "investor_interest": _count(investor_interests),
             "client_errors": _count(client_errors),
             "open_alerts": _count(security_alerts, security_alerts.c.acknowledged_at.is_(None)),
+            "packages": _count(packages),
         }
         row = (await self._conn.execute(sa.select(*counts.values()))).one()
         return {name: int(value) for name, value in zip(counts, row, strict=True)}
