@@ -23,7 +23,17 @@ from orbsurv.adapters.persistence.database import make_engine
 from orbsurv.adapters.persistence.migrations import upgrade
 from orbsurv.main.app import make_app
 from orbsurv.main.settings import Settings, load_settings
-from tests.services import POSTGRES_HOST, POSTGRES_PORT, REDIS_HOST, REDIS_PORT, free_port, require
+from tests.services import (
+    IN_CI,
+    POSTGRES_HOST,
+    POSTGRES_PORT,
+    REDIS_HOST,
+    REDIS_PORT,
+    clamd_missing_reason,
+    free_port,
+    require,
+    start_clamd,
+)
 
 POSTGRES_ADMIN_DSN = f"postgresql://postgres@{POSTGRES_HOST}:{POSTGRES_PORT}/postgres"
 
@@ -169,6 +179,43 @@ def s3_server() -> Iterator[S3Server]:
     client.create_bucket(Bucket=info.bucket)
     yield info
     server.stop()
+
+
+# --- clamd (started here, offline, with a signature database written here) ------------
+
+
+@dataclass
+class ClamdServer:
+    port: int
+    socket_path: Path
+
+    @property
+    def tcp_address(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}"
+
+    @property
+    def unix_address(self) -> str:
+        return f"unix://{self.socket_path}"
+
+
+@pytest.fixture(scope="session")
+def clamd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClamdServer]:
+    """A real clamd on loopback; skipped with the reason where clamd is not installed, except
+    with ``CI=true``, where that fails."""
+    reason = clamd_missing_reason()
+    if reason is not None:
+        if IN_CI:
+            pytest.fail(f"{reason}; CI=true demands it", pytrace=False)
+        pytest.skip(reason)
+    process, port, sock = start_clamd(tmp_path_factory.mktemp("clamd"))
+    try:
+        yield ClamdServer(port=port, socket_path=sock)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except Exception:
+            process.kill()
 
 
 # --- SMTP (aiosmtpd on loopback) -------------------------------------------------------

@@ -104,3 +104,70 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+# --- clamd (started by the fixture with a signature database it writes itself) ---------------
+
+EICAR_MD5 = "44d88612fea8a8f36de82e1278abb02f"  # of the 68-byte EICAR test file
+TEST_MARKER = b"ORBSURV-TEST-MALWARE-MARKER"  # a body signature, matched anywhere in a stream
+
+
+def clamd_missing_reason() -> str | None:
+    """``None`` when a clamd binary is installed, else why its tests cannot run."""
+    for candidate in ("clamd", "/usr/sbin/clamd"):
+        if shutil.which(candidate):
+            return None
+    return "clamd is not installed (Debian: apt-get install clamav-daemon)"
+
+
+def start_clamd(directory: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """Start clamd offline (no freshclam, no network) with two test signatures: EICAR's MD5 and
+    size (``.hdb``) and ``TEST_MARKER`` anywhere in a stream (``.ndb``). Return the process,
+    its TCP port on 127.0.0.1 and its Unix socket, once it answers PING."""
+    binary = shutil.which("clamd") or "/usr/sbin/clamd"
+    database = directory / "db"
+    database.mkdir(parents=True, exist_ok=True)
+    (database / "orbsurv-test.hdb").write_text(f"{EICAR_MD5}:68:Eicar-Test-Signature\n")
+    (database / "orbsurv-test.ndb").write_text(f"Orbsurv.Test.Marker:0:*:{TEST_MARKER.hex()}\n")
+    port = free_port()
+    sock = directory / "clamd.sock"
+    config = directory / "clamd.conf"
+    config.write_text(
+        "\n".join(
+            [
+                "Foreground yes",
+                f"LocalSocket {sock}",
+                f"TCPSocket {port}",
+                "TCPAddr 127.0.0.1",
+                f"DatabaseDirectory {database}",
+                f"LogFile {directory / 'clamd.log'}",
+                "StreamMaxLength 64M",
+                "MaxFileSize 64M",
+                "MaxScanSize 64M",
+                "ReadTimeout 60",
+                "MaxThreads 4",
+                "SelfCheck 0",
+                "",
+            ]
+        )
+    )
+    process = subprocess.Popen(
+        [binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log = (
+                (directory / "clamd.log").read_text() if (directory / "clamd.log").exists() else ""
+            )
+            raise RuntimeError(f"clamd exited with {process.returncode}: {log[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+                conn.sendall(b"zPING\0")
+                if conn.recv(16).startswith(b"PONG"):
+                    return process, port, sock
+        except OSError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("clamd did not answer PING within 60 seconds")

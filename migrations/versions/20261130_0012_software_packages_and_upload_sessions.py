@@ -1,7 +1,7 @@
 """software packages and upload sessions
 
 Revision ID: 0012
-Revises: 0006
+Revises: 0011
 Create Date: 2026-11-30 18:35:30.559498
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0006"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orbsurv.domain.errors import DependencyUnavailable, DomainError, InvalidInput
+from orbsurv.domain.errors import DependencyUnavailable, DomainError, FieldInvalid, InvalidInput
 
 
 class ObjectNotFound(DomainError):
@@ -31,3 +31,26 @@ class MailDeliveryFailed(DomainError):
     """The mail server refused or could not be reached; the caller may retry later."""
 
     code = "mail_delivery_failed"
+
+
+class ScannerUnavailable(DependencyUnavailable):
+    """The malware scanner cannot be reached or gave no verdict (HTTP 503): nothing is kept
+    unscanned."""
+
+    code = "scanner_unavailable"
+
+
+class MalwareDetected(FieldInvalid):
+    """The scanned bytes carry malware (HTTP 422); ``signature`` names what was found."""
+
+    code = "malware_detected"
+
+    def __init__(self, field: str, signature: str) -> None:
+        super().__init__(field, f"The file carries malware ({signature}); it was not kept.")
+        self.signature = signature
+
+
+class QuotaExceeded(ObjectTooLarge):
+    """The upload does not fit in the user's storage quota (HTTP 413)."""
+
+    code = "quota_exceeded"

@@ -182,6 +182,56 @@ class ObjectStorage(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class ScanVerdict:
+    """The outcome of one scan: ``signature`` names what was found, ``None`` when clean."""
+
+    signature: str | None = None
+
+    @property
+    def infected(self) -> bool:
+        return self.signature is not None
+
+
+class ScanSession(Protocol):
+    """One scan of one byte stream, fed as the bytes pass (an upload as it streams, or a
+    stored object read back), so nothing has to hold the whole stream."""
+
+    async def feed(self, chunk: bytes) -> None:
+        """Scan the next bytes. Raise ``ScannerUnavailable`` when the scanner is gone."""
+        ...
+
+    async def finish(self) -> ScanVerdict:
+        """End the stream and return the verdict over all of it.
+
+        Raise ``ScannerUnavailable`` when no verdict could be had (never a silent pass)."""
+        ...
+
+    async def abort(self) -> None:
+        """Give the scan up (the stream failed); safe to call more than once."""
+        ...
+
+
+class MalwareScanner(Protocol):
+    """Scans byte streams for malware."""
+
+    async def open(self) -> ScanSession:
+        """Start one scan. Raise ``ScannerUnavailable`` when the scanner cannot be reached."""
+        ...
+
+
+async def scan_stream(scanner: MalwareScanner, chunks: AsyncIterable[bytes]) -> ScanVerdict:
+    """Scan a whole stream (for example ``ObjectStorage.read(key)``) and return the verdict."""
+    session = await scanner.open()
+    try:
+        async for chunk in chunks:
+            await session.feed(chunk)
+        return await session.finish()
+    except BaseException:
+        await session.abort()
+        raise
+
+
+@dataclass(frozen=True, slots=True)
 class OutgoingEmail:
     to: str
     subject: str

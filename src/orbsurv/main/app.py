@@ -34,6 +34,7 @@ from orbsurv.adapters.http.metrics import HttpMetrics
 from orbsurv.adapters.http.packages import CATALOGUE_ROUTES, UPLOAD_ROUTES
 from orbsurv.adapters.http.pagination import provide_page_request
 from orbsurv.adapters.http.problems import document_problems, exception_handlers
+from orbsurv.adapters.http.projects import PROJECT_ROUTES
 from orbsurv.application.identity.authenticate import Authenticate
 from orbsurv.application.identity.ports import ProfileCache, TokenDenylist
 from orbsurv.application.identity.seed import SeedSuperuser, SuperuserSeed
@@ -136,6 +137,7 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
             *CONSOLE_ROUTES,
             *UPLOAD_ROUTES,
             *CATALOGUE_ROUTES,
+            *PROJECT_ROUTES,
         ],
     )
     # Some pages of the existing site post the public forms without the prefix.

@@ -34,6 +34,12 @@ from orbsurv.adapters.persistence.account import (
 from orbsurv.adapters.persistence.audit import SqlAlertSink, SqlAuditLog
 from orbsurv.adapters.persistence.console import SqlConsoleReader, SqlSubmissionExport
 from orbsurv.adapters.persistence.database import DatabaseProbe, make_engine
+from orbsurv.adapters.persistence.files import (
+    SqlObjectCleanups,
+    SqlProjectDownloads,
+    SqlProjectRepository,
+    SqlStorageQuota,
+)
 from orbsurv.adapters.persistence.leads import SqlAnalyticsStore, SqlLeadRepository
 from orbsurv.adapters.persistence.locks import SqlLock
 from orbsurv.adapters.persistence.outbox import SqlOutbox
@@ -41,6 +47,8 @@ from orbsurv.adapters.persistence.packages import SqlPackageCatalog, SqlUploadSt
 from orbsurv.adapters.persistence.sessions import SqlSessionRepository, SqlSessionStatus
 from orbsurv.adapters.persistence.unit_of_work import SqlUnitOfWork
 from orbsurv.adapters.persistence.users import SqlUserLookup, SqlUserRepository
+from orbsurv.adapters.scanning.clamd import ClamdScanner
+from orbsurv.adapters.scanning.signature import SignatureScanner
 from orbsurv.adapters.security.captcha import HttpCaptchaVerifier, NoCaptcha
 from orbsurv.adapters.security.otp import TotpVerifier
 from orbsurv.adapters.security.passwords import Argon2PasswordHasher
@@ -75,6 +83,23 @@ from orbsurv.application.analytics.record import RecordEvents
 from orbsurv.application.console.denials import RecordDenial
 from orbsurv.application.console.operate import AcknowledgeAlert, ManageUser, SendOperatorEmail
 from orbsurv.application.console.ports import ConsoleReader, SubmissionExport
+from orbsurv.application.files.ports import (
+    ObjectCleanups,
+    ProjectDownloads,
+    ProjectRepository,
+    StorageQuota,
+)
+from orbsurv.application.files.projects import (
+    CountDownload,
+    DeleteProject,
+    FilesPolicy,
+    FindDownload,
+    GetProject,
+    ListProjects,
+    SweepObjects,
+    UpdateProject,
+    UploadProject,
+)
 from orbsurv.application.identity.authenticate import Authenticate
 from orbsurv.application.identity.create_user import CreateUser
 from orbsurv.application.identity.login import LogIn
@@ -103,7 +128,7 @@ from orbsurv.application.leads.submit import IntakePolicy, ReportClientError, Su
 from orbsurv.application.locking import Lock
 from orbsurv.application.outbox import DeliverOutbox
 from orbsurv.application.packages.catalog import (
-    CountDownload,
+    CountPackageDownload,
     DeletePackage,
     FindVersion,
     ListPackages,
@@ -127,6 +152,7 @@ from orbsurv.application.ports import (
     Clock,
     EmailComposer,
     Mailer,
+    MalwareScanner,
     ObjectStorage,
     Outbox,
     OutboxStore,
@@ -317,6 +343,43 @@ class ConsoleProvider(Provider):
     record_denial = provide(RecordDenial, scope=Scope.REQUEST)
 
 
+class FilesProvider(Provider):
+    @provide(scope=Scope.APP)
+    def policy(self, settings: Settings) -> FilesPolicy:
+        return FilesPolicy(
+            max_upload_bytes=settings.max_upload_bytes,
+            allowed_extensions=frozenset(
+                e.lower().lstrip(".") for e in settings.allowed_project_extensions
+            ),
+        )
+
+    @provide(scope=Scope.APP)
+    def scanner(self, settings: Settings) -> MalwareScanner:
+        if settings.malware_scanner == "clamd":
+            assert settings.clamd_address is not None
+            return ClamdScanner(settings.clamd_address, timeout=settings.clamd_timeout_seconds)
+        return SignatureScanner(settings.malware_sha256_denylist)
+
+    @provide(scope=Scope.APP)
+    def downloads(self, engine: AsyncEngine) -> ProjectDownloads:
+        return SqlProjectDownloads(engine)
+
+    @provide(scope=Scope.REQUEST)
+    def quota(self, connection: AsyncConnection, settings: Settings) -> StorageQuota:
+        return SqlStorageQuota(connection, settings.user_quota_bytes)
+
+    projects = provide(SqlProjectRepository, scope=Scope.REQUEST, provides=ProjectRepository)
+    cleanups = provide(SqlObjectCleanups, scope=Scope.REQUEST, provides=ObjectCleanups)
+    upload = provide(UploadProject, scope=Scope.REQUEST)
+    get_project = provide(GetProject, scope=Scope.REQUEST)
+    list_projects = provide(ListProjects, scope=Scope.REQUEST)
+    update_project = provide(UpdateProject, scope=Scope.REQUEST)
+    delete_project = provide(DeleteProject, scope=Scope.REQUEST)
+    sweep = provide(SweepObjects, scope=Scope.REQUEST)
+    find_download = provide(FindDownload, scope=Scope.APP)
+    count_download = provide(CountDownload, scope=Scope.APP)
+
+
 class PackagesProvider(Provider):
     """Software packages: every piece is APP scope (the stores open short transactions)."""
 
@@ -362,7 +425,7 @@ class PackagesProvider(Provider):
     list_packages = provide(ListPackages, scope=Scope.APP)
     list_versions = provide(ListVersions, scope=Scope.APP)
     find_version = provide(FindVersion, scope=Scope.APP)
-    count_download = provide(CountDownload, scope=Scope.APP)
+    count_download = provide(CountPackageDownload, scope=Scope.APP)
     update_package = provide(UpdatePackage, scope=Scope.APP)
     delete_package = provide(DeletePackage, scope=Scope.APP)
     summarise = provide(SummarisePackages, scope=Scope.APP)
@@ -495,6 +558,7 @@ def providers_for(settings: Settings) -> list[Provider]:
         AccountProvider(),
         IntakeProvider(),
         ConsoleProvider(),
+        FilesProvider(),
         PackagesProvider(),
         RedisCacheProvider() if settings.redis_url else MemoryCacheProvider(),
         S3StorageProvider() if settings.storage_backend == "s3" else LocalStorageProvider(),

@@ -51,7 +51,15 @@ PLACEHOLDER_SECRETS = frozenset(
 )
 _PLACEHOLDER_MARKERS = ("changeme", "change-me", "change_me", "replace", "placeholder", "example")
 ALIASES = {"SECRET_KEY": "JWT_SECRET_KEY", "FRONTEND_URL": "CORS_ALLOW_ORIGINS"}
-LIST_VARIABLES = ("CORS_ALLOW_ORIGINS", "TRUSTED_PROXIES", "ALERT_EMAILS")
+LIST_VARIABLES = (
+    "CORS_ALLOW_ORIGINS",
+    "TRUSTED_PROXIES",
+    "ALERT_EMAILS",
+    "ALLOWED_PROJECT_EXTENSIONS",
+    "MALWARE_SHA256_DENYLIST",
+)
+GiB = 1024**3
+SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 
@@ -93,8 +101,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
 
+    max_upload_bytes: PositiveInt = 5 * GiB
+    user_quota_bytes: Annotated[int, msgspec.Meta(ge=0)] = 25 * GiB
+    allowed_project_extensions: tuple[str, ...] = ()
+    malware_scanner: Literal["signature", "clamd"] = "signature"
+    malware_sha256_denylist: tuple[str, ...] = ()
+    clamd_address: str | None = None
+    clamd_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
+
     # resumable package uploads (bytes, seconds)
-    max_upload_bytes: PositiveInt = 5 * 1024**3
     upload_session_ttl_seconds: PositiveInt = 24 * 3600
     upload_idle_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
     upload_lock_ttl_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
@@ -266,6 +281,18 @@ def _check_superuser(settings: Settings) -> None:
             raise SettingsError(f"SUPERUSER_PASSWORD: {exc.message}") from None
 
 
+def _check_scanning(settings: Settings) -> None:
+    if settings.malware_scanner == "clamd":
+        if not settings.clamd_address:
+            raise SettingsError("CLAMD_ADDRESS: required when MALWARE_SCANNER=clamd")
+        address = settings.clamd_address
+        if not address.startswith(("tcp://", "unix://", "/")):
+            raise SettingsError("CLAMD_ADDRESS: use tcp://host:port or unix:///path/to/socket")
+    for digest in settings.malware_sha256_denylist:
+        if not SHA256_HEX.match(digest):
+            raise SettingsError(f"MALWARE_SHA256_DENYLIST: {digest[:80]!r} is not a SHA-256 hex")
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, *, env_file: str | Path | None = ".env"
 ) -> Settings:
@@ -277,6 +304,7 @@ def load_settings(
     _check_proxies(settings.trusted_proxies)
     if settings.storage_backend == "s3" and not settings.s3_bucket:
         raise SettingsError("S3_BUCKET: required when STORAGE_BACKEND=s3")
+    _check_scanning(settings)
     _check_superuser(settings)
 
     updates: dict[str, Any] = {

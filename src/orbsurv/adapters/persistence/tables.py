@@ -279,6 +279,55 @@ analytics_events = sa.Table(
     sa.Index("ix_analytics_events_type_actor", "event_type", "actor_user_id", "created_at"),
 )
 
+
+projects = sa.Table(
+    "projects",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column(
+        "owner_id", sa.String(36), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("version", sa.String(64), nullable=True),
+    sa.Column("visibility", sa.String(16), nullable=False),
+    sa.Column("file_name", sa.String(255), nullable=False),
+    sa.Column("object_key", sa.String(255), nullable=False, unique=True),
+    sa.Column("size", sa.BigInteger(), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("content_type", sa.String(127), nullable=False),
+    sa.Column("downloads", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_projects_owner_created_at_id", "owner_id", "created_at", "id"),
+    sa.Index("ix_projects_visibility_created_at_id", "visibility", "created_at", "id"),
+)
+
+# Bytes each user stores (``used_bytes``) and has in flight (``reserved_bytes``), and an
+# operator-set quota (NULL: USER_QUOTA_BYTES). Shared by every context that stores user files.
+storage_usage = sa.Table(
+    "storage_usage",
+    metadata,
+    sa.Column("user_id", sa.String(36), primary_key=True),
+    sa.Column("used_bytes", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("reserved_bytes", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("quota_bytes", sa.BigInteger(), nullable=True),
+)
+
+# Objects that may be left behind by a crash: written before an upload streams (kind "upload",
+# with the bytes it reserved) or before a deleted row's object is removed (kind "delete"). The
+# request removes its row when it finishes; the worker's sweep finishes what a crash left.
+object_cleanups = sa.Table(
+    "object_cleanups",
+    metadata,
+    sa.Column("object_key", sa.String(255), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("user_id", sa.String(36), nullable=True),
+    sa.Column("reserved_bytes", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_object_cleanups_created_at", "created_at"),
+)
+
 # --- software packages ------------------------------------------------------------------
 
 packages = sa.Table(

@@ -126,7 +126,7 @@ class FindVersion:
 
 
 @dataclass(frozen=True, slots=True)
-class CountDownload:
+class CountPackageDownload:
     catalog: PackageCatalog
 
     async def __call__(self, version_id: str) -> None:

@@ -1,0 +1,422 @@
+"""Project routes: upload (streamed multipart), list, read, change, download, delete.
+
+The upload body is parsed as it arrives (``multipart``'s push parser): text fields are kept (at
+most 64 KiB each), the file part is handed to the use case as a stream of chunks, so nothing
+holds the file in memory and the size limit applies as bytes arrive. The fields must come before
+the file part, and the file part must be the only file and the last part (HTML forms and common
+clients send them in that order).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from dishka import FromDishka
+from litestar import Request, Response, delete, get, post, route
+from litestar.enums import HttpMethod
+from litestar.exceptions import HTTPException, InternalServerException
+from litestar.openapi import ResponseSpec
+from litestar.params import JSONBody, Parameter
+from multipart import MultipartSegment, ParserError, PushMultipartParser
+
+from orbsurv.adapters.http.auth import SECURITY, current_principal
+from orbsurv.adapters.http.client import request_context
+from orbsurv.adapters.http.di import inject
+from orbsurv.adapters.http.downloads import DOWNLOAD_DESCRIPTION, Downloadable, download_response
+from orbsurv.adapters.http.problems import ProblemDetail
+from orbsurv.application.files.ports import ProjectChanges
+from orbsurv.application.files.projects import (
+    CountDownload,
+    DeleteProject,
+    FindDownload,
+    GetProject,
+    ListProjects,
+    NewProject,
+    UpdateProject,
+    UploadProject,
+    Viewer,
+)
+from orbsurv.application.ports import ObjectStorage
+from orbsurv.domain.errors import FieldInvalid, InvalidInput
+from orbsurv.domain.files import Project, Visibility
+from orbsurv.domain.identity import Principal, Role
+from orbsurv.domain.pagination import PageRequest
+
+FIELD_MAX_BYTES = 64 * 1024
+MAX_PARTS = 16
+FIELDS = ("name", "description", "version", "is_public", "visibility")
+ProjectId = Annotated[str, Parameter(max_length=64, description="The project's id")]
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+
+
+def _problem(description: str) -> ResponseSpec:
+    return ResponseSpec(
+        data_container=ProblemDetail,
+        media_type="application/problem+json",
+        description=description,
+        generate_examples=False,
+    )
+
+
+class ProjectOut(msgspec.Struct, frozen=True):
+    id: str
+    owner_id: str
+    name: str
+    description: str
+    version: str | None
+    is_public: bool
+    visibility: str
+    file_name: str
+    size: int
+    sha256: str
+    content_type: str
+    downloads: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, project: Project) -> ProjectOut:
+        return cls(
+            id=project.id,
+            owner_id=project.owner_id,
+            name=project.name,
+            description=project.description,
+            version=project.version,
+            is_public=project.visibility is Visibility.PUBLIC,
+            visibility=project.visibility.value,
+            file_name=project.file_name,
+            size=project.size,
+            sha256=project.sha256,
+            content_type=project.content_type,
+            downloads=project.downloads,
+            created_at=project.created_at,
+            updated_at=project.updated_at,
+        )
+
+
+class ProjectPage(msgspec.Struct, frozen=True):
+    items: list[ProjectOut]
+    total: int
+    page: int
+    page_size: int
+    pages: int
+
+
+class ProjectUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    description: Annotated[str, msgspec.Meta(max_length=5000)] | None = None
+    is_public: bool | None = None
+    visibility: Visibility | None = None
+
+
+def viewer_of(request: Request[Any, Any, Any], principal: Principal) -> Viewer:
+    return Viewer(
+        user_id=principal.user_id,
+        is_admin=principal.role in {Role.ADMIN, Role.DEV},
+        context=request_context(request),
+    )
+
+
+def _flag(value: str | None, field: str) -> bool | None:
+    if value is None:
+        return None
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise FieldInvalid(field, f"{field} must be true or false.")
+
+
+class _Form:
+    """Pull-based events over a streamed multipart body."""
+
+    END = object()
+
+    def __init__(self, request: Request[Any, Any, Any], boundary: str) -> None:
+        self._source = request.stream()
+        self._parser = PushMultipartParser(
+            boundary, max_header_size=8192, max_header_count=8, max_segment_count=MAX_PARTS
+        )
+        self._events: deque[MultipartSegment | bytes | None] = deque()
+        self.received = 0
+        self._done = False
+
+    def queued_bytes(self) -> int:
+        return sum(len(e) for e in self._events if isinstance(e, bytes | bytearray))
+
+    async def next(self) -> MultipartSegment | bytes | object | None:
+        while not self._events:
+            if self._done:
+                return self.END
+            try:
+                chunk = await anext(self._source, b"")
+            except InternalServerException:  # Litestar's word for a client that went away
+                raise InvalidInput(
+                    "The client disconnected before the upload ended.", code="upload_interrupted"
+                ) from None
+            self.received += len(chunk)
+            try:
+                self._events.extend(self._parser.parse(chunk))
+            except ParserError as error:
+                raise InvalidInput(
+                    f"The multipart body is malformed: {error}", code="malformed_body"
+                ) from None
+            if not chunk:
+                if not self._parser.closed:
+                    raise InvalidInput("The multipart body ended early.", code="malformed_body")
+                self._done = True
+        return self._events.popleft()
+
+    async def read_field(self, name: str) -> str:
+        value = bytearray()
+        while (event := await self.next()) is not None:
+            if not isinstance(event, bytes | bytearray):
+                raise InvalidInput("The multipart body is malformed.", code="malformed_body")
+            value += event
+            if len(value) > FIELD_MAX_BYTES:
+                raise FieldInvalid(name, f"{name} is longer than {FIELD_MAX_BYTES} bytes.")
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise FieldInvalid(name, f"{name} is not valid UTF-8.") from None
+
+    async def file_body(self) -> AsyncIterator[bytes]:
+        while (event := await self.next()) is not None:
+            if isinstance(event, bytes | bytearray):
+                yield bytes(event)
+        # Nothing may follow the file part: a second file or a late field is refused before
+        # anything is kept.
+        while (event := await self.next()) is not self.END:
+            if isinstance(event, MultipartSegment):
+                raise FieldInvalid(
+                    "file", "Send one file part, after the other fields, as the last part."
+                )
+
+
+def _boundary(request: Request[Any, Any, Any]) -> str:
+    content_type, options = request.content_type
+    if content_type != "multipart/form-data" or not options.get("boundary"):
+        raise HTTPException(
+            status_code=415, detail="Send the upload as multipart/form-data with a boundary."
+        )
+    return options["boundary"]
+
+
+@post(
+    "/projects",
+    tags=["projects"],
+    summary="Upload a project",
+    description=(
+        "multipart/form-data with the fields `name`, `description`, `version` (optional), "
+        "`is_public` (true/false), then one `file` part as the last part. The file streams to "
+        "storage while it is hashed (SHA-256) and scanned for malware; `Content-Length` is "
+        "required and checked against `MAX_UPLOAD_BYTES` and the storage quota before any byte "
+        "is stored; the limit also applies as bytes arrive. Refused uploads keep nothing."
+    ),
+    status_code=201,
+    security=SECURITY,
+    request_max_body_size=None,
+    responses={
+        400: _problem("The multipart body is malformed."),
+        401: _problem("Not signed in."),
+        411: _problem("No Content-Length."),
+        413: _problem("Past MAX_UPLOAD_BYTES or the storage quota (`quota_exceeded`)."),
+        415: _problem("Not multipart/form-data."),
+        422: _problem(
+            "A field, the file name or extension is invalid, the file is empty or missing, "
+            "or it carries malware (`malware_detected`)."
+        ),
+        503: _problem("Storage (`storage_unavailable`) or scanner (`scanner_unavailable`) down."),
+    },
+)
+@inject
+async def upload_project(
+    request: Request[Any, Any, Any], use_case: FromDishka[UploadProject]
+) -> ProjectOut:
+    principal = await current_principal(request)
+    boundary = _boundary(request)
+    length = request.content_length
+    if length is None:
+        raise HTTPException(status_code=411, detail="Send a Content-Length with the upload.")
+    form = _Form(request, boundary)
+    fields: dict[str, str] = {}
+    file_name: str | None = None
+    while (event := await form.next()) is not form.END:
+        if not isinstance(event, MultipartSegment):
+            continue
+        if event.filename is not None:
+            if event.name != "file":
+                raise FieldInvalid(event.name, "Only the part named file may carry a file.")
+            file_name = event.filename
+            break
+        if event.name in fields:
+            raise FieldInvalid(event.name, f"{event.name} was sent twice.")
+        value = await form.read_field(event.name)
+        if event.name in FIELDS:
+            fields[event.name] = value
+    if file_name is None:
+        raise FieldInvalid("file", "The upload needs a file part named file.")
+    if "\x00" in "".join(fields.values()):
+        bad = next(k for k, v in fields.items() if "\x00" in v)
+        raise FieldInvalid(bad, f"{bad} contains characters that cannot be stored.")
+    # An upper bound of the file's size: what is left of the body once the parts before the
+    # file are read (the parser may hold back a few bytes that could start a boundary).
+    declared = max(0, length - (form.received - form.queued_bytes()))
+    is_public = _flag(fields.get("is_public"), "is_public")
+    if is_public is None and "visibility" in fields:
+        is_public = fields["visibility"].strip().lower() == Visibility.PUBLIC.value
+    new = NewProject(
+        name=fields.get("name", ""),
+        description=fields.get("description", ""),
+        version=fields.get("version"),
+        is_public=bool(is_public),
+        file_name=file_name,
+        declared_size=declared,
+    )
+    project = await use_case(viewer_of(request, principal), new, form.file_body())
+    return ProjectOut.of(project)
+
+
+@get(
+    "/projects",
+    tags=["projects"],
+    summary="List projects",
+    description="Public projects and your own (admins: all), newest first; `q` searches "
+    "names and descriptions.",
+    security=SECURITY,
+)
+@inject
+async def list_projects(
+    request: Request[Any, Any, Any],
+    paging: PageRequest,
+    use_case: FromDishka[ListProjects],
+    q: Annotated[str | None, Parameter(max_length=200, description="Search text")] = None,
+) -> ProjectPage:
+    principal = await current_principal(request)
+    page = await use_case(viewer_of(request, principal), paging, q)
+    return ProjectPage(
+        items=[ProjectOut.of(p) for p in page.items],
+        total=page.total,
+        page=page.page,
+        page_size=page.page_size,
+        pages=page.pages,
+    )
+
+
+@get(
+    "/projects/{project_id:str}",
+    tags=["projects"],
+    summary="One project",
+    security=SECURITY,
+    responses={404: _problem("No such project, or another user's private project.")},
+)
+@inject
+async def get_project(
+    request: Request[Any, Any, Any], project_id: ProjectId, use_case: FromDishka[GetProject]
+) -> ProjectOut:
+    principal = await current_principal(request)
+    return ProjectOut.of(await use_case(viewer_of(request, principal), project_id))
+
+
+@route(
+    "/projects/{project_id:str}",
+    http_method=[HttpMethod.PATCH, HttpMethod.PUT],
+    tags=["projects"],
+    summary="Change a project",
+    description="Owner only: name, description, visibility (`is_public` or `visibility`). "
+    "PATCH and PUT both merge: fields left out keep their value.",
+    security=SECURITY,
+    responses={
+        403: _problem("Not the owner of this (visible) project."),
+        404: _problem("No such project, or another user's private project."),
+    },
+)
+@inject
+async def update_project(
+    request: Request[Any, Any, Any],
+    project_id: ProjectId,
+    data: JSONBody[ProjectUpdate],
+    use_case: FromDishka[UpdateProject],
+) -> ProjectOut:
+    principal = await current_principal(request)
+    visibility = data.visibility
+    if data.is_public is not None:
+        visibility = Visibility.PUBLIC if data.is_public else Visibility.PRIVATE
+    changes = ProjectChanges(name=data.name, description=data.description, visibility=visibility)
+    project = await use_case(viewer_of(request, principal), project_id, changes)
+    return ProjectOut.of(project)
+
+
+@route(
+    "/projects/{project_id:str}/download",
+    http_method=[HttpMethod.GET, HttpMethod.HEAD],
+    tags=["projects"],
+    summary="Download a project's file",
+    description=DOWNLOAD_DESCRIPTION,
+    security=SECURITY,
+    media_type="application/octet-stream",
+    responses={
+        206: ResponseSpec(data_container=bytes, description="One range of the file."),
+        304: ResponseSpec(data_container=None, description="The ETag matched If-None-Match."),
+        404: _problem("No such project, or another user's private project."),
+        416: _problem("The range cannot be served; Content-Range: bytes */size."),
+        503: _problem("Storage unavailable."),
+    },
+)
+@inject
+async def download_project(
+    request: Request[Any, Any, Any],
+    project_id: ProjectId,
+    find: FromDishka[FindDownload],
+    count: FromDishka[CountDownload],
+    storage: FromDishka[ObjectStorage],
+) -> Response[Any]:
+    principal = await current_principal(request)
+    project = await find(viewer_of(request, principal), project_id)
+
+    async def counted() -> None:
+        await count(project.id)
+
+    item = Downloadable(
+        key=project.object_key,
+        size=project.size,
+        sha256=project.sha256,
+        modified_at=project.created_at,
+        file_name=project.file_name,
+    )
+    return download_response(request, storage, item, on_complete=counted)
+
+
+@delete(
+    "/projects/{project_id:str}",
+    tags=["projects"],
+    summary="Delete a project",
+    description="Owner or admin. The row and the stored file both go.",
+    security=SECURITY,
+    responses={
+        403: _problem("Neither the owner nor an admin."),
+        404: _problem("No such project, or another user's private project."),
+    },
+)
+@inject
+async def delete_project(
+    request: Request[Any, Any, Any], project_id: ProjectId, use_case: FromDishka[DeleteProject]
+) -> None:
+    principal = await current_principal(request)
+    await use_case(viewer_of(request, principal), project_id)
+
+
+PROJECT_ROUTES = [
+    upload_project,
+    list_projects,
+    get_project,
+    update_project,
+    download_project,
+    delete_project,
+]

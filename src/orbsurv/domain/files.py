@@ -1,0 +1,219 @@
+"""Files: projects, file names, and the HTTP download rules as pure arithmetic.
+
+Downloads follow RFC 9110: byte ranges (§14.1.2), 206 and ``Content-Range`` (§14.4), 416 with
+``Content-Range: bytes */size`` (§15.5.17), validators (``ETag`` §8.8.3, ``Last-Modified``
+§8.8.2) and conditional requests (``If-None-Match`` §13.1.2, ``If-Range`` §13.1.5, evaluated in
+the order of §13.2.2). ``Content-Disposition`` follows RFC 6266 with RFC 8187 ``filename*``.
+
+Policy choices, each allowed by RFC 9110:
+* several ranges in one ``Range`` header are answered with the whole body (200), never
+  ``multipart/byteranges`` (§14.2 lets a server ignore ``Range``);
+* a ``Range`` header in the ``bytes`` unit that does not parse (``bytes=5-2``, ``bytes=x``) or
+  that no byte satisfies (``bytes=-0``, a start past the end) is answered 416, so a client learns
+  at once that it asked for something impossible; another unit is ignored (200).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from urllib.parse import quote
+
+from orbsurv.domain.errors import FieldInvalid
+
+MAX_FILE_NAME = 255  # characters: what common filesystems accept
+NAME_MAX = 200
+DESCRIPTION_MAX = 5000
+VERSION_MAX = 64
+
+
+class Visibility(enum.Enum):
+    PUBLIC = "public"
+    PRIVATE = "private"
+
+
+@dataclass(slots=True)
+class Project:
+    """One uploaded project file and its description. ``size`` in bytes; ``sha256`` hex."""
+
+    id: str
+    owner_id: str
+    name: str
+    description: str
+    version: str | None
+    visibility: Visibility
+    file_name: str
+    object_key: str
+    size: int
+    sha256: str
+    content_type: str
+    downloads: int
+    created_at: datetime
+    updated_at: datetime
+
+    def visible_to(self, user_id: str | None, *, is_admin: bool = False) -> bool:
+        """Public projects are visible to anyone; private ones to their owner and admins."""
+        return self.visibility is Visibility.PUBLIC or self.owner_id == user_id or is_admin
+
+    def editable_by(self, user_id: str) -> bool:
+        return self.owner_id == user_id
+
+
+def _clean_text(field: str, value: str, limit: int, *, required: bool) -> str:
+    if any(unicodedata.category(c) == "Cs" for c in value) or "\x00" in value:
+        raise FieldInvalid(field, f"{field} contains characters that cannot be stored.")
+    value = value.strip()
+    if required and not value:
+        raise FieldInvalid(field, f"{field} is required.")
+    if len(value) > limit:
+        raise FieldInvalid(field, f"{field} is longer than {limit} characters.")
+    return value
+
+
+def check_project_name(name: str) -> str:
+    return _clean_text("name", name, NAME_MAX, required=True)
+
+
+def check_description(description: str) -> str:
+    return _clean_text("description", description, DESCRIPTION_MAX, required=False)
+
+
+def check_version(version: str | None) -> str | None:
+    if version is None:
+        return None
+    return _clean_text("version", version, VERSION_MAX, required=False) or None
+
+
+def check_file_name(name: str, allowed_extensions: frozenset[str] = frozenset()) -> str:
+    """A file name as a client sent it, refused (``FieldInvalid`` on ``file``) unless it is a
+    plain name: no path separators, no control characters or NUL, not only dots, at most 255
+    characters, and (when ``allowed_extensions`` is not empty, lower-case without dots) one of
+    the allowed extensions. Names are never rewritten: a refused name is the client's to fix."""
+    if any(unicodedata.category(c) in {"Cc", "Cs"} for c in name):
+        raise FieldInvalid("file", "The file name contains control characters.")
+    stripped = name.strip()
+    if not stripped:
+        raise FieldInvalid("file", "The file needs a name.")
+    if "/" in stripped or "\\" in stripped:
+        raise FieldInvalid("file", "The file name must not contain path separators.")
+    if set(stripped) == {"."}:
+        raise FieldInvalid("file", "The file name must not be only dots.")
+    if len(stripped) > MAX_FILE_NAME:
+        raise FieldInvalid("file", f"The file name is longer than {MAX_FILE_NAME} characters.")
+    if allowed_extensions:
+        extension = stripped.rsplit(".", 1)[1].lower() if "." in stripped.strip(".") else ""
+        if extension not in allowed_extensions:
+            allowed = ", ".join(sorted(allowed_extensions))
+            raise FieldInvalid("file", f"Files of this type are not accepted (allowed: {allowed}).")
+    return stripped
+
+
+# --- downloads (RFC 9110) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ByteRange:
+    """Bytes ``start..end`` inclusive, both within the representation."""
+
+    start: int
+    end: int
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+    def content_range(self, size: int) -> str:
+        return f"bytes {self.start}-{self.end}/{size}"
+
+
+class RangeNotSatisfiable(Exception):
+    """The ``Range`` cannot be served: answer 416 with ``Content-Range: bytes */size``."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"bytes */{size}")
+        self.size = size
+
+    @property
+    def content_range(self) -> str:
+        return f"bytes */{self.size}"
+
+
+_RANGE_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
+
+
+def parse_range(header: str, size: int) -> ByteRange | None:
+    """The one range to serve from a ``Range`` header for a representation of ``size`` bytes.
+
+    ``None`` means serve the whole body (another unit, or several ranges). Raise
+    ``RangeNotSatisfiable`` for a malformed or unsatisfiable ``bytes`` range."""
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes":
+        return None
+    specs = spec.split(",")
+    if len(specs) > 1:
+        if all(_RANGE_SPEC.match(s) for s in specs):
+            return None
+        raise RangeNotSatisfiable(size)
+    match = _RANGE_SPEC.match(spec)
+    if match is None:
+        raise RangeNotSatisfiable(size)
+    first, last = match.groups()
+    if not first and not last:
+        raise RangeNotSatisfiable(size)
+    if not first:  # suffix: the last N bytes
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            raise RangeNotSatisfiable(size)
+        return ByteRange(max(0, size - suffix), size - 1)
+    start = int(first)
+    end = int(last) if last else size - 1
+    if end < start or start >= size:
+        raise RangeNotSatisfiable(size)
+    return ByteRange(start, min(end, size - 1))
+
+
+def strong_etag(sha256: str) -> str:
+    """A quoted strong entity tag from the SHA-256 of the bytes (RFC 9110 §8.8.3)."""
+    return f'"{sha256}"'
+
+
+def _etags(header: str) -> list[str]:
+    return [tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()]
+
+
+def none_match(header: str, etag: str) -> bool:
+    """``True`` when ``If-None-Match`` matches (weak comparison, §13.1.2): answer 304."""
+    tags = _etags(header)
+    return "*" in tags or etag.removeprefix("W/") in tags
+
+
+def http_date(moment: datetime) -> str:
+    """An IMF-fixdate (RFC 9110 §5.6.7), whole seconds."""
+    return format_datetime(moment.replace(microsecond=0), usegmt=True)
+
+
+def if_range_holds(header: str, etag: str, last_modified: datetime) -> bool:
+    """``True`` when the ``If-Range`` validator still matches (§13.1.5): a strong ETag equal to
+    ours, or an HTTP-date equal to our ``Last-Modified``. Otherwise the whole body is sent."""
+    value = header.strip()
+    if value.startswith(("W/", '"')):
+        return value == etag  # strong comparison; weak tags never match
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return False
+    return when.tzinfo is not None and int(when.timestamp()) == int(last_modified.timestamp())
+
+
+def content_disposition(file_name: str) -> str:
+    """``attachment`` with an ASCII ``filename`` fallback and, for other names, an RFC 8187
+    ``filename*`` (RFC 6266 §4.3)."""
+    ascii_name = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\%' else "_" for c in file_name)
+    header = f'attachment; filename="{ascii_name}"'
+    if ascii_name != file_name:
+        header += f"; filename*=UTF-8''{quote(file_name, safe='')}"
+    return header
