@@ -263,3 +263,59 @@ async def test_the_sweeper_leaves_no_objects_parts_or_rows(make_settings: Settin
             assert await fetch(settings, f"SELECT * FROM {table}") == []
         assert stored_files(settings) == []
         assert await storage.list_multipart_uploads() == []
+
+
+async def test_downloads_ranges_and_counting(app: Litestar, client: Client) -> None:
+    ada = await sign_in(app, client, "ada@example.com")
+    eve = await sign_in(app, client, "eve@example.com")
+    data = bytes(range(256)) * 40
+    result = await publish(client, ada, data, name="dl")
+    url = f"{BASE}/{result['package_id']}/versions/{result['version_id']}/download"
+    assert (await client.get(url, headers=eve)).status_code == 404  # private: not eve's
+    whole = await client.get(url, headers=ada)
+    assert whole.status_code == 200
+    assert whole.content == data
+    assert whole.headers["etag"] == f'"{result["sha256"]}"'
+    assert whole.headers["x-content-type-options"] == "nosniff"
+    assert "dl.tgz" in whole.headers["content-disposition"]
+    part = await client.get(url, headers={**ada, "Range": "bytes=10-19"})
+    assert part.status_code == 206
+    assert part.content == data[10:20]
+    assert part.headers["content-range"] == f"bytes 10-19/{len(data)}"
+    bad = await client.get(url, headers={**ada, "Range": "bytes=999999-"})
+    assert bad.status_code == 416
+    assert bad.headers["content-range"] == f"bytes */{len(data)}"
+    cached = await client.get(url, headers={**ada, "If-None-Match": whole.headers["etag"]})
+    assert cached.status_code == 304
+    assert (await client.head(url, headers=ada)).headers["etag"] == whole.headers["etag"]
+    versions = (await client.get(f"{BASE}/{result['package_id']}/versions", headers=ada)).json()
+    assert versions["items"][0]["downloads"] == 1  # ranges, 304 and HEAD do not count
+
+
+EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+
+
+async def test_malware_is_refused_at_completion_and_alerted(
+    app: Litestar, client: Client, settings: Settings
+) -> None:
+    ada = await sign_in(app, client, "ada@example.com")
+    body = {"package_name": "bad", "version": "1.0.0", "file_name": "e.com", "size": len(EICAR)}
+    upload_id = (await client.post(f"{BASE}/uploads/init", json=body, headers=ada)).json()[
+        "upload_id"
+    ]
+    await client.patch(
+        f"{BASE}/uploads/{upload_id}",
+        content=EICAR,
+        headers={**ada, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"},
+    )
+    refused = await client.post(f"{BASE}/uploads/{upload_id}/complete", headers=ada)
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "malware_detected"
+    assert await fetch(settings, "SELECT * FROM package_versions") == []
+    assert stored_files(settings) == []
+    events = await fetch(
+        settings, "SELECT action FROM audit_events WHERE action = 'malware.detected'"
+    )
+    assert len(events) == 1
+    alerts = await fetch(settings, "SELECT rule FROM security_alerts")
+    assert alerts

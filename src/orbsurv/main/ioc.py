@@ -40,6 +40,7 @@ from orbsurv.adapters.persistence.files import (
     SqlProjectRepository,
     SqlStorageQuota,
 )
+from orbsurv.adapters.persistence.incidents import SqlAuditTrail
 from orbsurv.adapters.persistence.leads import SqlAnalyticsStore, SqlLeadRepository
 from orbsurv.adapters.persistence.locks import SqlLock
 from orbsurv.adapters.persistence.outbox import SqlOutbox
@@ -136,7 +137,12 @@ from orbsurv.application.packages.catalog import (
     SummarisePackages,
     UpdatePackage,
 )
-from orbsurv.application.packages.ports import PackageCatalog, UploadStore, VersionScheme
+from orbsurv.application.packages.ports import (
+    AuditTrail,
+    PackageCatalog,
+    UploadStore,
+    VersionScheme,
+)
 from orbsurv.application.packages.uploads import (
     AbortUpload,
     AppendUploadChunk,
@@ -414,8 +420,14 @@ class PackagesProvider(Provider):
         lock: Lock,
         clock: Clock,
         policy: UploadPolicy,
+        scanner: MalwareScanner,
+        trail: AuditTrail,
     ) -> CompleteUpload:
-        return CompleteUpload(store, catalog, storage, lock, clock, policy)
+        return CompleteUpload(store, catalog, storage, lock, clock, policy, scanner, trail)
+
+    @provide(scope=Scope.APP)
+    def trail(self, engine: AsyncEngine, clock: Clock, settings: Settings) -> AuditTrail:
+        return SqlAuditTrail(engine, clock, settings.alert_emails)
 
     create = provide(CreateUpload, scope=Scope.APP)
     status = provide(GetUploadStatus, scope=Scope.APP)

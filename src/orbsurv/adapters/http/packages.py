@@ -34,8 +34,11 @@ from litestar.params import JSONBody, Parameter
 
 from orbsurv.adapters.http.auth import SECURITY, current_principal, requires
 from orbsurv.adapters.http.di import inject
+from orbsurv.adapters.http.downloads import DOWNLOAD_DESCRIPTION, Downloadable, download_response
 from orbsurv.application.packages.catalog import (
+    CountPackageDownload,
     DeletePackage,
+    FindVersion,
     ListPackages,
     ListVersions,
     PackageChanges,
@@ -56,6 +59,7 @@ from orbsurv.application.packages.uploads import (
     UploadPolicy,
     UploadStatus,
 )
+from orbsurv.application.ports import ObjectStorage
 from orbsurv.domain.errors import FieldInvalid, InvalidInput
 from orbsurv.domain.identity import Permission, Principal
 from orbsurv.domain.packages import UploadState
@@ -828,9 +832,49 @@ async def admin_packages(
     )
 
 
+@route(
+    "/software-packages/{package_id:str}/versions/{version_id:str}/download",
+    http_method=[HttpMethod.GET, HttpMethod.HEAD],
+    tags=TAGS,
+    summary="Download one version",
+    description=DOWNLOAD_DESCRIPTION + " Owners and admins may download private packages.",
+    security=SECURITY,
+    media_type="application/octet-stream",
+    responses={
+        206: ResponseSpec(data_container=bytes, description="One range of the file."),
+        304: ResponseSpec(data_container=None, description="The ETag matched If-None-Match."),
+        404: ResponseSpec(None, description="No such package or version (or not visible)"),
+        416: ResponseSpec(None, description="Content-Range: bytes */size"),
+    },
+)
+@inject
+async def download_version(
+    request: Request[Any, Any, Any],
+    package_id: PackageId,
+    version_id: Annotated[str, Parameter(max_length=64)],
+    find: FromDishka[FindVersion],
+    count: FromDishka[CountPackageDownload],
+    storage: FromDishka[ObjectStorage],
+) -> Response[Any]:
+    _, version = await find(await current_principal(request), package_id, version_id)
+
+    async def counted() -> None:
+        await count(version.id)
+
+    item = Downloadable(
+        key=version.storage_key,
+        size=version.size,
+        sha256=version.sha256,
+        modified_at=version.created_at,
+        file_name=version.file_name,
+    )
+    return download_response(request, storage, item, on_complete=counted)
+
+
 CATALOGUE_ROUTES = [
     list_packages,
     list_versions,
+    download_version,
     update_package,
     delete_package,
     admin_summary,

@@ -8,8 +8,16 @@ from datetime import datetime
 from typing import Protocol
 
 from orbsurv.application.ports import UploadedPart
+from orbsurv.domain.audit import AuditEvent
 from orbsurv.domain.packages import UploadResult, UploadSession, UploadState
 from orbsurv.domain.pagination import Page, PageRequest
+
+
+class AuditTrail(Protocol):
+    async def record(self, event: AuditEvent) -> None:
+        """Append one event (alert rules apply) and commit it at once, in a transaction of its
+        own: for use cases that hold no request transaction."""
+        ...
 
 
 class VersionScheme(Protocol):

@@ -37,13 +37,15 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from orbsurv.application.errors import MalwareDetected
 from orbsurv.application.locking import Lock
 from orbsurv.application.packages.ports import (
+    AuditTrail,
     PackageCatalog,
     StagedTail,
     UploadDetails,
@@ -52,7 +54,14 @@ from orbsurv.application.packages.ports import (
     VersionScheme,
 )
 from orbsurv.application.packages.versions import check_details
-from orbsurv.application.ports import Clock, ObjectStorage, UploadedPart
+from orbsurv.application.ports import (
+    Clock,
+    MalwareScanner,
+    ObjectStorage,
+    UploadedPart,
+    scan_stream,
+)
+from orbsurv.domain.audit import AuditEvent, RequestContext
 from orbsurv.domain.errors import FieldInvalid, InvalidInput
 from orbsurv.domain.identity import Principal
 from orbsurv.domain.packages import (
@@ -510,9 +519,6 @@ class AppendUploadChunk:
 # --- complete ---------------------------------------------------------------------------
 
 
-Scan = Callable[[AsyncIterable[bytes]], Awaitable[str | None]]
-
-
 @dataclass(frozen=True, slots=True)
 class CompleteUpload:
     """Assemble, verify (size, declared SHA-256), scan and publish. Idempotent.
@@ -527,7 +533,8 @@ class CompleteUpload:
     lock: Lock
     clock: Clock
     policy: UploadPolicy
-    scan: Scan | None = None
+    scanner: MalwareScanner
+    trail: AuditTrail
 
     async def __call__(self, principal: Principal, upload_id: str) -> UploadResult:
         record = await _load(self.store, upload_id, principal)
@@ -593,12 +600,7 @@ class CompleteUpload:
                 size += len(chunk)
                 yield chunk
 
-        verdict = None
-        if self.scan is not None:
-            verdict = await self.scan(hashed())
-        else:
-            async for _ in hashed():
-                pass
+        verdict = await scan_stream(self.scanner, hashed())
         sha256 = digest.hexdigest()
         declared = record.details.sha256
         failure: Exception | None = None
@@ -608,8 +610,22 @@ class CompleteUpload:
             failure = DigestMismatch(
                 "The uploaded bytes do not have the declared SHA-256; nothing was published."
             )
-        elif verdict is not None:
-            failure = MalwareDetected(f"The file was refused: {verdict}.")
+        elif verdict.signature is not None:
+            failure = MalwareDetected("file", verdict.signature)
+            await self.trail.record(
+                AuditEvent(
+                    "malware.detected",
+                    self.clock.now(),
+                    RequestContext(),
+                    actor_user_id=principal.user_id,
+                    target_type="package_upload",
+                    target_id=upload_id,
+                    metadata={
+                        "signature": verdict.signature,
+                        "file_name": record.details.file_name,
+                    },
+                )
+            )
         if failure is not None:
             await self._discard(record)
             raise failure
@@ -636,13 +652,6 @@ class CompleteUpload:
             now=self.clock.now(),
         )
         await _drop_bytes(self.storage, record)
-
-
-class MalwareDetected(FieldInvalid):
-    code = "malware_detected"
-
-    def __init__(self, message: str) -> None:
-        super().__init__("file", message)
 
 
 async def _drop_bytes(storage: ObjectStorage, record: UploadRecord) -> None:
