@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,7 +29,7 @@ from tusclient import client as tus
 
 from tests.conftest import S3Server, create_postgres_database, drop_postgres_database
 from tests.e2e.conftest import CLI, clean_env, wait_until_healthy
-from tests.services import free_port, require
+from tests.services import IN_CI, free_port, require
 
 API = "/api/v1"
 UPLOADS = f"{API}/software-packages/uploads"
@@ -269,6 +271,48 @@ def test_a_stalled_patch_does_not_block_its_own_resume(
         assert response.status_code == 200, response.text
         assert complete(server.url, auth, upload_id)["sha256"] == hashlib.sha256(data).hexdigest()
         stalled.close()
+
+
+JS = Path(__file__).parent / "js"
+
+
+def tus_js_client() -> Path:
+    """``tests/e2e/js`` with tus-js-client installed (``npm ci`` from the committed lock)."""
+    npm = shutil.which("npm")
+    if shutil.which("node") is None or npm is None:
+        if IN_CI:
+            pytest.fail("Node and npm are needed for the tus-js-client test")
+        pytest.skip("Node and npm are not installed")
+    if not (JS / "node_modules" / "tus-js-client").is_dir():
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=JS, check=True, timeout=600)
+    return JS / "upload.mjs"
+
+
+def run_tus_js(endpoint: str, token: str, file: Path, chunk: int, meta: dict[str, str]) -> Any:
+    script = tus_js_client()
+    done = subprocess.run(
+        ["node", str(script), endpoint, token, str(file), str(chunk), json.dumps(meta)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_tus_js_client_uploads_unmodified(tmp_path: Path, local_env: dict[str, str]) -> None:
+    data = data_of(6 * MiB + 99, "tus-js")
+    source = tmp_path / "pkg.bin"
+    source.write_bytes(data)
+    with serve(tmp_path / "srv", local_env) as server:
+        auth = sign_up(server.url)
+        token = auth["Authorization"].split(" ", 1)[1]
+        meta = {"package_name": "js-pkg", "version": "3.0.0-beta.1", "filename": "pkg.bin"}
+        answer = run_tus_js(f"{server.url}{UPLOADS}", token, source, 4 * MiB, meta)
+        status = httpx.get(answer["url"], headers=auth, timeout=60).json()
+        assert status["status"] == "completed"
+        assert status["sha256"] == hashlib.sha256(data).hexdigest()
 
 
 # --- two servers sharing PostgreSQL, Redis and S3 (moto) ----------------------------------
