@@ -319,3 +319,63 @@ async def test_malware_is_refused_at_completion_and_alerted(
     assert len(events) == 1
     alerts = await fetch(settings, "SELECT rule FROM security_alerts")
     assert alerts
+
+
+async def test_single_shot_publish_streams_through_the_same_path(
+    app: Litestar, client: Client, settings: Settings
+) -> None:
+    ada = await sign_in(app, client, "ada@example.com")
+    fields = {"name": "one-shot", "version": "0.3.0", "language": "C", "is_public": "true"}
+    data = b"single request " * 1000
+    created = await client.post(
+        BASE, data=fields, files={"file": ("one.tgz", data, "application/gzip")}, headers=ada
+    )
+    assert created.status_code == 201, created.text
+    result = created.json()
+    assert result["size"] == len(data)
+    # the same bytes through the resumable path share the blob
+    again = await publish(client, ada, data, name="one-shot", version="0.4.0")
+    assert again["package_id"] == result["package_id"]
+    assert len([p for p in stored_files(settings) if p.stat().st_size == len(data)]) == 1
+    duplicate = await client.post(
+        BASE, data=fields, files={"file": ("one.tgz", b"x", "application/gzip")}, headers=ada
+    )
+    assert duplicate.status_code == 409
+    assert await fetch(settings, "SELECT * FROM upload_sessions WHERE state <> 'completed'") == []
+    no_file = await client.post(BASE, data=fields, headers=ada)
+    assert no_file.status_code in {415, 422}
+    empty = await client.post(
+        BASE,
+        data={**fields, "version": "0.5.0"},
+        files={"file": ("e.tgz", b"", "application/gzip")},
+        headers=ada,
+    )
+    assert empty.status_code == 422
+    infected = await client.post(
+        BASE,
+        data={**fields, "version": "0.6.0"},
+        files={"file": ("e.com", EICAR, "application/octet-stream")},
+        headers=ada,
+    )
+    assert infected.status_code == 422
+    assert infected.json()["code"] == "malware_detected"
+    versions = (await client.get(f"{BASE}/{result['package_id']}/versions", headers=ada)).json()
+    assert [v["version"] for v in versions["items"]] == ["0.4.0", "0.3.0"]
+
+
+async def test_single_shot_past_the_limit_is_413_and_keeps_nothing(
+    make_settings: SettingsFactory,
+) -> None:
+    settings = make_settings(MAX_UPLOAD_BYTES="1000")
+    app = make_app(settings)
+    async with AsyncTestClient(app) as client:
+        ada = await sign_in(app, client, "ada@example.com")
+        answer = await client.post(
+            BASE,
+            data={"name": "big", "version": "1.0.0"},
+            files={"file": ("b.bin", b"x" * 5000, "application/octet-stream")},
+            headers=ada,
+        )
+        assert answer.status_code == 413
+        assert stored_files(settings) == []
+        assert await fetch(settings, "SELECT * FROM packages") == []

@@ -149,6 +149,7 @@ from orbsurv.application.packages.uploads import (
     CompleteUpload,
     CreateUpload,
     GetUploadStatus,
+    PublishPackage,
     SweepUploads,
     UploadPolicy,
 )
@@ -430,6 +431,7 @@ class PackagesProvider(Provider):
         return SqlAuditTrail(engine, clock, settings.alert_emails)
 
     create = provide(CreateUpload, scope=Scope.APP)
+    publish = provide(PublishPackage, scope=Scope.APP)
     status = provide(GetUploadStatus, scope=Scope.APP)
     append = provide(AppendUploadChunk, scope=Scope.APP)
     abort = provide(AbortUpload, scope=Scope.APP)

@@ -31,10 +31,12 @@ from litestar.enums import HttpMethod
 from litestar.exceptions import HTTPException
 from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, Parameter
+from multipart import MultipartSegment
 
 from orbsurv.adapters.http.auth import SECURITY, current_principal, requires
 from orbsurv.adapters.http.di import inject
 from orbsurv.adapters.http.downloads import DOWNLOAD_DESCRIPTION, Downloadable, download_response
+from orbsurv.adapters.http.projects import _boundary, _flag, _Form
 from orbsurv.application.packages.catalog import (
     CountPackageDownload,
     DeletePackage,
@@ -56,6 +58,7 @@ from orbsurv.application.packages.uploads import (
     CreateUpload,
     GetUploadStatus,
     OpenUpload,
+    PublishPackage,
     UploadPolicy,
     UploadStatus,
 )
@@ -871,7 +874,83 @@ async def download_version(
     return download_response(request, storage, item, on_complete=counted)
 
 
+SINGLE_FIELDS = ("name", "description", "category", "language", "version", "is_public", "sha256")
+
+
+@post(
+    "/software-packages",
+    tags=TAGS,
+    summary="Publish a package version in one request",
+    description=(
+        "multipart/form-data with the fields `name`, `version` (SemVer), and optionally "
+        "`description`, `category`, `language`, `is_public` (true/false), `sha256`, then one "
+        "`file` part as the last part. The file streams to storage while it is hashed and "
+        "scanned; `MAX_UPLOAD_BYTES` applies as bytes arrive. A new name creates the package "
+        "with these fields; an existing one of yours gets the version (its metadata stays). "
+        "Answers 201 `{package_id, version_id, sha256, size}`."
+    ),
+    status_code=201,
+    security=SECURITY,
+    request_max_body_size=None,
+    responses={
+        400: ResponseSpec(None, description="Malformed multipart body"),
+        409: ResponseSpec(None, description="The version exists, or the SHA-256 differs"),
+        413: ResponseSpec(None, description="Past MAX_UPLOAD_BYTES"),
+        415: ResponseSpec(None, description="Not multipart/form-data"),
+    },
+)
+@inject
+async def publish_package(
+    request: Request[Any, Any, Any], use_case: FromDishka[PublishPackage]
+) -> Response[CompleteOut]:
+    principal = await current_principal(request)
+    form = _Form(request, _boundary(request))
+    fields: dict[str, str] = {}
+    file_name: str | None = None
+    file_type: str | None = None
+    while (event := await form.next()) is not form.END:
+        if not isinstance(event, MultipartSegment):
+            continue
+        if event.filename is not None:
+            if event.name != "file":
+                raise FieldInvalid(event.name, "Only the part named file may carry a file.")
+            file_name, file_type = event.filename, event.content_type
+            break
+        if event.name in fields:
+            raise FieldInvalid(event.name, f"{event.name} was sent twice.")
+        value = await form.read_field(event.name)
+        if event.name in SINGLE_FIELDS:
+            fields[event.name] = value
+    if file_name is None:
+        raise FieldInvalid("file", "The upload needs a file part named file.")
+    for required in ("name", "version"):
+        if not fields.get(required, "").strip():
+            raise FieldInvalid(required, "is required")
+    details = UploadDetails(
+        package_name=fields["name"],
+        version=fields["version"],
+        file_name=file_name,
+        description=fields.get("description", ""),
+        category=fields.get("category"),
+        language=fields.get("language"),
+        is_public=bool(_flag(fields.get("is_public"), "is_public")),
+        content_type=file_type,
+        sha256=fields.get("sha256"),
+    )
+    result = await use_case(principal, details, form.file_body())
+    return Response(
+        CompleteOut(
+            package_id=result.package_id,
+            version_id=result.version_id,
+            sha256=result.sha256,
+            size=result.size,
+        ),
+        status_code=201,
+    )
+
+
 CATALOGUE_ROUTES = [
+    publish_package,
     list_packages,
     list_versions,
     download_version,

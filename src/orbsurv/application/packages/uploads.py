@@ -663,6 +663,117 @@ async def _drop_bytes(storage: ObjectStorage, record: UploadRecord) -> None:
     await storage.delete(record.storage_key)
 
 
+# --- single-shot ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PublishPackage:
+    """``POST /software-packages``: one request carries the whole file.
+
+    The bytes stream to storage once while they are hashed and scanned (nothing holds the file;
+    ``MAX_UPLOAD_BYTES`` applies as they arrive), then the version is published through the same
+    path as a completed resumable upload (a session row in ``finalizing``, the same blob
+    reference counting and duplicate check). Raises ``FieldInvalid``, ``VersionExists``,
+    ``ObjectTooLarge`` (413), ``DigestMismatch``, ``MalwareDetected`` (422)."""
+
+    store: UploadStore
+    catalog: PackageCatalog
+    storage: ObjectStorage
+    versions: VersionScheme
+    clock: Clock
+    policy: UploadPolicy
+    scanner: MalwareScanner
+    trail: AuditTrail
+
+    async def __call__(
+        self, principal: Principal, details: UploadDetails, file: AsyncIterable[bytes]
+    ) -> UploadResult:
+        details = check_details(details, self.versions)
+        if await self.catalog.version_exists(
+            principal.user_id, details.package_name, details.version
+        ):
+            raise VersionExists(
+                f"Version {details.version} of {details.package_name} already exists."
+            )
+        upload_id = str(uuid.uuid4())
+        key = f"packages/uploads/{upload_id}/object"
+        digest = hashlib.sha256()
+        scan = await self.scanner.open()
+
+        async def inspected() -> AsyncIterator[bytes]:
+            async for chunk in file:
+                digest.update(chunk)
+                await scan.feed(chunk)
+                yield chunk
+
+        try:
+            stored = await self.storage.put(
+                key,
+                inspected(),
+                max_size=self.policy.max_upload_bytes,
+                content_type=details.content_type,
+            )
+            verdict = await scan.finish()
+        except BaseException:
+            await scan.abort()
+            raise
+        sha256 = digest.hexdigest()
+        failure: Exception | None = None
+        if stored.size == 0:
+            failure = FieldInvalid("file", "must not be empty")
+        elif details.sha256 is not None and details.sha256 != sha256:
+            failure = DigestMismatch("The file does not have the declared SHA-256.")
+        elif verdict.signature is not None:
+            failure = MalwareDetected("file", verdict.signature)
+            await self.trail.record(
+                AuditEvent(
+                    "malware.detected",
+                    self.clock.now(),
+                    RequestContext(),
+                    actor_user_id=principal.user_id,
+                    target_type="package_upload",
+                    target_id=upload_id,
+                    metadata={"signature": verdict.signature, "file_name": details.file_name},
+                )
+            )
+        if failure is not None:
+            await self.storage.delete(key)
+            raise failure
+        now = self.clock.now()
+        record = UploadRecord(
+            session=UploadSession(
+                id=upload_id,
+                owner_id=principal.user_id,
+                length=stored.size,
+                offset=stored.size,
+                state=UploadState.FINALIZING,
+                expires_at=now + timedelta(seconds=self.policy.session_ttl_seconds),
+                created_at=now,
+            ),
+            details=details,
+            protocol="single",
+            storage_key=key,
+            multipart_id=None,
+        )
+        await self.store.create(record, now)
+        try:
+            publication = await self.catalog.publish(
+                record,
+                sha256=sha256,
+                version_id=str(uuid.uuid4()),
+                package_id=str(uuid.uuid4()),
+                now=self.clock.now(),
+            )
+        except BaseException:
+            await self.storage.delete(key)
+            await self.store.delete(upload_id)
+            raise
+        await self.store.delete(upload_id)  # nothing to resume: the session has served
+        if publication.redundant_key is not None:
+            await self.storage.delete(publication.redundant_key)
+        return publication.result
+
+
 # --- abort ------------------------------------------------------------------------------
 
 
