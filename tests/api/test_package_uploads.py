@@ -443,3 +443,30 @@ async def test_expired_uploads_answer_410(
             assert time.monotonic() < deadline
             await asyncio.sleep(0.2)
         assert (await patch(client, auth, upload_id, 0, b"abcd")).status_code == 410
+
+
+async def test_bytes_in_flight_count_against_the_quota(make_settings: Any) -> None:
+    settings = make_settings(USER_QUOTA_BYTES="100")
+    app = make_app(settings)
+    async with AsyncTestClient(app) as client:
+        auth = await sign_in(app, client)
+        first = await init(client, auth, 60)
+        over = await client.post(
+            f"{BASE}/uploads/init",
+            json={"package_name": "p2", "version": "1.0.0", "file_name": "b", "size": 50},
+            headers=auth,
+        )
+        assert over.status_code == 413
+        assert over.json()["code"] == "quota_exceeded"
+        aborted = await client.delete(f"{BASE}/uploads/{first['upload_id']}", headers=auth)
+        assert aborted.status_code == 204
+        second = await init(client, auth, 50)
+        await patch(client, auth, second["upload_id"], 0, b"q" * 50)
+        done = await client.post(f"{BASE}/uploads/{second['upload_id']}/complete", headers=auth)
+        assert done.status_code == 200
+        usage = await fetch(settings, "SELECT used_bytes, reserved_bytes FROM storage_usage")
+        assert [(r[0], r[1]) for r in usage] == [(50, 0)]
+        deleted = await client.delete(f"{BASE}/{done.json()['package_id']}", headers=auth)
+        assert deleted.status_code == 204
+        usage = await fetch(settings, "SELECT used_bytes, reserved_bytes FROM storage_usage")
+        assert [(r[0], r[1]) for r in usage] == [(0, 0)]

@@ -405,12 +405,12 @@ class PackagesProvider(Provider):
         return SemverScheme()
 
     @provide(scope=Scope.APP)
-    def uploads(self, engine: AsyncEngine) -> UploadStore:
-        return SqlUploadStore(engine)
+    def uploads(self, engine: AsyncEngine, settings: Settings) -> UploadStore:
+        return SqlUploadStore(engine, settings.user_quota_bytes)
 
     @provide(scope=Scope.APP)
-    def catalog(self, engine: AsyncEngine) -> PackageCatalog:
-        return SqlPackageCatalog(engine)
+    def catalog(self, engine: AsyncEngine, settings: Settings) -> PackageCatalog:
+        return SqlPackageCatalog(engine, settings.user_quota_bytes)
 
     @provide(scope=Scope.APP)
     def complete(

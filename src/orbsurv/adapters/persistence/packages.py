@@ -4,6 +4,12 @@ Both take the engine, not a request's connection: a PATCH may stream for minutes
 (reserve a part number, record progress) is a short transaction of its own. Progress is one
 conditional ``UPDATE ... WHERE offset = :expected`` (no read-then-write); blob references move
 with ``ref_count = ref_count ± 1`` in the same transaction as the version row.
+
+Quota (``SqlStorageQuota``, shared with projects): opening a session reserves its declared
+size in the transaction that records it, so bytes in flight count against the quota; publishing
+turns the reservation into bytes in use; aborting or expiring an open session releases it;
+deleting a package frees its versions' bytes. Each step is in the transaction of the state
+change it accounts for, so the books cannot drift from the rows.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from orbsurv.adapters.persistence.files import SqlStorageQuota
 from orbsurv.adapters.persistence.tables import (
     package_blobs,
     package_versions,
@@ -93,12 +100,14 @@ def _record(row: sa.Row[Any], tail: sa.Row[Any] | None) -> UploadRecord:
 
 
 class SqlUploadStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, default_quota: int) -> None:
         self._engine = engine
+        self._quota = default_quota
 
     async def create(self, record: UploadRecord, now: datetime) -> None:
         s, d = record.session, record.details
         async with self._engine.begin() as conn:
+            await SqlStorageQuota(conn, self._quota).reserve(s.owner_id, s.length)
             await conn.execute(
                 upload_sessions.insert().values(
                     id=s.id,
@@ -223,7 +232,27 @@ class SqlUploadStore:
     async def move(
         self, upload_id: str, *, from_states: Sequence[UploadState], to: UploadState, now: datetime
     ) -> bool:
+        holding = {UploadState.CREATED, UploadState.RECEIVING, UploadState.FINALIZING}
+        ending = to in {UploadState.ABORTED, UploadState.EXPIRED}
         async with self._engine.begin() as conn:
+            if ending:
+                # Leaving a state that holds a reservation gives the reservation back.
+                released = (
+                    await conn.execute(
+                        upload_sessions.update()
+                        .where(
+                            upload_sessions.c.id == upload_id,
+                            upload_sessions.c.state.in_(
+                                [s.value for s in from_states if s in holding]
+                            ),
+                        )
+                        .values(state=to.value, updated_at=now)
+                        .returning(upload_sessions.c.owner_id, upload_sessions.c.length)
+                    )
+                ).first()
+                if released is not None:
+                    await SqlStorageQuota(conn, self._quota).release(released[0], released[1])
+                    return True
             moved = await conn.execute(
                 upload_sessions.update()
                 .where(
@@ -316,8 +345,9 @@ def _package_query() -> sa.Select[Any]:
 
 
 class SqlPackageCatalog:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, default_quota: int) -> None:
         self._engine = engine
+        self._quota = default_quota
 
     async def version_exists(self, owner_id: str, package_name: str, version: str) -> bool:
         async with self._engine.connect() as conn:
@@ -348,6 +378,10 @@ class SqlPackageCatalog:
                 )
                 if claimed.rowcount != 1:
                     raise UploadClosed("This upload is no longer finalizing.")
+                quota = SqlStorageQuota(conn, self._quota)
+                if record.protocol == "single":  # nothing was reserved before the bytes came
+                    await quota.reserve(s.owner_id, s.length)
+                await quota.commit(s.owner_id, reserved=s.length, stored=s.length)
                 bumped = await conn.execute(
                     package_blobs.update()
                     .where(package_blobs.c.sha256 == sha256)
@@ -504,6 +538,20 @@ class SqlPackageCatalog:
 
     async def delete(self, package_id: str) -> list[str]:
         async with self._engine.begin() as conn:
+            owner = (
+                await conn.execute(
+                    sa.select(packages.c.owner_id).where(packages.c.id == package_id)
+                )
+            ).scalar()
+            stored: int = (
+                await conn.execute(
+                    sa.select(sa.func.coalesce(sa.func.sum(package_versions.c.size), 0)).where(
+                        package_versions.c.package_id == package_id
+                    )
+                )
+            ).scalar_one()
+            if owner is not None:
+                await SqlStorageQuota(conn, self._quota).free(owner, int(stored))
             shas: list[str] = list(
                 (
                     await conn.execute(

@@ -842,10 +842,14 @@ class SweepUploads:
             if token is None:
                 continue  # a request is on it; next round
             try:
-                if record.session.state.open:
-                    await self.store.move(
+                if record.session.state is not UploadState.COMPLETED:
+                    await self.store.move(  # gives the quota reservation back
                         record.session.id,
-                        from_states=(UploadState.CREATED, UploadState.RECEIVING),
+                        from_states=(
+                            UploadState.CREATED,
+                            UploadState.RECEIVING,
+                            UploadState.FINALIZING,
+                        ),
                         to=UploadState.EXPIRED,
                         now=now,
                     )
