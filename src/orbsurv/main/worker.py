@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from dishka import AsyncContainer
 
 from orbsurv.application.account.mail_requests import ProcessMailRequests
+from orbsurv.application.files.projects import SweepObjects
 from orbsurv.application.outbox import DeliverOutbox
 from orbsurv.application.packages.uploads import SweepUploads
 
@@ -39,6 +40,13 @@ async def process_mail_requests(container: AsyncContainer) -> int:
         return await process()
 
 
+async def sweep_objects(container: AsyncContainer) -> int:
+    """Remove objects crashed uploads and deletes left behind (see ``SweepObjects``)."""
+    async with container() as request:
+        sweep = await request.get(SweepObjects)
+        return await sweep()
+
+
 async def sweep_uploads(container: AsyncContainer) -> int:
     """Expired upload sessions: their multipart uploads, staged bytes and rows go."""
     sweep = await container.get(SweepUploads)
@@ -48,6 +56,7 @@ async def sweep_uploads(container: AsyncContainer) -> int:
 JOBS: Sequence[Job] = (
     Job(name="mail-requests", interval=1.0, run=process_mail_requests),
     Job(name="deliver-outbox", interval=1.0, run=deliver_outbox),
+    Job(name="sweep-objects", interval=60.0, run=sweep_objects),
     Job(name="sweep-uploads", interval=60.0, run=sweep_uploads),
 )
 

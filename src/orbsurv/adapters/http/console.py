@@ -141,7 +141,7 @@ async def summary(operator: Operator, reader: FromDishka[ConsoleReader]) -> Admi
         total_pilot_requests=totals["pilot_requests"],
         total_investor_interest=totals["investor_interest"],
         total_client_errors=totals["client_errors"],
-        total_projects=0,  # no project storage exists yet
+        total_projects=totals["projects"],
         total_packages=totals["packages"],
         open_alerts=totals["open_alerts"],
     )

@@ -19,8 +19,10 @@ from orbsurv.adapters.persistence.tables import (
     mail_requests,
     package_versions,
     packages,
+    projects,
     security_alerts,
     sessions,
+    storage_usage,
     user_settings,
 )
 from orbsurv.application.account.ports import ActionToken, DashboardFigures, MailRequestRecord
@@ -145,8 +147,15 @@ class SqlDashboardReader:
             security_alerts.c.acknowledged_at.is_(None),
             security_alerts.c.subject.in_([user_id, email]),
         )
-        owned = sa.select(sa.func.count()).where(packages.c.owner_id == user_id)
-        downloads = (
+        owned = sa.select(sa.func.count()).where(projects.c.owner_id == user_id)
+        downloads = sa.select(sa.func.coalesce(sa.func.sum(projects.c.downloads), 0)).where(
+            projects.c.owner_id == user_id
+        )
+        stored = sa.select(sa.func.coalesce(sa.func.sum(storage_usage.c.used_bytes), 0)).where(
+            storage_usage.c.user_id == user_id
+        )
+        packages_owned = sa.select(sa.func.count()).where(packages.c.owner_id == user_id)
+        package_downloads = (
             sa.select(sa.func.coalesce(sa.func.sum(package_versions.c.downloads), 0))
             .join(packages, packages.c.id == package_versions.c.package_id)
             .where(packages.c.owner_id == user_id)
@@ -158,6 +167,9 @@ class SqlDashboardReader:
                     alerts.scalar_subquery(),
                     owned.scalar_subquery(),
                     downloads.scalar_subquery(),
+                    stored.scalar_subquery(),
+                    packages_owned.scalar_subquery(),
+                    package_downloads.scalar_subquery(),
                 )
             )
         ).one()
@@ -189,11 +201,11 @@ class SqlDashboardReader:
             metrics={
                 "active_sessions": int(counts[0]),
                 "unacknowledged_alerts": int(counts[1]),
-                # Projects have no storage yet: the account owns none of them.
-                "projects": 0,
-                "packages": int(counts[2]),
-                "downloads": int(counts[3]),  # of the account's own package versions
-                "storage_bytes": 0,
+                "projects": int(counts[2]),
+                "packages": int(counts[5]),
+                # downloads of the account's own projects and package versions
+                "downloads": int(counts[3]) + int(counts[6]),
+                "storage_bytes": int(counts[4]),  # every stored file the account owns
             },
             recent_logs=recent,
         )

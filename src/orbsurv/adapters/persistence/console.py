@@ -18,6 +18,7 @@ from orbsurv.adapters.persistence.tables import (
     investor_interests,
     packages,
     pilot_requests,
+    projects,
     security_alerts,
     sessions,
     users,
@@ -50,6 +51,7 @@ class SqlConsoleReader:
             "pilot_requests": _count(pilot_requests),
             "investor_interest": _count(investor_interests),
             "client_errors": _count(client_errors),
+            "projects": _count(projects),
             "open_alerts": _count(security_alerts, security_alerts.c.acknowledged_at.is_(None)),
             "packages": _count(packages),
         }

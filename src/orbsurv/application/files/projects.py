@@ -187,12 +187,20 @@ class UploadProject:
         return project
 
     async def _discard(self, key: str, owner: str, reserved: int) -> None:
-        """Undo a failed upload. If this fails too, the marker stays for the sweep."""
+        """Undo a failed upload: release the reservation and remove the object. When the
+        object cannot be removed now (storage down), its marker becomes a "delete" marker the
+        sweep retries within a minute. If even that fails, the upload marker stays for it."""
         try:
             await self.uow.rollback()
-            await self.storage.delete(key)
+            try:
+                await self.storage.delete(key)
+                removed = True
+            except DomainError:
+                removed = False
             await self.quota.release(owner, reserved)
             await self.cleanups.remove(key)
+            if not removed:
+                await self.cleanups.add(Cleanup(key, "delete", owner, 0, self.clock.now()))
             await self.uow.commit()
         except Exception:
             logger.warning("upload cleanup of %s left to the sweep", key, exc_info=True)
