@@ -37,6 +37,7 @@ from orbsurv.adapters.http.metrics import HttpMetrics
 from orbsurv.adapters.http.openapi import complete as complete_openapi
 from orbsurv.adapters.http.orders import ROUTES as ORDER_ROUTES
 from orbsurv.adapters.http.orders import document_orders
+from orbsurv.adapters.http.packages import CATALOGUE_ROUTES, UPLOAD_ROUTES
 from orbsurv.adapters.http.pagination import provide_page_request
 from orbsurv.adapters.http.problems import document_problems, exception_handlers
 from orbsurv.adapters.http.projects import PROJECT_ROUTES
@@ -45,6 +46,7 @@ from orbsurv.application.identity.authenticate import Authenticate
 from orbsurv.application.identity.ports import ProfileCache, TokenDenylist
 from orbsurv.application.identity.profile import GetProfile
 from orbsurv.application.identity.seed import SeedSuperuser, SuperuserSeed
+from orbsurv.application.packages.uploads import UploadPolicy
 from orbsurv.domain.identity import Role
 from orbsurv.main.ioc import providers_for
 from orbsurv.main.logs import install_redaction
@@ -64,11 +66,26 @@ CORS_HEADERS = [
     "X-Upload-Offset",
     "Upload-Length",
     "Upload-Checksum",
+    "Upload-Metadata",
+    "Tus-Resumable",
     "If-None-Match",
     "If-Range",
     "Range",
 ]
-CORS_EXPOSED = ["X-Request-ID", "Retry-After", "Location", "Upload-Offset", "Upload-Length", "ETag"]
+CORS_EXPOSED = [
+    "X-Request-ID",
+    "Retry-After",
+    "Location",
+    "Upload-Offset",
+    "Upload-Length",
+    "Upload-Expires",
+    "Tus-Resumable",
+    "Tus-Version",
+    "Tus-Extension",
+    "Tus-Max-Size",
+    "Tus-Checksum-Algorithm",
+    "ETag",
+]
 
 
 @get("/metrics", include_in_schema=False, sync_to_thread=False)
@@ -108,6 +125,7 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
         # the handlers) and the denylist mirror (it starts syncing now).
         app.state.authenticate = await container.get(Authenticate)
         app.state.profile = await container.get(GetProfile)
+        app.state.upload_policy = await container.get(UploadPolicy)
         await container.get(TokenDenylist)
         await container.get(ProfileCache)
         if settings.superuser_email and settings.superuser_password:
@@ -133,6 +151,8 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
             *CONSOLE_ROUTES,
             *CONTENT_ROUTES,
             *SUPPORT_ROUTES,
+            *UPLOAD_ROUTES,
+            *CATALOGUE_ROUTES,
             *PROJECT_ROUTES,
         ],
     )

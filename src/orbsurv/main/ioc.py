@@ -19,6 +19,7 @@ from orbsurv.adapters.ai.knowledge_base import Bm25PassageRetriever, KnowledgeBa
 from orbsurv.adapters.ai.openai_compatible import OpenAICompatibleAssistant
 from orbsurv.adapters.cache.denylist import RedisTokenDenylist
 from orbsurv.adapters.cache.limiter import FallbackRateLimiter, RedisRateLimiter
+from orbsurv.adapters.cache.locks import RedisLock
 from orbsurv.adapters.cache.memory import MemoryRateLimiter, MemoryTokenDenylist
 from orbsurv.adapters.cache.profiles import MemoryProfileCache, RedisProfileCache
 from orbsurv.adapters.cache.redis import CacheProbe, MemoryCacheProbe, RedisProbe, make_redis
@@ -42,7 +43,9 @@ from orbsurv.adapters.persistence.files import (
     SqlProjectRepository,
     SqlStorageQuota,
 )
+from orbsurv.adapters.persistence.incidents import SqlAuditTrail
 from orbsurv.adapters.persistence.leads import SqlAnalyticsStore, SqlLeadRepository
+from orbsurv.adapters.persistence.locks import SqlLock
 from orbsurv.adapters.persistence.migrations import schema_revisions
 from orbsurv.adapters.persistence.orders import (
     SqlOrderExport,
@@ -50,6 +53,7 @@ from orbsurv.adapters.persistence.orders import (
     SqlRegistrationLinks,
 )
 from orbsurv.adapters.persistence.outbox import SqlOutbox
+from orbsurv.adapters.persistence.packages import SqlPackageCatalog, SqlUploadStore
 from orbsurv.adapters.persistence.sessions import SqlSessionRepository, SqlSessionStatus
 from orbsurv.adapters.persistence.support import (
     SqlConversationRepository,
@@ -66,6 +70,7 @@ from orbsurv.adapters.security.passwords import Argon2PasswordHasher
 from orbsurv.adapters.security.tokens import JwtTokenCodec
 from orbsurv.adapters.storage.local import LocalObjectStorage, LocalStorageProbe, StorageProbe
 from orbsurv.adapters.storage.s3 import S3ObjectStorage, S3StorageProbe, make_s3_client
+from orbsurv.adapters.versions import SemverScheme
 from orbsurv.application.account.mail_requests import (
     ProcessMailRequests,
     RequestPasswordReset,
@@ -145,12 +150,38 @@ from orbsurv.application.identity.seed import SeedSuperuser
 from orbsurv.application.identity.sessions import SessionIssuer
 from orbsurv.application.leads.ports import AnalyticsStore, CaptchaVerifier, LeadRepository
 from orbsurv.application.leads.submit import IntakePolicy, ReportClientError, SubmitLead
+from orbsurv.application.locking import Lock
 from orbsurv.application.orders.manage import CancelOrder, ListMyOrders, ListOrders
 from orbsurv.application.orders.place import PlaceOrder
 from orbsurv.application.orders.policy import OrderPolicy
 from orbsurv.application.orders.ports import OrderExport, OrderRepository, RegistrationLinks
 from orbsurv.application.orders.registration import RegisterFromOrder, ViewOrderLink
 from orbsurv.application.outbox import DeliverOutbox
+from orbsurv.application.packages.catalog import (
+    CountPackageDownload,
+    DeletePackage,
+    FindVersion,
+    ListPackages,
+    ListVersions,
+    SummarisePackages,
+    UpdatePackage,
+)
+from orbsurv.application.packages.ports import (
+    AuditTrail,
+    PackageCatalog,
+    UploadStore,
+    VersionScheme,
+)
+from orbsurv.application.packages.uploads import (
+    AbortUpload,
+    AppendUploadChunk,
+    CompleteUpload,
+    CreateUpload,
+    GetUploadStatus,
+    PublishPackage,
+    SweepUploads,
+    UploadPolicy,
+)
 from orbsurv.application.ports import (
     AlertSink,
     AuditLog,
@@ -502,7 +533,70 @@ class FilesProvider(Provider):
     count_download = provide(CountDownload, scope=Scope.APP)
 
 
+class PackagesProvider(Provider):
+    """Software packages: every piece is APP scope (the stores open short transactions)."""
+
+    @provide(scope=Scope.APP)
+    def policy(self, settings: Settings) -> UploadPolicy:
+        return UploadPolicy(
+            max_upload_bytes=settings.max_upload_bytes,
+            session_ttl_seconds=settings.upload_session_ttl_seconds,
+            idle_timeout_seconds=settings.upload_idle_timeout_seconds,
+            lock_ttl_seconds=settings.upload_lock_ttl_seconds,
+            part_size=settings.upload_chunk_bytes,
+        )
+
+    @provide(scope=Scope.APP)
+    def versions(self) -> VersionScheme:
+        return SemverScheme()
+
+    @provide(scope=Scope.APP)
+    def uploads(self, engine: AsyncEngine, settings: Settings) -> UploadStore:
+        return SqlUploadStore(engine, settings.user_quota_bytes)
+
+    @provide(scope=Scope.APP)
+    def catalog(self, engine: AsyncEngine, settings: Settings) -> PackageCatalog:
+        return SqlPackageCatalog(engine, settings.user_quota_bytes)
+
+    @provide(scope=Scope.APP)
+    def complete(
+        self,
+        store: UploadStore,
+        catalog: PackageCatalog,
+        storage: ObjectStorage,
+        lock: Lock,
+        clock: Clock,
+        policy: UploadPolicy,
+        scanner: MalwareScanner,
+        trail: AuditTrail,
+    ) -> CompleteUpload:
+        return CompleteUpload(store, catalog, storage, lock, clock, policy, scanner, trail)
+
+    @provide(scope=Scope.APP)
+    def trail(self, engine: AsyncEngine, clock: Clock, settings: Settings) -> AuditTrail:
+        return SqlAuditTrail(engine, clock, settings.alert_emails)
+
+    create = provide(CreateUpload, scope=Scope.APP)
+    publish = provide(PublishPackage, scope=Scope.APP)
+    status = provide(GetUploadStatus, scope=Scope.APP)
+    append = provide(AppendUploadChunk, scope=Scope.APP)
+    abort = provide(AbortUpload, scope=Scope.APP)
+    sweep = provide(SweepUploads, scope=Scope.APP)
+    list_packages = provide(ListPackages, scope=Scope.APP)
+    list_versions = provide(ListVersions, scope=Scope.APP)
+    find_version = provide(FindVersion, scope=Scope.APP)
+    count_download = provide(CountPackageDownload, scope=Scope.APP)
+    update_package = provide(UpdatePackage, scope=Scope.APP)
+    delete_package = provide(DeletePackage, scope=Scope.APP)
+    summarise = provide(SummarisePackages, scope=Scope.APP)
+
+
 class MemoryCacheProvider(Provider):
+    @provide(scope=Scope.APP)
+    def lock(self, engine: AsyncEngine) -> Lock:
+        """Without Redis the database serialises writers (several processes may share it)."""
+        return SqlLock(engine)
+
     @provide(scope=Scope.APP)
     def probe(self) -> CacheProbe:
         return MemoryCacheProbe()
@@ -531,6 +625,10 @@ class RedisCacheProvider(Provider):
     @provide(scope=Scope.APP)
     def probe(self, redis: Redis) -> CacheProbe:
         return RedisProbe(redis)
+
+    @provide(scope=Scope.APP)
+    def lock(self, redis: Redis) -> Lock:
+        return RedisLock(redis)
 
     @provide(scope=Scope.APP)
     async def denylist(self, redis: Redis) -> AsyncIterator[TokenDenylist]:
@@ -625,6 +723,7 @@ def providers_for(settings: Settings) -> list[Provider]:
         SupportProvider(),
         OpenAIAssistantProvider() if settings.ai_base_url else KnowledgeBaseAssistantProvider(),
         FilesProvider(),
+        PackagesProvider(),
         RedisCacheProvider() if settings.redis_url else MemoryCacheProvider(),
         S3StorageProvider() if settings.storage_backend == "s3" else LocalStorageProvider(),
         SmtpMailProvider() if settings.uses_smtp else ConsoleMailProvider(),

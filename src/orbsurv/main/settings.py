@@ -141,6 +141,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     clamd_address: str | None = None
     clamd_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
 
+    # resumable package uploads (bytes, seconds)
+    upload_session_ttl_seconds: PositiveInt = 24 * 3600
+    upload_idle_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
+    upload_lock_ttl_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
+    upload_chunk_bytes: Annotated[int, msgspec.Meta(ge=1, le=5 * 1024**3)] = 8 * 1024 * 1024
+
     smtp_host: str | None = None
     smtp_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 587
     smtp_username: str | None = None

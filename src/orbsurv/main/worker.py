@@ -14,6 +14,7 @@ from dishka import AsyncContainer
 from orbsurv.application.account.mail_requests import ProcessMailRequests
 from orbsurv.application.files.projects import SweepObjects
 from orbsurv.application.outbox import DeliverOutbox
+from orbsurv.application.packages.uploads import SweepUploads
 
 logger = logging.getLogger("orbsurv.worker")
 
@@ -46,10 +47,17 @@ async def sweep_objects(container: AsyncContainer) -> int:
         return await sweep()
 
 
+async def sweep_uploads(container: AsyncContainer) -> int:
+    """Expired upload sessions: their multipart uploads, staged bytes and rows go."""
+    sweep = await container.get(SweepUploads)
+    return await sweep()
+
+
 JOBS: Sequence[Job] = (
     Job(name="mail-requests", interval=1.0, run=process_mail_requests),
     Job(name="deliver-outbox", interval=1.0, run=deliver_outbox),
     Job(name="sweep-objects", interval=60.0, run=sweep_objects),
+    Job(name="sweep-uploads", interval=60.0, run=sweep_uploads),
 )
 
 

@@ -149,7 +149,7 @@ async def summary(operator: Operator, reader: FromDishka[ConsoleReader]) -> Admi
         total_client_errors=totals["client_errors"],
         total_orders=totals["orders"],
         total_projects=totals["projects"],
-        total_packages=0,
+        total_packages=totals["packages"],
         open_alerts=totals["open_alerts"],
     )
 

@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError
 from orbsurv.adapters.http.inputs import MalformedBody
 from orbsurv.application.errors import ObjectTooLarge
 from orbsurv.domain import errors as domain
+from orbsurv.domain import packages as uploads
 
 logger = logging.getLogger("orbsurv.http")
 
@@ -44,6 +45,11 @@ _CODE_BY_STATUS = {
 }
 
 _STATUS_BY_ERROR: list[tuple[type[domain.DomainError], int]] = [
+    # resumable uploads (tus 1.0: 410 for an expired upload, 460 for a checksum mismatch)
+    (uploads.UploadExpired, 410),
+    (uploads.UploadTooLarge, 413),
+    (uploads.UploadBusy, 423),
+    (uploads.ChecksumMismatch, 460),
     (domain.FieldInvalid, 422),
     (domain.InvalidInput, 400),
     (domain.NotFound, 404),
@@ -173,6 +179,16 @@ def _domain_handler(request: Request[Any, Any, Any], exc: domain.DomainError) ->
     headers: dict[str, str] = {}
     if isinstance(exc, domain.RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, uploads.OffsetMismatch):
+        headers["Upload-Offset"] = str(exc.expected)
+        return problem(
+            request,
+            status,
+            exc.message,
+            code=exc.code,
+            headers=headers,
+            extra={"offset": exc.expected},
+        )
     if isinstance(exc, domain.FieldInvalid):
         error = FieldError(field=exc.field, message=exc.message)
         return problem(request, status, _field_sentence(error), code=exc.code, errors=[error])

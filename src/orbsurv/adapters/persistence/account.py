@@ -18,6 +18,8 @@ from orbsurv.adapters.persistence.tables import (
     action_tokens,
     audit_events,
     mail_requests,
+    package_versions,
+    packages,
     projects,
     security_alerts,
     sessions,
@@ -203,6 +205,12 @@ class SqlDashboardReader:
         stored = sa.select(sa.func.coalesce(sa.func.sum(storage_usage.c.used_bytes), 0)).where(
             storage_usage.c.user_id == user_id
         )
+        packages_owned = sa.select(sa.func.count()).where(packages.c.owner_id == user_id)
+        package_downloads = (
+            sa.select(sa.func.coalesce(sa.func.sum(package_versions.c.downloads), 0))
+            .join(packages, packages.c.id == package_versions.c.package_id)
+            .where(packages.c.owner_id == user_id)
+        )
         counts = (
             await self._conn.execute(
                 sa.select(
@@ -211,6 +219,8 @@ class SqlDashboardReader:
                     owned.scalar_subquery(),
                     downloads.scalar_subquery(),
                     stored.scalar_subquery(),
+                    packages_owned.scalar_subquery(),
+                    package_downloads.scalar_subquery(),
                 )
             )
         ).one()
@@ -243,8 +253,9 @@ class SqlDashboardReader:
                 "active_sessions": int(counts[0]),
                 "unacknowledged_alerts": int(counts[1]),
                 "projects": int(counts[2]),
-                "packages": 0,
-                "downloads": int(counts[3]),
+                "packages": int(counts[5]),
+                # downloads of the account's own projects and package versions
+                "downloads": int(counts[3]) + int(counts[6]),
                 "storage_bytes": int(counts[4]),  # every stored file the account owns
             },
             recent_logs=recent,

@@ -18,6 +18,7 @@ from orbsurv.adapters.persistence.tables import (
     contact_messages,
     investor_interests,
     orders,
+    packages,
     pilot_requests,
     projects,
     security_alerts,
@@ -55,6 +56,7 @@ class SqlConsoleReader:
             "orders": _count(orders),
             "projects": _count(projects),
             "open_alerts": _count(security_alerts, security_alerts.c.acknowledged_at.is_(None)),
+            "packages": _count(packages),
         }
         row = (await self._conn.execute(sa.select(*counts.values()))).one()
         return {name: int(value) for name, value in zip(counts, row, strict=True)}

@@ -441,3 +441,119 @@ object_cleanups = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Index("ix_object_cleanups_created_at", "created_at"),
 )
+
+# --- software packages ------------------------------------------------------------------
+
+packages = sa.Table(
+    "packages",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column(
+        "owner_id", sa.String(36), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("category", sa.String(64), nullable=True),
+    sa.Column("language", sa.String(64), nullable=True),
+    sa.Column("is_public", sa.Boolean(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("owner_id", "name", name="uq_packages_owner_id_name"),
+    sa.Index("ix_packages_created_at_id", "created_at", "id"),
+)
+# Content-addressed bytes: one object per distinct SHA-256, freed when ref_count reaches 0.
+package_blobs = sa.Table(
+    "package_blobs",
+    metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("storage_key", sa.String(512), nullable=False),
+    sa.Column("size", sa.BigInteger(), nullable=False),
+    sa.Column("ref_count", sa.BigInteger(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)
+package_versions = sa.Table(
+    "package_versions",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column(
+        "package_id",
+        sa.String(36),
+        sa.ForeignKey("packages.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("version", sa.String(128), nullable=False),
+    sa.Column("blob_sha256", sa.String(64), sa.ForeignKey("package_blobs.sha256"), nullable=False),
+    sa.Column("file_name", sa.String(255), nullable=False),
+    sa.Column("content_type", sa.String(255), nullable=True),
+    sa.Column("size", sa.BigInteger(), nullable=False),
+    sa.Column("downloads", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("uploaded_by", sa.String(36), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("package_id", "version", name="uq_package_versions_package_id_version"),
+)
+upload_sessions = sa.Table(
+    "upload_sessions",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column(
+        "owner_id", sa.String(36), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("length", sa.BigInteger(), nullable=False),
+    sa.Column("offset", sa.BigInteger(), nullable=False),
+    sa.Column("declared_sha256", sa.String(64), nullable=True),
+    sa.Column("package_name", sa.String(128), nullable=False),
+    sa.Column("version", sa.String(128), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("category", sa.String(64), nullable=True),
+    sa.Column("language", sa.String(64), nullable=True),
+    sa.Column("is_public", sa.Boolean(), nullable=False),
+    sa.Column("file_name", sa.String(255), nullable=False),
+    sa.Column("content_type", sa.String(255), nullable=True),
+    sa.Column("protocol", sa.String(8), nullable=False),  # "orbsurv" or "tus"
+    sa.Column("storage_key", sa.String(512), nullable=False),
+    sa.Column("multipart_id", sa.String(1024), nullable=True),
+    sa.Column("next_part_number", sa.Integer(), nullable=False),
+    sa.Column("result_package_id", sa.String(36), nullable=True),
+    sa.Column("result_version_id", sa.String(36), nullable=True),
+    sa.Column("result_sha256", sa.String(64), nullable=True),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_upload_sessions_state_expires_at", "state", "expires_at"),
+    sa.Index("ix_upload_sessions_owner_id_state", "owner_id", "state"),
+)
+upload_parts = sa.Table(
+    "upload_parts",
+    metadata,
+    sa.Column(
+        "session_id",
+        sa.String(36),
+        sa.ForeignKey("upload_sessions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("part_number", sa.Integer(), primary_key=True),
+    sa.Column("etag", sa.String(256), nullable=False),
+    sa.Column("size", sa.BigInteger(), nullable=False),
+)
+# Bytes shorter than the storage's minimum part size, kept as an object of their own until
+# enough follow to make a part (or the upload completes).
+upload_tails = sa.Table(
+    "upload_tails",
+    metadata,
+    sa.Column(
+        "session_id",
+        sa.String(36),
+        sa.ForeignKey("upload_sessions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("storage_key", sa.String(512), nullable=False),
+    sa.Column("size", sa.BigInteger(), nullable=False),
+)
+locks = sa.Table(
+    "locks",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+)

@@ -1,0 +1,961 @@
+"""Software packages over HTTP: the resumable upload protocol (ours and tus 1.0) and the catalogue.
+
+Two doors to one upload session:
+
+* ours: ``POST /uploads/init`` (JSON), ``HEAD|PATCH|DELETE /uploads/{id}``,
+  ``POST /uploads/{id}/complete``;
+* tus 1.0.0 (https://tus.io/protocols/resumable-upload): core (HEAD, PATCH, OPTIONS) plus the
+  creation, termination, checksum and expiration extensions, so stock clients (tuspy,
+  tus-js-client) upload unmodified. A tus upload completes by itself when its last byte is
+  stored (tus clients never call ``/complete``).
+
+A request that carries ``Tus-Resumable`` gets tus answers (204 on PATCH, ``Tus-Resumable`` on
+every response); without it PATCH answers 200 with a JSON body. A ``Tus-Resumable`` other than
+1.0.0 is 412 with ``Tus-Version`` (tus 1.0, "Tus-Resumable").
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import AsyncIterator
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Annotated, Any
+
+import msgspec
+from dishka import FromDishka
+from litestar import Request, Response, delete, get, head, post, route
+from litestar.di import NamedDependency, Provide
+from litestar.enums import HttpMethod
+from litestar.exceptions import HTTPException
+from litestar.openapi import ResponseSpec
+from litestar.params import JSONBody, Parameter
+from multipart import MultipartSegment
+
+from orbsurv.adapters.http.auth import SECURITY, current_principal, requires
+from orbsurv.adapters.http.di import inject
+from orbsurv.adapters.http.downloads import DOWNLOAD_DESCRIPTION, Downloadable, download_response
+from orbsurv.adapters.http.projects import _boundary, _flag, _Form
+from orbsurv.application.packages.catalog import (
+    CountPackageDownload,
+    DeletePackage,
+    FindVersion,
+    ListPackages,
+    ListVersions,
+    PackageChanges,
+    SummarisePackages,
+    UpdatePackage,
+)
+from orbsurv.application.packages.ports import PackageView, UploadDetails
+from orbsurv.application.packages.uploads import (
+    CHECKSUM_ALGORITHMS,
+    AbortUpload,
+    AppendChunk,
+    AppendUploadChunk,
+    Checksum,
+    CompleteUpload,
+    CreateUpload,
+    GetUploadStatus,
+    OpenUpload,
+    PublishPackage,
+    UploadPolicy,
+    UploadStatus,
+)
+from orbsurv.application.ports import ObjectStorage
+from orbsurv.domain.errors import FieldInvalid, InvalidInput
+from orbsurv.domain.identity import Permission, Principal
+from orbsurv.domain.packages import UploadState
+from orbsurv.domain.pagination import PageRequest
+
+TUS_VERSION = "1.0.0"
+TUS_EXTENSIONS = "creation,termination,checksum,expiration"
+OFFSET_MEDIA_TYPES = frozenset({"application/offset+octet-stream", "application/octet-stream"})
+UploadId = Annotated[str, Parameter(max_length=64, description="The upload's id")]
+TAGS = ["software packages"]
+
+_STATUS_DOC = {
+    400: ResponseSpec(None, description="A malformed header (Upload-Offset, Upload-Checksum)"),
+    401: ResponseSpec(None, description="Not signed in"),
+    404: ResponseSpec(None, description="No such upload (or another user's)"),
+}
+
+
+def _http_date(moment: datetime) -> str:
+    return format_datetime(moment, usegmt=True)
+
+
+def _tus_headers(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """``Tus-Resumable`` on answers to tus clients; refuse other protocol versions (412)."""
+    sent = request.headers.get("tus-resumable")
+    if sent is None:
+        return {}
+    if sent.strip() != TUS_VERSION:
+        raise HTTPException(
+            status_code=412,
+            detail=f"This server speaks tus {TUS_VERSION}.",
+            headers={"Tus-Version": TUS_VERSION, "Tus-Resumable": TUS_VERSION},
+        )
+    return {"Tus-Resumable": TUS_VERSION}
+
+
+def _int_header(request: Request[Any, Any, Any], *names: str) -> int | None:
+    for name in names:
+        raw = request.headers.get(name)
+        if raw is None:
+            continue
+        value = raw.strip()
+        if not value.isdigit() or len(value) > 19:
+            raise InvalidInput(f"{name} must be a non-negative integer.", code="bad_header")
+        return int(value)
+    return None
+
+
+# --- ours: init ----------------------------------------------------------------------------
+
+
+class InitUpload(msgspec.Struct, frozen=True, kw_only=True):
+    package_name: str
+    version: str
+    file_name: str
+    size: int
+    description: str = ""
+    category: str | None = None
+    language: str | None = None
+    content_type: str | None = None
+    sha256: str | None = None
+    is_public: bool = False
+
+
+class InitUploadOut(msgspec.Struct, frozen=True):
+    upload_id: str
+    offset: int
+    size: int
+    chunk_size: int
+    expires_at: datetime
+
+
+class AppendOut(msgspec.Struct, frozen=True, omit_defaults=True):
+    upload_id: str
+    offset: int
+    status: str
+    package_id: str | None = None
+    version_id: str | None = None
+
+
+class UploadStatusOut(msgspec.Struct, frozen=True):
+    upload_id: str
+    offset: int
+    size: int
+    status: str
+    expires_at: datetime
+    package_name: str
+    version: str
+    file_name: str
+    package_id: str | None = None
+    version_id: str | None = None
+    sha256: str | None = None
+
+    @classmethod
+    def of(cls, status: UploadStatus) -> UploadStatusOut:
+        result = status.result
+        return cls(
+            upload_id=status.upload_id,
+            offset=status.offset,
+            size=status.size,
+            status=status.state.value,
+            expires_at=status.expires_at,
+            package_name=status.details.package_name,
+            version=status.details.version,
+            file_name=status.details.file_name,
+            package_id=result.package_id if result else None,
+            version_id=result.version_id if result else None,
+            sha256=result.sha256 if result else None,
+        )
+
+
+class CompleteOut(msgspec.Struct, frozen=True):
+    package_id: str
+    version_id: str
+    sha256: str
+    size: int
+
+
+def _details(data: InitUpload) -> UploadDetails:
+    return UploadDetails(
+        package_name=data.package_name,
+        version=data.version,
+        file_name=data.file_name,
+        description=data.description,
+        category=data.category,
+        language=data.language,
+        is_public=data.is_public,
+        content_type=data.content_type,
+        sha256=data.sha256,
+    )
+
+
+@post(
+    "/software-packages/uploads/init",
+    tags=TAGS,
+    summary="Open a resumable upload of one package version",
+    description=(
+        "Declares the version (SemVer), the file and its size in bytes (and optionally its "
+        "SHA-256, verified at completion). Answers the upload's id, the preferred chunk size "
+        "and when the session expires; `Location` names the upload. Then PATCH the bytes and "
+        "POST /complete. 409 `version_exists` when the version is already published; 413 past "
+        "`MAX_UPLOAD_BYTES`."
+    ),
+    status_code=201,
+    security=SECURITY,
+    responses={
+        409: ResponseSpec(None, description="The version exists"),
+        413: ResponseSpec(None, description="Larger than MAX_UPLOAD_BYTES"),
+    },
+)
+@inject
+async def init_upload(
+    request: Request[Any, Any, Any], data: JSONBody[InitUpload], use_case: FromDishka[CreateUpload]
+) -> Response[InitUploadOut]:
+    principal = await current_principal(request)
+    opened = await use_case(principal, OpenUpload(details=_details(data), size=data.size))
+    location = request.url.path.rsplit("/", 1)[0] + f"/{opened.upload_id}"
+    return Response(
+        InitUploadOut(
+            upload_id=opened.upload_id,
+            offset=opened.offset,
+            size=opened.size,
+            chunk_size=opened.chunk_size,
+            expires_at=opened.expires_at,
+        ),
+        status_code=201,
+        headers={"Location": location, "Cache-Control": "no-store"},
+    )
+
+
+# --- tus: discovery and creation -----------------------------------------------------------
+
+
+@route(
+    "/software-packages/uploads",
+    http_method=[HttpMethod.OPTIONS],
+    tags=TAGS,
+    summary="tus discovery: protocol version, extensions, limits",
+    description=(
+        "tus 1.0 OPTIONS: `Tus-Resumable`, `Tus-Version`, `Tus-Extension` (creation, "
+        "termination, checksum, expiration), `Tus-Max-Size` (bytes) and "
+        "`Tus-Checksum-Algorithm`. No sign-in needed."
+    ),
+    status_code=204,
+)
+async def tus_options(request: Request[Any, Any, Any]) -> Response[None]:
+    policy: UploadPolicy = request.app.state.upload_policy
+    return Response(
+        None,
+        status_code=204,
+        headers={
+            "Tus-Resumable": TUS_VERSION,
+            "Tus-Version": TUS_VERSION,
+            "Tus-Extension": TUS_EXTENSIONS,
+            "Tus-Max-Size": str(policy.max_upload_bytes),
+            "Tus-Checksum-Algorithm": ",".join(CHECKSUM_ALGORITHMS),
+        },
+    )
+
+
+def parse_metadata(header: str) -> dict[str, str]:
+    """``Upload-Metadata``: comma-separated ``key base64(value)`` pairs (tus 1.0, creation).
+
+    Raises ``InvalidInput`` for a value that is not base64 of UTF-8 text."""
+    found: dict[str, str] = {}
+    for pair in header.split(","):
+        pair = pair.strip()
+        if not pair:
+            continue
+        key, _, encoded = pair.partition(" ")
+        try:
+            found[key] = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            raise InvalidInput(
+                f"Upload-Metadata: the value of {key!r} is not base64 of UTF-8 text.",
+                code="bad_metadata",
+            ) from None
+    return found
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@post(
+    "/software-packages/uploads",
+    tags=TAGS,
+    summary="tus creation: open an upload",
+    description=(
+        "tus 1.0 creation extension. Headers: `Tus-Resumable: 1.0.0`, `Upload-Length` (bytes), "
+        "`Upload-Metadata` with base64 values for `package_name`, `version`, `filename`, and "
+        "optionally `filetype`, `description`, `category`, `language`, `is_public`, `sha256`. "
+        "Answers 201 with `Location` and `Upload-Expires`. The upload completes (the version is "
+        "published) when its last byte arrives."
+    ),
+    status_code=201,
+    security=SECURITY,
+    request_max_body_size=None,
+    responses={
+        400: ResponseSpec(None, description="Missing or malformed Upload-Length/Metadata"),
+        409: ResponseSpec(None, description="The version exists"),
+        412: ResponseSpec(None, description="Unsupported Tus-Resumable"),
+        413: ResponseSpec(None, description="Larger than Tus-Max-Size"),
+    },
+)
+@inject
+async def tus_create(
+    request: Request[Any, Any, Any], use_case: FromDishka[CreateUpload]
+) -> Response[None]:
+    headers = _tus_headers(request)
+    principal = await current_principal(request)
+    length = _int_header(request, "upload-length")
+    if length is None:
+        raise InvalidInput(
+            "Upload-Length is required (deferred lengths are not supported).",
+            code="upload_length_required",
+        )
+    meta = parse_metadata(request.headers.get("upload-metadata", ""))
+    for key, field in (("package_name", "package_name"), ("version", "version")):
+        if not meta.get(key):
+            raise FieldInvalid(field, f"is required in Upload-Metadata ({key})")
+    details = UploadDetails(
+        package_name=meta["package_name"],
+        version=meta["version"],
+        file_name=meta.get("filename") or meta.get("file_name") or meta["package_name"],
+        description=meta.get("description", ""),
+        category=meta.get("category"),
+        language=meta.get("language"),
+        is_public=_truthy(meta.get("is_public")),
+        content_type=meta.get("filetype") or meta.get("content_type"),
+        sha256=meta.get("sha256"),
+    )
+    opened = await use_case(principal, OpenUpload(details=details, size=length, protocol="tus"))
+    return Response(
+        None,
+        status_code=201,
+        headers={
+            **headers,
+            "Location": f"{request.url.path.rstrip('/')}/{opened.upload_id}",
+            "Upload-Expires": _http_date(opened.expires_at),
+            "Upload-Offset": "0",
+        },
+    )
+
+
+# --- one upload: HEAD, PATCH, DELETE, complete --------------------------------------------
+
+
+@head(
+    "/software-packages/uploads/{upload_id:str}",
+    tags=TAGS,
+    summary="The upload's offset (tus HEAD)",
+    description=(
+        "`Upload-Offset`: bytes durably stored; `Upload-Length`; `Upload-Expires`; "
+        "`Cache-Control: no-store`. Resume a PATCH from `Upload-Offset`. 404 for an unknown "
+        "or aborted upload, 410 once expired."
+    ),
+    security=SECURITY,
+    responses={**_STATUS_DOC, 410: ResponseSpec(None, description="The upload expired")},
+)
+@inject
+async def upload_head(
+    request: Request[Any, Any, Any], upload_id: UploadId, use_case: FromDishka[GetUploadStatus]
+) -> Response[None]:
+    headers = _tus_headers(request)
+    status = await use_case(await current_principal(request), upload_id)
+    if status.state is UploadState.EXPIRED:
+        return Response(None, status_code=410, headers={**headers, "Cache-Control": "no-store"})
+    if status.state is UploadState.ABORTED:
+        return Response(None, status_code=404, headers={**headers, "Cache-Control": "no-store"})
+    return Response(
+        None,
+        status_code=200,
+        headers={
+            **headers,
+            "Upload-Offset": str(status.offset),
+            "Upload-Length": str(status.size),
+            "Upload-Expires": _http_date(status.expires_at),
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@route(
+    "/software-packages/uploads/{upload_id:str}",
+    http_method=[HttpMethod.GET],
+    tags=TAGS,
+    summary="The upload's status as JSON",
+    description="Offset, size, state and, once completed, the package and version created.",
+    security=SECURITY,
+    responses=_STATUS_DOC,
+)
+@inject
+async def upload_status(
+    request: Request[Any, Any, Any], upload_id: UploadId, use_case: FromDishka[GetUploadStatus]
+) -> Response[UploadStatusOut]:
+    status = await use_case(await current_principal(request), upload_id)
+    return Response(UploadStatusOut.of(status), headers={"Cache-Control": "no-store"})
+
+
+async def _body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
+    async for chunk in request.stream():
+        yield chunk
+
+
+@route(
+    "/software-packages/uploads/{upload_id:str}",
+    http_method=[HttpMethod.PATCH],
+    tags=TAGS,
+    summary="Append bytes at Upload-Offset (tus PATCH)",
+    description=(
+        "Raw body (`application/offset+octet-stream` or `application/octet-stream`), header "
+        "`Upload-Offset` (alias `X-Upload-Offset`) equal to the upload's offset, optional "
+        "`Upload-Checksum: sha256 <base64>` (also sha1, md5). Answers 200 `{upload_id, offset, "
+        "status}` (204 to tus clients) with `Upload-Offset`. 409 with the current offset on a "
+        "mismatch; 413 past the declared size; 423 while another request writes to the upload; "
+        "460 on a checksum mismatch (offset unchanged). A body cut short keeps the bytes that "
+        "were stored: HEAD tells where to resume. A client silent for "
+        "`UPLOAD_IDLE_TIMEOUT_SECONDS` is dropped with its stored bytes kept."
+    ),
+    security=SECURITY,
+    request_max_body_size=None,
+    responses={
+        **_STATUS_DOC,
+        409: ResponseSpec(None, description="Offset mismatch (the body has `offset`)"),
+        410: ResponseSpec(None, description="The upload expired"),
+        413: ResponseSpec(None, description="Past the declared size"),
+        415: ResponseSpec(None, description="Wrong Content-Type"),
+        423: ResponseSpec(None, description="Another request is writing to this upload"),
+    },
+)
+@inject
+async def upload_patch(
+    request: Request[Any, Any, Any], upload_id: UploadId, use_case: FromDishka[AppendUploadChunk]
+) -> Response[Any]:
+    headers = _tus_headers(request)
+    principal = await current_principal(request)
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in OFFSET_MEDIA_TYPES:
+        raise HTTPException(
+            status_code=415,
+            detail="Send the bytes as application/offset+octet-stream.",
+            headers=headers,
+        )
+    offset = _int_header(request, "upload-offset", "x-upload-offset")
+    if offset is None:
+        raise InvalidInput("Upload-Offset is required.", code="upload_offset_required")
+    checksum_header = request.headers.get("upload-checksum")
+    checksum = Checksum.parse(checksum_header) if checksum_header else None
+    appended = await use_case(
+        principal,
+        AppendChunk(
+            upload_id=upload_id,
+            offset=offset,
+            body=_body(request),
+            content_length=_int_header(request, "content-length"),
+            checksum=checksum,
+        ),
+    )
+    answer = {**headers, "Upload-Offset": str(appended.offset), "Cache-Control": "no-store"}
+    if appended.result is not None:
+        answer["X-Package-Id"] = appended.result.package_id
+        answer["X-Version-Id"] = appended.result.version_id
+    if headers:
+        return Response(None, status_code=204, headers=answer)
+    return Response(
+        AppendOut(
+            upload_id=appended.upload_id,
+            offset=appended.offset,
+            status=appended.state.value,
+            package_id=appended.result.package_id if appended.result else None,
+            version_id=appended.result.version_id if appended.result else None,
+        ),
+        status_code=200,
+        headers=answer,
+    )
+
+
+@delete(
+    "/software-packages/uploads/{upload_id:str}",
+    tags=TAGS,
+    summary="Abort an upload (tus termination)",
+    description="Removes the session, its stored bytes and multipart parts. 409 once completed.",
+    status_code=204,
+    security=SECURITY,
+    responses={**_STATUS_DOC, 409: ResponseSpec(None, description="Already completed")},
+)
+@inject
+async def upload_delete(
+    request: Request[Any, Any, Any], upload_id: UploadId, use_case: FromDishka[AbortUpload]
+) -> Response[None]:
+    headers = _tus_headers(request)
+    await use_case(await current_principal(request), upload_id)
+    return Response(None, status_code=204, headers=headers)
+
+
+@post(
+    "/software-packages/uploads/{upload_id:str}/complete",
+    tags=TAGS,
+    summary="Complete an upload: verify, scan, publish the version",
+    description=(
+        "Checks that every declared byte arrived and the SHA-256 matches the declared one, "
+        "scans the file, and publishes the version. Idempotent: a retry answers the same "
+        "result. 409 `upload_incomplete`, `sha256_mismatch` or `version_exists`; 422 "
+        "`malware_detected`; 423 while a PATCH is running."
+    ),
+    status_code=200,
+    security=SECURITY,
+    responses={
+        **_STATUS_DOC,
+        409: ResponseSpec(None, description="Incomplete, digest mismatch or version exists"),
+        410: ResponseSpec(None, description="The upload expired"),
+        423: ResponseSpec(None, description="A PATCH is running"),
+    },
+)
+@inject
+async def upload_complete(
+    request: Request[Any, Any, Any], upload_id: UploadId, use_case: FromDishka[CompleteUpload]
+) -> CompleteOut:
+    result = await use_case(await current_principal(request), upload_id)
+    return CompleteOut(
+        package_id=result.package_id,
+        version_id=result.version_id,
+        sha256=result.sha256,
+        size=result.size,
+    )
+
+
+UPLOAD_ROUTES = [
+    init_upload,
+    tus_options,
+    tus_create,
+    upload_head,
+    upload_status,
+    upload_patch,
+    upload_delete,
+    upload_complete,
+]
+
+
+# --- the catalogue -------------------------------------------------------------------------
+
+READERS = {"operator": Provide(requires(Permission.READ_CONSOLE))}
+Operator = NamedDependency[Principal]
+Paging = NamedDependency[PageRequest]
+PackageId = Annotated[str, Parameter(max_length=64, description="The package's id")]
+Filter = Annotated[str | None, Parameter(max_length=200)]
+
+
+class PackageOut(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    description: str
+    category: str | None
+    language: str | None
+    is_public: bool
+    owner_id: str
+    versions: int
+    downloads: int
+    size: int
+    latest_version: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, package: PackageView, latest_version: str | None) -> PackageOut:
+        return cls(
+            id=package.id,
+            name=package.name,
+            description=package.description,
+            category=package.category,
+            language=package.language,
+            is_public=package.is_public,
+            owner_id=package.owner_id,
+            versions=package.versions,
+            downloads=package.downloads,
+            size=package.size,
+            latest_version=latest_version,
+            created_at=package.created_at,
+            updated_at=package.updated_at,
+        )
+
+
+class PackagePage(msgspec.Struct, frozen=True):
+    items: list[PackageOut]
+    total: int
+    page: int
+    page_size: int
+    pages: int
+
+
+class VersionOut(msgspec.Struct, frozen=True):
+    id: str
+    version: str
+    file_name: str
+    content_type: str | None
+    size: int
+    sha256: str
+    downloads: int
+    created_at: datetime
+    latest: bool
+
+
+class VersionsOut(msgspec.Struct, frozen=True):
+    package_id: str
+    latest: str | None
+    items: list[VersionOut]
+
+
+class PackageUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    description: str | None = None
+    category: str | None = None
+    language: str | None = None
+    is_public: bool | None = None
+
+
+class AdminPackageOut(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    owner_id: str
+    owner_email: str | None
+    is_public: bool
+    versions: int
+    downloads: int
+    size: int
+    created_at: datetime
+
+
+class AdminPackagePage(msgspec.Struct, frozen=True):
+    items: list[AdminPackageOut]
+    total: int
+    page: int
+    page_size: int
+    pages: int
+
+
+class CountOut(msgspec.Struct, frozen=True):
+    name: str
+    count: int
+
+
+class PackagesSummaryOut(msgspec.Struct, frozen=True):
+    total_packages: int
+    total_versions: int
+    total_bytes: int
+    total_downloads: int
+    top_languages: list[CountOut]
+    top_categories: list[CountOut]
+
+
+@get(
+    "/software-packages",
+    tags=TAGS,
+    summary="Public packages and your own",
+    description="Newest first; `q` searches name and description; `category`, `language` filter.",
+    security=SECURITY,
+)
+@inject
+async def list_packages(
+    request: Request[Any, Any, Any],
+    paging: Paging,
+    use_case: FromDishka[ListPackages],
+    q: Filter = None,
+    category: Filter = None,
+    language: Filter = None,
+) -> PackagePage:
+    found = await use_case(
+        await current_principal(request), paging, q=q, category=category, language=language
+    )
+    return PackagePage(
+        items=[PackageOut.of(item.package, item.latest_version) for item in found.items],
+        total=found.total,
+        page=found.page,
+        page_size=found.page_size,
+        pages=found.pages,
+    )
+
+
+@get(
+    "/software-packages/{package_id:str}/versions",
+    tags=TAGS,
+    summary="A package's versions",
+    description="Newest first; `latest` is the highest SemVer precedence, not the last upload.",
+    security=SECURITY,
+    responses={404: ResponseSpec(None, description="No such package (or not visible)")},
+)
+@inject
+async def list_versions(
+    request: Request[Any, Any, Any], package_id: PackageId, use_case: FromDishka[ListVersions]
+) -> VersionsOut:
+    listing = await use_case(await current_principal(request), package_id)
+    latest_id = listing.latest.id if listing.latest else None
+    return VersionsOut(
+        package_id=package_id,
+        latest=listing.latest.version if listing.latest else None,
+        items=[
+            VersionOut(
+                id=v.id,
+                version=v.version,
+                file_name=v.file_name,
+                content_type=v.content_type,
+                size=v.size,
+                sha256=v.sha256,
+                downloads=v.downloads,
+                created_at=v.created_at,
+                latest=v.id == latest_id,
+            )
+            for v in listing.versions
+        ],
+    )
+
+
+@route(
+    "/software-packages/{package_id:str}",
+    http_method=[HttpMethod.PATCH, HttpMethod.PUT],
+    tags=TAGS,
+    summary="Edit a package's metadata (owner)",
+    description=(
+        "Description, category, language, visibility: the only way metadata changes (uploads "
+        "never change it). Unknown fields are a 422."
+    ),
+    security=SECURITY,
+    responses={
+        403: ResponseSpec(None, description="Not the owner"),
+        404: ResponseSpec(None, description="No such package (or not visible)"),
+    },
+)
+@inject
+async def update_package(
+    request: Request[Any, Any, Any],
+    package_id: PackageId,
+    data: JSONBody[PackageUpdate],
+    use_case: FromDishka[UpdatePackage],
+    versions: FromDishka[ListVersions],
+) -> PackageOut:
+    principal = await current_principal(request)
+    package = await use_case(
+        principal,
+        package_id,
+        PackageChanges(
+            description=data.description,
+            category=data.category,
+            language=data.language,
+            is_public=data.is_public,
+        ),
+    )
+    listing = await versions(principal, package_id)
+    return PackageOut.of(package, listing.latest.version if listing.latest else None)
+
+
+@delete(
+    "/software-packages/{package_id:str}",
+    tags=TAGS,
+    summary="Delete a package with its versions (owner or admin)",
+    description="Bytes no other version references are deleted from storage too.",
+    status_code=204,
+    security=SECURITY,
+    responses={
+        403: ResponseSpec(None, description="Neither owner nor admin"),
+        404: ResponseSpec(None, description="No such package (or not visible)"),
+    },
+)
+@inject
+async def delete_package(
+    request: Request[Any, Any, Any], package_id: PackageId, use_case: FromDishka[DeletePackage]
+) -> None:
+    await use_case(await current_principal(request), package_id)
+
+
+@get(
+    "/software-packages/admin/summary",
+    tags=TAGS,
+    summary="Package totals (admin)",
+    description="Packages, versions, bytes, downloads, top languages and categories.",
+    dependencies=READERS,
+    security=SECURITY,
+)
+@inject
+async def admin_summary(
+    operator: Operator, use_case: FromDishka[SummarisePackages]
+) -> PackagesSummaryOut:
+    summary = await use_case()
+    return PackagesSummaryOut(
+        total_packages=summary.packages,
+        total_versions=summary.versions,
+        total_bytes=summary.bytes,
+        total_downloads=summary.downloads,
+        top_languages=[CountOut(name, n) for name, n in summary.top_languages],
+        top_categories=[CountOut(name, n) for name, n in summary.top_categories],
+    )
+
+
+@get(
+    "/software-packages/admin/packages",
+    tags=TAGS,
+    summary="Every package with its owner (admin)",
+    description="Paginated, newest first; `q`, `category`, `language` filter.",
+    dependencies=READERS,
+    security=SECURITY,
+)
+@inject
+async def admin_packages(
+    operator: Operator,
+    paging: Paging,
+    use_case: FromDishka[ListPackages],
+    q: Filter = None,
+    category: Filter = None,
+    language: Filter = None,
+) -> AdminPackagePage:
+    found = await use_case(operator, paging, q=q, category=category, language=language, every=True)
+    return AdminPackagePage(
+        items=[
+            AdminPackageOut(
+                id=p.package.id,
+                name=p.package.name,
+                owner_id=p.package.owner_id,
+                owner_email=p.package.owner_email,
+                is_public=p.package.is_public,
+                versions=p.package.versions,
+                downloads=p.package.downloads,
+                size=p.package.size,
+                created_at=p.package.created_at,
+            )
+            for p in found.items
+        ],
+        total=found.total,
+        page=found.page,
+        page_size=found.page_size,
+        pages=found.pages,
+    )
+
+
+@route(
+    "/software-packages/{package_id:str}/versions/{version_id:str}/download",
+    http_method=[HttpMethod.GET, HttpMethod.HEAD],
+    tags=TAGS,
+    summary="Download one version",
+    description=DOWNLOAD_DESCRIPTION + " Owners and admins may download private packages.",
+    security=SECURITY,
+    media_type="application/octet-stream",
+    responses={
+        206: ResponseSpec(data_container=bytes, description="One range of the file."),
+        304: ResponseSpec(data_container=None, description="The ETag matched If-None-Match."),
+        404: ResponseSpec(None, description="No such package or version (or not visible)"),
+        416: ResponseSpec(None, description="Content-Range: bytes */size"),
+    },
+)
+@inject
+async def download_version(
+    request: Request[Any, Any, Any],
+    package_id: PackageId,
+    version_id: Annotated[str, Parameter(max_length=64)],
+    find: FromDishka[FindVersion],
+    count: FromDishka[CountPackageDownload],
+    storage: FromDishka[ObjectStorage],
+) -> Response[Any]:
+    _, version = await find(await current_principal(request), package_id, version_id)
+
+    async def counted() -> None:
+        await count(version.id)
+
+    item = Downloadable(
+        key=version.storage_key,
+        size=version.size,
+        sha256=version.sha256,
+        modified_at=version.created_at,
+        file_name=version.file_name,
+    )
+    return download_response(request, storage, item, on_complete=counted)
+
+
+SINGLE_FIELDS = ("name", "description", "category", "language", "version", "is_public", "sha256")
+
+
+@post(
+    "/software-packages",
+    tags=TAGS,
+    summary="Publish a package version in one request",
+    description=(
+        "multipart/form-data with the fields `name`, `version` (SemVer), and optionally "
+        "`description`, `category`, `language`, `is_public` (true/false), `sha256`, then one "
+        "`file` part as the last part. The file streams to storage while it is hashed and "
+        "scanned; `MAX_UPLOAD_BYTES` applies as bytes arrive. A new name creates the package "
+        "with these fields; an existing one of yours gets the version (its metadata stays). "
+        "Answers 201 `{package_id, version_id, sha256, size}`."
+    ),
+    status_code=201,
+    security=SECURITY,
+    request_max_body_size=None,
+    responses={
+        400: ResponseSpec(None, description="Malformed multipart body"),
+        409: ResponseSpec(None, description="The version exists, or the SHA-256 differs"),
+        413: ResponseSpec(None, description="Past MAX_UPLOAD_BYTES"),
+        415: ResponseSpec(None, description="Not multipart/form-data"),
+    },
+)
+@inject
+async def publish_package(
+    request: Request[Any, Any, Any], use_case: FromDishka[PublishPackage]
+) -> Response[CompleteOut]:
+    principal = await current_principal(request)
+    form = _Form(request, _boundary(request))
+    fields: dict[str, str] = {}
+    file_name: str | None = None
+    file_type: str | None = None
+    while (event := await form.next()) is not form.END:
+        if not isinstance(event, MultipartSegment):
+            continue
+        if event.filename is not None:
+            if event.name != "file":
+                raise FieldInvalid(event.name, "Only the part named file may carry a file.")
+            file_name, file_type = event.filename, event.content_type
+            break
+        if event.name in fields:
+            raise FieldInvalid(event.name, f"{event.name} was sent twice.")
+        value = await form.read_field(event.name)
+        if event.name in SINGLE_FIELDS:
+            fields[event.name] = value
+    if file_name is None:
+        raise FieldInvalid("file", "The upload needs a file part named file.")
+    for required in ("name", "version"):
+        if not fields.get(required, "").strip():
+            raise FieldInvalid(required, "is required")
+    details = UploadDetails(
+        package_name=fields["name"],
+        version=fields["version"],
+        file_name=file_name,
+        description=fields.get("description", ""),
+        category=fields.get("category"),
+        language=fields.get("language"),
+        is_public=bool(_flag(fields.get("is_public"), "is_public")),
+        content_type=file_type,
+        sha256=fields.get("sha256"),
+    )
+    result = await use_case(principal, details, form.file_body())
+    return Response(
+        CompleteOut(
+            package_id=result.package_id,
+            version_id=result.version_id,
+            sha256=result.sha256,
+            size=result.size,
+        ),
+        status_code=201,
+    )
+
+
+CATALOGUE_ROUTES = [
+    publish_package,
+    list_packages,
+    list_versions,
+    download_version,
+    update_package,
+    delete_package,
+    admin_summary,
+    admin_packages,
+]

@@ -1,0 +1,207 @@
+"""Ports of the software-packages context."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from orbsurv.application.ports import UploadedPart
+from orbsurv.domain.audit import AuditEvent
+from orbsurv.domain.packages import UploadResult, UploadSession, UploadState
+from orbsurv.domain.pagination import Page, PageRequest
+
+
+class AuditTrail(Protocol):
+    async def record(self, event: AuditEvent) -> None:
+        """Append one event (alert rules apply) and commit it at once, in a transaction of its
+        own: for use cases that hold no request transaction."""
+        ...
+
+
+class VersionScheme(Protocol):
+    """How versions are written and ordered (SemVer 2.0.0: https://semver.org)."""
+
+    def normalise(self, text: str) -> str:
+        """The canonical spelling of ``text``; ``FieldInvalid("version")`` when it is not a
+        version of the scheme."""
+        ...
+
+    def highest(self, versions: Iterable[str]) -> str | None:
+        """The version of highest precedence (SemVer section 11), ``None`` for none."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class UploadDetails:
+    """What the client declared when it opened the upload (the version to create)."""
+
+    package_name: str
+    version: str
+    file_name: str
+    description: str = ""
+    category: str | None = None
+    language: str | None = None
+    is_public: bool = False
+    content_type: str | None = None
+    sha256: str | None = None  # hex, declared by the client, verified at completion
+
+
+@dataclass(frozen=True, slots=True)
+class StagedTail:
+    """Bytes shorter than the storage's minimum part size, kept as an object of their own."""
+
+    key: str
+    size: int
+
+
+@dataclass(slots=True)
+class UploadRecord:
+    session: UploadSession
+    details: UploadDetails
+    protocol: str  # "orbsurv" (/uploads/init) or "tus" (tus creation)
+    storage_key: str
+    multipart_id: str | None
+    tail: StagedTail | None = None
+
+
+class UploadStore(Protocol):
+    """Upload sessions, their parts and staged tails. Every call is a short transaction of its
+    own (a PATCH may stream for minutes; no transaction stays open while bytes arrive)."""
+
+    async def create(self, record: UploadRecord, now: datetime) -> None: ...
+
+    async def get(self, upload_id: str) -> UploadRecord | None: ...
+
+    async def parts(self, upload_id: str) -> list[UploadedPart]:
+        """Recorded parts by ascending number."""
+        ...
+
+    async def reserve_part_number(self, upload_id: str) -> int:
+        """A part number never handed out before for this upload (one atomic increment)."""
+        ...
+
+    async def record_progress(
+        self,
+        upload_id: str,
+        *,
+        expected_offset: int,
+        new_offset: int,
+        part: UploadedPart | None,
+        tail: StagedTail | None,
+        drop_tail: bool,
+        now: datetime,
+    ) -> bool:
+        """Move the offset from ``expected_offset`` to ``new_offset`` while the session is
+        open, adding ``part`` and replacing the staged tail (``drop_tail`` removes it, ``tail``
+        sets it), in one transaction. ``False`` (nothing changed) when the offset or the state
+        moved meanwhile: a fence against a writer whose lock expired."""
+        ...
+
+    async def move(
+        self, upload_id: str, *, from_states: Sequence[UploadState], to: UploadState, now: datetime
+    ) -> bool:
+        """One conditional state change; ``False`` when the state was not one of ``from_states``."""
+        ...
+
+    async def expired(self, now: datetime, limit: int) -> list[UploadRecord]:
+        """Open sessions past ``expires_at`` (and ended ones kept for retries past it)."""
+        ...
+
+    async def delete(self, upload_id: str) -> None:
+        """The session row with its parts and tail rows."""
+        ...
+
+    async def in_flight_bytes(self, owner_id: str) -> int:
+        """Bytes declared by the owner's open sessions (they count against the quota)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """A completed upload turned into a version. ``redundant_key``: the upload's own object,
+    to delete because identical bytes were already stored (content addressing)."""
+
+    result: UploadResult
+    redundant_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PackageView:
+    id: str
+    owner_id: str
+    owner_email: str | None
+    name: str
+    description: str
+    category: str | None
+    language: str | None
+    is_public: bool
+    created_at: datetime
+    updated_at: datetime
+    versions: int = 0
+    downloads: int = 0
+    size: int = 0  # bytes, every version
+    version_names: Sequence[str] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class VersionView:
+    id: str
+    package_id: str
+    version: str
+    file_name: str
+    content_type: str | None
+    size: int
+    sha256: str
+    storage_key: str
+    downloads: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PackageFilter:
+    viewer_id: str
+    is_admin: bool = False
+    q: str | None = None
+    category: str | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PackageSummary:
+    packages: int
+    versions: int
+    bytes: int
+    downloads: int
+    top_languages: Sequence[tuple[str, int]]
+    top_categories: Sequence[tuple[str, int]]
+
+
+class PackageCatalog(Protocol):
+    async def publish(
+        self, record: UploadRecord, *, sha256: str, version_id: str, package_id: str, now: datetime
+    ) -> Publication:
+        """In one transaction: take a reference on the blob (or create it with the upload's
+        object), find or create the owner's package by name (metadata only at creation), add
+        the version and mark the session completed. Raises ``VersionExists``."""
+        ...
+
+    async def version_exists(self, owner_id: str, package_name: str, version: str) -> bool: ...
+
+    async def find(self, filters: PackageFilter, page: PageRequest) -> Page[PackageView]: ...
+
+    async def get(self, package_id: str) -> PackageView | None: ...
+
+    async def versions(self, package_id: str) -> list[VersionView]: ...
+
+    async def update(self, package_id: str, changes: dict[str, object], now: datetime) -> None: ...
+
+    async def delete(self, package_id: str) -> list[str]:
+        """Remove the package and its versions, dropping one blob reference per version; the
+        storage keys of blobs no longer referenced (their rows are gone)."""
+        ...
+
+    async def count_download(self, version_id: str) -> None: ...
+
+    async def summary(self) -> PackageSummary: ...

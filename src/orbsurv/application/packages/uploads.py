@@ -1,0 +1,887 @@
+"""Resumable uploads of package versions: open, append, complete, abort.
+
+The policy, and why:
+
+* **Any worker can take the next chunk.** The session, its offset, its stored parts (number,
+  ETag, size) and its staged tail are rows; the bytes are an object-storage multipart upload.
+  A PATCH on another process reads the rows and goes on. Nothing lives in a process's memory
+  between requests.
+* **Bytes become durable in parts.** Incoming bytes collect in a buffer (at most one part plus
+  one chunk); a full buffer becomes a part, recorded with the new offset in one transaction.
+  When the body ends, or the client vanishes, or stays silent past the idle timeout, what is
+  buffered is kept too: as a part when it is large enough, otherwise as a *staged tail* object
+  (storage refuses parts under ``min_part_size`` except the last). The next PATCH starts its
+  buffer with that tail. The offset therefore always equals the bytes durably stored, and a
+  client that resumes from HEAD loses nothing that was acknowledged by storage.
+* **One writer per upload.** A ``Lock`` (Redis, or the database) named after the upload is held
+  for the PATCH, released in ``finally``, and extended only while bytes arrive, so a stalled
+  half-open connection gives it up after the idle timeout. A second PATCH meanwhile gets 423. As
+  a fence against a writer whose lock expired, every offset change is a conditional update on
+  the expected offset, and every part gets a part number never handed out before, so a late
+  writer can neither move the offset nor overwrite a recorded part.
+* **A checksummed chunk is all or nothing** (tus checksum extension): its parts are stored but
+  recorded only once the digest matched; on a mismatch the offset does not move (460).
+* **Completion is idempotent.** It assembles the parts, hashes and scans the object, and
+  publishes the version in one transaction that also marks the session completed with its
+  result. A retry returns the stored result; a crash midway leaves a session in ``finalizing``
+  that the next call finishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from orbsurv.application.errors import MalwareDetected
+from orbsurv.application.locking import Lock
+from orbsurv.application.packages.ports import (
+    AuditTrail,
+    PackageCatalog,
+    StagedTail,
+    UploadDetails,
+    UploadRecord,
+    UploadStore,
+    VersionScheme,
+)
+from orbsurv.application.packages.versions import check_details
+from orbsurv.application.ports import (
+    Clock,
+    MalwareScanner,
+    ObjectStorage,
+    UploadedPart,
+    scan_stream,
+)
+from orbsurv.domain.audit import AuditEvent, RequestContext
+from orbsurv.domain.errors import FieldInvalid, InvalidInput
+from orbsurv.domain.identity import Principal
+from orbsurv.domain.packages import (
+    ChecksumMismatch,
+    DigestMismatch,
+    UploadBusy,
+    UploadClosed,
+    UploadNotFound,
+    UploadResult,
+    UploadSession,
+    UploadState,
+    UploadTooLarge,
+    VersionExists,
+)
+
+logger = logging.getLogger("orbsurv.packages")
+
+CHECKSUM_ALGORITHMS = ("sha256", "sha1", "md5")
+SWEEP_BATCH = 100  # sessions per sweep round
+
+
+@dataclass(frozen=True, slots=True)
+class UploadPolicy:
+    """Limits and timings of resumable uploads (bytes and seconds)."""
+
+    max_upload_bytes: int = 5 * 1024**3
+    session_ttl_seconds: int = 24 * 3600
+    idle_timeout_seconds: float = 30.0
+    lock_ttl_seconds: float = 10.0
+    part_size: int = 8 * 1024 * 1024  # preferred part size; never below the storage's minimum
+
+
+class BodyInterrupted(Exception):
+    """The request body ended early: the client disconnected or went silent (idle timeout)."""
+
+
+def lock_name(upload_id: str) -> str:
+    return f"upload:{upload_id}"
+
+
+async def _load(store: UploadStore, upload_id: str, principal: Principal) -> UploadRecord:
+    """The caller's upload; another user's (or none) is 404 (object-level authorization)."""
+    record = await store.get(upload_id)
+    if record is None or record.session.owner_id != principal.user_id:
+        raise UploadNotFound("No such upload.")
+    return record
+
+
+# --- open -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OpenUpload:
+    details: UploadDetails
+    size: int  # bytes
+    protocol: str = "orbsurv"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedUpload:
+    upload_id: str
+    size: int
+    offset: int
+    chunk_size: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CreateUpload:
+    """Open a session: validate the declaration, refuse a duplicate version early, start the
+    storage multipart upload. Raises ``FieldInvalid``, ``UploadTooLarge``, ``VersionExists``."""
+
+    store: UploadStore
+    catalog: PackageCatalog
+    storage: ObjectStorage
+    versions: VersionScheme
+    clock: Clock
+    policy: UploadPolicy
+
+    async def __call__(self, principal: Principal, command: OpenUpload) -> OpenedUpload:
+        details = check_details(command.details, self.versions)
+        if command.size < 1:
+            raise FieldInvalid("size", "must be at least 1 byte (an empty file is not a package)")
+        if command.size > self.policy.max_upload_bytes:
+            raise UploadTooLarge(
+                f"The file is larger than the limit of {self.policy.max_upload_bytes} bytes."
+            )
+        if await self.catalog.version_exists(
+            principal.user_id, details.package_name, details.version
+        ):
+            raise VersionExists(
+                f"Version {details.version} of {details.package_name} already exists."
+            )
+        now = self.clock.now()
+        upload_id = str(uuid.uuid4())
+        key = f"packages/uploads/{upload_id}/object"
+        multipart_id = await self.storage.create_multipart(key, content_type=details.content_type)
+        session = UploadSession(
+            id=upload_id,
+            owner_id=principal.user_id,
+            length=command.size,
+            offset=0,
+            state=UploadState.CREATED,
+            expires_at=now + timedelta(seconds=self.policy.session_ttl_seconds),
+            created_at=now,
+        )
+        record = UploadRecord(
+            session=session,
+            details=details,
+            protocol=command.protocol,
+            storage_key=key,
+            multipart_id=multipart_id,
+        )
+        try:
+            await self.store.create(record, now)
+        except BaseException:
+            await self.storage.abort_multipart(key, multipart_id)
+            raise
+        return OpenedUpload(
+            upload_id=upload_id,
+            size=command.size,
+            offset=0,
+            chunk_size=max(self.policy.part_size, self.storage.min_part_size),
+            expires_at=session.expires_at,
+        )
+
+
+# --- status -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UploadStatus:
+    upload_id: str
+    offset: int
+    size: int
+    state: UploadState
+    expires_at: datetime
+    details: UploadDetails
+    protocol: str
+    result: UploadResult | None
+
+
+def _status(record: UploadRecord, now: datetime) -> UploadStatus:
+    session = record.session
+    state = UploadState.EXPIRED if session.expired(now) else session.state
+    return UploadStatus(
+        upload_id=session.id,
+        offset=session.offset,
+        size=session.length,
+        state=state,
+        expires_at=session.expires_at,
+        details=record.details,
+        protocol=record.protocol,
+        result=session.result,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class GetUploadStatus:
+    """HEAD: the durable offset. Raises ``UploadNotFound``."""
+
+    store: UploadStore
+    clock: Clock
+
+    async def __call__(self, principal: Principal, upload_id: str) -> UploadStatus:
+        return _status(await _load(self.store, upload_id, principal), self.clock.now())
+
+
+# --- append -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Checksum:
+    """``Upload-Checksum: <algorithm> <base64 digest>`` (tus checksum extension)."""
+
+    algorithm: str
+    digest: bytes
+
+    @classmethod
+    def parse(cls, header: str) -> Checksum:
+        """Raises ``InvalidInput`` (400) for an unknown algorithm or a malformed digest."""
+        algorithm, _, encoded = header.strip().partition(" ")
+        algorithm = algorithm.lower()
+        if algorithm not in CHECKSUM_ALGORITHMS:
+            raise InvalidInput(
+                f"Unsupported checksum algorithm; use one of {', '.join(CHECKSUM_ALGORITHMS)}.",
+                code="checksum_algorithm_unsupported",
+            )
+        try:
+            digest = base64.b64decode(encoded.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidInput(
+                "Upload-Checksum must be '<algorithm> <base64 digest>'.", code="bad_checksum"
+            ) from None
+        if len(digest) != hashlib.new(algorithm).digest_size:
+            raise InvalidInput("The checksum has the wrong length.", code="bad_checksum")
+        return cls(algorithm=algorithm, digest=digest)
+
+
+@dataclass(frozen=True, slots=True)
+class AppendChunk:
+    upload_id: str
+    offset: int
+    body: AsyncIterable[bytes]
+    content_length: int | None = None
+    checksum: Checksum | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    upload_id: str
+    offset: int
+    state: UploadState
+    interrupted: bool = False
+    result: UploadResult | None = None  # set when a tus upload completed with this chunk
+
+
+@dataclass(slots=True)
+class _Heartbeat:
+    """Extends the lock every third of its TTL while bytes keep arriving."""
+
+    lock: Lock
+    name: str
+    token: str
+    ttl: float
+    idle: float
+    last_progress: float = field(default_factory=time.monotonic)
+    lost: bool = False
+
+    def progress(self) -> None:
+        self.last_progress = time.monotonic()
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl / 3)
+            if time.monotonic() - self.last_progress > self.idle:
+                continue  # silent client: let the lock run out
+            try:
+                if not await self.lock.extend(self.name, self.token, self.ttl):
+                    self.lost = True
+                    return
+            except Exception:
+                logger.warning("could not extend the lock on %s", self.name, exc_info=True)
+
+
+async def _guarded(body: AsyncIterable[bytes], idle: float) -> AsyncIterator[bytes]:
+    """The body's chunks; ``BodyInterrupted`` when it fails or stays silent for ``idle`` s."""
+    iterator = aiter(body)
+    while True:
+        try:
+            chunk = await asyncio.wait_for(anext(iterator), idle)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise BodyInterrupted("no bytes within the idle timeout") from None
+        except BodyInterrupted:
+            raise
+        except Exception as exc:
+            raise BodyInterrupted(str(exc)) from exc
+        if chunk:
+            yield chunk
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def _read_all(storage: ObjectStorage, key: str) -> bytes:
+    buffer = bytearray()
+    async for chunk in storage.read(key):
+        buffer.extend(chunk)
+    return bytes(buffer)
+
+
+@dataclass(frozen=True, slots=True)
+class AppendUploadChunk:
+    """PATCH: store the bytes at ``offset``. See the module docstring for the policy.
+
+    Raises ``UploadNotFound`` (404), ``OffsetMismatch`` (409), ``UploadClosed`` (409),
+    ``UploadExpired`` (410), ``UploadTooLarge`` (413), ``UploadBusy`` (423),
+    ``ChecksumMismatch`` (460)."""
+
+    store: UploadStore
+    storage: ObjectStorage
+    lock: Lock
+    clock: Clock
+    policy: UploadPolicy
+    finish: CompleteUpload
+
+    async def __call__(self, principal: Principal, command: AppendChunk) -> Appended:
+        record = await _load(self.store, command.upload_id, principal)
+        record.session.check_writable(command.offset, self.clock.now())
+        if command.content_length is not None and command.content_length > record.session.remaining:
+            raise UploadTooLarge(
+                f"The chunk goes past the declared size of {record.session.length} bytes "
+                f"({record.session.remaining} bytes remain)."
+            )
+        name = lock_name(command.upload_id)
+        token = await self.lock.acquire(name, self.policy.lock_ttl_seconds)
+        if token is None:
+            raise UploadBusy("Another request is writing to this upload; retry after HEAD.")
+        beat = _Heartbeat(
+            self.lock, name, token, self.policy.lock_ttl_seconds, self.policy.idle_timeout_seconds
+        )
+        beating = asyncio.create_task(beat.run())
+        try:
+            appended = await self._append(principal, command, beat)
+        finally:
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
+            with contextlib.suppress(Exception):
+                await self.lock.release(name, token)
+        if (
+            appended.state is UploadState.RECEIVING
+            and appended.offset == record.session.length
+            and record.protocol == "tus"
+        ):
+            # tus clients never call /complete: the last byte completes the upload.
+            result = await self.finish(principal, command.upload_id)
+            return Appended(
+                upload_id=command.upload_id,
+                offset=appended.offset,
+                state=UploadState.COMPLETED,
+                result=result,
+            )
+        return appended
+
+    async def _append(
+        self, principal: Principal, command: AppendChunk, beat: _Heartbeat
+    ) -> Appended:
+        record = await _load(self.store, command.upload_id, principal)  # fresh, under the lock
+        session = record.session
+        session.check_writable(command.offset, self.clock.now())
+        assert record.multipart_id is not None
+        min_part = self.storage.min_part_size
+        part_size = max(self.policy.part_size, min_part)
+        verify = command.checksum
+        hasher = hashlib.new(verify.algorithm) if verify else None
+
+        tail = record.tail
+        buffer = bytearray(await _read_all(self.storage, tail.key)) if tail else bytearray()
+        if tail and len(buffer) != tail.size:
+            raise UploadClosed("The staged bytes of this upload are damaged; start again.")
+        durable = session.offset  # bytes recorded (the tail included)
+        start = durable - len(buffer)  # upload offset of buffer[0]
+        remaining = session.remaining
+        received = 0
+        pending_parts: list[
+            tuple[UploadedPart, int]
+        ] = []  # checksummed chunks: recorded at the end
+        committed_tail = tail
+        stale_tails: list[str] = []
+
+        async def store_part(data: bytes) -> UploadedPart:
+            number = await self.store.reserve_part_number(session.id)
+            part = await self.storage.upload_part(
+                record.storage_key, record.multipart_id or "", number, _one(data)
+            )
+            beat.progress()
+            return part
+
+        async def commit(
+            part: UploadedPart | None, new_tail: StagedTail | None, drop_tail: bool, upto: int
+        ) -> None:
+            nonlocal durable, committed_tail
+            if beat.lost:
+                raise UploadBusy("This request lost its lock on the upload; resume from HEAD.")
+            moved = await self.store.record_progress(
+                session.id,
+                expected_offset=durable,
+                new_offset=upto,
+                part=part,
+                tail=new_tail,
+                drop_tail=drop_tail,
+                now=self.clock.now(),
+            )
+            if not moved:
+                raise UploadBusy("The upload moved on meanwhile; resume from HEAD.")
+            if committed_tail is not None and (drop_tail or new_tail is not None):
+                stale_tails.append(committed_tail.key)
+            committed_tail = (
+                new_tail if new_tail is not None else (None if drop_tail else committed_tail)
+            )
+            durable = upto
+
+        async def flush(*, final: bool) -> None:
+            """Make the buffer durable: a part, or (too small) a staged tail."""
+            nonlocal start, buffer
+            if not buffer:
+                return
+            end = start + len(buffer)
+            if end == durable and committed_tail is not None and len(buffer) == committed_tail.size:
+                return  # only the old tail, unchanged
+            last = end == session.length
+            data = bytes(buffer)
+            if len(data) >= min_part or last:
+                part = await store_part(data)
+                if hasher is None:
+                    await commit(part, None, True, end)
+                else:
+                    pending_parts.append((part, end))
+                start, buffer = end, bytearray()
+            elif final and hasher is None:
+                key = f"packages/uploads/{session.id}/tail-{uuid.uuid4().hex}"
+                await self.storage.put(key, _one(data))
+                beat.progress()
+                try:
+                    await commit(None, StagedTail(key=key, size=len(data)), False, end)
+                except BaseException:
+                    await self.storage.delete(key)
+                    raise
+
+        interrupted = False
+        try:
+            async for chunk in _guarded(command.body, self.policy.idle_timeout_seconds):
+                beat.progress()
+                if received + len(chunk) > remaining:
+                    raise UploadTooLarge(
+                        f"The chunk goes past the declared size of {session.length} bytes."
+                    )
+                received += len(chunk)
+                buffer.extend(chunk)
+                if hasher is not None:
+                    hasher.update(chunk)
+                if len(buffer) >= part_size:
+                    await flush(final=False)
+        except BodyInterrupted as exc:
+            interrupted = True
+            logger.info(
+                "upload %s: body interrupted after %d bytes (%s)", session.id, received, exc
+            )
+
+        if hasher is not None:
+            assert verify is not None
+            if interrupted or hasher.digest() != verify.digest:
+                if interrupted:
+                    return Appended(session.id, durable, session.state, interrupted=True)
+                raise ChecksumMismatch(
+                    "The chunk does not match its Upload-Checksum; the offset did not move."
+                )
+            # Verified: record the parts stored meanwhile, then keep the remainder.
+            for part, end in pending_parts:
+                await commit(part, None, True, end)
+            hasher = None
+        await flush(final=True)
+
+        for key in stale_tails:
+            with contextlib.suppress(Exception):
+                await self.storage.delete(key)
+        state = UploadState.RECEIVING if durable > 0 else session.state
+        return Appended(session.id, durable, state, interrupted=interrupted)
+
+
+# --- complete ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CompleteUpload:
+    """Assemble, verify (size, declared SHA-256), scan and publish. Idempotent.
+
+    Raises ``UploadNotFound``, ``UploadIncomplete`` (409), ``UploadExpired`` (410),
+    ``UploadBusy`` (423), ``DigestMismatch`` (409), ``VersionExists`` (409),
+    ``MalwareDetected`` (422)."""
+
+    store: UploadStore
+    catalog: PackageCatalog
+    storage: ObjectStorage
+    lock: Lock
+    clock: Clock
+    policy: UploadPolicy
+    scanner: MalwareScanner
+    trail: AuditTrail
+
+    async def __call__(self, principal: Principal, upload_id: str) -> UploadResult:
+        record = await _load(self.store, upload_id, principal)
+        if record.session.state is UploadState.COMPLETED and record.session.result:
+            return record.session.result
+        name = lock_name(upload_id)
+        token = await self.lock.acquire(name, self.policy.lock_ttl_seconds)
+        if token is None:
+            raise UploadBusy("This upload is busy; retry in a moment.")
+        try:
+            return await self._complete(principal, upload_id, name, token)
+        finally:
+            with contextlib.suppress(Exception):
+                await self.lock.release(name, token)
+
+    async def _complete(
+        self, principal: Principal, upload_id: str, name: str, token: str
+    ) -> UploadResult:
+        record = await _load(self.store, upload_id, principal)
+        session = record.session
+        if session.state is UploadState.COMPLETED and session.result:
+            return session.result
+        now = self.clock.now()
+        session.begin_finalizing(now)
+        await self.store.move(
+            upload_id,
+            from_states=(UploadState.CREATED, UploadState.RECEIVING),
+            to=UploadState.FINALIZING,
+            now=now,
+        )
+        key = record.storage_key
+        info = await self.storage.stat(key)
+        if info is None or info.size != session.length:
+            if record.tail is not None:
+                number = await self.store.reserve_part_number(upload_id)
+                data = await _read_all(self.storage, record.tail.key)
+                part = await self.storage.upload_part(
+                    key, record.multipart_id or "", number, _one(data)
+                )
+                moved = await self.store.record_progress(
+                    upload_id,
+                    expected_offset=session.offset,
+                    new_offset=session.offset,
+                    part=part,
+                    tail=None,
+                    drop_tail=True,
+                    now=self.clock.now(),
+                )
+                if moved:
+                    await self.storage.delete(record.tail.key)
+            parts = await self.store.parts(upload_id)
+            if sum(part.size for part in parts) != session.length:
+                raise UploadClosed("The stored parts do not add up to the declared size.")
+            await self.storage.complete_multipart(key, record.multipart_id or "", parts)
+        await self.lock.extend(name, token, self.policy.lock_ttl_seconds)
+        digest = hashlib.sha256()
+        size = 0
+
+        async def hashed() -> AsyncIterator[bytes]:
+            nonlocal size
+            async for chunk in self.storage.read(key):
+                digest.update(chunk)
+                size += len(chunk)
+                yield chunk
+
+        verdict = await scan_stream(self.scanner, hashed())
+        sha256 = digest.hexdigest()
+        declared = record.details.sha256
+        failure: Exception | None = None
+        if size != session.length:
+            failure = UploadClosed(f"{size} bytes were stored, not {session.length}.")
+        elif declared is not None and declared != sha256:
+            failure = DigestMismatch(
+                "The uploaded bytes do not have the declared SHA-256; nothing was published."
+            )
+        elif verdict.signature is not None:
+            failure = MalwareDetected("file", verdict.signature)
+            await self.trail.record(
+                AuditEvent(
+                    "malware.detected",
+                    self.clock.now(),
+                    RequestContext(),
+                    actor_user_id=principal.user_id,
+                    target_type="package_upload",
+                    target_id=upload_id,
+                    metadata={
+                        "signature": verdict.signature,
+                        "file_name": record.details.file_name,
+                    },
+                )
+            )
+        if failure is not None:
+            await self._discard(record)
+            raise failure
+        try:
+            publication = await self.catalog.publish(
+                record,
+                sha256=sha256,
+                version_id=str(uuid.uuid4()),
+                package_id=str(uuid.uuid4()),
+                now=self.clock.now(),
+            )
+        except VersionExists:
+            await self._discard(record)
+            raise
+        if publication.redundant_key is not None:
+            await self.storage.delete(publication.redundant_key)
+        return publication.result
+
+    async def _discard(self, record: UploadRecord) -> None:
+        await self.store.move(
+            record.session.id,
+            from_states=(UploadState.FINALIZING,),
+            to=UploadState.ABORTED,
+            now=self.clock.now(),
+        )
+        await _drop_bytes(self.storage, record)
+
+
+async def _drop_bytes(storage: ObjectStorage, record: UploadRecord) -> None:
+    """Delete whatever storage holds for the upload (idempotent)."""
+    if record.multipart_id:
+        await storage.abort_multipart(record.storage_key, record.multipart_id)
+    if record.tail is not None:
+        await storage.delete(record.tail.key)
+    await storage.delete(record.storage_key)
+
+
+# --- single-shot ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PublishPackage:
+    """``POST /software-packages``: one request carries the whole file.
+
+    The bytes stream to storage once while they are hashed and scanned (nothing holds the file;
+    ``MAX_UPLOAD_BYTES`` applies as they arrive), then the version is published through the same
+    path as a completed resumable upload (a session row in ``finalizing``, the same blob
+    reference counting and duplicate check). Raises ``FieldInvalid``, ``VersionExists``,
+    ``ObjectTooLarge`` (413), ``DigestMismatch``, ``MalwareDetected`` (422)."""
+
+    store: UploadStore
+    catalog: PackageCatalog
+    storage: ObjectStorage
+    versions: VersionScheme
+    clock: Clock
+    policy: UploadPolicy
+    scanner: MalwareScanner
+    trail: AuditTrail
+
+    async def __call__(
+        self, principal: Principal, details: UploadDetails, file: AsyncIterable[bytes]
+    ) -> UploadResult:
+        details = check_details(details, self.versions)
+        if await self.catalog.version_exists(
+            principal.user_id, details.package_name, details.version
+        ):
+            raise VersionExists(
+                f"Version {details.version} of {details.package_name} already exists."
+            )
+        upload_id = str(uuid.uuid4())
+        key = f"packages/uploads/{upload_id}/object"
+        digest = hashlib.sha256()
+        scan = await self.scanner.open()
+
+        async def inspected() -> AsyncIterator[bytes]:
+            async for chunk in file:
+                digest.update(chunk)
+                await scan.feed(chunk)
+                yield chunk
+
+        try:
+            stored = await self.storage.put(
+                key,
+                inspected(),
+                max_size=self.policy.max_upload_bytes,
+                content_type=details.content_type,
+            )
+            verdict = await scan.finish()
+        except BaseException:
+            await scan.abort()
+            raise
+        sha256 = digest.hexdigest()
+        failure: Exception | None = None
+        if stored.size == 0:
+            failure = FieldInvalid("file", "must not be empty")
+        elif details.sha256 is not None and details.sha256 != sha256:
+            failure = DigestMismatch("The file does not have the declared SHA-256.")
+        elif verdict.signature is not None:
+            failure = MalwareDetected("file", verdict.signature)
+            await self.trail.record(
+                AuditEvent(
+                    "malware.detected",
+                    self.clock.now(),
+                    RequestContext(),
+                    actor_user_id=principal.user_id,
+                    target_type="package_upload",
+                    target_id=upload_id,
+                    metadata={"signature": verdict.signature, "file_name": details.file_name},
+                )
+            )
+        if failure is not None:
+            await self.storage.delete(key)
+            raise failure
+        now = self.clock.now()
+        record = UploadRecord(
+            session=UploadSession(
+                id=upload_id,
+                owner_id=principal.user_id,
+                length=stored.size,
+                offset=stored.size,
+                state=UploadState.FINALIZING,
+                expires_at=now + timedelta(seconds=self.policy.session_ttl_seconds),
+                created_at=now,
+            ),
+            details=details,
+            protocol="single",
+            storage_key=key,
+            multipart_id=None,
+        )
+        await self.store.create(record, now)
+        try:
+            publication = await self.catalog.publish(
+                record,
+                sha256=sha256,
+                version_id=str(uuid.uuid4()),
+                package_id=str(uuid.uuid4()),
+                now=self.clock.now(),
+            )
+        except BaseException:
+            await self.storage.delete(key)
+            await self.store.delete(upload_id)
+            raise
+        await self.store.delete(upload_id)  # nothing to resume: the session has served
+        if publication.redundant_key is not None:
+            await self.storage.delete(publication.redundant_key)
+        return publication.result
+
+
+# --- abort ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AbortUpload:
+    """DELETE: abort the session and drop its bytes and parts. Raises ``UploadNotFound``,
+    ``UploadClosed`` (a completed upload), ``UploadBusy``."""
+
+    store: UploadStore
+    storage: ObjectStorage
+    lock: Lock
+    clock: Clock
+    policy: UploadPolicy
+
+    async def __call__(self, principal: Principal, upload_id: str) -> None:
+        record = await _load(self.store, upload_id, principal)
+        record.session.abort()
+        name = lock_name(upload_id)
+        token = await self.lock.acquire(name, self.policy.lock_ttl_seconds)
+        if token is None:
+            raise UploadBusy("A request is writing to this upload; retry in a moment.")
+        try:
+            moved = await self.store.move(
+                upload_id,
+                from_states=(
+                    UploadState.CREATED,
+                    UploadState.RECEIVING,
+                    UploadState.FINALIZING,
+                    UploadState.EXPIRED,
+                    UploadState.ABORTED,
+                ),
+                to=UploadState.ABORTED,
+                now=self.clock.now(),
+            )
+            if not moved:
+                raise UploadClosed("This upload is completed; delete the version instead.")
+            record = await _load(self.store, upload_id, principal)
+            await _drop_bytes(self.storage, record)
+            await self.store.delete(upload_id)
+        finally:
+            with contextlib.suppress(Exception):
+                await self.lock.release(name, token)
+
+
+# --- sweep ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SweepUploads:
+    """The worker's job: expire sessions past ``expires_at``, abort their multipart uploads,
+    delete their staged bytes and rows; abort storage multipart uploads that no session owns
+    (left by a crash between creating one and recording it). Returns how many it cleaned."""
+
+    store: UploadStore
+    storage: ObjectStorage
+    lock: Lock
+    clock: Clock
+    policy: UploadPolicy
+
+    async def __call__(self) -> int:
+        now = self.clock.now()
+        cleaned = 0
+        for record in await self.store.expired(now, SWEEP_BATCH):
+            name = lock_name(record.session.id)
+            token = await self.lock.acquire(name, self.policy.lock_ttl_seconds)
+            if token is None:
+                continue  # a request is on it; next round
+            try:
+                if record.session.state is not UploadState.COMPLETED:
+                    await self.store.move(  # gives the quota reservation back
+                        record.session.id,
+                        from_states=(
+                            UploadState.CREATED,
+                            UploadState.RECEIVING,
+                            UploadState.FINALIZING,
+                        ),
+                        to=UploadState.EXPIRED,
+                        now=now,
+                    )
+                if record.session.state is not UploadState.COMPLETED:
+                    await _drop_bytes(self.storage, record)
+                await self.store.delete(record.session.id)
+                cleaned += 1
+            finally:
+                with contextlib.suppress(Exception):
+                    await self.lock.release(name, token)
+        cleaned += await self._orphans(now)
+        return cleaned
+
+    async def _orphans(self, now: datetime) -> int:
+        cutoff = now - timedelta(seconds=self.policy.session_ttl_seconds)
+        cleaned = 0
+        for pending in await self.storage.list_multipart_uploads(started_before=cutoff):
+            if not pending.key.startswith("packages/uploads/"):
+                continue
+            upload_id = pending.key.split("/")[2]
+            record = await self.store.get(upload_id)
+            if record is None or record.multipart_id != pending.upload_id:
+                await self.storage.abort_multipart(pending.key, pending.upload_id)
+                cleaned += 1
+        return cleaned
+
+
+__all__: list[Any] = [
+    "AbortUpload",
+    "AppendUploadChunk",
+    "CompleteUpload",
+    "CreateUpload",
+    "GetUploadStatus",
+    "SweepUploads",
+]
