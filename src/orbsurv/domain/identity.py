@@ -63,8 +63,9 @@ class Role(enum.Enum):
 
 
 _ROLE_RANK = {Role.USER: 0, Role.ADMIN: 1, Role.DEV: 2}
-# What a dev holds only in a dev scope (the whole console).
-DEV_SCOPED = frozenset({Permission.READ_CONSOLE, Permission.ADMINISTER})
+# What a dev holds only in a dev scope: the whole console, content and order management included
+# (signed in without the second factor, a dev is a plain user).
+DEV_SCOPED = frozenset({Permission.READ_CONSOLE, Permission.MANAGE_CONTENT, Permission.ADMINISTER})
 _GRANTS = {
     Role.USER: frozenset({Permission.USE_PORTAL}),
     Role.ADMIN: frozenset(

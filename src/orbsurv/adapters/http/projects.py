@@ -42,9 +42,9 @@ from orbsurv.application.files.projects import (
     Viewer,
 )
 from orbsurv.application.ports import ObjectStorage
-from orbsurv.domain.errors import FieldInvalid, InvalidInput
+from orbsurv.domain.errors import FieldInvalid, Forbidden, InvalidInput
 from orbsurv.domain.files import Project, Visibility
-from orbsurv.domain.identity import Principal, Role
+from orbsurv.domain.identity import Permission, Principal
 from orbsurv.domain.pagination import PageRequest
 
 FIELD_MAX_BYTES = 64 * 1024
@@ -118,7 +118,8 @@ class ProjectUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 def viewer_of(request: Request[Any, Any, Any], principal: Principal) -> Viewer:
     return Viewer(
         user_id=principal.user_id,
-        is_admin=principal.role in {Role.ADMIN, Role.DEV},
+        # An admin in any session; a dev only in a dev session (without it, a plain user).
+        is_admin=principal.can(Permission.MANAGE_CONTENT),
         context=request_context(request),
     )
 
@@ -446,6 +447,11 @@ async def set_storage_quota(
     use_case: FromDishka[SetStorageQuota],
 ) -> QuotaOut:
     principal = await current_principal(request)
+    if principal.role.needs_dev_scope(Permission.MANAGE_CONTENT, principal.scope):
+        raise Forbidden(
+            "This needs a dev session opened with a one-time code (scope=dev).",
+            code="dev_session_required",
+        )
     usage = await use_case(viewer_of(request, principal), user_id, data.quota_bytes)
     return QuotaOut(
         user_id=user_id,
