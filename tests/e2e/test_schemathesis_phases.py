@@ -45,7 +45,7 @@ def test_all_phases_find_nothing_unlisted(live_server: str, tmp_path: Path) -> N
             "-H", f"Authorization: Bearer {token}",
             "--report", "junit", "--report-junit-path", str(junit),
         ],
-        capture_output=True, text=True, timeout=1800, check=False,
+        capture_output=True, text=True, timeout=1800, check=False, cwd=tmp_path,
     )  # fmt: skip
     assert junit.is_file(), result.stdout[-3000:] + result.stderr[-3000:]
     found: list[str] = []
