@@ -247,6 +247,7 @@ async def init_upload(
         "`Tus-Checksum-Algorithm`. No sign-in needed."
     ),
     status_code=204,
+    include_in_schema=False,  # protocol discovery for tus clients; described on POST /uploads
 )
 async def tus_options(request: Request[Any, Any, Any]) -> Response[None]:
     policy: UploadPolicy = request.app.state.upload_policy
