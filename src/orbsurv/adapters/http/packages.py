@@ -247,6 +247,7 @@ async def init_upload(
         "`Tus-Checksum-Algorithm`. No sign-in needed."
     ),
     status_code=204,
+    include_in_schema=False,  # protocol discovery for tus clients; described on POST /uploads
 )
 async def tus_options(request: Request[Any, Any, Any]) -> Response[None]:
     policy: UploadPolicy = request.app.state.upload_policy
@@ -844,7 +845,9 @@ async def admin_packages(
     security=SECURITY,
     media_type="application/octet-stream",
     responses={
-        206: ResponseSpec(data_container=bytes, description="One range of the file."),
+        206: ResponseSpec(
+            data_container=bytes, description="One range of the file.", generate_examples=False
+        ),
         304: ResponseSpec(data_container=None, description="The ETag matched If-None-Match."),
         404: ResponseSpec(None, description="No such package or version (or not visible)"),
         416: ResponseSpec(None, description="Content-Range: bytes */size"),
