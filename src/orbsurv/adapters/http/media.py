@@ -57,10 +57,15 @@ FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-dat
 
 async def screen_inputs(request: Request[Any, Any, Any]) -> None:
     """Every string of the request must be storable (``inputs``): path and query parameters,
-    the stored headers, and a JSON or form body whatever the handler does with it."""
+    the stored headers, and a JSON or form body whatever the handler does with it. Upload routes
+    (no body size limit: they stream) are left their body: buffering it here would defeat the
+    streaming, so they screen their own form fields."""
     check_headers(request.scope["headers"])
     check_strings(request.path_params.items())
     check_strings(request.query_params.multi_items())
+    handler = request.route_handler
+    if isinstance(handler, HTTPRouteHandler) and handler.request_max_body_size is None:
+        return  # an upload route streams its own body and screens its own fields as they arrive
     content_type = request.content_type[0]
     if _is_json(content_type):
         body = await request.body()
