@@ -364,7 +364,9 @@ async def update_project(
     security=SECURITY,
     media_type="application/octet-stream",
     responses={
-        206: ResponseSpec(data_container=bytes, description="One range of the file."),
+        206: ResponseSpec(
+            data_container=bytes, description="One range of the file.", generate_examples=False
+        ),
         304: ResponseSpec(data_container=None, description="The ETag matched If-None-Match."),
         404: _problem("No such project, or another user's private project."),
         416: _problem("The range cannot be served; Content-Range: bytes */size."),
