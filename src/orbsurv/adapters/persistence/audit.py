@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from orbsurv.adapters.persistence.tables import audit_events, security_alerts
@@ -37,20 +37,12 @@ class SqlAlertSink:
 
     async def raise_alert(self, alert: SecurityAlert) -> bool:
         """De-duplicated: while an equal alert (same rule and subject) is unacknowledged, a new
-        one is dropped and ``False`` returned."""
-        open_one = await self._conn.execute(
-            sa.select(security_alerts.c.id)
-            .where(
-                security_alerts.c.rule == alert.rule,
-                security_alerts.c.subject == alert.subject[:255],
-                security_alerts.c.acknowledged_at.is_(None),
-            )
-            .limit(1)
-        )
-        if open_one.first() is not None:
-            return False
-        await self._conn.execute(
-            security_alerts.insert().values(
+        one is dropped and ``False`` returned. One statement decides, against the partial unique
+        index on open alerts, so concurrent equal alerts store (and mail) one."""
+        dialect = postgresql if self._conn.dialect.name == "postgresql" else sqlite
+        statement = (
+            dialect.insert(security_alerts)
+            .values(
                 id=alert.id,
                 raised_at=alert.raised_at,
                 rule=alert.rule,
@@ -59,5 +51,10 @@ class SqlAlertSink:
                 message=alert.message[:500],
                 details=bounded(alert.metadata),
             )
+            .on_conflict_do_nothing(
+                index_elements=["rule", "subject"],
+                index_where=security_alerts.c.acknowledged_at.is_(None),
+            )
+            .returning(security_alerts.c.id)
         )
-        return True
+        return (await self._conn.execute(statement)).first() is not None

@@ -136,6 +136,16 @@ security_alerts = sa.Table(
     sa.Column("acknowledged_by", sa.String(36), nullable=True),
     sa.Index("ix_security_alerts_raised_at_id", "raised_at", "id"),
     sa.Index("ix_security_alerts_rule_subject", "rule", "subject"),
+    # At most one open alert per rule and subject: the de-duplication is this index, so two
+    # concurrent equal alerts cannot both be stored (INSERT ... ON CONFLICT DO NOTHING).
+    sa.Index(
+        "uq_security_alerts_open_rule_subject",
+        "rule",
+        "subject",
+        unique=True,
+        sqlite_where=sa.text("acknowledged_at IS NULL"),
+        postgresql_where=sa.text("acknowledged_at IS NULL"),
+    ),
 )
 
 outbox_messages = sa.Table(
