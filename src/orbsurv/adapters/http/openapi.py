@@ -153,6 +153,10 @@ def _share_problem_schema(document: dict[str, Any], components: dict[str, Any]) 
             if "Problem" not in components and "$ref" not in media["schema"]:
                 components["Problem"] = {**media["schema"], "title": "Problem"}
             media["schema"] = dict(PROBLEM_REF)
+    # A route that declares its problem responses with the ProblemDetail struct made Litestar
+    # register that struct as a component of its own; every use now points to Problem.
+    if "ProblemDetail" in components and REF.format(name="ProblemDetail") not in str(document):
+        del components["ProblemDetail"]
 
 
 def complete(app: Litestar) -> dict[str, Any]:
