@@ -14,11 +14,12 @@ import html
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, Response, Router, get
 from litestar.enums import MediaType
 from litestar.openapi.plugins import OpenAPIRenderPlugin
+from litestar.params import Parameter
 
 from orbsurv.adapters.http.problems import problem
 
@@ -82,7 +83,9 @@ class OfflineSwaggerPlugin(OpenAPIRenderPlugin):
 
 
 @get("/assets/{name:str}", include_in_schema=False, sync_to_thread=False)
-def docs_asset(request: Request[Any, Any, Any], name: str) -> Response[Any]:
+def docs_asset(
+    request: Request[Any, Any, Any], name: Annotated[str, Parameter(max_length=128)]
+) -> Response[Any]:
     found = ASSETS.get(name)
     if found is None:
         return problem(request, 404, "No such file in the API docs.", code="not_found")

@@ -303,8 +303,13 @@ async def admin_orders(
     use_case: FromDishka[ListOrders],
     export: FromDishka[OrderExport],
     cursor: Annotated[str | None, Parameter(max_length=512)] = None,
-    status: Literal["pending", "completed", "cancelled"] | None = None,
-    format: Literal["json", "csv"] = "json",
+    status: Annotated[
+        Literal["pending", "completed", "cancelled"] | None,
+        Parameter(description="Only orders in this state"),
+    ] = None,
+    format: Annotated[
+        Literal["json", "csv"], Parameter(description="`csv` streams every order as CSV")
+    ] = "json",
 ) -> Any:
     if format == "csv":
         stamp = datetime.now(UTC).strftime("%Y%m%d")

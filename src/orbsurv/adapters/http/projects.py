@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import msgspec
 from dishka import FromDishka
 from litestar import Request, Response, delete, get, post, route
+from litestar.di import NamedDependency
 from litestar.enums import HttpMethod
 from litestar.exceptions import HTTPException, InternalServerException
 from litestar.openapi import ResponseSpec
@@ -296,7 +297,7 @@ async def upload_project(
 @inject
 async def list_projects(
     request: Request[Any, Any, Any],
-    paging: PageRequest,
+    paging: NamedDependency[PageRequest],
     use_case: FromDishka[ListProjects],
     q: Annotated[str | None, Parameter(max_length=200, description="Search text")] = None,
 ) -> ProjectPage:
