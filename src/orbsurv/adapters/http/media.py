@@ -64,6 +64,16 @@ async def screen_inputs(request: Request[Any, Any, Any]) -> None:
     check_strings(request.path_params.items())
     check_strings(request.query_params.multi_items())
     handler = request.route_handler
+    if isinstance(handler, HTTPRouteHandler):
+        declared = handler.parsed_fn_signature.parameters
+        for name in request.query_params:
+            field = declared.get(name)
+            if (
+                field is not None
+                and not field.is_non_string_collection
+                and len(request.query_params.getall(name)) > 1
+            ):
+                raise ValidationException(extra=[{"key": name, "message": "give it once"}])
     if isinstance(handler, HTTPRouteHandler) and handler.request_max_body_size is None:
         return  # an upload route streams its own body and screens its own fields as they arrive
     content_type = request.content_type[0]
