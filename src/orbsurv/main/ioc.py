@@ -62,6 +62,7 @@ from orbsurv.adapters.persistence.support import (
 )
 from orbsurv.adapters.persistence.unit_of_work import SqlUnitOfWork
 from orbsurv.adapters.persistence.users import SqlUserLookup, SqlUserRepository
+from orbsurv.adapters.persistence.waitlist import GroupCommitWaitlist
 from orbsurv.adapters.scanning.clamd import ClamdScanner
 from orbsurv.adapters.scanning.signature import SignatureScanner
 from orbsurv.adapters.security.captcha import HttpCaptchaVerifier, NoCaptcha
@@ -148,8 +149,18 @@ from orbsurv.application.identity.refresh import RotateRefreshToken
 from orbsurv.application.identity.register import RegisterUser
 from orbsurv.application.identity.seed import SeedSuperuser
 from orbsurv.application.identity.sessions import SessionIssuer
-from orbsurv.application.leads.ports import AnalyticsStore, CaptchaVerifier, LeadRepository
-from orbsurv.application.leads.submit import IntakePolicy, ReportClientError, SubmitLead
+from orbsurv.application.leads.ports import (
+    AnalyticsStore,
+    CaptchaVerifier,
+    LeadRepository,
+    Waitlist,
+)
+from orbsurv.application.leads.submit import (
+    IntakePolicy,
+    JoinWaitlist,
+    ReportClientError,
+    SubmitLead,
+)
 from orbsurv.application.locking import Lock
 from orbsurv.application.orders.manage import CancelOrder, ListMyOrders, ListOrders
 from orbsurv.application.orders.place import PlaceOrder
@@ -379,6 +390,13 @@ class IntakeProvider(Provider):
         yield verifier
         await verifier.aclose()
 
+    @provide(scope=Scope.APP)
+    async def waitlist(self, engine: AsyncEngine) -> AsyncIterator[Waitlist]:
+        writer = GroupCommitWaitlist(engine)
+        yield writer
+        await writer.close()
+
+    join_waitlist = provide(JoinWaitlist, scope=Scope.APP)
     leads = provide(SqlLeadRepository, scope=Scope.REQUEST, provides=LeadRepository)
     analytics = provide(SqlAnalyticsStore, scope=Scope.REQUEST, provides=AnalyticsStore)
     submit = provide(SubmitLead, scope=Scope.REQUEST)

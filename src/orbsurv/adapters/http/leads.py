@@ -17,7 +17,12 @@ from orbsurv.adapters.http.media import strict_validation_error
 from orbsurv.adapters.http.openapi import documented
 from orbsurv.adapters.http.schemas import Email, Instant, Name, blank_to_none, request_email
 from orbsurv.application.analytics.record import RecordEvents
-from orbsurv.application.leads.submit import LeadSubmission, ReportClientError, SubmitLead
+from orbsurv.application.leads.submit import (
+    JoinWaitlist,
+    LeadSubmission,
+    ReportClientError,
+    SubmitLead,
+)
 from orbsurv.domain.analytics import MAX_BATCH, AnalyticsEvent, EventType
 from orbsurv.domain.errors import Unauthenticated
 from orbsurv.domain.leads import ClientError, Form, Lead
@@ -112,7 +117,7 @@ def _text(value: str | None) -> str | None:
 
 async def _submit(
     request: Request[Any, Any, Any],
-    use_case: SubmitLead,
+    use_case: SubmitLead | JoinWaitlist,
     form: Form,
     data: Protected,
     fields: dict[str, Any],
@@ -147,7 +152,7 @@ FORM_DOC = 'JSON or form-encoded; `""` counts as absent; rate limited per client
 )
 @inject
 async def waitlist(
-    request: Request[Any, Any, Any], use_case: FromDishka[SubmitLead]
+    request: Request[Any, Any, Any], use_case: FromDishka[JoinWaitlist]
 ) -> Response[Any]:
     data = await decode_body(request, WaitlistForm)
     assert data is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -25,7 +26,9 @@ class JinjaEmailComposer:
             autoescape=select_autoescape(["html"]),
             undefined=StrictUndefined,
             keep_trailing_newline=True,
+            auto_reload=False,  # the templates are package data: no stat() per render
         )
+        self._acknowledgements: dict[str, OutgoingEmail] = {}
         self._verify_hours = verify_hours
         self._reset_minutes = reset_minutes
         self._order_link_days = order_link_days
@@ -62,8 +65,16 @@ class JinjaEmailComposer:
         return self._render("email_change_notice", to, "Your email address is being changed")
 
     def form_acknowledgement(self, to: str, form: str) -> OutgoingEmail:
+        """The same words for every address (none of the submitted text), so each form's is
+        rendered once; the public forms ask for it on every submission."""
         what = _FORM_NAMES.get(form, "message")
-        return self._render("form_acknowledgement", to, f"We received your {what}", what=what)
+        rendered = self._acknowledgements.get(what)
+        if rendered is None:
+            rendered = self._render(
+                "form_acknowledgement", "", f"We received your {what}", what=what
+            )
+            self._acknowledgements[what] = rendered
+        return dataclasses.replace(rendered, to=to)
 
     def password_changed(self, to: str) -> OutgoingEmail:
         return self._render("password_changed", to, "Your password was changed")

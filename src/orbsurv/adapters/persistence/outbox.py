@@ -14,7 +14,22 @@ from orbsurv.adapters.persistence.tables import outbox_messages
 from orbsurv.application.ports import Clock, OutgoingEmail, QueuedMessage
 
 PENDING, SENT, DEAD = "pending", "sent", "dead"
-_ENQUEUE = outbox_messages.insert()  # built once; the values come as parameters
+ENQUEUE = outbox_messages.insert()  # built once; the values come as parameters
+
+
+def outbox_row(message: OutgoingEmail, now: datetime) -> dict[str, Any]:
+    """The parameters of ``ENQUEUE`` for one message, due at once."""
+    return {
+        "id": str(uuid.uuid4()),
+        "created_at": now,
+        "recipient": message.to,
+        "subject": message.subject[:255],
+        "text_body": message.text,
+        "html_body": message.html,
+        "status": PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+    }
 
 
 class SqlOutbox:
@@ -23,21 +38,7 @@ class SqlOutbox:
         self._clock = clock
 
     async def enqueue(self, message: OutgoingEmail) -> None:
-        now = self._clock.now()
-        await self._conn.execute(
-            _ENQUEUE,
-            {
-                "id": str(uuid.uuid4()),
-                "created_at": now,
-                "recipient": message.to,
-                "subject": message.subject[:255],
-                "text_body": message.text,
-                "html_body": message.html,
-                "status": PENDING,
-                "attempts": 0,
-                "next_attempt_at": now,
-            },
-        )
+        await self._conn.execute(ENQUEUE, outbox_row(message, self._clock.now()))
 
     async def claim(self, now: datetime, lease_until: datetime, limit: int) -> list[QueuedMessage]:
         rows = await lease_due(

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from orbsurv.application.ports import OutgoingEmail
 from orbsurv.domain.leads import ClientError, Lead, Submitter
 from orbsurv.domain.pagination import Cursor, CursorPage
 
@@ -31,6 +32,22 @@ class LeadRepository(Protocol):
         ...
 
     async def count(self, kind: str) -> int: ...
+
+
+class Waitlist(Protocol):
+    async def join(
+        self,
+        signup: Lead,
+        by: Submitter,
+        *,
+        acknowledgement: OutgoingEmail,
+        every_seconds: int,
+    ) -> bool:
+        """Store a waitlist sign-up (one row per email; a repeat records its newer ``source``
+        and ``name``) and, when no acknowledgement went to the address within
+        ``every_seconds``, queue ``acknowledgement`` in the outbox: one transaction, committed
+        when this returns. ``True`` for a new address, ``False`` for a repeat."""
+        ...
 
 
 class CaptchaVerifier(Protocol):
