@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orbsurv.adapters.persistence.keyset import newest_first
@@ -19,9 +20,11 @@ from orbsurv.domain.pagination import Cursor, PageRequest
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def make_user(email: str, *, at: datetime = T0, username: str | None = None) -> User:
+def make_user(
+    email: str, *, at: datetime = T0, username: str | None = None, id: str | None = None
+) -> User:
     return User(
-        id=new_id(),
+        id=id or new_id(),
         email=email,
         password_hash="$argon2id$fake",
         role=Role.USER,
@@ -58,6 +61,8 @@ async def test_uncommitted_work_is_rolled_back(engine: AsyncEngine) -> None:
     [
         ({"email": "ada@example.com"}, "email_taken"),
         ({"email": "b@example.com", "username": "ada"}, "username_taken"),
+        # The words in the quoted row do not decide the code: the constraint does.
+        ({"email": "ada@example.com", "username": "username"}, "email_taken"),
     ],
 )
 async def test_duplicates_are_conflicts_and_the_transaction_survives(
@@ -74,6 +79,17 @@ async def test_duplicates_are_conflicts_and_the_transaction_survives(
     async with engine.connect() as conn:
         count = (await conn.execute(sa.select(sa.func.count()).select_from(users))).scalar_one()
     assert count == 2
+
+
+async def test_other_integrity_errors_are_not_reported_as_a_taken_email(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.connect() as conn:
+        repo = SqlUserRepository(conn)
+        user = make_user("ada@example.com")
+        await repo.add(user)
+        with pytest.raises(IntegrityError):  # the same id again: a fault of ours, not a 409
+            await repo.add(make_user("other@example.com", id=user.id))
 
 
 async def seed(engine: AsyncEngine, n: int) -> list[User]:

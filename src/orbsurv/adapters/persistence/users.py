@@ -14,6 +14,20 @@ from orbsurv.domain.identity import Role, User
 from orbsurv.domain.pagination import Page, PageRequest
 
 
+def _unique_column(exc: IntegrityError) -> str | None:
+    """The ``users`` column whose unique constraint ``exc`` violated, if it was one: asyncpg
+    names the constraint (``uq_users_<column>``), SQLite says ``UNIQUE constraint failed:
+    users.<column>``. Read from the error's fields, never from the row values it quotes."""
+    constraint = getattr(exc.orig.__cause__, "constraint_name", None) if exc.orig else None
+    if isinstance(constraint, str) and constraint.startswith("uq_users_"):
+        return constraint.removeprefix("uq_users_")
+    prefix = "UNIQUE constraint failed: users."
+    message = str(exc.orig)
+    if message.startswith(prefix):
+        return message.removeprefix(prefix).split(",")[0].strip()
+    return None
+
+
 def _to_user(row: sa.Row[Any]) -> User:
     return User(
         id=row.id,
@@ -139,11 +153,14 @@ class SqlUserRepository:
                 result = await self._conn.execute(statement)
                 return result.scalar() if result.returns_rows else None
         except IntegrityError as exc:
-            if user.username is not None and "username" in str(exc.orig).lower():
+            column = _unique_column(exc)
+            if column == "username":
                 raise Conflict("This username is taken.", code="username_taken") from exc
-            raise Conflict(
-                "An account with this email already exists.", code="email_taken"
-            ) from exc
+            if column == "email":
+                raise Conflict(
+                    "An account with this email already exists.", code="email_taken"
+                ) from exc
+            raise  # not a client's doing: any other constraint is a fault of ours
 
     async def _one(self, condition: sa.ColumnElement[bool]) -> User | None:
         row = (await self._conn.execute(sa.select(users).where(condition))).first()
