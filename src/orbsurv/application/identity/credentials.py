@@ -7,6 +7,10 @@ budget (5 failures in 15 minutes lock it for 15 minutes; OWASP Authentication Ch
 "Protect Against Automated Attacks"). An identifier that matches no account keeps a budget keyed
 on that identifier, as before. The keys of the two kinds never collide: a username that looks
 like an account id does not spend that account's budget.
+
+A guess is spent before its password is checked, and given back (the budget is reset) once the
+password proves right. Checking first and counting after lets guesses sent in parallel all pass
+the check while none is counted yet, multiplying the budget by the concurrency.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orbsurv.application.identity.policy import IdentityPolicy
-from orbsurv.application.identity.ports import PasswordHasher, RateLimiter
+from orbsurv.application.identity.ports import PasswordHasher, RateDecision, RateLimiter
 from orbsurv.application.ports import AuditLog, Clock, UnitOfWork
 from orbsurv.domain.audit import AuditEvent, RequestContext
 from orbsurv.domain.errors import InvalidInput, RateLimited
@@ -37,6 +41,22 @@ def too_many_attempts(retry_after: int) -> RateLimited:
     return RateLimited(TOO_MANY, retry_after=retry_after, code="too_many_attempts")
 
 
+async def spend_guess(limiter: RateLimiter, policy: IdentityPolicy, key: str) -> RateDecision:
+    """Spend one guess of the budget under ``key`` before a password is checked; the caller
+    resets the budget when the password proves right. Reaching the limit locks the budget for
+    ``account_lock_seconds``. Raises ``RateLimited`` (``too_many_attempts``, with the seconds
+    until the lock ends) when no guess is left: that password is never checked."""
+    decision = await limiter.hit(
+        key,
+        limit=policy.account_failure_limit,
+        window_seconds=policy.account_failure_window_seconds,
+        block_seconds=policy.account_lock_seconds,
+    )
+    if not decision.allowed:
+        raise too_many_attempts(decision.retry_after)
+    return decision
+
+
 @dataclass(frozen=True, slots=True)
 class CheckCurrentPassword:
     """Re-authentication inside a session: the password must be right, and wrong guesses spend
@@ -56,19 +76,10 @@ class CheckCurrentPassword:
     async def __call__(self, user: User, password: str, context: RequestContext) -> None:
         policy = self.policy
         key = account_budget(user.id)
-        decision = await self.limiter.peek(key, limit=policy.account_failure_limit)
-        if not decision.allowed:
-            raise too_many_attempts(decision.retry_after)
+        spent = await spend_guess(self.limiter, policy, key)
         if await self.hasher.verify(user.password_hash, password):
-            if decision.count:
-                await self.limiter.reset(key)
+            await self.limiter.reset(key)
             return
-        spent = await self.limiter.hit(
-            key,
-            limit=policy.account_failure_limit,
-            window_seconds=policy.account_failure_window_seconds,
-            block_seconds=policy.account_lock_seconds,
-        )
         now = self.clock.now()
         await self.audit.record(
             AuditEvent(

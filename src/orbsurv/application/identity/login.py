@@ -1,8 +1,8 @@
 """LogIn: password (and for the dev scope, a second factor) in, a session and token pair out.
 
 Unknown accounts answer exactly like wrong passwords, after verifying against a dummy hash so they
-take as long. Failures are counted per account (whichever identifier was typed: see
-``credentials``) and per client IP; a locked account answers 429.
+take as long. Guesses are counted per account (whichever identifier was typed, spent before the
+password is checked: see ``credentials``), failures per client IP; a locked account answers 429.
 
 A sign-in writes only what it owns: ``last_login_at``, a rehash of the password it verified, the
 TOTP step it spent. The first two are conditional on the hash it verified and the account being
@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from orbsurv.application.identity.credentials import (
     account_budget,
     identifier_budget,
+    spend_guess,
     too_many_attempts,
 )
 from orbsurv.application.identity.policy import IdentityPolicy
 from orbsurv.application.identity.ports import (
     OtpVerifier,
     PasswordHasher,
+    RateDecision,
     RateLimiter,
     UserRepository,
 )
@@ -66,29 +68,29 @@ class LogIn:
         user = await self._find(identifier)
         account_key = account_budget(user.id) if user else identifier_budget(identifier)
         subject = user.email if user is not None else identifier
-        account_failures = await self._refuse_if_blocked(account_key, ip_key)
+        await self._refuse_if_blocked(ip_key)
+        guess = await spend_guess(self.limiter, self.policy, account_key)
 
         password_hash = user.password_hash if user is not None else self.hasher.dummy_hash
         valid = await self.hasher.verify(password_hash, command.password)
         if user is None or not valid or not user.is_active:
-            await self._fail(command, subject, account_key, ip_key, user, "bad_credentials")
+            await self._fail(command, subject, guess, ip_key, user, "bad_credentials")
             raise Unauthenticated(INVALID_CREDENTIALS, code="invalid_credentials")
+
+        amr: tuple[str, ...] = ("pwd",)
+        if command.scope is Scope.DEV and user.role is Role.DEV:
+            if not await self._second_factor_ok(user, command.otp):
+                await self._fail(command, subject, guess, ip_key, user, "bad_otp")  # kept spent
+                raise Unauthenticated("The one-time code is missing or wrong.", code="invalid_otp")
+            amr = ("pwd", "otp")
+        await self.limiter.reset(account_key)  # the credentials proved right: guess given back
 
         if self.policy.require_verified_email and not user.email_verified:
             raise Forbidden(
                 "Verify your email address before signing in.", code="email_not_verified"
             )
-        amr: tuple[str, ...] = ("pwd",)
-        if command.scope is Scope.DEV:
-            if user.role is not Role.DEV:
-                raise Forbidden("The dev scope needs the dev role.", code="dev_role_required")
-            if not await self._second_factor_ok(user, command.otp):
-                await self._fail(command, subject, account_key, ip_key, user, "bad_otp")
-                raise Unauthenticated("The one-time code is missing or wrong.", code="invalid_otp")
-            amr = ("pwd", "otp")
-
-        if account_failures:
-            await self.limiter.reset(account_key)
+        if command.scope is Scope.DEV and user.role is not Role.DEV:
+            raise Forbidden("The dev scope needs the dev role.", code="dev_role_required")
         now = self.clock.now()
         new_hash = None
         if self.hasher.needs_rehash(password_hash):
@@ -118,18 +120,11 @@ class LogIn:
             return await self.users.get_by_email(identifier)
         return await self.users.get_by_username(identifier)
 
-    async def _refuse_if_blocked(self, account_key: str, ip_key: str) -> int:
-        """Raise while the account or the IP is blocked; else the account's failure count."""
-        account, by_ip = await self.limiter.peek_many(
-            [
-                (account_key, self.policy.account_failure_limit),
-                (ip_key, self.policy.ip_failure_limit),
-            ]
-        )
-        for decision in (account, by_ip):
-            if not decision.allowed:
-                raise too_many_attempts(decision.retry_after)
-        return account.count
+    async def _refuse_if_blocked(self, ip_key: str) -> None:
+        """Raise while the client IP is blocked (its failures across accounts)."""
+        by_ip = await self.limiter.peek(ip_key, limit=self.policy.ip_failure_limit)
+        if not by_ip.allowed:
+            raise too_many_attempts(by_ip.retry_after)
 
     async def _second_factor_ok(self, user: User, code: str | None) -> bool:
         if not code:
@@ -147,19 +142,14 @@ class LogIn:
         self,
         command: LoginCommand,
         identifier: str,
-        account_key: str,
+        account: RateDecision,
         ip_key: str,
         user: User | None,
         reason: str,
     ) -> None:
-        """Count the failure; the audit trail's alert policy sees the counts on the events."""
+        """Count the failure against the IP (the account's guess is already spent); the audit
+        trail's alert policy sees the counts on the events."""
         policy = self.policy
-        account = await self.limiter.hit(
-            account_key,
-            limit=policy.account_failure_limit,
-            window_seconds=policy.account_failure_window_seconds,
-            block_seconds=policy.account_lock_seconds,
-        )
         by_ip = await self.limiter.hit(
             ip_key, limit=policy.ip_failure_limit, window_seconds=policy.ip_failure_window_seconds
         )
