@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -22,6 +23,7 @@ async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
     client = make_redis(request.getfixturevalue("redis_url"))  # a sync fixture: safe to fetch here
     redis_limiter = RedisRateLimiter(client)
     yield redis_limiter if request.param == "redis" else FallbackRateLimiter(redis_limiter)
+    await redis_limiter.close()
     await client.aclose()
 
 
@@ -67,6 +69,36 @@ async def test_keys_are_independent_and_reset(limiter: RateLimiter) -> None:
     assert (await limiter.hit(b, limit=1, window_seconds=60)).allowed
     await limiter.reset(a)
     assert (await limiter.hit(a, limit=1, window_seconds=60)).allowed
+
+
+async def test_concurrent_hits_are_each_counted_once(limiter: RateLimiter) -> None:
+    # Redis sends the hits of concurrent requests in shared pipelines: still one count each.
+    keys = [key() for _ in range(3)]
+    decisions = await asyncio.gather(
+        *(limiter.hit(keys[n % 3], limit=10, window_seconds=60) for n in range(60))
+    )
+    for k in range(3):
+        counts = sorted(d.count for n, d in enumerate(decisions) if n % 3 == k)
+        assert counts == list(range(1, 21))
+    assert sum(d.allowed for d in decisions) == 30
+
+
+async def test_a_script_redis_forgot_is_loaded_again_without_counting_twice(
+    redis_url: str,
+) -> None:
+    client = make_redis(redis_url)
+    limiter = RedisRateLimiter(client)
+    try:
+        k = key()
+        assert (await limiter.hit(k, limit=5, window_seconds=60)).count == 1
+        await client.script_flush()  # as after a restart of Redis
+        decisions = await asyncio.gather(
+            *(limiter.hit(k, limit=5, window_seconds=60) for _ in range(4))
+        )
+        assert sorted(d.count for d in decisions) == [2, 3, 4, 5]
+    finally:
+        await limiter.close()
+        await client.aclose()
 
 
 async def test_without_redis_the_fallback_still_limits() -> None:

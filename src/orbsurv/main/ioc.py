@@ -656,8 +656,10 @@ class RedisCacheProvider(Provider):
         await denylist.stop()
 
     @provide(scope=Scope.APP)
-    def limiter(self, redis: Redis) -> RateLimiter:
-        return FallbackRateLimiter(RedisRateLimiter(redis))
+    async def limiter(self, redis: Redis) -> AsyncIterator[RateLimiter]:
+        primary = RedisRateLimiter(redis)
+        yield FallbackRateLimiter(primary)
+        await primary.close()
 
     @provide(scope=Scope.APP)
     async def profiles(self, redis: Redis) -> AsyncIterator[ProfileCache]:

@@ -1,5 +1,9 @@
-"""Rate limiting on Redis: one atomic round trip per event (a Lua script), with a per-process
-fallback when Redis does not answer (never "let everything through")."""
+"""Rate limiting on Redis: each event one atomic Lua script, with a per-process fallback when
+Redis does not answer (never "let everything through").
+
+The events of concurrent requests share round trips: those that arrive while a pipeline is in
+flight go out together in the next one (each script still runs atomically on its own key).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,14 @@ import time
 from collections.abc import Sequence
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
+from orbsurv.adapters.batching import Batcher
 from orbsurv.adapters.cache.memory import MemoryRateLimiter
 from orbsurv.application.identity.ports import RateDecision
+
+MAX_PIPELINE = 128  # scripts per round trip
+CONCURRENT_PIPELINES = 2
 
 logger = logging.getLogger(__name__)
 
@@ -42,19 +50,49 @@ def _seconds(ttl_ms: int) -> int:
     return max(1, math.ceil(ttl_ms / 1000)) if ttl_ms > 0 else 1
 
 
+_Hit = tuple[str, int, int, int]  # key, window ms, limit, block ms
+
+
 class RedisRateLimiter:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._hit = redis.register_script(_HIT)
         self._peek = redis.register_script(_PEEK)
+        self._hits: Batcher[_Hit, list[int]] = Batcher(
+            self._pipeline,
+            max_batch=MAX_PIPELINE,
+            concurrency=CONCURRENT_PIPELINES,
+            name="rate-limit-pipeline",
+        )
 
     async def hit(
         self, key: str, *, limit: int, window_seconds: int, block_seconds: int | None = None
     ) -> RateDecision:
-        count, ttl = await self._hit(
-            keys=[PREFIX + key], args=[window_seconds * 1000, limit, (block_seconds or 0) * 1000]
+        count, ttl = await self._hits.submit(
+            (PREFIX + key, window_seconds * 1000, limit, (block_seconds or 0) * 1000)
         )
         return RateDecision(int(count) <= limit, int(count), _seconds(int(ttl)))
+
+    async def close(self) -> None:
+        await self._hits.close()
+
+    async def _pipeline(self, hits: list[_Hit]) -> list[list[int] | BaseException]:
+        """One round trip for the batch; a script Redis has forgotten (a restart, SCRIPT
+        FLUSH) is loaded again and only the hits it refused are sent again."""
+        answers = await self._send(hits)
+        refused = [n for n, answer in enumerate(answers) if isinstance(answer, NoScriptError)]
+        if refused:
+            await self._redis.script_load(_HIT)
+            again = await self._send([hits[n] for n in refused])
+            for n, answer in zip(refused, again, strict=True):
+                answers[n] = answer
+        return answers
+
+    async def _send(self, hits: list[_Hit]) -> list[list[int] | BaseException]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key, window_ms, limit, block_ms in hits:
+                pipe.evalsha(self._hit.sha, 1, key, window_ms, limit, block_ms)
+            return list(await pipe.execute(raise_on_error=False))
 
     async def peek(self, key: str, *, limit: int) -> RateDecision:
         return (await self.peek_many([(key, limit)]))[0]

@@ -15,9 +15,7 @@ its sign-ups are retried one by one, so one bad row fails only its own request.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections import deque
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -26,12 +24,17 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from orbsurv.adapters.batching import Batcher
 from orbsurv.adapters.persistence.outbox import ENQUEUE, outbox_row
 from orbsurv.adapters.persistence.tables import form_acknowledgements, waitlist_entries
 from orbsurv.application.ports import OutgoingEmail
 from orbsurv.domain.leads import Lead, Submitter
 
 MAX_GROUP = 256  # sign-ups per transaction; the rest wait for the next one
+# Transactions in flight at once: a commit waits for its WAL flush (milliseconds), and the
+# groups formed meanwhile need not wait for it. Their addresses never overlap (see ``_fits``),
+# so they never wait on each other's rows.
+CONCURRENT_GROUPS = 2
 
 _JOIN = {
     name: dialect.insert(waitlist_entries)
@@ -64,25 +67,36 @@ def _claim(dialect_name: str) -> Any:
 _CLAIM = {name: _claim(name) for name in ("postgresql", "sqlite")}
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _SignUp:
     signup: Lead
     by: Submitter
     acknowledgement: OutgoingEmail
     every_seconds: int
-    outcome: asyncio.Future[bool]
+
+
+def _fits(item: _SignUp, others: list[_SignUp]) -> bool:
+    """An address at most once in the groups being written, and one acknowledgement period
+    for them all (the claim's cut-off is shared by a group)."""
+    return all(
+        other.signup.email != item.signup.email and other.every_seconds == item.every_seconds
+        for other in others
+    )
 
 
 class GroupCommitWaitlist:
     """The ``Waitlist`` port on SQL (PostgreSQL or SQLite), one transaction per group of
-    concurrent sign-ups. Create it once per process (it owns a writer task); ``close()`` waits
-    for the sign-ups already taken."""
+    concurrent sign-ups. Create it once per process; ``close()`` waits for the groups taken."""
 
     def __init__(self, engine: AsyncEngine, *, max_group: int = MAX_GROUP) -> None:
         self._engine = engine
-        self._max_group = max_group
-        self._queue: deque[_SignUp] = deque()
-        self._writer: asyncio.Task[None] | None = None
+        self._groups: Batcher[_SignUp, bool] = Batcher(
+            self._settle,
+            max_batch=max_group,
+            concurrency=CONCURRENT_GROUPS,
+            name="waitlist-group-commit",
+            fits=_fits,
+        )
 
     async def join(
         self,
@@ -92,55 +106,19 @@ class GroupCommitWaitlist:
         acknowledgement: OutgoingEmail,
         every_seconds: int,
     ) -> bool:
-        outcome: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._queue.append(_SignUp(signup, by, acknowledgement, every_seconds, outcome))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._drain(), name="waitlist-group-commit")
-        # A caller that goes away does not take its sign-up with it: the group still commits.
-        return await asyncio.shield(outcome)
+        return await self._groups.submit(_SignUp(signup, by, acknowledgement, every_seconds))
 
     async def close(self) -> None:
-        if self._writer is not None:
-            await asyncio.gather(self._writer, return_exceptions=True)
+        await self._groups.close()
 
-    def _take(self) -> list[_SignUp]:
-        group: list[_SignUp] = []
-        later: list[_SignUp] = []
-        emails: set[str] = set()
-        every = self._queue[0].every_seconds
-        while self._queue and len(group) < self._max_group:
-            item = self._queue.popleft()
-            if item.signup.email in emails or item.every_seconds != every:
-                later.append(item)
-            else:
-                emails.add(item.signup.email)
-                group.append(item)
-        self._queue.extendleft(reversed(later))
-        return group
-
-    async def _drain(self) -> None:
-        while self._queue:
-            group = self._take()
-            try:
-                await self._settle(group)
-            except BaseException as exc:  # the writer was cancelled: fail its callers' waits
-                for item in group:
-                    if not item.outcome.done():
-                        item.outcome.set_exception(exc)
-                raise
-
-    async def _settle(self, group: list[_SignUp]) -> None:
+    async def _settle(self, group: list[_SignUp]) -> list[bool | BaseException]:
         try:
-            created = await self._write(group)
-        except Exception as exc:  # noqa: BLE001 - it reaches the caller through its future
+            return list(await self._write(group))
+        except Exception as exc:  # noqa: BLE001 - it reaches the caller through its result
             if len(group) == 1:
-                group[0].outcome.set_exception(exc)
-                return
-            for item in group:  # one by one, so a bad row fails only its own request
-                await self._settle([item])
-            return
-        for item, new in zip(group, created, strict=True):
-            item.outcome.set_result(new)
+                return [exc]
+            # One by one, so a bad row fails only its own request.
+            return [(await self._settle([item]))[0] for item in group]
 
     async def _write(self, group: list[_SignUp]) -> list[bool]:
         """One transaction for the group; whether each address was new."""
