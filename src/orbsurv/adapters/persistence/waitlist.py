@@ -31,9 +31,9 @@ from orbsurv.application.ports import OutgoingEmail
 from orbsurv.domain.leads import Lead, Submitter
 
 MAX_GROUP = 256  # sign-ups per transaction; the rest wait for the next one
-# Transactions in flight at once: a commit waits for its WAL flush (milliseconds), and the
-# groups formed meanwhile need not wait for it. Their addresses never overlap (see ``_fits``),
-# so they never wait on each other's rows.
+# Transactions in flight at once on PostgreSQL: a commit waits for its WAL flush (milliseconds),
+# and the group formed meanwhile need not wait for it. Their addresses never overlap (see
+# ``_fits``), so they never wait on each other's rows. SQLite has one writer: one at a time.
 CONCURRENT_GROUPS = 2
 
 _JOIN = {
@@ -93,7 +93,7 @@ class GroupCommitWaitlist:
         self._groups: Batcher[_SignUp, bool] = Batcher(
             self._settle,
             max_batch=max_group,
-            concurrency=CONCURRENT_GROUPS,
+            concurrency=CONCURRENT_GROUPS if engine.dialect.name == "postgresql" else 1,
             name="waitlist-group-commit",
             fits=_fits,
         )
