@@ -51,7 +51,7 @@ def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
 
 # The intake hot path's statements, built once per dialect: building them per request (values,
 # ON CONFLICT clauses, their cache keys) was a fifth of a POST /waitlist's CPU.
-_JOIN_WAITLIST = {
+JOIN_WAITLIST = {
     name: dialect.insert(waitlist_entries)
     .on_conflict_do_nothing(index_elements=["email"])
     .returning(waitlist_entries.c.id)
@@ -92,7 +92,7 @@ class SqlLeadRepository:
             await self._conn.execute(table.insert().values(**values))
             return True
         inserted = await self._conn.execute(
-            _JOIN_WAITLIST[self._conn.dialect.name], {**values, "updated_at": by.at}
+            JOIN_WAITLIST[self._conn.dialect.name], {**values, "updated_at": by.at}
         )
         if inserted.first() is not None:
             return True

@@ -25,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from orbsurv.adapters.batching import Batcher
+from orbsurv.adapters.persistence.leads import JOIN_WAITLIST
 from orbsurv.adapters.persistence.outbox import ENQUEUE, outbox_row
 from orbsurv.adapters.persistence.tables import form_acknowledgements, waitlist_entries
 from orbsurv.application.ports import OutgoingEmail
@@ -36,12 +37,6 @@ MAX_GROUP = 256  # sign-ups per transaction; the rest wait for the next one
 # ``_fits``), so they never wait on each other's rows. SQLite has one writer: one at a time.
 CONCURRENT_GROUPS = 2
 
-_JOIN = {
-    name: dialect.insert(waitlist_entries)
-    .on_conflict_do_nothing(index_elements=["email"])
-    .returning(waitlist_entries.c.id)
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
-}
 # A repeat records its newer source and name; an absent one keeps the stored value.
 _REPEAT = (
     waitlist_entries.update()
@@ -141,7 +136,7 @@ async def _statements(conn: AsyncConnection, group: list[_SignUp]) -> list[bool]
         }
         for item in group
     ]
-    inserted: set[str] = set((await conn.execute(_JOIN[dialect], rows)).scalars())
+    inserted: set[str] = set((await conn.execute(JOIN_WAITLIST[dialect], rows)).scalars())
     created = [row["id"] in inserted for row in rows]
     repeats = [
         {
