@@ -120,3 +120,42 @@ async def test_one_bad_row_fails_only_its_own_caller(postgres_url: str) -> None:
         assert await count(engine, outbox_messages) == 5
     finally:
         await engine.dispose()
+
+
+async def test_two_processes_writing_the_same_addresses_do_not_deadlock(
+    postgres_url: str,
+) -> None:
+    """Two writers (as two API processes would have) take the same addresses in opposite
+    orders at once: each address is new for exactly one of them, and PostgreSQL records no
+    deadlock (each group takes its row locks in address order)."""
+    await truncate_all(postgres_url)
+    engines = [make_engine(postgres_url) for _ in range(2)]
+    writers = [GroupCommitWaitlist(engine) for engine in engines]
+
+    async def deadlocks() -> int:
+        async with engines[0].connect() as conn:
+            found = await conn.scalar(
+                sa.text("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+            )
+        return int(found or 0)
+
+    try:
+        before = await deadlocks()
+        emails = [f"both-{n}@example.com" for n in range(60)]
+        for _ in range(3):  # several rounds, so groups of many addresses meet
+            await truncate_all(postgres_url)
+            first = [sign_up(writers[0], email) for email in emails]
+            second = [sign_up(writers[1], email) for email in reversed(emails)]
+            results = await asyncio.gather(*first, *second)
+            news = dict.fromkeys(emails, 0)
+            for email, new in zip(emails + emails[::-1], results, strict=True):
+                news[email] += new
+            assert set(news.values()) == {1}  # new for exactly one writer
+            assert await count(engines[0], waitlist_entries) == 60
+            assert await count(engines[0], outbox_messages) == 60
+        for writer in writers:
+            await writer.close()
+        assert await deadlocks() == before
+    finally:
+        for engine in engines:
+            await engine.dispose()

@@ -121,7 +121,10 @@ class GroupCommitWaitlist:
             return await _statements(conn, group)
 
 
-async def _statements(conn: AsyncConnection, group: list[_SignUp]) -> list[bool]:
+async def _statements(conn: AsyncConnection, signups: list[_SignUp]) -> list[bool]:
+    # Rows in address order: a group written by another process at the same time takes its row
+    # locks in the same order, so the two wait for each other instead of deadlocking.
+    group = sorted(signups, key=lambda item: item.signup.email)
     dialect = conn.dialect.name
     rows = [
         {
@@ -163,4 +166,5 @@ async def _statements(conn: AsyncConnection, group: list[_SignUp]) -> list[bool]
     ]
     if messages:
         await conn.execute(ENQUEUE, messages)
-    return created
+    new_by_email = {item.signup.email: new for item, new in zip(group, created, strict=True)}
+    return [new_by_email[item.signup.email] for item in signups]
