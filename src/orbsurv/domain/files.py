@@ -142,7 +142,15 @@ class RangeNotSatisfiable(Exception):
         return f"bytes */{self.size}"
 
 
-_RANGE_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
+_RANGE_SPEC = re.compile(r"^\s*([0-9]*)\s*-\s*([0-9]*)\s*$")
+_BEYOND_ANY_SIZE = 10**20  # more bytes than any representation (sizes are 64-bit)
+
+
+def _position(digits: str) -> int:
+    """A byte position or suffix length of any number of ASCII digits. Past 20 significant
+    digits it is simply larger than any size (``int`` refuses strings past 4300 digits)."""
+    significant = digits.lstrip("0") or "0"
+    return int(significant) if len(significant) <= 20 else _BEYOND_ANY_SIZE
 
 
 def parse_range(header: str, size: int) -> ByteRange | None:
@@ -165,12 +173,12 @@ def parse_range(header: str, size: int) -> ByteRange | None:
     if not first and not last:
         raise RangeNotSatisfiable(size)
     if not first:  # suffix: the last N bytes
-        suffix = int(last)
+        suffix = _position(last)
         if suffix == 0 or size == 0:
             raise RangeNotSatisfiable(size)
         return ByteRange(max(0, size - suffix), size - 1)
-    start = int(first)
-    end = int(last) if last else size - 1
+    start = _position(first)
+    end = _position(last) if last else size - 1
     if end < start or start >= size:
         raise RangeNotSatisfiable(size)
     return ByteRange(start, min(end, size - 1))
