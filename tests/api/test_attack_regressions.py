@@ -9,10 +9,13 @@ quota and the clean-up on refusal are checked here with the storage and the usag
 
 from __future__ import annotations
 
+import asyncio
 import base64
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -173,3 +176,105 @@ async def test_a_range_with_thousands_of_digits_is_answered_not_500(
         answer = await client.get(url, headers={**auth, "Range": header})
         assert answer.status_code == status, answer.text[:200]
         assert answer.headers["content-range"] == content_range
+
+
+# --- the single-request upload and the quota ------------------------------------------------
+
+
+async def test_a_single_request_upload_reserves_its_size_once(
+    make_settings: SettingsFactory, postgres_url: str
+) -> None:
+    """POST /software-packages (multipart) reserved the file's size twice and settled it once:
+    with a 1000-byte quota, 400 stored bytes left 200 free (used 400, reserved 400 for ever)
+    and a second 400-byte version was refused with 413 `quota_exceeded`."""
+    await truncate_all(postgres_url)
+    settings = make_settings(DATABASE_URL=postgres_url, USER_QUOTA_BYTES="1000")
+    async with AsyncTestClient(make_app(settings)) as client:
+        auth = await sign_up(client)
+        for version, seed in (("1.0.0", b"a"), ("1.0.1", b"b")):
+            answer = await client.post(
+                BASE,
+                data=one_shot_fields("quota", version),
+                files={"file": ("q.bin", seed * 400, "application/octet-stream")},
+                headers=auth,
+            )
+            assert answer.status_code == 201, answer.text
+        assert await usage(settings) == [(800, 0)]
+
+
+async def test_a_single_request_upload_over_the_quota_keeps_no_bytes(
+    make_settings: SettingsFactory, postgres_url: str
+) -> None:
+    """POST /software-packages past the quota answered 413 but left the streamed object in
+    storage (the bytes are stored before the reservation is tried)."""
+    await truncate_all(postgres_url)
+    settings = make_settings(DATABASE_URL=postgres_url, USER_QUOTA_BYTES="100")
+    async with AsyncTestClient(make_app(settings)) as client:
+        auth = await sign_up(client)
+        answer = await client.post(
+            BASE,
+            data=one_shot_fields("big", "1.0.0"),
+            files={"file": ("b.bin", b"x" * 200, "application/octet-stream")},
+            headers=auth,
+        )
+        assert answer.status_code == 413, answer.text
+        assert answer.json()["code"] == "quota_exceeded"
+        assert stored_objects(settings) == []
+        assert await fetch(settings, "SELECT id FROM upload_sessions") == []
+        assert await usage(settings) in ([], [(0, 0)])
+
+
+def _multipart(boundary: str, fields: dict[str, str], file_name: str) -> bytes:
+    """The fields and the head of a ``file`` part; its bytes and the closing boundary follow."""
+    disposition = '--{}\r\nContent-Disposition: form-data; name="{}"'
+    head = b"".join(
+        (disposition.format(boundary, name) + f"\r\n\r\n{value}\r\n").encode()
+        for name, value in fields.items()
+    )
+    part = disposition.format(boundary, "file") + f'; filename="{file_name}"\r\n'
+    return head + (part + "Content-Type: application/octet-stream\r\n\r\n").encode()
+
+
+async def test_a_single_request_upload_that_loses_the_version_race_gives_its_reservation_back(
+    make_settings: SettingsFactory, postgres_url: str
+) -> None:
+    """Two POST /software-packages of the same name and version at once: the later one passes
+    the early duplicate check, stores its bytes, reserves its size and then meets the unique
+    version at publication (409). Its reservation stayed behind for ever."""
+    await truncate_all(postgres_url)
+    settings = make_settings(DATABASE_URL=postgres_url)
+    app = make_app(settings)
+    boundary = "raceboundary"
+    asked_for_more = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield _multipart(boundary, one_shot_fields("raced", "1.0.0"), "a.bin") + b"A" * 300
+        asked_for_more.set()  # the server streams the file: the duplicate check is behind it
+        await release.wait()
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    async with serve(app) as client:
+        auth = await sign_up(client)
+        slow = asyncio.create_task(
+            client.post(
+                BASE,
+                content=slow_body(),
+                headers={**auth, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+            )
+        )
+        await asyncio.wait_for(asked_for_more.wait(), DEADLINE_SECONDS)
+        fast = await client.post(
+            BASE,
+            data=one_shot_fields("raced", "1.0.0"),
+            files={"file": ("b.bin", b"B" * 200, "application/octet-stream")},
+            headers=auth,
+        )
+        assert fast.status_code == 201, fast.text
+        release.set()
+        late: httpx.Response = await asyncio.wait_for(slow, DEADLINE_SECONDS)
+        assert late.status_code == 409, late.text
+        assert late.json()["code"] == "version_exists"
+    assert await usage(settings) == [(200, 0)]
+    assert await fetch(settings, "SELECT id FROM upload_sessions") == []
+    assert [p.stat().st_size for p in stored_objects(settings)] == [200]

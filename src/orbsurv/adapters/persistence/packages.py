@@ -378,9 +378,8 @@ class SqlPackageCatalog:
                 )
                 if claimed.rowcount != 1:
                     raise UploadClosed("This upload is no longer finalizing.")
+                # ``create`` reserved the size (every protocol): settle it as stored bytes.
                 quota = SqlStorageQuota(conn, self._quota)
-                if record.protocol == "single":  # nothing was reserved before the bytes came
-                    await quota.reserve(s.owner_id, s.length)
                 await quota.commit(s.owner_id, reserved=s.length, stored=s.length)
                 bumped = await conn.execute(
                     package_blobs.update()

@@ -672,9 +672,11 @@ class PublishPackage:
 
     The bytes stream to storage once while they are hashed and scanned (nothing holds the file;
     ``MAX_UPLOAD_BYTES`` applies as they arrive), then the version is published through the same
-    path as a completed resumable upload (a session row in ``finalizing``, the same blob
-    reference counting and duplicate check). Raises ``FieldInvalid``, ``VersionExists``,
-    ``ObjectTooLarge`` (413), ``DigestMismatch``, ``MalwareDetected`` (422)."""
+    path as a completed resumable upload (a session row in ``finalizing`` that reserves the
+    size in the quota, the same blob reference counting and duplicate check); a refusal after
+    the bytes were stored deletes them and gives the reservation back. Raises
+    ``FieldInvalid``, ``VersionExists``, ``ObjectTooLarge`` (413), ``QuotaExceeded`` (413),
+    ``DigestMismatch``, ``MalwareDetected`` (422)."""
 
     store: UploadStore
     catalog: PackageCatalog
@@ -755,7 +757,11 @@ class PublishPackage:
             storage_key=key,
             multipart_id=None,
         )
-        await self.store.create(record, now)
+        try:
+            await self.store.create(record, now)  # reserves the size: QuotaExceeded (413)
+        except BaseException:
+            await self.storage.delete(key)
+            raise
         try:
             publication = await self.catalog.publish(
                 record,
@@ -765,6 +771,12 @@ class PublishPackage:
                 now=self.clock.now(),
             )
         except BaseException:
+            await self.store.move(  # gives the reservation back
+                upload_id,
+                from_states=(UploadState.FINALIZING,),
+                to=UploadState.ABORTED,
+                now=self.clock.now(),
+            )
             await self.storage.delete(key)
             await self.store.delete(upload_id)
             raise
