@@ -361,3 +361,29 @@ async def test_concurrent_wrong_logins_get_no_more_password_checks_than_the_budg
     assert hasher.started <= ACCOUNT_FAILURE_LIMIT, statuses
     assert statuses.count(401) <= ACCOUNT_FAILURE_LIMIT
     assert statuses.count(429) >= PARALLEL_GUESSES - ACCOUNT_FAILURE_LIMIT
+
+
+# --- file names that display differently from what they are ------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["invoice\u202efdp.exe", "photo\u2067gpj.exe\u2069", "a\u200fb.zip"]
+)
+async def test_a_project_file_name_with_bidi_controls_is_refused(pg: Settings, name: str) -> None:
+    """POST /projects with the file name ``invoice\\u202efdp.exe`` (RIGHT-TO-LEFT OVERRIDE) was
+    stored and offered back in ``Content-Disposition: ...; filename*=UTF-8''invoice%E2%80%AEfdp
+    .exe``, which a browser shows as ``invoiceexe.pdf`` (Unicode TR #36, "Bidirectional Text
+    Spoofing"). Package uploads already drop such characters; a project refuses the name (422
+    on ``file``, names are never rewritten) and stores nothing."""
+    async with AsyncTestClient(make_app(pg)) as client:
+        auth = await sign_up(client)
+        answer = await client.post(
+            "/api/v1/projects",
+            data={"name": "p", "description": "d", "is_public": "false"},
+            files={"file": (name, b"MZ", "application/octet-stream")},
+            headers=auth,
+        )
+        assert answer.status_code == 422, answer.text
+        assert [e["field"] for e in answer.json()["errors"]] == ["file"]
+        assert await fetch(pg, "SELECT id FROM projects") == []
+        assert [p for p in Path(pg.upload_root).rglob("*") if p.is_file()] == []
