@@ -387,3 +387,23 @@ async def test_a_project_file_name_with_bidi_controls_is_refused(pg: Settings, n
         assert [e["field"] for e in answer.json()["errors"]] == ["file"]
         assert await fetch(pg, "SELECT id FROM projects") == []
         assert [p for p in Path(pg.upload_root).rglob("*") if p.is_file()] == []
+
+
+# --- every error names a stable code ---------------------------------------------------------
+
+
+async def test_an_unsupported_tus_version_is_412_with_a_stable_code(pg: Settings) -> None:
+    """PATCH /uploads/{id} with ``Tus-Resumable: 0.1`` answered 412 with ``code: "error"``, the
+    fallback for a status without a code of its own (API.md: ``code`` is stable snake_case
+    naming the problem)."""
+    async with AsyncTestClient(make_app(pg)) as client:
+        auth = await sign_up(client)
+        answer = await client.patch(
+            f"{BASE}/uploads/some-upload",
+            content=b"x",
+            headers={**auth, "Tus-Resumable": "0.1", "Upload-Offset": "0"},
+        )
+        assert answer.status_code == 412, answer.text
+        assert answer.headers["tus-version"] == "1.0.0"
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert answer.json()["code"] == "precondition_failed"
