@@ -12,21 +12,24 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from dishka import Provider, Scope, provide
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from orbsurv.adapters.persistence.database import make_engine
 from orbsurv.adapters.security.passwords import Argon2PasswordHasher
 from orbsurv.application.identity.ports import PasswordHasher
 from orbsurv.main.app import make_app
 from orbsurv.main.settings import Settings
-from tests.api.identity_helpers import PASSWORD, bearer, fetch
+from tests.api.identity_helpers import PASSWORD, bearer, fetch, login
 from tests.api.test_races import serve
 from tests.conftest import SettingsFactory, truncate_all
 
@@ -45,6 +48,25 @@ async def sign_up(client: Any, email: str = "ada@example.com") -> dict[str, str]
     answer = await client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
     assert answer.status_code == 201, answer.text
     client.cookies.clear()  # Bearer only
+    return bearer(answer.json()["access_token"])
+
+
+async def sign_up_admin(
+    client: Any, settings: Settings, email: str = "root@example.com"
+) -> dict[str, str]:
+    """Registered over HTTP (the app's own loop owns its connections), then made an admin."""
+    await sign_up(client, email)
+    engine = make_engine(settings.database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.text("UPDATE users SET role = 'admin' WHERE email = :email"), {"email": email}
+            )
+    finally:
+        await engine.dispose()
+    answer = await login(client, email)
+    assert answer.status_code == 200, answer.text
+    client.cookies.clear()
     return bearer(answer.json()["access_token"])
 
 
@@ -407,3 +429,82 @@ async def test_an_unsupported_tus_version_is_412_with_a_stable_code(pg: Settings
         assert answer.headers["tus-version"] == "1.0.0"
         assert answer.headers["content-type"].startswith("application/problem+json")
         assert answer.json()["code"] == "precondition_failed"
+
+
+# --- instants and cursors that cannot be stored or compared ---------------------------------
+
+
+def forged_cursor(payload: list[Any]) -> str:
+    """A keyset cursor as the service encodes them (base64url of ``[instant, id]``)."""
+    raw = json.dumps(payload).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+FORGED_CURSORS = {
+    "nul-id": ["2026-01-01T00:00:00+00:00", "a\u0000b"],
+    "surrogate-id": ["2026-01-01T00:00:00+00:00", "\ud800"],
+    "year-0-in-utc": ["0001-01-01T00:00:00+01:00", "x"],
+    "year-10000-in-utc": ["9999-12-31T23:59:59-01:00", "x"],
+}
+
+
+@pytest.mark.parametrize("payload", FORGED_CURSORS.values(), ids=FORGED_CURSORS.keys())
+async def test_a_forged_cursor_is_422_not_500(pg: Settings, payload: list[Any]) -> None:
+    """GET /support-chat/conversations?cursor=<base64 of ["2026-...", "a\\u0000b"]> answered 500
+    (PostgreSQL refuses NUL, asyncpg a lone surrogate), and so did an instant whose offset moves
+    it out of years 1..9999 in UTC (``OverflowError`` binding it). Every keyset stream shares
+    the decoder: the support chat for any user, the console's audit trail and alerts."""
+    cursor = forged_cursor(payload)
+    async with AsyncTestClient(make_app(pg)) as client:
+        user = await sign_up(client)
+        admin = await sign_up_admin(client, pg)
+        asked = await client.post(
+            "/api/v1/support-chat/messages", json={"message": "hello"}, headers=user
+        )
+        assert asked.status_code == 201, asked.text
+        conversation = asked.json()["conversation_id"]
+        for path, params, auth in (
+            ("/api/v1/support-chat/conversations", {}, user),
+            ("/api/v1/support-chat/messages", {"conversation_id": conversation}, user),
+            ("/api/v1/admin/logs", {}, admin),
+            ("/api/v1/admin/alerts", {}, admin),
+        ):
+            answer = await client.get(path, params={**params, "cursor": cursor}, headers=auth)
+            assert answer.status_code == 422, (path, answer.text)
+            assert [e["field"] for e in answer.json()["errors"]] == ["cursor"], path
+
+
+OUT_OF_CALENDAR_IN_UTC = ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"]
+
+
+@pytest.mark.parametrize("instant", OUT_OF_CALENDAR_IN_UTC)
+async def test_an_event_time_outside_the_calendar_in_utc_is_422(pg: Settings, instant: str) -> None:
+    """POST /analytics/events (anonymous) with ``occurred_at: "0001-01-01T00:00:00+14:00"``
+    answered 500: a valid RFC 3339 instant that is in year 0 once moved to UTC."""
+    async with AsyncTestClient(make_app(pg)) as client:
+        one = await client.post(
+            "/api/v1/analytics/events",
+            json={"event_type": "page_view", "action": "view", "occurred_at": instant},
+        )
+        assert one.status_code == 422, one.text
+        assert [e["field"] for e in one.json()["errors"]] == ["occurred_at"]
+        batch = await client.post(
+            "/api/v1/analytics/events",
+            json={"events": [{"event_type": "page_view", "action": "v", "occurred_at": instant}]},
+        )
+        assert batch.status_code == 422, batch.text
+        assert [e["field"] for e in batch.json()["errors"]] == ["events[0].occurred_at"]
+    assert await fetch(pg, "SELECT id FROM analytics_events") == []
+
+
+@pytest.mark.parametrize("instant", OUT_OF_CALENDAR_IN_UTC)
+async def test_an_audit_filter_outside_the_calendar_in_utc_is_422(
+    pg: Settings, instant: str
+) -> None:
+    """GET /admin/logs?since=0001-01-01T00:00:00%2B14:00 answered 500."""
+    async with AsyncTestClient(make_app(pg)) as client:
+        admin = await sign_up_admin(client, pg)
+        for name in ("since", "until"):
+            answer = await client.get("/api/v1/admin/logs", params={name: instant}, headers=admin)
+            assert answer.status_code == 422, answer.text
+            assert [e["field"] for e in answer.json()["errors"]] == [name]
