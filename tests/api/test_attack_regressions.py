@@ -355,11 +355,6 @@ class CountingHasherProvider(Provider):
         self.hasher.inner.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the account's budget is peeked before the password check and spent after it, so "
-    "concurrent guesses all pass the peek: 16 parallel wrong logins got 9 password checks",
-)
 async def test_concurrent_wrong_logins_get_no_more_password_checks_than_the_budget(
     pg: Settings,
 ) -> None:
@@ -508,3 +503,29 @@ async def test_an_audit_filter_outside_the_calendar_in_utc_is_422(
             answer = await client.get("/api/v1/admin/logs", params={name: instant}, headers=admin)
             assert answer.status_code == 422, answer.text
             assert [e["field"] for e in answer.json()["errors"]] == [name]
+
+
+async def test_concurrent_wrong_current_passwords_get_no_more_checks_than_the_budget(
+    pg: Settings,
+) -> None:
+    """PATCH /account/password with a wrong ``current_password``, 8 at once in one session:
+    the portal's re-authentication peeked at the same budget before checking, so every one of
+    them was checked. Expected: at most 5 checks, the others 429 ``too_many_attempts``."""
+    hasher = CountingHasher()
+    app = make_app(pg, CountingHasherProvider(hasher))
+    async with serve(app) as client:
+        auth = await sign_up(client)
+        answers = await asyncio.gather(
+            *(
+                client.patch(
+                    "/api/v1/account/password",
+                    json={"current_password": WRONG, "new_password": "a new long passphrase"},
+                    headers=auth,
+                )
+                for _ in range(PARALLEL_GUESSES)
+            )
+        )
+    statuses = sorted(answer.status_code for answer in answers)
+    assert hasher.started <= ACCOUNT_FAILURE_LIMIT, statuses
+    assert statuses.count(400) <= ACCOUNT_FAILURE_LIMIT
+    assert statuses.count(429) >= PARALLEL_GUESSES - ACCOUNT_FAILURE_LIMIT

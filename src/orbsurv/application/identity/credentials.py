@@ -42,6 +42,7 @@ class CheckCurrentPassword:
     """Re-authentication inside a session: the password must be right, and wrong guesses spend
     the account's budget.
 
+    The guess is counted before the password is checked and given back when it is right.
     Raises ``RateLimited`` (``too_many_attempts``, with the seconds until the lock ends) while
     the budget is spent, whatever the password, and ``InvalidInput`` (``wrong_password``) for a
     wrong one; a wrong guess is audited and committed before the error is raised."""
@@ -59,16 +60,19 @@ class CheckCurrentPassword:
         decision = await self.limiter.peek(key, limit=policy.account_failure_limit)
         if not decision.allowed:
             raise too_many_attempts(decision.retry_after)
-        if await self.hasher.verify(user.password_hash, password):
-            if decision.count:
-                await self.limiter.reset(key)
-            return
+        # Spent before the check, given back when the password is right: parallel guesses
+        # cannot all pass the peek above before any of them is counted.
         spent = await self.limiter.hit(
             key,
             limit=policy.account_failure_limit,
             window_seconds=policy.account_failure_window_seconds,
             block_seconds=policy.account_lock_seconds,
         )
+        if not spent.allowed:
+            raise too_many_attempts(spent.retry_after)
+        if await self.hasher.verify(user.password_hash, password):
+            await self.limiter.reset(key)
+            return
         now = self.clock.now()
         await self.audit.record(
             AuditEvent(

@@ -2,7 +2,9 @@
 
 Unknown accounts answer exactly like wrong passwords, after verifying against a dummy hash so they
 take as long. Failures are counted per account (whichever identifier was typed: see
-``credentials``) and per client IP; a locked account answers 429.
+``credentials``) and per client IP; a locked account answers 429. The account's guess is spent
+before the password is checked and given back when it was right, so guesses sent in parallel
+cannot all pass a check of the count made before any of them failed.
 
 A sign-in writes only what it owns: ``last_login_at``, a rehash of the password it verified, the
 TOTP step it spent. The first two are conditional on the hash it verified and the account being
@@ -25,6 +27,7 @@ from orbsurv.application.identity.policy import IdentityPolicy
 from orbsurv.application.identity.ports import (
     OtpVerifier,
     PasswordHasher,
+    RateDecision,
     RateLimiter,
     UserRepository,
 )
@@ -66,29 +69,31 @@ class LogIn:
         user = await self._find(identifier)
         account_key = account_budget(user.id) if user else identifier_budget(identifier)
         subject = user.email if user is not None else identifier
-        account_failures = await self._refuse_if_blocked(account_key, ip_key)
+        await self._refuse_if_blocked(account_key, ip_key)
+        guess = await self._spend_guess(account_key)
 
         password_hash = user.password_hash if user is not None else self.hasher.dummy_hash
         valid = await self.hasher.verify(password_hash, command.password)
         if user is None or not valid or not user.is_active:
-            await self._fail(command, subject, account_key, ip_key, user, "bad_credentials")
+            await self._fail(command, subject, guess, ip_key, user, "bad_credentials")
             raise Unauthenticated(INVALID_CREDENTIALS, code="invalid_credentials")
 
         if self.policy.require_verified_email and not user.email_verified:
+            await self.limiter.reset(account_key)  # the password was right
             raise Forbidden(
                 "Verify your email address before signing in.", code="email_not_verified"
             )
         amr: tuple[str, ...] = ("pwd",)
         if command.scope is Scope.DEV:
             if user.role is not Role.DEV:
+                await self.limiter.reset(account_key)  # the password was right
                 raise Forbidden("The dev scope needs the dev role.", code="dev_role_required")
             if not await self._second_factor_ok(user, command.otp):
-                await self._fail(command, subject, account_key, ip_key, user, "bad_otp")
+                await self._fail(command, subject, guess, ip_key, user, "bad_otp")
                 raise Unauthenticated("The one-time code is missing or wrong.", code="invalid_otp")
             amr = ("pwd", "otp")
 
-        if account_failures:
-            await self.limiter.reset(account_key)
+        await self.limiter.reset(account_key)  # gives the guess back, with earlier failures
         now = self.clock.now()
         new_hash = None
         if self.hasher.needs_rehash(password_hash):
@@ -118,8 +123,8 @@ class LogIn:
             return await self.users.get_by_email(identifier)
         return await self.users.get_by_username(identifier)
 
-    async def _refuse_if_blocked(self, account_key: str, ip_key: str) -> int:
-        """Raise while the account or the IP is blocked; else the account's failure count."""
+    async def _refuse_if_blocked(self, account_key: str, ip_key: str) -> None:
+        """Raise while the account or the IP is blocked (without counting anything)."""
         account, by_ip = await self.limiter.peek_many(
             [
                 (account_key, self.policy.account_failure_limit),
@@ -129,7 +134,20 @@ class LogIn:
         for decision in (account, by_ip):
             if not decision.allowed:
                 raise too_many_attempts(decision.retry_after)
-        return account.count
+
+    async def _spend_guess(self, account_key: str) -> RateDecision:
+        """Count this attempt against the account before the password is checked; raise when
+        that goes past the budget (a parallel guess took the last one)."""
+        policy = self.policy
+        guess = await self.limiter.hit(
+            account_key,
+            limit=policy.account_failure_limit,
+            window_seconds=policy.account_failure_window_seconds,
+            block_seconds=policy.account_lock_seconds,
+        )
+        if not guess.allowed:
+            raise too_many_attempts(guess.retry_after)
+        return guess
 
     async def _second_factor_ok(self, user: User, code: str | None) -> bool:
         if not code:
@@ -147,19 +165,14 @@ class LogIn:
         self,
         command: LoginCommand,
         identifier: str,
-        account_key: str,
+        account: RateDecision,
         ip_key: str,
         user: User | None,
         reason: str,
     ) -> None:
-        """Count the failure; the audit trail's alert policy sees the counts on the events."""
+        """Count the failure against the IP (the account's guess, ``account``, was spent before
+        the check); the audit trail's alert policy sees the counts on the events."""
         policy = self.policy
-        account = await self.limiter.hit(
-            account_key,
-            limit=policy.account_failure_limit,
-            window_seconds=policy.account_failure_window_seconds,
-            block_seconds=policy.account_lock_seconds,
-        )
         by_ip = await self.limiter.hit(
             ip_key, limit=policy.ip_failure_limit, window_seconds=policy.ip_failure_window_seconds
         )
