@@ -309,7 +309,8 @@ async def test_a_single_request_upload_that_loses_the_version_race_gives_its_res
 # --- the guessing budget under concurrency --------------------------------------------------
 
 WRONG = "not the password at all"
-ACCOUNT_FAILURE_LIMIT = 5  # IdentityPolicy's default
+ACCOUNT_FAILURE_LIMIT = 5  # IdentityPolicy's defaults
+IP_FAILURE_LIMIT = 20
 PARALLEL_GUESSES = 8
 
 
@@ -319,8 +320,9 @@ class CountingHasher:
     overlap for certain. A service that spends the budget before verifying never lets that many
     start: the waits then end at their deadline and the test goes on."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget: int = ACCOUNT_FAILURE_LIMIT) -> None:
         self.inner = Argon2PasswordHasher()
+        self.budget = budget
         self.started = 0
         self.over_budget = asyncio.Event()
 
@@ -337,7 +339,7 @@ class CountingHasher:
     async def verify(self, password_hash: str, password: str) -> bool:
         if password == WRONG:
             self.started += 1
-            if self.started > ACCOUNT_FAILURE_LIMIT:
+            if self.started > self.budget:
                 self.over_budget.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.over_budget.wait(), 5)
@@ -529,3 +531,33 @@ async def test_concurrent_wrong_current_passwords_get_no_more_checks_than_the_bu
     assert hasher.started <= ACCOUNT_FAILURE_LIMIT, statuses
     assert statuses.count(400) <= ACCOUNT_FAILURE_LIMIT
     assert statuses.count(429) >= PARALLEL_GUESSES - ACCOUNT_FAILURE_LIMIT
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the client IP's failure count is still peeked before the check and counted after "
+    "it (only failures count, and the limiter has no way to give one guess back), so parallel "
+    "guesses at many accounts from one address all pass the peek",
+)
+async def test_concurrent_wrong_logins_from_one_address_get_no_more_checks_than_its_budget(
+    pg: Settings,
+) -> None:
+    """POST /auth/login with a wrong password at 25 different accounts at once from one client
+    address: each is within its account's budget, and the address's budget is 20 failures a
+    minute, yet all 25 passwords are checked. Expected: at most 20 checks; the others 429."""
+    hasher = CountingHasher(budget=IP_FAILURE_LIMIT)
+    app = make_app(pg, CountingHasherProvider(hasher))
+    guesses = IP_FAILURE_LIMIT + 5
+    async with serve(app) as client:
+        answers = await asyncio.gather(
+            *(
+                client.post(
+                    "/api/v1/auth/login",
+                    json={"email": f"nobody{n}@example.com", "password": WRONG},
+                )
+                for n in range(guesses)
+            )
+        )
+    statuses = sorted(answer.status_code for answer in answers)
+    assert hasher.started <= IP_FAILURE_LIMIT, statuses
+    assert statuses.count(429) >= guesses - IP_FAILURE_LIMIT
