@@ -561,3 +561,38 @@ async def test_concurrent_wrong_logins_from_one_address_get_no_more_checks_than_
     statuses = sorted(answer.status_code for answer in answers)
     assert hasher.started <= IP_FAILURE_LIMIT, statuses
     assert statuses.count(429) >= guesses - IP_FAILURE_LIMIT
+
+
+# --- content negotiation ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("accept", "streams"),
+    [
+        ("text/event-stream;q=0", False),
+        ("text/event-stream; q=0.0, application/json", False),
+        ("text/event-stream;q=x", False),
+        ("text/event-stream", True),
+        ("text/event-stream;q=0.5, application/json;q=0.1", True),
+    ],
+)
+async def test_a_stream_refused_with_q_0_is_not_sent(
+    pg: Settings, accept: str, streams: bool
+) -> None:
+    """POST /support-chat/messages with ``Accept: text/event-stream;q=0`` answered with the
+    event stream, though RFC 9110 §12.5.1 reads ``q=0`` as "not acceptable" (the check was a
+    substring test). Expected: the JSON answer (201)."""
+    async with AsyncTestClient(make_app(pg)) as client:
+        auth = await sign_up(client)
+        answer = await client.post(
+            "/api/v1/support-chat/messages",
+            json={"message": "how do uploads work"},
+            headers={**auth, "Accept": accept},
+        )
+        if streams:
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["content-type"].startswith("text/event-stream")
+        else:
+            assert answer.status_code == 201, answer.text
+            assert answer.headers["content-type"].startswith("application/json")
+            assert answer.json()["assistant_reply"]
