@@ -596,3 +596,37 @@ async def test_a_stream_refused_with_q_0_is_not_sent(
             assert answer.status_code == 201, answer.text
             assert answer.headers["content-type"].startswith("application/json")
             assert answer.json()["assistant_reply"]
+
+
+async def test_a_single_request_upload_stops_reading_once_past_the_free_quota(
+    make_settings: SettingsFactory, postgres_url: str
+) -> None:
+    """POST /software-packages with a 1000-byte quota and a 4 MiB file: the whole file was
+    streamed to storage (up to MAX_UPLOAD_BYTES, 5 GiB by default) before the quota was
+    consulted, so a user with a full quota could still make the server write gigabytes per
+    request. Expected: the stream is cut once it passes the free quota (413 quota_exceeded),
+    as MAX_UPLOAD_BYTES cuts it."""
+    await truncate_all(postgres_url)
+    settings = make_settings(DATABASE_URL=postgres_url, USER_QUOTA_BYTES="1000")
+    boundary = "quotaboundary"
+    head = _multipart(boundary, one_shot_fields("capped", "1.0.0"), "c.bin") + b"C" * 2000
+    rest = [b"C" * (1024 * 1024)] * 4
+    sent: list[int] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        for chunk in [head, *rest, f"\r\n--{boundary}--\r\n".encode()]:
+            sent.append(len(chunk))
+            yield chunk
+
+    async with serve(make_app(settings)) as client:
+        auth = await sign_up(client)
+        answer = await client.post(
+            BASE,
+            content=body(),
+            headers={**auth, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+    assert answer.status_code == 413, answer.text
+    assert answer.json()["code"] == "quota_exceeded"
+    assert sum(sent) < 1024 * 1024, f"{sum(sent)} bytes were read"
+    assert stored_objects(settings) == []
+    assert await usage(settings) in ([], [(0, 0)])

@@ -281,6 +281,10 @@ class SqlUploadStore:
                 await conn.execute(sa.delete(table).where(table.c.session_id == upload_id))
             await conn.execute(sa.delete(upload_sessions).where(upload_sessions.c.id == upload_id))
 
+    async def free_bytes(self, owner_id: str) -> int:
+        async with self._engine.connect() as conn:
+            return (await SqlStorageQuota(conn, self._quota).usage(owner_id)).free
+
     async def in_flight_bytes(self, owner_id: str) -> int:
         async with self._engine.connect() as conn:
             total: int = (

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from orbsurv.application.errors import MalwareDetected
+from orbsurv.application.errors import MalwareDetected, ObjectTooLarge, QuotaExceeded
 from orbsurv.application.locking import Lock
 from orbsurv.application.packages.ports import (
     AuditTrail,
@@ -674,7 +674,8 @@ class PublishPackage:
     ``MAX_UPLOAD_BYTES`` applies as they arrive), then the version is published through the same
     path as a completed resumable upload (a session row in ``finalizing`` that reserves the
     size in the quota, the same blob reference counting and duplicate check); a refusal after
-    the bytes were stored deletes them and gives the reservation back. Raises
+    the bytes were stored deletes them and gives the reservation back. The stream is cut at the
+    free quota as well as at ``MAX_UPLOAD_BYTES``. Raises
     ``FieldInvalid``, ``VersionExists``, ``ObjectTooLarge`` (413), ``QuotaExceeded`` (413),
     ``DigestMismatch``, ``MalwareDetected`` (422)."""
 
@@ -697,6 +698,12 @@ class PublishPackage:
             raise VersionExists(
                 f"Version {details.version} of {details.package_name} already exists."
             )
+        # The size is unknown until the stream ends: cut it at the free quota as well as at
+        # MAX_UPLOAD_BYTES (the reservation below still decides between concurrent uploads).
+        free = await self.store.free_bytes(principal.user_id)
+        if free < 1:
+            raise QuotaExceeded("The storage quota is full (0 bytes free).")
+        limit = min(self.policy.max_upload_bytes, free)
         upload_id = str(uuid.uuid4())
         key = f"packages/uploads/{upload_id}/object"
         digest = hashlib.sha256()
@@ -710,14 +717,15 @@ class PublishPackage:
 
         try:
             stored = await self.storage.put(
-                key,
-                inspected(),
-                max_size=self.policy.max_upload_bytes,
-                content_type=details.content_type,
+                key, inspected(), max_size=limit, content_type=details.content_type
             )
             verdict = await scan.finish()
-        except BaseException:
+        except BaseException as exc:
             await scan.abort()
+            if isinstance(exc, ObjectTooLarge) and limit < self.policy.max_upload_bytes:
+                raise QuotaExceeded(
+                    f"The file does not fit in the storage quota ({free} bytes free)."
+                ) from None
             raise
         sha256 = digest.hexdigest()
         failure: Exception | None = None
