@@ -26,6 +26,11 @@ from urllib.parse import quote
 from orbsurv.domain.errors import FieldInvalid
 
 MAX_FILE_NAME = 255  # characters: what common filesystems accept
+# Unicode's bidirectional formatting characters (UAX #9 §2): in a file name they make
+# "invoice\u202efdp.exe" display as "invoiceexe.pdf" (UTS #39 / TR #36 "bidi spoofing").
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 NAME_MAX = 200
 DESCRIPTION_MAX = 5000
 VERSION_MAX = 64
@@ -90,11 +95,16 @@ def check_version(version: str | None) -> str | None:
 
 def check_file_name(name: str, allowed_extensions: frozenset[str] = frozenset()) -> str:
     """A file name as a client sent it, refused (``FieldInvalid`` on ``file``) unless it is a
-    plain name: no path separators, no control characters or NUL, not only dots, at most 255
-    characters, and (when ``allowed_extensions`` is not empty, lower-case without dots) one of
-    the allowed extensions. Names are never rewritten: a refused name is the client's to fix."""
+    plain name: no path separators, no control characters or NUL, no bidirectional
+    formatting characters (``BIDI_CONTROLS``), not only dots, at most 255 characters, and (when
+    ``allowed_extensions`` is not empty, lower-case without dots) one of the allowed
+    extensions. Names are never rewritten: a refused name is the client's to fix."""
     if any(unicodedata.category(c) in {"Cc", "Cs"} for c in name):
         raise FieldInvalid("file", "The file name contains control characters.")
+    if any(c in BIDI_CONTROLS for c in name):
+        raise FieldInvalid(
+            "file", "The file name contains bidirectional formatting characters (U+202E ...)."
+        )
     stripped = name.strip()
     if not stripped:
         raise FieldInvalid("file", "The file needs a name.")
@@ -142,7 +152,15 @@ class RangeNotSatisfiable(Exception):
         return f"bytes */{self.size}"
 
 
-_RANGE_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
+_RANGE_SPEC = re.compile(r"^\s*([0-9]*)\s*-\s*([0-9]*)\s*$")
+_BEYOND_ANY_SIZE = 10**20  # more bytes than any representation (sizes are 64-bit)
+
+
+def _position(digits: str) -> int:
+    """A byte position or suffix length of any number of ASCII digits. Past 20 significant
+    digits it is simply larger than any size (``int`` refuses strings past 4300 digits)."""
+    significant = digits.lstrip("0") or "0"
+    return int(significant) if len(significant) <= 20 else _BEYOND_ANY_SIZE
 
 
 def parse_range(header: str, size: int) -> ByteRange | None:
@@ -165,12 +183,12 @@ def parse_range(header: str, size: int) -> ByteRange | None:
     if not first and not last:
         raise RangeNotSatisfiable(size)
     if not first:  # suffix: the last N bytes
-        suffix = int(last)
+        suffix = _position(last)
         if suffix == 0 or size == 0:
             raise RangeNotSatisfiable(size)
         return ByteRange(max(0, size - suffix), size - 1)
-    start = int(first)
-    end = int(last) if last else size - 1
+    start = _position(first)
+    end = _position(last) if last else size - 1
     if end < start or start >= size:
         raise RangeNotSatisfiable(size)
     return ByteRange(start, min(end, size - 1))

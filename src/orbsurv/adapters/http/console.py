@@ -24,6 +24,7 @@ from litestar.response import Stream
 from orbsurv.adapters.http.auth import SECURITY, requires
 from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import inject
+from orbsurv.adapters.http.inputs import in_utc
 from orbsurv.adapters.http.openapi import documented
 from orbsurv.adapters.http.pagination import encode_cursor, provide_cursor, provide_stream_page
 from orbsurv.adapters.http.schemas import Email, Instant, UserOut, request_email
@@ -270,6 +271,8 @@ async def logs(
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:  # query parameters skip the Meta check
             raise FieldInvalid(name, "needs a UTC offset (like 2026-01-31T12:00:00Z)")
+    since = in_utc(since, "since") if since is not None else None
+    until = in_utc(until, "until") if until is not None else None
     where = AuditFilter(action=action, actor_user_id=actor_id, ip=ip, since=since, until=until)
     page = await reader.audit(where, provide_cursor(cursor), paging.page_size)
     return _stream_page(page, paging.page_size)

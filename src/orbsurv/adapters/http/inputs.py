@@ -11,16 +11,23 @@ JSON bodies may nest at most ``MAX_JSON_DEPTH`` levels (objects and arrays). Dee
 400 ``malformed_body``: no form of ours nests more than four levels, and a decoder that recurses
 would otherwise exhaust the interpreter's stack (OWASP API4:2023, unrestricted resource
 consumption). Bytes that are not UTF-8 are malformed too (RFC 8259 section 8.1).
+
+Instants are stored in UTC: one whose offset moves it out of the years 1..9999 once in UTC
+(``0001-01-01T00:00:00+14:00``) cannot be held by Python's ``datetime`` there, so ``in_utc``
+refuses it with a 422 naming the field.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 from litestar.exceptions import HTTPException, ValidationException
+
+from orbsurv.domain.errors import FieldInvalid
 
 MAX_JSON_DEPTH = 32
 STORED_HEADERS = ("user-agent",)
@@ -42,6 +49,15 @@ def unstorable(text: str) -> str | None:
     except UnicodeEncodeError:
         return "must be valid Unicode (no lone surrogate code points)"
     return None
+
+
+def in_utc(value: datetime, field: str) -> datetime:
+    """``value`` (timezone-aware) moved to UTC. Raises ``FieldInvalid`` (422 naming ``field``)
+    when that leaves the years 1..9999 (``OverflowError`` in ``astimezone``)."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise FieldInvalid(field, "is outside the years 1 to 9999 once in UTC") from None
 
 
 def _invalid(field: str, reason: str) -> ValidationException:

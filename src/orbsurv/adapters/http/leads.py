@@ -13,6 +13,7 @@ from orbsurv.adapters.http.auth import access_token
 from orbsurv.adapters.http.bodies import decode_body
 from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import inject
+from orbsurv.adapters.http.inputs import in_utc
 from orbsurv.adapters.http.media import strict_validation_error
 from orbsurv.adapters.http.openapi import documented
 from orbsurv.adapters.http.schemas import Email, Instant, Name, blank_to_none, request_email
@@ -290,16 +291,21 @@ async def analytics_events(
         )
     except msgspec.ValidationError as exc:
         raise strict_validation_error(exc) from None
+    batched = isinstance(raw, dict) and "events" in raw
     events = [
         AnalyticsEvent(
             event_type=EventType(event.event_type),
             action=event.action,
             page=_text(event.page),
             client_id=_text(event.client_id),
-            occurred_at=event.occurred_at,
+            occurred_at=None
+            if event.occurred_at is None
+            else in_utc(
+                event.occurred_at, f"events[{index}].occurred_at" if batched else "occurred_at"
+            ),
             metadata=dict(event.metadata or {}),
         )
-        for event in incoming
+        for index, event in enumerate(incoming)
     ]
     count = await use_case(events, await _optional_user(request), request_context(request))
     return EventsAccepted(accepted=count)

@@ -100,12 +100,16 @@ def _tus_headers(request: Request[Any, Any, Any]) -> dict[str, str]:
 
 
 def _int_header(request: Request[Any, Any, Any], *names: str) -> int | None:
+    """The first of ``names`` present, as a non-negative integer of at most 19 ASCII digits
+    (``Upload-Offset`` and ``Upload-Length`` are ``1*DIGIT``, tus 1.0). Raises ``InvalidInput``
+    (400 ``bad_header``) otherwise: ``str.isdigit`` alone accepts ``²`` (a latin-1 header
+    byte), which ``int`` refuses."""
     for name in names:
         raw = request.headers.get(name)
         if raw is None:
             continue
         value = raw.strip()
-        if not value.isdigit() or len(value) > 19:
+        if not (value.isascii() and value.isdigit()) or len(value) > 19:
             raise InvalidInput(f"{name} must be a non-negative integer.", code="bad_header")
         return int(value)
     return None
@@ -267,13 +271,18 @@ async def tus_options(request: Request[Any, Any, Any]) -> Response[None]:
 def parse_metadata(header: str) -> dict[str, str]:
     """``Upload-Metadata``: comma-separated ``key base64(value)`` pairs (tus 1.0, creation).
 
-    Raises ``InvalidInput`` for a value that is not base64 of UTF-8 text."""
+    Raises ``InvalidInput`` for a value that is not base64 of UTF-8 text, and for a key given
+    twice (tus 1.0: "All keys MUST be unique"; which one would win is the client's guess)."""
     found: dict[str, str] = {}
     for pair in header.split(","):
         pair = pair.strip()
         if not pair:
             continue
         key, _, encoded = pair.partition(" ")
+        if key in found:
+            raise InvalidInput(
+                f"Upload-Metadata: the key {key!r} is given more than once.", code="bad_metadata"
+            )
         try:
             found[key] = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
         except (binascii.Error, ValueError):

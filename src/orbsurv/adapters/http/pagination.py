@@ -6,11 +6,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from litestar.params import Parameter
 
+from orbsurv.adapters.http.inputs import unstorable
 from orbsurv.domain.errors import FieldInvalid
 from orbsurv.domain.pagination import Cursor, PageRequest
 
@@ -64,13 +65,17 @@ def encode_cursor(cursor: Cursor) -> str:
 
 
 def decode_cursor(value: str) -> Cursor:
+    """The ``[instant, id]`` a ``next_cursor`` carries. A cursor is client input: one whose id
+    the database cannot store (NUL, a lone surrogate) or whose instant leaves the years
+    1..9999 in UTC is refused like any other forgery (``FieldInvalid`` on ``cursor``, 422)."""
     try:
         padded = value + "=" * (-len(value) % 4)
         created_at, id_ = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
         moment = datetime.fromisoformat(created_at)
-        if not isinstance(id_, str) or moment.tzinfo is None:
+        if not isinstance(id_, str) or moment.tzinfo is None or unstorable(id_) is not None:
             raise ValueError(value)
-    except (ValueError, TypeError, binascii.Error, UnicodeError):
+        moment = moment.astimezone(UTC)
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeError):
         raise FieldInvalid("cursor", "is not a cursor this service issued") from None
     return Cursor(created_at=moment, id=id_)
 

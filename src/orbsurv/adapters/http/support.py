@@ -153,7 +153,21 @@ async def _events(turn: OpenTurn, answer: AnswerSupport) -> AsyncIterator[Server
 
 
 def _wants_stream(request: Request[Any, Any, Any]) -> bool:
-    return EVENT_STREAM in request.headers.get("accept", "").lower()
+    """``Accept`` names ``text/event-stream`` with a quality above 0 (RFC 9110 §12.5.1: ``q=0``
+    means "not acceptable"; a malformed quality counts as 0)."""
+    for item in request.headers.get("accept", "").split(","):
+        media, *parameters = (part.strip() for part in item.split(";"))
+        if media.lower() != EVENT_STREAM:
+            continue
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    return 0 < float(value) <= 1
+                except ValueError:
+                    return False
+        return True
+    return False
 
 
 @post(

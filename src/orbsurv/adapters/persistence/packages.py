@@ -281,6 +281,10 @@ class SqlUploadStore:
                 await conn.execute(sa.delete(table).where(table.c.session_id == upload_id))
             await conn.execute(sa.delete(upload_sessions).where(upload_sessions.c.id == upload_id))
 
+    async def free_bytes(self, owner_id: str) -> int:
+        async with self._engine.connect() as conn:
+            return (await SqlStorageQuota(conn, self._quota).usage(owner_id)).free
+
     async def in_flight_bytes(self, owner_id: str) -> int:
         async with self._engine.connect() as conn:
             total: int = (
@@ -378,9 +382,8 @@ class SqlPackageCatalog:
                 )
                 if claimed.rowcount != 1:
                     raise UploadClosed("This upload is no longer finalizing.")
+                # ``create`` reserved the size (every protocol): settle it as stored bytes.
                 quota = SqlStorageQuota(conn, self._quota)
-                if record.protocol == "single":  # nothing was reserved before the bytes came
-                    await quota.reserve(s.owner_id, s.length)
                 await quota.commit(s.owner_id, reserved=s.length, stored=s.length)
                 bumped = await conn.execute(
                     package_blobs.update()

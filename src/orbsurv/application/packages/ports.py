@@ -113,6 +113,10 @@ class UploadStore(Protocol):
         """The session row with its parts and tail rows."""
         ...
 
+    async def free_bytes(self, owner_id: str) -> int:
+        """Bytes the owner may still store: the quota less stored and reserved bytes (≥ 0)."""
+        ...
+
     async def in_flight_bytes(self, owner_id: str) -> int:
         """Bytes declared by the owner's open sessions (they count against the quota)."""
         ...

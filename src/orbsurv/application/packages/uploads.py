@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from orbsurv.application.errors import MalwareDetected
+from orbsurv.application.errors import MalwareDetected, ObjectTooLarge, QuotaExceeded
 from orbsurv.application.locking import Lock
 from orbsurv.application.packages.ports import (
     AuditTrail,
@@ -672,9 +672,12 @@ class PublishPackage:
 
     The bytes stream to storage once while they are hashed and scanned (nothing holds the file;
     ``MAX_UPLOAD_BYTES`` applies as they arrive), then the version is published through the same
-    path as a completed resumable upload (a session row in ``finalizing``, the same blob
-    reference counting and duplicate check). Raises ``FieldInvalid``, ``VersionExists``,
-    ``ObjectTooLarge`` (413), ``DigestMismatch``, ``MalwareDetected`` (422)."""
+    path as a completed resumable upload (a session row in ``finalizing`` that reserves the
+    size in the quota, the same blob reference counting and duplicate check); a refusal after
+    the bytes were stored deletes them and gives the reservation back. The stream is cut at the
+    free quota as well as at ``MAX_UPLOAD_BYTES``. Raises
+    ``FieldInvalid``, ``VersionExists``, ``ObjectTooLarge`` (413), ``QuotaExceeded`` (413),
+    ``DigestMismatch``, ``MalwareDetected`` (422)."""
 
     store: UploadStore
     catalog: PackageCatalog
@@ -695,6 +698,12 @@ class PublishPackage:
             raise VersionExists(
                 f"Version {details.version} of {details.package_name} already exists."
             )
+        # The size is unknown until the stream ends: cut it at the free quota as well as at
+        # MAX_UPLOAD_BYTES (the reservation below still decides between concurrent uploads).
+        free = await self.store.free_bytes(principal.user_id)
+        if free < 1:
+            raise QuotaExceeded("The storage quota is full (0 bytes free).")
+        limit = min(self.policy.max_upload_bytes, free)
         upload_id = str(uuid.uuid4())
         key = f"packages/uploads/{upload_id}/object"
         digest = hashlib.sha256()
@@ -708,14 +717,15 @@ class PublishPackage:
 
         try:
             stored = await self.storage.put(
-                key,
-                inspected(),
-                max_size=self.policy.max_upload_bytes,
-                content_type=details.content_type,
+                key, inspected(), max_size=limit, content_type=details.content_type
             )
             verdict = await scan.finish()
-        except BaseException:
+        except BaseException as exc:
             await scan.abort()
+            if isinstance(exc, ObjectTooLarge) and limit < self.policy.max_upload_bytes:
+                raise QuotaExceeded(
+                    f"The file does not fit in the storage quota ({free} bytes free)."
+                ) from None
             raise
         sha256 = digest.hexdigest()
         failure: Exception | None = None
@@ -755,7 +765,11 @@ class PublishPackage:
             storage_key=key,
             multipart_id=None,
         )
-        await self.store.create(record, now)
+        try:
+            await self.store.create(record, now)  # reserves the size: QuotaExceeded (413)
+        except BaseException:
+            await self.storage.delete(key)
+            raise
         try:
             publication = await self.catalog.publish(
                 record,
@@ -765,6 +779,12 @@ class PublishPackage:
                 now=self.clock.now(),
             )
         except BaseException:
+            await self.store.move(  # gives the reservation back
+                upload_id,
+                from_states=(UploadState.FINALIZING,),
+                to=UploadState.ABORTED,
+                now=self.clock.now(),
+            )
             await self.storage.delete(key)
             await self.store.delete(upload_id)
             raise
