@@ -311,12 +311,16 @@ class S3ObjectStorage:
             raise ValueError(f"part number {number} is outside 1..{MAX_PART_NUMBER}")
         # UploadPart needs the length up front, so the part is gathered in memory: parts are
         # bounded by the caller (tus chunks, ``max_size``), not by the object's size.
-        buffer = bytearray()
+        pieces: list[bytes] = []
+        size = 0
         async for chunk in chunks:
-            buffer += chunk
-            if max_size is not None and len(buffer) > max_size:
+            pieces.append(chunk)
+            size += len(chunk)
+            if max_size is not None and size > max_size:
                 raise ObjectTooLarge(f"The part is larger than {max_size} bytes.")
-        return await self._send_part(key, upload_id, number, bytes(buffer))
+        # One piece (a caller's whole buffer) goes up as it is; several are joined once.
+        body = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        return await self._send_part(key, upload_id, number, body)
 
     async def list_parts(self, key: str, upload_id: str) -> list[UploadedPart]:
         parts: list[UploadedPart] = []

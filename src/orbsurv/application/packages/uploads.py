@@ -40,7 +40,7 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from orbsurv.application.errors import MalwareDetected
 from orbsurv.application.locking import Lock
@@ -325,8 +325,19 @@ async def _guarded(body: AsyncIterable[bytes], idle: float) -> AsyncIterator[byt
             yield chunk
 
 
-async def _one(data: bytes) -> AsyncIterator[bytes]:
-    yield data
+HASH_IN_THREAD = 256 * 1024  # larger chunks are hashed off the event loop (hashlib frees the GIL)
+
+
+async def _update(digest: Any, chunk: bytes) -> None:
+    if len(chunk) >= HASH_IN_THREAD:
+        await asyncio.to_thread(digest.update, chunk)
+    else:
+        digest.update(chunk)
+
+
+async def _one(data: bytes | bytearray) -> AsyncIterator[bytes]:
+    # A full buffer is handed to storage as it is (no copy); adapters take any bytes-like.
+    yield cast(bytes, data)
 
 
 async def _read_all(storage: ObjectStorage, key: str) -> bytes:
@@ -416,7 +427,7 @@ class AppendUploadChunk:
         committed_tail = tail
         stale_tails: list[str] = []
 
-        async def store_part(data: bytes) -> UploadedPart:
+        async def store_part(data: bytes | bytearray) -> UploadedPart:
             number = await self.store.reserve_part_number(session.id)
             part = await self.storage.upload_part(
                 record.storage_key, record.multipart_id or "", number, _one(data)
@@ -448,66 +459,92 @@ class AppendUploadChunk:
             )
             durable = upto
 
+        writing: asyncio.Task[None] | None = None  # the one part being stored meanwhile
+
+        async def settle() -> None:
+            """Wait for the part in flight; its failure is this request's failure."""
+            nonlocal writing
+            if writing is not None:
+                task, writing = writing, None
+                await task
+
+        async def store_and_commit(data: bytearray, end: int, checked: bool) -> None:
+            part = await store_part(data)
+            if checked:
+                pending_parts.append((part, end))
+            else:
+                await commit(part, None, True, end)
+
         async def flush(*, final: bool) -> None:
-            """Make the buffer durable: a part, or (too small) a staged tail."""
-            nonlocal start, buffer
+            """Make the buffer durable: a part, or (too small) a staged tail.
+
+            A full part is stored and recorded in a task while the next one arrives (one in
+            flight, so parts are recorded in order); ``final`` waits for it."""
+            nonlocal start, buffer, writing
+            if final:
+                await settle()
             if not buffer:
                 return
             end = start + len(buffer)
             if end == durable and committed_tail is not None and len(buffer) == committed_tail.size:
                 return  # only the old tail, unchanged
             last = end == session.length
-            data = bytes(buffer)
-            if len(data) >= min_part or last:
-                part = await store_part(data)
-                if hasher is None:
-                    await commit(part, None, True, end)
-                else:
-                    pending_parts.append((part, end))
-                start, buffer = end, bytearray()
+            if len(buffer) >= min_part or last:
+                data, start, buffer = buffer, end, bytearray()  # handed over, not copied
+                await settle()
+                writing = asyncio.create_task(store_and_commit(data, end, hasher is not None))
+                if final:
+                    await settle()
             elif final and hasher is None:
                 key = f"packages/uploads/{session.id}/tail-{uuid.uuid4().hex}"
-                await self.storage.put(key, _one(data))
+                await self.storage.put(key, _one(buffer))
                 beat.progress()
                 try:
-                    await commit(None, StagedTail(key=key, size=len(data)), False, end)
+                    await commit(None, StagedTail(key=key, size=len(buffer)), False, end)
                 except BaseException:
                     await self.storage.delete(key)
                     raise
 
-        interrupted = False
         try:
-            async for chunk in _guarded(command.body, self.policy.idle_timeout_seconds):
-                beat.progress()
-                if received + len(chunk) > remaining:
-                    raise UploadTooLarge(
-                        f"The chunk goes past the declared size of {session.length} bytes."
-                    )
-                received += len(chunk)
-                buffer.extend(chunk)
-                if hasher is not None:
-                    hasher.update(chunk)
-                if len(buffer) >= part_size:
-                    await flush(final=False)
-        except BodyInterrupted as exc:
-            interrupted = True
-            logger.info(
-                "upload %s: body interrupted after %d bytes (%s)", session.id, received, exc
-            )
-
-        if hasher is not None:
-            assert verify is not None
-            if interrupted or hasher.digest() != verify.digest:
-                if interrupted:
-                    return Appended(session.id, durable, session.state, interrupted=True)
-                raise ChecksumMismatch(
-                    "The chunk does not match its Upload-Checksum; the offset did not move."
+            interrupted = False
+            try:
+                async for chunk in _guarded(command.body, self.policy.idle_timeout_seconds):
+                    beat.progress()
+                    if received + len(chunk) > remaining:
+                        raise UploadTooLarge(
+                            f"The chunk goes past the declared size of {session.length} bytes."
+                        )
+                    received += len(chunk)
+                    buffer.extend(chunk)
+                    if hasher is not None:
+                        hasher.update(chunk)
+                    if len(buffer) >= part_size:
+                        await flush(final=False)
+            except BodyInterrupted as exc:
+                interrupted = True
+                logger.info(
+                    "upload %s: body interrupted after %d bytes (%s)", session.id, received, exc
                 )
-            # Verified: record the parts stored meanwhile, then keep the remainder.
-            for part, end in pending_parts:
-                await commit(part, None, True, end)
-            hasher = None
-        await flush(final=True)
+
+            await settle()
+            if hasher is not None:
+                assert verify is not None
+                if interrupted or hasher.digest() != verify.digest:
+                    if interrupted:
+                        return Appended(session.id, durable, session.state, interrupted=True)
+                    raise ChecksumMismatch(
+                        "The chunk does not match its Upload-Checksum; the offset did not move."
+                    )
+                # Verified: record the parts stored meanwhile, then keep the remainder.
+                for part, end in pending_parts:
+                    await commit(part, None, True, end)
+                hasher = None
+            await flush(final=True)
+        finally:
+            if writing is not None:  # failed meanwhile: the part in flight still lands
+                await asyncio.wait({writing})
+                if not writing.cancelled() and writing.exception() is not None:
+                    logger.info("upload %s: a part failed after the request did", session.id)
 
         for key in stale_tails:
             with contextlib.suppress(Exception):
@@ -567,6 +604,7 @@ class CompleteUpload:
         )
         key = record.storage_key
         info = await self.storage.stat(key)
+        known_sha256 = info.sha256 if info is not None else None  # the adapter's own digest
         if info is None or info.size != session.length:
             if record.tail is not None:
                 number = await self.store.reserve_part_number(upload_id)
@@ -588,20 +626,25 @@ class CompleteUpload:
             parts = await self.store.parts(upload_id)
             if sum(part.size for part in parts) != session.length:
                 raise UploadClosed("The stored parts do not add up to the declared size.")
-            await self.storage.complete_multipart(key, record.multipart_id or "", parts)
+            joined = await self.storage.complete_multipart(key, record.multipart_id or "", parts)
+            known_sha256 = joined.sha256
         await self.lock.extend(name, token, self.policy.lock_ttl_seconds)
-        digest = hashlib.sha256()
+        # One read of the whole object for the scan; it also hashes the bytes unless the
+        # adapter computed the digest while joining the parts (the local one does).
+        digest = hashlib.sha256() if known_sha256 is None else None
         size = 0
 
         async def hashed() -> AsyncIterator[bytes]:
             nonlocal size
             async for chunk in self.storage.read(key):
-                digest.update(chunk)
+                if digest is not None:
+                    await _update(digest, chunk)
                 size += len(chunk)
                 yield chunk
 
         verdict = await scan_stream(self.scanner, hashed())
-        sha256 = digest.hexdigest()
+        sha256 = digest.hexdigest() if digest is not None else known_sha256
+        assert sha256 is not None
         declared = record.details.sha256
         failure: Exception | None = None
         if size != session.length:
