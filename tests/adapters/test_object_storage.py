@@ -333,3 +333,56 @@ async def test_s3_unreachable_is_storage_unavailable() -> None:
     with pytest.raises(StorageUnavailable):
         await read_all(storage, unique("x"))
     storage.close()
+
+
+async def test_list_objects_walks_a_prefix_page_by_page(
+    storage: ObjectStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orbsurv.adapters.storage import local, s3
+
+    monkeypatch.setattr(local, "LIST_PAGE", 2)  # several pages out of a few objects
+    monkeypatch.setattr(s3, "LIST_PAGE", 2)
+    base = os.urandom(6).hex()
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    expected = {
+        f"{base}/up/a.bin": 1,
+        f"{base}/up/b/c.bin": 22,
+        f"{base}/up/b/d/e.bin": 333,
+        f"{base}/up-sibling.bin": 4,  # a string prefix, not a folder
+        f"{base}/upper/f.bin": 5,
+    }
+    for key, size in expected.items():
+        await storage.put(key, chunks(b"x" * size))
+    await storage.put(f"{base}/other/g.bin", chunks(b"g"))
+    pending_key = f"{base}/up/pending.bin"
+    upload_id = await storage.create_multipart(pending_key)
+    await storage.upload_part(pending_key, upload_id, 1, chunks(b"part"))
+    try:
+        listed = [found async for found in storage.list_objects(f"{base}/up")]
+        assert {found.key: found.size for found in listed} == expected
+        assert len(listed) == len(expected)  # each once
+        after = datetime.now(UTC) + timedelta(seconds=5)
+        assert all(before <= found.modified_at <= after for found in listed)
+        in_folder = {found.key async for found in storage.list_objects(f"{base}/up/b/")}
+        assert in_folder == {f"{base}/up/b/c.bin", f"{base}/up/b/d/e.bin"}
+        assert [found async for found in storage.list_objects(f"{base}/none/")] == []
+
+        deleted = []  # deleting while walking is allowed
+        async for found in storage.list_objects(f"{base}/up"):
+            await storage.delete(found.key)
+            deleted.append(found.key)
+        assert set(deleted) == set(expected)
+        assert [found async for found in storage.list_objects(f"{base}/up")] == []
+    finally:
+        await storage.abort_multipart(pending_key, upload_id)
+
+
+async def test_local_listing_skips_hidden_files(tmp_path: Path) -> None:
+    storage = LocalObjectStorage(tmp_path / "objects")
+    await storage.put("k/obj.bin", chunks(b"one"))
+    (storage.root / "k" / ".obj.bin.0123.part").write_bytes(b"half")  # a crash leftover
+    upload_id = await storage.create_multipart("k/multi.bin")
+    await storage.upload_part("k/multi.bin", upload_id, 1, chunks(b"p"))
+    assert [found.key async for found in storage.list_objects("")] == ["k/obj.bin"]
+    assert [found.key async for found in storage.list_objects("k/")] == ["k/obj.bin"]
+    assert [found.key async for found in storage.list_objects(".multipart/")] == []

@@ -18,11 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import secrets
 import shutil
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Generator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -30,6 +31,7 @@ from typing import IO, Any
 from orbsurv.application.errors import InvalidMultipart, ObjectNotFound, ObjectTooLarge
 from orbsurv.application.ports import (
     MAX_PART_NUMBER,
+    ListedObject,
     ObjectInfo,
     PendingMultipart,
     StoredObject,
@@ -366,6 +368,19 @@ class LocalObjectStorage:
 
         await asyncio.to_thread(run)
 
+    async def list_objects(self, prefix: str) -> AsyncIterator[ListedObject]:
+        walk = _walk(self._root, prefix)
+
+        def page() -> list[ListedObject]:
+            return list(itertools.islice(walk, LIST_PAGE))
+
+        try:
+            while batch := await asyncio.to_thread(page):
+                for found in batch:
+                    yield found
+        finally:
+            walk.close()
+
     async def list_multipart_uploads(
         self, *, started_before: datetime | None = None
     ) -> list[PendingMultipart]:
@@ -385,6 +400,46 @@ class LocalObjectStorage:
             return sorted(found, key=lambda upload: upload.started_at)
 
         return await asyncio.to_thread(run)
+
+
+LIST_PAGE = 1000  # objects per page of ``list_objects``, as S3's ListObjectsV2
+
+
+def _walk(root: Path, prefix: str) -> Generator[ListedObject, None, None]:
+    """Objects under ``root`` whose key starts with ``prefix``: a depth-first walk that holds
+    one open directory iterator per level (never a whole listing), skipping hidden entries
+    (metadata, multipart uploads, temporary files)."""
+    head, _, _ = prefix.rpartition("/")
+    start = root / head if head else root
+    if any(part.startswith(".") for part in Path(head).parts):
+        return
+    stack: list[Any] = []  # os.scandir iterators (closed on the way out)
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        stack.append(os.scandir(start))
+    try:
+        while stack:
+            entry = next(stack[-1], None)
+            if entry is None:
+                stack.pop().close()
+                continue
+            if entry.name.startswith("."):
+                continue
+            key = Path(entry.path).relative_to(root).as_posix()
+            if entry.is_dir(follow_symlinks=False):
+                if key.startswith(prefix) or prefix.startswith(key + "/"):
+                    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                        stack.append(os.scandir(entry.path))
+                continue
+            if not entry.is_file(follow_symlinks=False) or not key.startswith(prefix):
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # deleted while walking
+            yield ListedObject(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
+    finally:
+        for iterator in stack:
+            iterator.close()
 
 
 def _join(files: Sequence[Path], temp: Path) -> tuple[int, str, int]:

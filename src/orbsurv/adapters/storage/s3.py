@@ -44,6 +44,7 @@ from orbsurv.application.errors import (
 )
 from orbsurv.application.ports import (
     MAX_PART_NUMBER,
+    ListedObject,
     ObjectInfo,
     PendingMultipart,
     StoredObject,
@@ -57,6 +58,7 @@ PART_SIZE = 8 * 1024 * 1024  # S3 needs parts of at least 5 MiB, except the last
 MIN_PART_SIZE = 5 * 1024 * 1024
 PUT_CONCURRENCY = 4
 READ_CHUNK = 1024 * 1024
+LIST_PAGE = 1000  # keys per ListObjectsV2 request (S3's maximum)
 COPY_OBJECT_LIMIT = 5 * 1024**3  # CopyObject's limit; larger objects copy part by part
 T = TypeVar("T")
 
@@ -403,6 +405,24 @@ class S3ObjectStorage:
                 "KeyMarker": page["NextKeyMarker"],
                 "UploadIdMarker": page["NextUploadIdMarker"],
             }
+
+    async def list_objects(self, prefix: str) -> AsyncIterator[ListedObject]:
+        pages = iter(
+            self._s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self._bucket, Prefix=prefix, PaginationConfig={"PageSize": LIST_PAGE}
+            )
+        )
+        while True:
+            # one page is one request, sent from the adapter's thread pool
+            page = await self._call(functools.partial(next, pages, None))
+            if page is None:
+                return
+            for item in page.get("Contents", []):
+                yield ListedObject(
+                    key=item["Key"],
+                    size=int(item["Size"]),
+                    modified_at=item["LastModified"].astimezone(UTC),
+                )
 
     async def ping(self) -> None:
         await asyncio.to_thread(self._s3.head_bucket, Bucket=self._bucket)
