@@ -81,6 +81,8 @@ logger = logging.getLogger("orbsurv.packages")
 
 CHECKSUM_ALGORITHMS = ("sha256", "sha1", "md5")
 SWEEP_BATCH = 100  # sessions per sweep round
+ORPHAN_BATCH = 500  # listed objects per database check of the orphan sweep
+UPLOADS_PREFIX = "packages/uploads/"  # every upload's objects live under <prefix><upload id>/
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +159,7 @@ class CreateUpload:
             )
         now = self.clock.now()
         upload_id = str(uuid.uuid4())
-        key = f"packages/uploads/{upload_id}/object"
+        key = f"{UPLOADS_PREFIX}{upload_id}/object"
         multipart_id = await self.storage.create_multipart(key, content_type=details.content_type)
         session = UploadSession(
             id=upload_id,
@@ -496,7 +498,7 @@ class AppendUploadChunk:
                 if final:
                     await settle()
             elif final and hasher is None:
-                key = f"packages/uploads/{session.id}/tail-{uuid.uuid4().hex}"
+                key = f"{UPLOADS_PREFIX}{session.id}/tail-{uuid.uuid4().hex}"
                 await self.storage.put(key, _one(buffer))
                 beat.progress()
                 try:
@@ -739,7 +741,7 @@ class PublishPackage:
                 f"Version {details.version} of {details.package_name} already exists."
             )
         upload_id = str(uuid.uuid4())
-        key = f"packages/uploads/{upload_id}/object"
+        key = f"{UPLOADS_PREFIX}{upload_id}/object"
         digest = hashlib.sha256()
         scan = await self.scanner.open()
 
@@ -866,11 +868,26 @@ class AbortUpload:
 
 @dataclass(frozen=True, slots=True)
 class SweepUploads:
-    """The worker's job: expire sessions past ``expires_at``, abort their multipart uploads,
-    delete their staged bytes and rows; abort storage multipart uploads that no session owns
-    (left by a crash between creating one and recording it). Returns how many it cleaned."""
+    """The worker's job. Returns how many sessions, multipart uploads and objects it cleaned.
+
+    1. Sessions past ``expires_at``: abort their multipart uploads, delete their staged bytes
+       and rows (an unfinished session also gives its quota reservation back).
+    2. Storage multipart uploads under ``packages/uploads/`` started more than the session TTL
+       ago that no session owns (a crash between creating one and recording it): aborted.
+    3. Objects under ``packages/uploads/`` last written more than the session TTL ago whose
+       upload id has no session row and whose key no blob references (a staged tail, a joined
+       object or a deduplicated copy left by a crash or a failed delete): deleted. An object
+       of a live session is never touched (its row exists), nor the object a version
+       downloads from (its blob names it), however old. The listing streams, so any number of
+       objects is walked in bounded memory, ``ORPHAN_BATCH`` keys per database check.
+
+    Rows never point at objects a crash lost: every write stores the object before the row
+    that names it, and every delete removes the row before the object. Rows whose objects
+    were lost otherwise (outside the application) are the sessions' own and go with them in
+    step 1 when they expire."""
 
     store: UploadStore
+    catalog: PackageCatalog
     storage: ObjectStorage
     lock: Lock
     clock: Clock
@@ -903,21 +920,55 @@ class SweepUploads:
             finally:
                 with contextlib.suppress(Exception):
                     await self.lock.release(name, token)
-        cleaned += await self._orphans(now)
+        cleaned += await self._orphan_uploads(now)
+        cleaned += await self._orphan_objects(now)
         return cleaned
 
-    async def _orphans(self, now: datetime) -> int:
+    async def _orphan_uploads(self, now: datetime) -> int:
         cutoff = now - timedelta(seconds=self.policy.session_ttl_seconds)
         cleaned = 0
         for pending in await self.storage.list_multipart_uploads(started_before=cutoff):
-            if not pending.key.startswith("packages/uploads/"):
+            if not pending.key.startswith(UPLOADS_PREFIX):
                 continue
-            upload_id = pending.key.split("/")[2]
-            record = await self.store.get(upload_id)
+            record = await self.store.get(_upload_id_of(pending.key))
             if record is None or record.multipart_id != pending.upload_id:
                 await self.storage.abort_multipart(pending.key, pending.upload_id)
                 cleaned += 1
         return cleaned
+
+    async def _orphan_objects(self, now: datetime) -> int:
+        cutoff = now - timedelta(seconds=self.policy.session_ttl_seconds)
+        cleaned = 0
+        batch: list[str] = []
+        async for found in self.storage.list_objects(UPLOADS_PREFIX):
+            if found.modified_at >= cutoff:
+                continue  # young: its session may not be recorded yet
+            batch.append(found.key)
+            if len(batch) >= ORPHAN_BATCH:
+                cleaned += await self._drop_orphans(batch)
+                batch = []
+        if batch:
+            cleaned += await self._drop_orphans(batch)
+        return cleaned
+
+    async def _drop_orphans(self, keys: list[str]) -> int:
+        live = await self.store.existing({_upload_id_of(key) for key in keys})
+        candidates = [key for key in keys if _upload_id_of(key) not in live]
+        if not candidates:
+            return 0
+        needed = await self.catalog.referenced_keys(candidates)
+        cleaned = 0
+        for key in candidates:
+            if key not in needed:
+                logger.info("deleting %s: no upload session and no blob names it", key)
+                await self.storage.delete(key)
+                cleaned += 1
+        return cleaned
+
+
+def _upload_id_of(key: str) -> str:
+    """``packages/uploads/<upload id>/...`` -> the upload id."""
+    return key.removeprefix(UPLOADS_PREFIX).split("/", 1)[0]
 
 
 __all__: list[Any] = [
