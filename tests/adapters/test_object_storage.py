@@ -386,3 +386,82 @@ async def test_local_listing_skips_hidden_files(tmp_path: Path) -> None:
     assert [found.key async for found in storage.list_objects("")] == ["k/obj.bin"]
     assert [found.key async for found in storage.list_objects("k/")] == ["k/obj.bin"]
     assert [found.key async for found in storage.list_objects(".multipart/")] == []
+
+
+async def test_parts_with_offsets_complete_to_exactly_the_listed_parts(
+    storage: ObjectStorage,
+) -> None:
+    """Offsets are hints (local files write such parts in place): a repeated region and a
+    late writer's part that is not listed never change the completed object."""
+    key = unique("placed.bin")
+    size = storage.min_part_size
+    first, second, third = (os.urandom(size) for _ in range(3))
+    upload_id = await storage.create_multipart(key)
+    p1 = await storage.upload_part(key, upload_id, 1, chunks(first), offset=0)
+    await storage.upload_part(key, upload_id, 2, chunks(os.urandom(size)), offset=size)  # lost
+    p3 = await storage.upload_part(key, upload_id, 3, chunks(second), offset=size)  # retried
+    late = os.urandom(size)
+    await storage.upload_part(key, upload_id, 4, chunks(late), offset=size)  # a late writer
+    p5 = await storage.upload_part(key, upload_id, 5, chunks(third[:100]), offset=2 * size)
+    assert [p.size for p in (p1, p3, p5)] == [size, size, 100]
+    stored = await storage.complete_multipart(key, upload_id, [p1, p3, p5])
+    expected = first + second + third[:100]
+    assert stored.size == len(expected)
+    assert stored.sha256 in {None, hashlib.sha256(expected).hexdigest()}
+    assert await read_all(storage, key) == expected
+    info = await storage.stat(key)
+    assert info is not None
+    assert info.size == len(expected)
+
+
+async def test_parts_placed_in_order_complete_in_place(storage: ObjectStorage) -> None:
+    key = unique("inplace.bin")
+    size = storage.min_part_size
+    bodies = [os.urandom(size), os.urandom(size), b"end"]
+    upload_id = await storage.create_multipart(key)
+    parts, at = [], 0
+    for number, body in enumerate(bodies, start=1):
+        parts.append(await storage.upload_part(key, upload_id, number, chunks(body), offset=at))
+        at += len(body)
+    stored = await storage.complete_multipart(key, upload_id, parts)
+    whole = b"".join(bodies)
+    assert stored.sha256 in {None, hashlib.sha256(whole).hexdigest()}
+    assert await read_all(storage, key) == whole
+    with pytest.raises(ObjectNotFound):
+        await storage.list_parts(key, upload_id)
+
+
+async def test_local_parts_in_order_become_the_object_without_a_copy(tmp_path: Path) -> None:
+    storage = LocalObjectStorage(tmp_path / "objects")
+    key = "k/inplace.bin"
+    size = storage.min_part_size
+    bodies = [os.urandom(size), b"end"]
+    upload_id = await storage.create_multipart(key)
+    p1 = await storage.upload_part(key, upload_id, 1, chunks(bodies[0]), offset=0)
+    p2 = await storage.upload_part(key, upload_id, 2, chunks(bodies[1]), offset=size)
+    data = storage.root / ".multipart" / upload_id / "data"
+    inode = data.stat().st_ino
+    stored = await storage.complete_multipart(key, upload_id, [p1, p2])
+    assert storage.path_of(key).stat().st_ino == inode  # renamed, not rewritten
+    assert stored.sha256 == hashlib.sha256(b"".join(bodies)).hexdigest()
+    info = await storage.stat(key)
+    assert info is not None
+    assert info.sha256 == stored.sha256
+    assert not (storage.root / ".multipart" / upload_id).exists()
+
+
+async def test_local_a_region_is_never_written_in_place_twice(tmp_path: Path) -> None:
+    """A second write at an offset already written goes to a file of its own, so a recorded
+    part's bytes in the data file stay as they were."""
+    storage = LocalObjectStorage(tmp_path / "objects")
+    key = "k/twice.bin"
+    size = storage.min_part_size
+    upload_id = await storage.create_multipart(key)
+    kept = os.urandom(size)
+    p1 = await storage.upload_part(key, upload_id, 1, chunks(kept), offset=0)
+    await storage.upload_part(key, upload_id, 2, chunks(os.urandom(size)), offset=0)
+    data = storage.root / ".multipart" / upload_id / "data"
+    assert data.read_bytes()[:size] == kept
+    p3 = await storage.upload_part(key, upload_id, 3, chunks(b"tail"), offset=size)
+    await storage.complete_multipart(key, upload_id, [p1, p3])
+    assert await read_all(storage, key) == kept + b"tail"

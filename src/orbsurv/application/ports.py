@@ -170,9 +170,15 @@ class ObjectStorage(Protocol):
         chunks: AsyncIterable[bytes],
         *,
         max_size: int | None = None,
+        offset: int | None = None,
     ) -> UploadedPart:
         """Store part ``number`` (1..10000) of an upload, replacing an earlier part with that
         number.
+
+        ``offset`` (bytes) is a hint: where the part's first byte will sit in the completed
+        object, when the caller knows it. An adapter may store the bytes there at once so that
+        completion need not copy them (local files do; S3 ignores it). Completion still joins
+        exactly the parts it is given, whatever was written with which hint.
 
         Raise ``ObjectNotFound`` when the upload does not exist (completed, aborted or never
         created), ``ValueError`` for a number outside 1..10000, and ``ObjectTooLarge`` past

@@ -308,6 +308,7 @@ class S3ObjectStorage:
         chunks: AsyncIterable[bytes],
         *,
         max_size: int | None = None,
+        offset: int | None = None,  # S3 places parts itself: the hint is not needed
     ) -> UploadedPart:
         if not 1 <= number <= MAX_PART_NUMBER:
             raise ValueError(f"part number {number} is outside 1..{MAX_PART_NUMBER}")

@@ -429,10 +429,10 @@ class AppendUploadChunk:
         committed_tail = tail
         stale_tails: list[str] = []
 
-        async def store_part(data: bytes | bytearray) -> UploadedPart:
+        async def store_part(data: bytes | bytearray, offset: int) -> UploadedPart:
             number = await self.store.reserve_part_number(session.id)
             part = await self.storage.upload_part(
-                record.storage_key, record.multipart_id or "", number, _one(data)
+                record.storage_key, record.multipart_id or "", number, _one(data), offset=offset
             )
             beat.progress()
             return part
@@ -471,7 +471,7 @@ class AppendUploadChunk:
                 await task
 
         async def store_and_commit(data: bytearray, end: int, checked: bool) -> None:
-            part = await store_part(data)
+            part = await store_part(data, end - len(data))
             if checked:
                 pending_parts.append((part, end))
             else:
@@ -612,7 +612,11 @@ class CompleteUpload:
                 number = await self.store.reserve_part_number(upload_id)
                 data = await _read_all(self.storage, record.tail.key)
                 part = await self.storage.upload_part(
-                    key, record.multipart_id or "", number, _one(data)
+                    key,
+                    record.multipart_id or "",
+                    number,
+                    _one(data),
+                    offset=session.offset - len(data),
                 )
                 moved = await self.store.record_progress(
                     upload_id,
