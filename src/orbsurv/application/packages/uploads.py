@@ -37,7 +37,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -349,6 +349,46 @@ async def _read_all(storage: ObjectStorage, key: str) -> bytes:
     return bytes(buffer)
 
 
+class _Abandoned(Exception):
+    """The bytes of a streamed part stopped short of a part: storage must not keep them."""
+
+
+class _PartStream:
+    """One part written to storage while its bytes arrive (so the write overlaps the
+    receiving): ``feed`` queues bytes, ``finish`` ends the part and answers it once storage has
+    it, ``abandon`` makes the write fail so that nothing is kept. The queue holds only bytes
+    the request's buffer holds too, so memory stays within one part."""
+
+    def __init__(
+        self,
+        store: Callable[[AsyncIterable[bytes], int], Coroutine[Any, Any, UploadedPart]],
+        offset: int,
+    ) -> None:
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._abandoned = False
+        self._task: asyncio.Task[UploadedPart] = asyncio.create_task(store(self._chunks(), offset))
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        while (chunk := await self._queue.get()) is not None:
+            yield chunk
+        if self._abandoned:
+            raise _Abandoned("the part was abandoned")
+
+    def feed(self, chunk: bytes) -> None:
+        self._queue.put_nowait(chunk)
+
+    async def finish(self) -> UploadedPart:
+        self._queue.put_nowait(None)
+        return await self._task
+
+    async def abandon(self) -> None:
+        self._abandoned = True
+        self._queue.put_nowait(None)
+        await asyncio.wait({self._task})
+        if not self._task.cancelled():
+            self._task.exception()  # retrieved: the failure is the point
+
+
 @dataclass(frozen=True, slots=True)
 class AppendUploadChunk:
     """PATCH: store the bytes at ``offset``. See the module docstring for the policy.
@@ -429,10 +469,10 @@ class AppendUploadChunk:
         committed_tail = tail
         stale_tails: list[str] = []
 
-        async def store_part(data: bytes | bytearray, offset: int) -> UploadedPart:
+        async def store_part(chunks: AsyncIterable[bytes], offset: int) -> UploadedPart:
             number = await self.store.reserve_part_number(session.id)
             part = await self.storage.upload_part(
-                record.storage_key, record.multipart_id or "", number, _one(data), offset=offset
+                record.storage_key, record.multipart_id or "", number, chunks, offset=offset
             )
             beat.progress()
             return part
@@ -461,43 +501,50 @@ class AppendUploadChunk:
             )
             durable = upto
 
-        writing: asyncio.Task[None] | None = None  # the one part being stored meanwhile
+        stream: _PartStream | None = None  # the part being written while its bytes arrive
 
-        async def settle() -> None:
-            """Wait for the part in flight; its failure is this request's failure."""
-            nonlocal writing
-            if writing is not None:
-                task, writing = writing, None
-                await task
+        def worth_streaming(coming: int | None) -> bool:
+            """Will this request's bytes (``coming`` more, per Content-Length) make the buffer
+            a part? Then it is written as it arrives instead of after it is whole."""
+            if coming is None:
+                return False
+            total = len(buffer) + coming
+            return total >= min_part or start + total == session.length
 
-        async def store_and_commit(data: bytearray, end: int, checked: bool) -> None:
-            part = await store_part(data, end - len(data))
-            if checked:
-                pending_parts.append((part, end))
-            else:
-                await commit(part, None, True, end)
+        async def drop_stream() -> None:
+            nonlocal stream
+            if stream is not None:
+                current, stream = stream, None
+                await current.abandon()
 
         async def flush(*, final: bool) -> None:
-            """Make the buffer durable: a part, or (too small) a staged tail.
-
-            A full part is stored and recorded in a task while the next one arrives (one in
-            flight, so parts are recorded in order); ``final`` waits for it."""
-            nonlocal start, buffer, writing
-            if final:
-                await settle()
+            """Make the buffer durable: a part, or (too small) a staged tail."""
+            nonlocal start, buffer, stream
             if not buffer:
                 return
             end = start + len(buffer)
-            if end == durable and committed_tail is not None and len(buffer) == committed_tail.size:
+            if (
+                stream is None
+                and end == durable
+                and committed_tail is not None
+                and len(buffer) == committed_tail.size
+            ):
                 return  # only the old tail, unchanged
             last = end == session.length
             if len(buffer) >= min_part or last:
-                data, start, buffer = buffer, end, bytearray()  # handed over, not copied
-                await settle()
-                writing = asyncio.create_task(store_and_commit(data, end, hasher is not None))
-                if final:
-                    await settle()
-            elif final and hasher is None:
+                if stream is not None:
+                    current, stream = stream, None
+                    part = await current.finish()
+                else:
+                    part = await store_part(_one(buffer), start)
+                if hasher is None:
+                    await commit(part, None, True, end)
+                else:
+                    pending_parts.append((part, end))
+                start, buffer = end, bytearray()
+                return
+            await drop_stream()  # too short for a part: the bytes become a staged tail
+            if final and hasher is None:
                 key = f"{UPLOADS_PREFIX}{session.id}/tail-{uuid.uuid4().hex}"
                 await self.storage.put(key, _one(buffer))
                 beat.progress()
@@ -507,8 +554,8 @@ class AppendUploadChunk:
                     await self.storage.delete(key)
                     raise
 
+        interrupted = False
         try:
-            interrupted = False
             try:
                 async for chunk in _guarded(command.body, self.policy.idle_timeout_seconds):
                     beat.progress()
@@ -516,8 +563,18 @@ class AppendUploadChunk:
                         raise UploadTooLarge(
                             f"The chunk goes past the declared size of {session.length} bytes."
                         )
+                    if stream is None and worth_streaming(
+                        None
+                        if command.content_length is None
+                        else command.content_length - received
+                    ):
+                        stream = _PartStream(store_part, start)
+                        if buffer:
+                            stream.feed(bytes(buffer))  # the staged tail comes first
                     received += len(chunk)
                     buffer.extend(chunk)
+                    if stream is not None:
+                        stream.feed(chunk)
                     if hasher is not None:
                         hasher.update(chunk)
                     if len(buffer) >= part_size:
@@ -528,7 +585,6 @@ class AppendUploadChunk:
                     "upload %s: body interrupted after %d bytes (%s)", session.id, received, exc
                 )
 
-            await settle()
             if hasher is not None:
                 assert verify is not None
                 if interrupted or hasher.digest() != verify.digest:
@@ -543,10 +599,7 @@ class AppendUploadChunk:
                 hasher = None
             await flush(final=True)
         finally:
-            if writing is not None:  # failed meanwhile: the part in flight still lands
-                await asyncio.wait({writing})
-                if not writing.cancelled() and writing.exception() is not None:
-                    logger.info("upload %s: a part failed after the request did", session.id)
+            await drop_stream()  # failed meanwhile: a part being written is not kept
 
         for key in stale_tails:
             with contextlib.suppress(Exception):
