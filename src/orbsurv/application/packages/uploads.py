@@ -8,6 +8,9 @@ The policy, and why:
   between requests.
 * **Bytes become durable in parts.** Incoming bytes collect in a buffer (at most one part plus
   one chunk); a full buffer becomes a part, recorded with the new offset in one transaction.
+  When the request's ``Content-Length`` says its bytes will make a part, the part is written to
+  storage while they arrive (with its offset in the object as a hint, so the local backend
+  writes it in place); it is recorded only once storage has all of it.
   When the body ends, or the client vanishes, or stays silent past the idle timeout, what is
   buffered is kept too: as a part when it is large enough, otherwise as a *staged tail* object
   (storage refuses parts under ``min_part_size`` except the last). The next PATCH starts its
@@ -21,7 +24,8 @@ The policy, and why:
   writer can neither move the offset nor overwrite a recorded part.
 * **A checksummed chunk is all or nothing** (tus checksum extension): its parts are stored but
   recorded only once the digest matched; on a mismatch the offset does not move (460).
-* **Completion is idempotent.** It assembles the parts, hashes and scans the object, and
+* **Completion is idempotent.** It assembles the parts, hashes and scans the object (one read:
+  the SHA-256 comes from the storage when it computed it while joining, as local files do), and
   publishes the version in one transaction that also marks the session completed with its
   result. A retry returns the stored result; a crash midway leaves a session in ``finalizing``
   that the next call finishes.
