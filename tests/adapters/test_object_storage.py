@@ -465,3 +465,13 @@ async def test_local_a_region_is_never_written_in_place_twice(tmp_path: Path) ->
     p3 = await storage.upload_part(key, upload_id, 3, chunks(b"tail"), offset=size)
     await storage.complete_multipart(key, upload_id, [p1, p3])
     assert await read_all(storage, key) == kept + b"tail"
+
+
+async def test_a_part_may_arrive_as_one_bytearray(storage: ObjectStorage) -> None:
+    """Callers hand a whole buffer over without copying it to bytes."""
+    key = unique("bytearray.bin")
+    body = bytearray(os.urandom(1000))
+    upload_id = await storage.create_multipart(key)
+    part = await storage.upload_part(key, upload_id, 1, chunks(body))  # type: ignore[arg-type]
+    await storage.complete_multipart(key, upload_id, [part])
+    assert await read_all(storage, key) == bytes(body)
