@@ -475,3 +475,25 @@ async def test_a_part_may_arrive_as_one_bytearray(storage: ObjectStorage) -> Non
     part = await storage.upload_part(key, upload_id, 1, chunks(body))  # type: ignore[arg-type]
     await storage.complete_multipart(key, upload_id, [part])
     assert await read_all(storage, key) == bytes(body)
+
+
+async def test_local_a_failed_part_leaves_its_region_free(tmp_path: Path) -> None:
+    """A part that failed while streaming has no marker and can never be listed: the next
+    write at that offset still goes in place, and completion still renames."""
+    storage = LocalObjectStorage(tmp_path / "objects")
+    key = "k/failed.bin"
+    upload_id = await storage.create_multipart(key)
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield os.urandom(2 * MiB)  # written before the failure
+        raise ConnectionError("the client vanished")
+
+    with pytest.raises(ConnectionError):
+        await storage.upload_part(key, upload_id, 1, broken(), offset=0)
+    assert await storage.list_parts(key, upload_id) == []
+    part = await storage.upload_part(key, upload_id, 2, chunks(b"whole"), offset=0)
+    data = storage.root / ".multipart" / upload_id / "data"
+    inode = data.stat().st_ino
+    await storage.complete_multipart(key, upload_id, [part])
+    assert storage.path_of(key).stat().st_ino == inode
+    assert await read_all(storage, key) == b"whole"

@@ -367,21 +367,6 @@ class LocalObjectStorage:
             if sync:
                 os.fdatasync(handle)
 
-        try:
-            async for chunk in chunks:
-                size += len(chunk)
-                if max_size is not None and size > max_size:
-                    raise ObjectTooLarge(f"The part is larger than {max_size} bytes.")
-                pending += chunk
-                if len(pending) >= WRITE_BUFFER:
-                    data, pending = pending, bytearray()
-                    reached = offset + size
-                    await asyncio.to_thread(write, data, reached - len(data), False)
-            reached = offset + size
-            await asyncio.to_thread(write, pending, reached - len(pending), True)
-        finally:
-            os.close(handle)
-            await asyncio.shield(asyncio.to_thread(_release, directory, token, reached))
         etag = secrets.token_hex(16)
         marker = directory / f"{number:05d}.{etag}{_PLACED}"
 
@@ -399,7 +384,27 @@ class LocalObjectStorage:
                 if path != marker:
                     path.unlink(missing_ok=True)
 
-        await asyncio.to_thread(publish)
+        published = False
+        try:
+            async for chunk in chunks:
+                size += len(chunk)
+                if max_size is not None and size > max_size:
+                    raise ObjectTooLarge(f"The part is larger than {max_size} bytes.")
+                pending += chunk
+                if len(pending) >= WRITE_BUFFER:
+                    data, pending = pending, bytearray()
+                    reached = offset + size
+                    await asyncio.to_thread(write, data, reached - len(data), False)
+            reached = offset + size
+            await asyncio.to_thread(write, pending, reached - len(pending), True)
+            await asyncio.to_thread(publish)
+            published = True
+        finally:
+            os.close(handle)
+            # A part that got no marker can never be listed, so its bytes bind nobody: the
+            # claim ends void and the region may be written in place again.
+            end = reached if published else offset
+            await asyncio.shield(asyncio.to_thread(_release, directory, token, end))
         return UploadedPart(number=number, etag=etag, size=size)
 
     async def list_parts(self, key: str, upload_id: str) -> list[UploadedPart]:
@@ -597,7 +602,7 @@ def _claim(directory: Path, offset: int) -> str | None:
 
 
 def _release(directory: Path, token: str, reached: int) -> None:
-    """End a claim: its write reached offset ``reached`` (at most)."""
+    """End a claim: bytes up to offset ``reached`` are taken (its own offset: none are)."""
     with contextlib.suppress(FileNotFoundError), (directory / _CLAIMS).open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         _append(handle, f"end {token} {reached}")
