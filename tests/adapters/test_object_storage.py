@@ -333,3 +333,167 @@ async def test_s3_unreachable_is_storage_unavailable() -> None:
     with pytest.raises(StorageUnavailable):
         await read_all(storage, unique("x"))
     storage.close()
+
+
+async def test_list_objects_walks_a_prefix_page_by_page(
+    storage: ObjectStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orbsurv.adapters.storage import local, s3
+
+    monkeypatch.setattr(local, "LIST_PAGE", 2)  # several pages out of a few objects
+    monkeypatch.setattr(s3, "LIST_PAGE", 2)
+    base = os.urandom(6).hex()
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    expected = {
+        f"{base}/up/a.bin": 1,
+        f"{base}/up/b/c.bin": 22,
+        f"{base}/up/b/d/e.bin": 333,
+        f"{base}/up-sibling.bin": 4,  # a string prefix, not a folder
+        f"{base}/upper/f.bin": 5,
+    }
+    for key, size in expected.items():
+        await storage.put(key, chunks(b"x" * size))
+    await storage.put(f"{base}/other/g.bin", chunks(b"g"))
+    pending_key = f"{base}/up/pending.bin"
+    upload_id = await storage.create_multipart(pending_key)
+    await storage.upload_part(pending_key, upload_id, 1, chunks(b"part"))
+    try:
+        listed = [found async for found in storage.list_objects(f"{base}/up")]
+        assert {found.key: found.size for found in listed} == expected
+        assert len(listed) == len(expected)  # each once
+        after = datetime.now(UTC) + timedelta(seconds=5)
+        assert all(before <= found.modified_at <= after for found in listed)
+        in_folder = {found.key async for found in storage.list_objects(f"{base}/up/b/")}
+        assert in_folder == {f"{base}/up/b/c.bin", f"{base}/up/b/d/e.bin"}
+        assert [found async for found in storage.list_objects(f"{base}/none/")] == []
+
+        deleted = []  # deleting while walking is allowed
+        async for found in storage.list_objects(f"{base}/up"):
+            await storage.delete(found.key)
+            deleted.append(found.key)
+        assert set(deleted) == set(expected)
+        assert [found async for found in storage.list_objects(f"{base}/up")] == []
+    finally:
+        await storage.abort_multipart(pending_key, upload_id)
+
+
+async def test_local_listing_skips_hidden_files(tmp_path: Path) -> None:
+    storage = LocalObjectStorage(tmp_path / "objects")
+    await storage.put("k/obj.bin", chunks(b"one"))
+    (storage.root / "k" / ".obj.bin.0123.part").write_bytes(b"half")  # a crash leftover
+    upload_id = await storage.create_multipart("k/multi.bin")
+    await storage.upload_part("k/multi.bin", upload_id, 1, chunks(b"p"))
+    assert [found.key async for found in storage.list_objects("")] == ["k/obj.bin"]
+    assert [found.key async for found in storage.list_objects("k/")] == ["k/obj.bin"]
+    assert [found.key async for found in storage.list_objects(".multipart/")] == []
+
+
+async def test_parts_with_offsets_complete_to_exactly_the_listed_parts(
+    storage: ObjectStorage,
+) -> None:
+    """Offsets are hints (local files write such parts in place): a repeated region and a
+    late writer's part that is not listed never change the completed object."""
+    key = unique("placed.bin")
+    size = storage.min_part_size
+    first, second, third = (os.urandom(size) for _ in range(3))
+    upload_id = await storage.create_multipart(key)
+    p1 = await storage.upload_part(key, upload_id, 1, chunks(first), offset=0)
+    await storage.upload_part(key, upload_id, 2, chunks(os.urandom(size)), offset=size)  # lost
+    p3 = await storage.upload_part(key, upload_id, 3, chunks(second), offset=size)  # retried
+    late = os.urandom(size)
+    await storage.upload_part(key, upload_id, 4, chunks(late), offset=size)  # a late writer
+    p5 = await storage.upload_part(key, upload_id, 5, chunks(third[:100]), offset=2 * size)
+    assert [p.size for p in (p1, p3, p5)] == [size, size, 100]
+    stored = await storage.complete_multipart(key, upload_id, [p1, p3, p5])
+    expected = first + second + third[:100]
+    assert stored.size == len(expected)
+    assert stored.sha256 in {None, hashlib.sha256(expected).hexdigest()}
+    assert await read_all(storage, key) == expected
+    info = await storage.stat(key)
+    assert info is not None
+    assert info.size == len(expected)
+
+
+async def test_parts_placed_in_order_complete_in_place(storage: ObjectStorage) -> None:
+    key = unique("inplace.bin")
+    size = storage.min_part_size
+    bodies = [os.urandom(size), os.urandom(size), b"end"]
+    upload_id = await storage.create_multipart(key)
+    parts, at = [], 0
+    for number, body in enumerate(bodies, start=1):
+        parts.append(await storage.upload_part(key, upload_id, number, chunks(body), offset=at))
+        at += len(body)
+    stored = await storage.complete_multipart(key, upload_id, parts)
+    whole = b"".join(bodies)
+    assert stored.sha256 in {None, hashlib.sha256(whole).hexdigest()}
+    assert await read_all(storage, key) == whole
+    with pytest.raises(ObjectNotFound):
+        await storage.list_parts(key, upload_id)
+
+
+async def test_local_parts_in_order_become_the_object_without_a_copy(tmp_path: Path) -> None:
+    storage = LocalObjectStorage(tmp_path / "objects")
+    key = "k/inplace.bin"
+    size = storage.min_part_size
+    bodies = [os.urandom(size), b"end"]
+    upload_id = await storage.create_multipart(key)
+    p1 = await storage.upload_part(key, upload_id, 1, chunks(bodies[0]), offset=0)
+    p2 = await storage.upload_part(key, upload_id, 2, chunks(bodies[1]), offset=size)
+    data = storage.root / ".multipart" / upload_id / "data"
+    inode = data.stat().st_ino
+    stored = await storage.complete_multipart(key, upload_id, [p1, p2])
+    assert storage.path_of(key).stat().st_ino == inode  # renamed, not rewritten
+    assert stored.sha256 == hashlib.sha256(b"".join(bodies)).hexdigest()
+    info = await storage.stat(key)
+    assert info is not None
+    assert info.sha256 == stored.sha256
+    assert not (storage.root / ".multipart" / upload_id).exists()
+
+
+async def test_local_a_region_is_never_written_in_place_twice(tmp_path: Path) -> None:
+    """A second write at an offset already written goes to a file of its own, so a recorded
+    part's bytes in the data file stay as they were."""
+    storage = LocalObjectStorage(tmp_path / "objects")
+    key = "k/twice.bin"
+    size = storage.min_part_size
+    upload_id = await storage.create_multipart(key)
+    kept = os.urandom(size)
+    p1 = await storage.upload_part(key, upload_id, 1, chunks(kept), offset=0)
+    await storage.upload_part(key, upload_id, 2, chunks(os.urandom(size)), offset=0)
+    data = storage.root / ".multipart" / upload_id / "data"
+    assert data.read_bytes()[:size] == kept
+    p3 = await storage.upload_part(key, upload_id, 3, chunks(b"tail"), offset=size)
+    await storage.complete_multipart(key, upload_id, [p1, p3])
+    assert await read_all(storage, key) == kept + b"tail"
+
+
+async def test_a_part_may_arrive_as_one_bytearray(storage: ObjectStorage) -> None:
+    """Callers hand a whole buffer over without copying it to bytes."""
+    key = unique("bytearray.bin")
+    body = bytearray(os.urandom(1000))
+    upload_id = await storage.create_multipart(key)
+    part = await storage.upload_part(key, upload_id, 1, chunks(body))  # type: ignore[arg-type]
+    await storage.complete_multipart(key, upload_id, [part])
+    assert await read_all(storage, key) == bytes(body)
+
+
+async def test_local_a_failed_part_leaves_its_region_free(tmp_path: Path) -> None:
+    """A part that failed while streaming has no marker and can never be listed: the next
+    write at that offset still goes in place, and completion still renames."""
+    storage = LocalObjectStorage(tmp_path / "objects")
+    key = "k/failed.bin"
+    upload_id = await storage.create_multipart(key)
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield os.urandom(2 * MiB)  # written before the failure
+        raise ConnectionError("the client vanished")
+
+    with pytest.raises(ConnectionError):
+        await storage.upload_part(key, upload_id, 1, broken(), offset=0)
+    assert await storage.list_parts(key, upload_id) == []
+    part = await storage.upload_part(key, upload_id, 2, chunks(b"whole"), offset=0)
+    data = storage.root / ".multipart" / upload_id / "data"
+    inode = data.stat().st_ino
+    await storage.complete_multipart(key, upload_id, [part])
+    assert storage.path_of(key).stat().st_ino == inode
+    assert await read_all(storage, key) == b"whole"

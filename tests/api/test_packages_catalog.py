@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +16,14 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from orbsurv.adapters.persistence.database import make_engine
-from orbsurv.application.packages.uploads import SweepUploads
+from orbsurv.application.locking import Lock
+from orbsurv.application.packages.uploads import SweepUploads, lock_name
 from orbsurv.application.ports import ObjectStorage
 from orbsurv.domain.identity import Role
 from orbsurv.main.app import make_app
 from orbsurv.main.settings import Settings
 from tests.api.identity_helpers import PASSWORD, Client, bearer, create_account, fetch, login
-from tests.conftest import SettingsFactory, truncate_all
+from tests.conftest import S3Server, SettingsFactory, truncate_all
 
 BASE = "/api/v1/software-packages"
 
@@ -263,6 +266,107 @@ async def test_the_sweeper_leaves_no_objects_parts_or_rows(make_settings: Settin
             assert await fetch(settings, f"SELECT * FROM {table}") == []
         assert stored_files(settings) == []
         assert await storage.list_multipart_uploads() == []
+
+
+@pytest.mark.parametrize("backend", ["local", "s3"])
+async def test_the_sweeper_deletes_old_objects_no_row_or_blob_names(
+    make_settings: SettingsFactory, request: pytest.FixtureRequest, backend: str
+) -> None:
+    """Objects left by a crash (a staged tail, a joined object with no session) go once older
+    than the session TTL; a live session's bytes, a version's blob and other prefixes stay."""
+    env = {"UPLOAD_SESSION_TTL_SECONDS": "2"}
+    if backend == "s3":
+        server: S3Server = request.getfixturevalue("s3_server")
+        env.update(
+            STORAGE_BACKEND="s3",
+            S3_BUCKET=server.bucket,
+            S3_ENDPOINT_URL=server.endpoint_url,
+            S3_REGION=server.region,
+            AWS_ACCESS_KEY_ID=server.access_key_id,
+            AWS_SECRET_ACCESS_KEY=server.secret_access_key,
+        )
+    settings = make_settings(**env)
+    app = make_app(settings)
+    async with AsyncTestClient(app) as client:
+        container = app.state.dishka_container
+        storage = await container.get(ObjectStorage)
+        sweep = await container.get(SweepUploads)
+        lock = await container.get(Lock)
+        ada = await sign_in(app, client, "ada@example.com")
+
+        async def chunks(data: bytes) -> AsyncIterator[bytes]:
+            yield data
+
+        async def exists(key: str) -> bool:
+            return await storage.size(key) is not None
+
+        crashed_tail = f"packages/uploads/{uuid.uuid4()}/tail-{uuid.uuid4().hex}"
+        crashed_object = f"packages/uploads/{uuid.uuid4()}/object"
+        elsewhere = f"projects/{uuid.uuid4()}/file.bin"
+        for key in (crashed_tail, crashed_object, elsewhere):
+            await storage.put(key, chunks(b"left behind"))
+
+        published = await publish(client, ada, b"kept by its blob" * 100, name="kept")
+        blob_key = (
+            await fetch(
+                settings,
+                "SELECT storage_key FROM package_blobs WHERE sha256 = :sha",
+                sha=published["sha256"],
+            )
+        )[0][0]
+
+        created = await client.post(
+            f"{BASE}/uploads/init",
+            json={"package_name": "live", "version": "1.0.0", "file_name": "l", "size": 10_000},
+            headers=ada,
+        )
+        live_id = created.json()["upload_id"]
+        sent = await client.patch(
+            f"{BASE}/uploads/{live_id}",
+            content=b"t" * 1000,  # a staged tail
+            headers={
+                **ada,
+                "Content-Type": "application/offset+octet-stream",
+                "Upload-Offset": "0",
+            },
+        )
+        assert sent.status_code == 200, sent.text
+        live_tail = (
+            await fetch(
+                settings, "SELECT storage_key FROM upload_tails WHERE session_id = :id", id=live_id
+            )
+        )[0][0]
+        # A request holds the live session past its expiry: the sweeper must leave it alone.
+        token = await lock.acquire(lock_name(live_id), 600)
+        assert token is not None
+
+        async def rows() -> list[str]:
+            return [row[0] for row in await fetch(settings, "SELECT id FROM upload_sessions")]
+
+        deadline = time.monotonic() + 60
+        # Until the orphans are gone and the published upload's session row has expired too
+        # (then only its blob names the object).
+        while await exists(crashed_tail) or await exists(crashed_object) or len(await rows()) > 1:
+            assert time.monotonic() < deadline, "the orphans were not swept"
+            await sweep()
+            await asyncio.sleep(0.2)
+        await sweep()  # once more with every condition in place
+        assert await rows() == [live_id]
+        assert await exists(live_tail)
+        assert await exists(blob_key)
+        assert await exists(elsewhere)
+        url = f"{BASE}/{published['package_id']}/versions/{published['version_id']}/download"
+        download = await client.get(url, headers=ada)
+        assert download.status_code == 200
+        assert download.content == b"kept by its blob" * 100
+        await lock.release(lock_name(live_id), token)
+        while await fetch(settings, "SELECT id FROM upload_sessions"):
+            assert time.monotonic() < deadline, "the expired session was not swept"
+            await sweep()
+            await asyncio.sleep(0.2)
+        assert not await exists(live_tail)
+        assert await exists(blob_key)
+        await storage.delete(elsewhere)
 
 
 async def test_downloads_ranges_and_counting(app: Litestar, client: Client) -> None:

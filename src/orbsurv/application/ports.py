@@ -93,6 +93,16 @@ class PendingMultipart:
     started_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class ListedObject:
+    """One object found by ``ObjectStorage.list_objects``: ``size`` in bytes, ``modified_at``
+    timezone-aware UTC (when the object was last written)."""
+
+    key: str
+    size: int
+    modified_at: datetime
+
+
 MAX_PART_NUMBER = 10_000  # S3's limit on part numbers
 
 
@@ -160,9 +170,15 @@ class ObjectStorage(Protocol):
         chunks: AsyncIterable[bytes],
         *,
         max_size: int | None = None,
+        offset: int | None = None,
     ) -> UploadedPart:
         """Store part ``number`` (1..10000) of an upload, replacing an earlier part with that
         number.
+
+        ``offset`` (bytes) is a hint: where the part's first byte will sit in the completed
+        object, when the caller knows it. An adapter may store the bytes there at once so that
+        completion need not copy them (local files do; S3 ignores it). Completion still joins
+        exactly the parts it is given, whatever was written with which hint.
 
         Raise ``ObjectNotFound`` when the upload does not exist (completed, aborted or never
         created), ``ValueError`` for a number outside 1..10000, and ``ObjectTooLarge`` past
@@ -194,6 +210,14 @@ class ObjectStorage(Protocol):
     ) -> list[PendingMultipart]:
         """Uploads neither completed nor aborted, optionally only those started before the
         given instant (for a sweep of abandoned uploads)."""
+        ...
+
+    def list_objects(self, prefix: str) -> AsyncIterator[ListedObject]:
+        """Every stored object whose key starts with ``prefix`` (a plain string prefix, as S3's
+        ListObjectsV2), in no promised order. It streams: keys are fetched a page (at most
+        1000) at a time, so any number of objects can be walked in bounded memory. Parts of
+        unfinished multipart uploads are not objects and are not listed. Deleting listed
+        objects while walking is allowed; objects written meanwhile may or may not appear."""
         ...
 
 

@@ -14,7 +14,7 @@ change it accounts for, so the books cannot drift from the rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -284,6 +284,13 @@ class SqlUploadStore:
     async def free_bytes(self, owner_id: str) -> int:
         async with self._engine.connect() as conn:
             return (await SqlStorageQuota(conn, self._quota).usage(owner_id)).free
+
+    async def existing(self, upload_ids: Collection[str]) -> set[str]:
+        async with self._engine.connect() as conn:
+            found = await conn.execute(
+                sa.select(upload_sessions.c.id).where(upload_sessions.c.id.in_(list(upload_ids)))
+            )
+            return set(found.scalars())
 
     async def in_flight_bytes(self, owner_id: str) -> int:
         async with self._engine.connect() as conn:
@@ -585,6 +592,15 @@ class SqlPackageCatalog:
                 if gone is not None:
                     freed.append(gone)
             return freed
+
+    async def referenced_keys(self, keys: Collection[str]) -> set[str]:
+        async with self._engine.connect() as conn:
+            found = await conn.execute(
+                sa.select(package_blobs.c.storage_key).where(
+                    package_blobs.c.storage_key.in_(list(keys))
+                )
+            )
+            return set(found.scalars())
 
     async def count_download(self, version_id: str) -> None:
         async with self._engine.begin() as conn:

@@ -480,6 +480,7 @@ package_blobs = sa.Table(
     sa.Column("size", sa.BigInteger(), nullable=False),
     sa.Column("ref_count", sa.BigInteger(), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_package_blobs_storage_key", "storage_key"),  # the sweeper's orphan check
 )
 package_versions = sa.Table(
     "package_versions",

@@ -16,12 +16,15 @@ ignored, so ``stat`` never reports a SHA-256 for bytes it was not computed from.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import hashlib
+import itertools
 import json
 import os
 import secrets
 import shutil
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Generator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -29,6 +32,7 @@ from typing import IO, Any
 from orbsurv.application.errors import InvalidMultipart, ObjectNotFound, ObjectTooLarge
 from orbsurv.application.ports import (
     MAX_PART_NUMBER,
+    ListedObject,
     ObjectInfo,
     PendingMultipart,
     StoredObject,
@@ -271,18 +275,27 @@ class LocalObjectStorage:
         return directory, body
 
     @staticmethod
-    def _parts(directory: Path) -> dict[int, tuple[Path, UploadedPart]]:
-        found: dict[int, tuple[Path, UploadedPart, float]] = {}
+    def _parts(directory: Path) -> dict[int, tuple[Path, UploadedPart, int | None]]:
+        """Stored parts by number: the file holding the bytes, the part, and where the bytes
+        start in that file (``None``: a part file of its own, from its first byte; a number:
+        a part placed in the shared data file at that offset)."""
+        found: dict[int, tuple[Path, UploadedPart, int | None, float]] = {}
         for path in directory.iterdir():
             number, _, etag = path.name.partition(".")
             if not number.isdigit() or not etag or path.name.startswith("."):
                 continue
             st = path.stat()
-            part = UploadedPart(number=int(number), etag=etag, size=st.st_size)
+            placed_at: int | None = None
+            source, size = path, st.st_size
+            if etag.endswith(_PLACED):
+                etag = etag.removesuffix(_PLACED)
+                body = json.loads(path.read_text())
+                source, size, placed_at = directory / _DATA, int(body["size"]), int(body["offset"])
+            part = UploadedPart(number=int(number), etag=etag, size=size)
             previous = found.get(part.number)
-            if previous is None or st.st_mtime_ns >= previous[2]:
-                found[part.number] = (path, part, st.st_mtime_ns)
-        return {number: (path, part) for number, (path, part, _) in sorted(found.items())}
+            if previous is None or st.st_mtime_ns >= previous[3]:
+                found[part.number] = (source, part, placed_at, st.st_mtime_ns)
+        return {n: (path, part, at) for n, (path, part, at, _) in sorted(found.items())}
 
     async def upload_part(
         self,
@@ -292,10 +305,17 @@ class LocalObjectStorage:
         chunks: AsyncIterable[bytes],
         *,
         max_size: int | None = None,
+        offset: int | None = None,
     ) -> UploadedPart:
         if not 1 <= number <= MAX_PART_NUMBER:
             raise ValueError(f"part number {number} is outside 1..{MAX_PART_NUMBER}")
         directory, _ = await asyncio.to_thread(self._upload, key, upload_id)
+        if offset is not None:
+            token = await asyncio.to_thread(_claim, directory, offset)
+            if token is not None:
+                return await self._place(
+                    directory, upload_id, number, chunks, max_size, offset, token
+                )
         sink = _Sink(directory / f"{number:05d}.pending", max_size)
         await asyncio.to_thread(sink.open)
         try:
@@ -320,30 +340,126 @@ class LocalObjectStorage:
         await asyncio.to_thread(publish)
         return UploadedPart(number=number, etag=etag, size=sink.size)
 
+    async def _place(
+        self,
+        directory: Path,
+        upload_id: str,
+        number: int,
+        chunks: AsyncIterable[bytes],
+        max_size: int | None,
+        offset: int,
+        token: str,
+    ) -> UploadedPart:
+        """Write a part into the shared data file at ``offset`` (claimed by ``token``), then
+        record it with a marker file naming its offset and size.
+
+        Bytes are gathered into ``WRITE_BUFFER`` writes in a thread; one ``fdatasync`` at the
+        end makes the part durable before it is reported."""
+        size = 0
+        reached = offset
+        pending = bytearray()
+        handle = await asyncio.to_thread(
+            os.open, directory / _DATA, os.O_WRONLY | os.O_CREAT, 0o644
+        )
+
+        def write(data: bytes | bytearray, at: int, sync: bool) -> None:
+            _pwrite_all(handle, data, at)
+            if sync:
+                os.fdatasync(handle)
+
+        etag = secrets.token_hex(16)
+        marker = directory / f"{number:05d}.{etag}{_PLACED}"
+
+        def publish() -> None:
+            if not directory.is_dir():  # aborted while the part streamed
+                raise ObjectNotFound(f"No multipart upload {upload_id!r}.")
+            temp = directory / f".{marker.name}.{secrets.token_hex(6)}.part"
+            with temp.open("x") as out:
+                json.dump({"offset": offset, "size": size}, out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, marker)
+            _fsync_dir(directory)
+            for path in directory.glob(f"{number:05d}.*"):
+                if path != marker:
+                    path.unlink(missing_ok=True)
+
+        published = False
+        try:
+            async for chunk in chunks:
+                size += len(chunk)
+                if max_size is not None and size > max_size:
+                    raise ObjectTooLarge(f"The part is larger than {max_size} bytes.")
+                pending += chunk
+                if len(pending) >= WRITE_BUFFER:
+                    data, pending = pending, bytearray()
+                    reached = offset + size
+                    await asyncio.to_thread(write, data, reached - len(data), False)
+            reached = offset + size
+            await asyncio.to_thread(write, pending, reached - len(pending), True)
+            await asyncio.to_thread(publish)
+            published = True
+        finally:
+            os.close(handle)
+            # A part that got no marker can never be listed, so its bytes bind nobody: the
+            # claim ends void and the region may be written in place again.
+            end = reached if published else offset
+            await asyncio.shield(asyncio.to_thread(_release, directory, token, end))
+        return UploadedPart(number=number, etag=etag, size=size)
+
     async def list_parts(self, key: str, upload_id: str) -> list[UploadedPart]:
         def run() -> list[UploadedPart]:
             directory, _ = self._upload(key, upload_id)
-            return [part for _, part in self._parts(directory).values()]
+            return [part for _, part, _ in self._parts(directory).values()]
 
         return await asyncio.to_thread(run)
 
     async def complete_multipart(
         self, key: str, upload_id: str, parts: Sequence[UploadedPart]
     ) -> StoredObject:
+        """Make the object of the listed parts, in one worker thread, and report its SHA-256.
+
+        When every part that was written with an ``offset`` sits in the shared data file
+        exactly where the object needs it and no such write is unfinished, that file becomes
+        the object: only parts stored as files of their own are copied in (by the kernel,
+        ``os.copy_file_range``), then it is hashed from the page cache and renamed. Otherwise
+        the parts are joined into a new file. Either way the bytes are the listed parts'."""
         directory, body = await asyncio.to_thread(self._upload, key, upload_id)
-        stored = await asyncio.to_thread(self._parts, directory)
-        check_completion(parts, {n: p for n, (_, p) in stored.items()}, self.min_part_size)
-        files = [stored[part.number][0] for part in parts]
+        target = self._path(key)
+        temp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
 
-        async def joined() -> AsyncIterator[bytes]:
-            for path in files:
-                with await asyncio.to_thread(path.open, "rb") as handle:
-                    while chunk := await asyncio.to_thread(handle.read, READ_CHUNK):
-                        yield chunk
+        def run() -> StoredObject:
+            open_claims = _close_claims(directory)  # no part is placed from now on
+            stored = self._parts(directory)
+            check_completion(
+                parts, {n: part for n, (_, part, _) in stored.items()}, self.min_part_size
+            )
+            sources = [stored[part.number] for part in parts]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            data = directory / _DATA
+            placed = [at for _, _, at in sources if at is not None]
+            at, in_place = 0, not open_claims and bool(placed)
+            for _, part, placed_at in sources:
+                if placed_at is not None and placed_at != at:
+                    in_place = False
+                at += part.size
+            try:
+                if in_place:
+                    size, sha256, inode = _fill(data, sources)
+                    source_of_object = data
+                else:
+                    size, sha256, inode = _join(sources, temp)
+                    source_of_object = temp
+                self._write_meta(key, inode, sha256, body.get("content_type"))
+                os.replace(source_of_object, target)
+                _fsync_dir(target.parent)
+            except BaseException:
+                temp.unlink(missing_ok=True)
+                raise
+            shutil.rmtree(directory, ignore_errors=True)
+            return StoredObject(key=key, size=size, sha256=sha256)
 
-        result = await self.put(key, joined(), content_type=body.get("content_type"))
-        await asyncio.to_thread(shutil.rmtree, directory, True)
-        return result
+        return await asyncio.to_thread(run)
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
         def run() -> None:
@@ -354,6 +470,19 @@ class LocalObjectStorage:
             shutil.rmtree(directory, ignore_errors=True)
 
         await asyncio.to_thread(run)
+
+    async def list_objects(self, prefix: str) -> AsyncIterator[ListedObject]:
+        walk = _walk(self._root, prefix)
+
+        def page() -> list[ListedObject]:
+            return list(itertools.islice(walk, LIST_PAGE))
+
+        try:
+            while batch := await asyncio.to_thread(page):
+                for found in batch:
+                    yield found
+        finally:
+            walk.close()
 
     async def list_multipart_uploads(
         self, *, started_before: datetime | None = None
@@ -374,6 +503,198 @@ class LocalObjectStorage:
             return sorted(found, key=lambda upload: upload.started_at)
 
         return await asyncio.to_thread(run)
+
+
+LIST_PAGE = 1000  # objects per page of ``list_objects``, as S3's ListObjectsV2
+
+
+def _walk(root: Path, prefix: str) -> Generator[ListedObject, None, None]:
+    """Objects under ``root`` whose key starts with ``prefix``: a depth-first walk that holds
+    one open directory iterator per level (never a whole listing), skipping hidden entries
+    (metadata, multipart uploads, temporary files)."""
+    head, _, _ = prefix.rpartition("/")
+    start = root / head if head else root
+    if any(part.startswith(".") for part in Path(head).parts):
+        return
+    stack: list[Any] = []  # os.scandir iterators (closed on the way out)
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        stack.append(os.scandir(start))
+    try:
+        while stack:
+            entry = next(stack[-1], None)
+            if entry is None:
+                stack.pop().close()
+                continue
+            if entry.name.startswith("."):
+                continue
+            key = Path(entry.path).relative_to(root).as_posix()
+            if entry.is_dir(follow_symlinks=False):
+                if key.startswith(prefix) or prefix.startswith(key + "/"):
+                    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                        stack.append(os.scandir(entry.path))
+                continue
+            if not entry.is_file(follow_symlinks=False) or not key.startswith(prefix):
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # deleted while walking
+            yield ListedObject(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
+    finally:
+        for iterator in stack:
+            iterator.close()
+
+
+_DATA = "data"  # the shared file parts with an offset are written into
+_CLAIMS = "claims"  # the ledger of writes into it
+_PLACED = ".placed"  # suffix of a placed part's marker file
+
+
+def _pwrite_all(handle: int, data: bytes | bytearray | memoryview, at: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(handle, view, at)
+        view, at = view[written:], at + written
+
+
+def _ledger(handle: IO[str]) -> tuple[set[str], int, bool]:
+    """Read the claims ledger (the caller holds its lock): unfinished claim tokens, the end
+    of the furthest finished write (bytes), and whether completion has begun."""
+    handle.seek(0)
+    started: dict[str, int] = {}
+    finished: set[str] = set()
+    high, closed = 0, False
+    for line in handle.read().splitlines():
+        word, *rest = line.split()
+        if word == "start":
+            started[rest[0]] = int(rest[1])
+        elif word == "end":
+            finished.add(rest[0])
+            high = max(high, int(rest[1]))
+        elif word == "closed":
+            closed = True
+    return set(started) - finished, high, closed
+
+
+def _append(handle: IO[str], line: str) -> None:
+    handle.write(line + "\n")
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def _claim(directory: Path, offset: int) -> str | None:
+    """Claim the data file from ``offset`` on, or ``None`` (then the part gets a file of its
+    own). A write goes in place only past every earlier one and while none is unfinished, so
+    bytes in the data file are never written twice: a late or repeated writer cannot
+    overwrite a part that was recorded. Blocking: run it in a thread."""
+    try:
+        handle = (directory / _CLAIMS).open("a+")
+    except FileNotFoundError:
+        return None  # aborted; the caller's write fails as it should
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        unfinished, high, closed = _ledger(handle)
+        if closed or unfinished or offset < high:
+            return None
+        token = secrets.token_hex(8)
+        _append(handle, f"start {token} {offset}")
+        return token
+
+
+def _release(directory: Path, token: str, reached: int) -> None:
+    """End a claim: bytes up to offset ``reached`` are taken (its own offset: none are)."""
+    with contextlib.suppress(FileNotFoundError), (directory / _CLAIMS).open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        _append(handle, f"end {token} {reached}")
+
+
+def _close_claims(directory: Path) -> bool:
+    """Stop placing parts (completion has begun); ``True`` when a write is unfinished."""
+    with (directory / _CLAIMS).open("a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        unfinished, _, _ = _ledger(handle)
+        _append(handle, "closed")
+        return bool(unfinished)
+
+
+Source = tuple[Path, UploadedPart, int | None]  # the file, the part, its offset in the file
+
+
+def _fill(data: Path, sources: Sequence[Source]) -> tuple[int, str, int]:
+    """Complete the data file in place: copy in the parts that have files of their own, cut
+    it to the object's size, fsync, hash; answer size, SHA-256 (hex) and inode."""
+    buffer = bytearray(READ_CHUNK)
+    view = memoryview(buffer)
+    out = os.open(data, os.O_RDWR)
+    try:
+        at = 0
+        for path, part, placed_at in sources:
+            if placed_at is None:
+                with path.open("rb", buffering=0) as source:
+                    _copy(source.fileno(), 0, out, part.size, at, view)
+            at += part.size
+        os.ftruncate(out, at)
+        os.fsync(out)
+        digest = hashlib.sha256()
+        done = 0
+        while done < at:
+            count = os.preadv(out, [view[: min(len(view), at - done)]], done)
+            if count == 0:
+                raise OSError("the data file ended early")
+            digest.update(view[:count])
+            done += count
+        inode = os.fstat(out).st_ino
+    finally:
+        os.close(out)
+    return at, digest.hexdigest(), inode
+
+
+def _join(sources: Sequence[Source], temp: Path) -> tuple[int, str, int]:
+    """Write the listed parts one after another to the new file ``temp``, fsynced; answer its
+    size in bytes, SHA-256 (hex) and inode. Blocking: run it in a thread."""
+    digest = hashlib.sha256()
+    buffer = bytearray(READ_CHUNK)
+    view = memoryview(buffer)
+    size = 0
+    out = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        for path, part, placed_at in sources:
+            start = placed_at or 0
+            with path.open("rb", buffering=0) as source:
+                done = 0
+                while done < part.size:
+                    count = os.preadv(
+                        source.fileno(), [view[: min(len(view), part.size - done)]], start + done
+                    )
+                    if count == 0:
+                        raise OSError(f"part {part.number} ended early")
+                    digest.update(view[:count])
+                    done += count
+                _copy(source.fileno(), start, out, part.size, size, view)
+            size += part.size
+        os.fsync(out)
+        inode = os.fstat(out).st_ino
+    finally:
+        os.close(out)
+    return size, digest.hexdigest(), inode
+
+
+def _copy(source: int, start: int, out: int, length: int, at: int, view: memoryview) -> None:
+    """Copy ``length`` bytes of ``source`` from offset ``start`` to ``out`` at offset ``at``:
+    in the kernel where the filesystem allows it, else through ``view``."""
+    done = 0
+    with contextlib.suppress(OSError):
+        while done < length:
+            copied = os.copy_file_range(source, out, length - done, start + done, at + done)
+            if copied == 0:
+                break
+            done += copied
+    while done < length:  # no copy_file_range here (another filesystem, an old kernel)
+        count = os.preadv(source, [view[: min(len(view), length - done)]], start + done)
+        if count == 0:
+            raise OSError(f"a part ended {length - done} bytes early")
+        _pwrite_all(out, view[:count], at + done)
+        done += count
 
 
 def check_completion(

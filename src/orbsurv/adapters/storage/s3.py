@@ -44,6 +44,7 @@ from orbsurv.application.errors import (
 )
 from orbsurv.application.ports import (
     MAX_PART_NUMBER,
+    ListedObject,
     ObjectInfo,
     PendingMultipart,
     StoredObject,
@@ -57,6 +58,7 @@ PART_SIZE = 8 * 1024 * 1024  # S3 needs parts of at least 5 MiB, except the last
 MIN_PART_SIZE = 5 * 1024 * 1024
 PUT_CONCURRENCY = 4
 READ_CHUNK = 1024 * 1024
+LIST_PAGE = 1000  # keys per ListObjectsV2 request (S3's maximum)
 COPY_OBJECT_LIMIT = 5 * 1024**3  # CopyObject's limit; larger objects copy part by part
 T = TypeVar("T")
 
@@ -306,17 +308,22 @@ class S3ObjectStorage:
         chunks: AsyncIterable[bytes],
         *,
         max_size: int | None = None,
+        offset: int | None = None,  # S3 places parts itself: the hint is not needed
     ) -> UploadedPart:
         if not 1 <= number <= MAX_PART_NUMBER:
             raise ValueError(f"part number {number} is outside 1..{MAX_PART_NUMBER}")
         # UploadPart needs the length up front, so the part is gathered in memory: parts are
         # bounded by the caller (tus chunks, ``max_size``), not by the object's size.
-        buffer = bytearray()
+        pieces: list[bytes] = []
+        size = 0
         async for chunk in chunks:
-            buffer += chunk
-            if max_size is not None and len(buffer) > max_size:
+            pieces.append(chunk)
+            size += len(chunk)
+            if max_size is not None and size > max_size:
                 raise ObjectTooLarge(f"The part is larger than {max_size} bytes.")
-        return await self._send_part(key, upload_id, number, bytes(buffer))
+        # One piece (a caller's whole buffer) goes up as it is; several are joined once.
+        body = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        return await self._send_part(key, upload_id, number, body)
 
     async def list_parts(self, key: str, upload_id: str) -> list[UploadedPart]:
         parts: list[UploadedPart] = []
@@ -399,6 +406,24 @@ class S3ObjectStorage:
                 "KeyMarker": page["NextKeyMarker"],
                 "UploadIdMarker": page["NextUploadIdMarker"],
             }
+
+    async def list_objects(self, prefix: str) -> AsyncIterator[ListedObject]:
+        pages = iter(
+            self._s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self._bucket, Prefix=prefix, PaginationConfig={"PageSize": LIST_PAGE}
+            )
+        )
+        while True:
+            # one page is one request, sent from the adapter's thread pool
+            page = await self._call(functools.partial(next, pages, None))
+            if page is None:
+                return
+            for item in page.get("Contents", []):
+                yield ListedObject(
+                    key=item["Key"],
+                    size=int(item["Size"]),
+                    modified_at=item["LastModified"].astimezone(UTC),
+                )
 
     async def ping(self) -> None:
         await asyncio.to_thread(self._s3.head_bucket, Bucket=self._bucket)

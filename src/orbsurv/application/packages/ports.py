@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -121,6 +121,10 @@ class UploadStore(Protocol):
         """Bytes declared by the owner's open sessions (they count against the quota)."""
         ...
 
+    async def existing(self, upload_ids: Collection[str]) -> set[str]:
+        """The ids among ``upload_ids`` that have a session row (in any state)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Publication:
@@ -204,6 +208,11 @@ class PackageCatalog(Protocol):
     async def delete(self, package_id: str) -> list[str]:
         """Remove the package and its versions, dropping one blob reference per version; the
         storage keys of blobs no longer referenced (their rows are gone)."""
+        ...
+
+    async def referenced_keys(self, keys: Collection[str]) -> set[str]:
+        """The storage keys among ``keys`` that a blob stores its bytes under (so some version
+        needs them)."""
         ...
 
     async def count_download(self, version_id: str) -> None: ...

@@ -8,6 +8,9 @@ The policy, and why:
   between requests.
 * **Bytes become durable in parts.** Incoming bytes collect in a buffer (at most one part plus
   one chunk); a full buffer becomes a part, recorded with the new offset in one transaction.
+  When the request's ``Content-Length`` says its bytes will make a part, the part is written to
+  storage while they arrive (with its offset in the object as a hint, so the local backend
+  writes it in place); it is recorded only once storage has all of it.
   When the body ends, or the client vanishes, or stays silent past the idle timeout, what is
   buffered is kept too: as a part when it is large enough, otherwise as a *staged tail* object
   (storage refuses parts under ``min_part_size`` except the last). The next PATCH starts its
@@ -21,7 +24,8 @@ The policy, and why:
   writer can neither move the offset nor overwrite a recorded part.
 * **A checksummed chunk is all or nothing** (tus checksum extension): its parts are stored but
   recorded only once the digest matched; on a mismatch the offset does not move (460).
-* **Completion is idempotent.** It assembles the parts, hashes and scans the object, and
+* **Completion is idempotent.** It assembles the parts, hashes and scans the object (one read:
+  the SHA-256 comes from the storage when it computed it while joining, as local files do), and
   publishes the version in one transaction that also marks the session completed with its
   result. A retry returns the stored result; a crash midway leaves a session in ``finalizing``
   that the next call finishes.
@@ -37,10 +41,10 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from orbsurv.application.errors import MalwareDetected, ObjectTooLarge, QuotaExceeded
 from orbsurv.application.locking import Lock
@@ -81,6 +85,8 @@ logger = logging.getLogger("orbsurv.packages")
 
 CHECKSUM_ALGORITHMS = ("sha256", "sha1", "md5")
 SWEEP_BATCH = 100  # sessions per sweep round
+ORPHAN_BATCH = 500  # listed objects per database check of the orphan sweep
+UPLOADS_PREFIX = "packages/uploads/"  # every upload's objects live under <prefix><upload id>/
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +163,7 @@ class CreateUpload:
             )
         now = self.clock.now()
         upload_id = str(uuid.uuid4())
-        key = f"packages/uploads/{upload_id}/object"
+        key = f"{UPLOADS_PREFIX}{upload_id}/object"
         multipart_id = await self.storage.create_multipart(key, content_type=details.content_type)
         session = UploadSession(
             id=upload_id,
@@ -325,8 +331,19 @@ async def _guarded(body: AsyncIterable[bytes], idle: float) -> AsyncIterator[byt
             yield chunk
 
 
-async def _one(data: bytes) -> AsyncIterator[bytes]:
-    yield data
+HASH_IN_THREAD = 256 * 1024  # larger chunks are hashed off the event loop (hashlib frees the GIL)
+
+
+async def _update(digest: Any, chunk: bytes) -> None:
+    if len(chunk) >= HASH_IN_THREAD:
+        await asyncio.to_thread(digest.update, chunk)
+    else:
+        digest.update(chunk)
+
+
+async def _one(data: bytes | bytearray) -> AsyncIterator[bytes]:
+    # A full buffer is handed to storage as it is (no copy); adapters take any bytes-like.
+    yield cast(bytes, data)
 
 
 async def _read_all(storage: ObjectStorage, key: str) -> bytes:
@@ -334,6 +351,46 @@ async def _read_all(storage: ObjectStorage, key: str) -> bytes:
     async for chunk in storage.read(key):
         buffer.extend(chunk)
     return bytes(buffer)
+
+
+class _Abandoned(Exception):
+    """The bytes of a streamed part stopped short of a part: storage must not keep them."""
+
+
+class _PartStream:
+    """One part written to storage while its bytes arrive (so the write overlaps the
+    receiving): ``feed`` queues bytes, ``finish`` ends the part and answers it once storage has
+    it, ``abandon`` makes the write fail so that nothing is kept. The queue holds only bytes
+    the request's buffer holds too, so memory stays within one part."""
+
+    def __init__(
+        self,
+        store: Callable[[AsyncIterable[bytes], int], Coroutine[Any, Any, UploadedPart]],
+        offset: int,
+    ) -> None:
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._abandoned = False
+        self._task: asyncio.Task[UploadedPart] = asyncio.create_task(store(self._chunks(), offset))
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        while (chunk := await self._queue.get()) is not None:
+            yield chunk
+        if self._abandoned:
+            raise _Abandoned("the part was abandoned")
+
+    def feed(self, chunk: bytes) -> None:
+        self._queue.put_nowait(chunk)
+
+    async def finish(self) -> UploadedPart:
+        self._queue.put_nowait(None)
+        return await self._task
+
+    async def abandon(self) -> None:
+        self._abandoned = True
+        self._queue.put_nowait(None)
+        await asyncio.wait({self._task})
+        if not self._task.cancelled():
+            self._task.exception()  # retrieved: the failure is the point
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,10 +473,10 @@ class AppendUploadChunk:
         committed_tail = tail
         stale_tails: list[str] = []
 
-        async def store_part(data: bytes) -> UploadedPart:
+        async def store_part(chunks: AsyncIterable[bytes], offset: int) -> UploadedPart:
             number = await self.store.reserve_part_number(session.id)
             part = await self.storage.upload_part(
-                record.storage_key, record.multipart_id or "", number, _one(data)
+                record.storage_key, record.multipart_id or "", number, chunks, offset=offset
             )
             beat.progress()
             return part
@@ -448,66 +505,105 @@ class AppendUploadChunk:
             )
             durable = upto
 
+        stream: _PartStream | None = None  # the part being written while its bytes arrive
+
+        def worth_streaming(coming: int | None) -> bool:
+            """Will this request's bytes (``coming`` more, per Content-Length) make the buffer
+            a part? Then it is written as it arrives instead of after it is whole."""
+            if coming is None:
+                return False
+            total = len(buffer) + coming
+            return total >= min_part or start + total == session.length
+
+        async def drop_stream() -> None:
+            nonlocal stream
+            if stream is not None:
+                current, stream = stream, None
+                await current.abandon()
+
         async def flush(*, final: bool) -> None:
             """Make the buffer durable: a part, or (too small) a staged tail."""
-            nonlocal start, buffer
+            nonlocal start, buffer, stream
             if not buffer:
                 return
             end = start + len(buffer)
-            if end == durable and committed_tail is not None and len(buffer) == committed_tail.size:
+            if (
+                stream is None
+                and end == durable
+                and committed_tail is not None
+                and len(buffer) == committed_tail.size
+            ):
                 return  # only the old tail, unchanged
             last = end == session.length
-            data = bytes(buffer)
-            if len(data) >= min_part or last:
-                part = await store_part(data)
+            if len(buffer) >= min_part or last:
+                if stream is not None:
+                    current, stream = stream, None
+                    part = await current.finish()
+                else:
+                    part = await store_part(_one(buffer), start)
                 if hasher is None:
                     await commit(part, None, True, end)
                 else:
                     pending_parts.append((part, end))
                 start, buffer = end, bytearray()
-            elif final and hasher is None:
-                key = f"packages/uploads/{session.id}/tail-{uuid.uuid4().hex}"
-                await self.storage.put(key, _one(data))
+                return
+            await drop_stream()  # too short for a part: the bytes become a staged tail
+            if final and hasher is None:
+                key = f"{UPLOADS_PREFIX}{session.id}/tail-{uuid.uuid4().hex}"
+                await self.storage.put(key, _one(buffer))
                 beat.progress()
                 try:
-                    await commit(None, StagedTail(key=key, size=len(data)), False, end)
+                    await commit(None, StagedTail(key=key, size=len(buffer)), False, end)
                 except BaseException:
                     await self.storage.delete(key)
                     raise
 
         interrupted = False
         try:
-            async for chunk in _guarded(command.body, self.policy.idle_timeout_seconds):
-                beat.progress()
-                if received + len(chunk) > remaining:
-                    raise UploadTooLarge(
-                        f"The chunk goes past the declared size of {session.length} bytes."
-                    )
-                received += len(chunk)
-                buffer.extend(chunk)
-                if hasher is not None:
-                    hasher.update(chunk)
-                if len(buffer) >= part_size:
-                    await flush(final=False)
-        except BodyInterrupted as exc:
-            interrupted = True
-            logger.info(
-                "upload %s: body interrupted after %d bytes (%s)", session.id, received, exc
-            )
-
-        if hasher is not None:
-            assert verify is not None
-            if interrupted or hasher.digest() != verify.digest:
-                if interrupted:
-                    return Appended(session.id, durable, session.state, interrupted=True)
-                raise ChecksumMismatch(
-                    "The chunk does not match its Upload-Checksum; the offset did not move."
+            try:
+                async for chunk in _guarded(command.body, self.policy.idle_timeout_seconds):
+                    beat.progress()
+                    if received + len(chunk) > remaining:
+                        raise UploadTooLarge(
+                            f"The chunk goes past the declared size of {session.length} bytes."
+                        )
+                    if stream is None and worth_streaming(
+                        None
+                        if command.content_length is None
+                        else command.content_length - received
+                    ):
+                        stream = _PartStream(store_part, start)
+                        if buffer:
+                            stream.feed(bytes(buffer))  # the staged tail comes first
+                    received += len(chunk)
+                    buffer.extend(chunk)
+                    if stream is not None:
+                        stream.feed(chunk)
+                    if hasher is not None:
+                        hasher.update(chunk)
+                    if len(buffer) >= part_size:
+                        await flush(final=False)
+            except BodyInterrupted as exc:
+                interrupted = True
+                logger.info(
+                    "upload %s: body interrupted after %d bytes (%s)", session.id, received, exc
                 )
-            # Verified: record the parts stored meanwhile, then keep the remainder.
-            for part, end in pending_parts:
-                await commit(part, None, True, end)
-            hasher = None
-        await flush(final=True)
+
+            if hasher is not None:
+                assert verify is not None
+                if interrupted or hasher.digest() != verify.digest:
+                    if interrupted:
+                        return Appended(session.id, durable, session.state, interrupted=True)
+                    raise ChecksumMismatch(
+                        "The chunk does not match its Upload-Checksum; the offset did not move."
+                    )
+                # Verified: record the parts stored meanwhile, then keep the remainder.
+                for part, end in pending_parts:
+                    await commit(part, None, True, end)
+                hasher = None
+            await flush(final=True)
+        finally:
+            await drop_stream()  # failed meanwhile: a part being written is not kept
 
         for key in stale_tails:
             with contextlib.suppress(Exception):
@@ -567,12 +663,17 @@ class CompleteUpload:
         )
         key = record.storage_key
         info = await self.storage.stat(key)
+        known_sha256 = info.sha256 if info is not None else None  # the adapter's own digest
         if info is None or info.size != session.length:
             if record.tail is not None:
                 number = await self.store.reserve_part_number(upload_id)
                 data = await _read_all(self.storage, record.tail.key)
                 part = await self.storage.upload_part(
-                    key, record.multipart_id or "", number, _one(data)
+                    key,
+                    record.multipart_id or "",
+                    number,
+                    _one(data),
+                    offset=session.offset - len(data),
                 )
                 moved = await self.store.record_progress(
                     upload_id,
@@ -588,20 +689,25 @@ class CompleteUpload:
             parts = await self.store.parts(upload_id)
             if sum(part.size for part in parts) != session.length:
                 raise UploadClosed("The stored parts do not add up to the declared size.")
-            await self.storage.complete_multipart(key, record.multipart_id or "", parts)
+            joined = await self.storage.complete_multipart(key, record.multipart_id or "", parts)
+            known_sha256 = joined.sha256
         await self.lock.extend(name, token, self.policy.lock_ttl_seconds)
-        digest = hashlib.sha256()
+        # One read of the whole object for the scan; it also hashes the bytes unless the
+        # adapter computed the digest while joining the parts (the local one does).
+        digest = hashlib.sha256() if known_sha256 is None else None
         size = 0
 
         async def hashed() -> AsyncIterator[bytes]:
             nonlocal size
             async for chunk in self.storage.read(key):
-                digest.update(chunk)
+                if digest is not None:
+                    await _update(digest, chunk)
                 size += len(chunk)
                 yield chunk
 
         verdict = await scan_stream(self.scanner, hashed())
-        sha256 = digest.hexdigest()
+        sha256 = digest.hexdigest() if digest is not None else known_sha256
+        assert sha256 is not None
         declared = record.details.sha256
         failure: Exception | None = None
         if size != session.length:
@@ -705,7 +811,7 @@ class PublishPackage:
             raise QuotaExceeded("The storage quota is full (0 bytes free).")
         limit = min(self.policy.max_upload_bytes, free)
         upload_id = str(uuid.uuid4())
-        key = f"packages/uploads/{upload_id}/object"
+        key = f"{UPLOADS_PREFIX}{upload_id}/object"
         digest = hashlib.sha256()
         scan = await self.scanner.open()
 
@@ -843,11 +949,26 @@ class AbortUpload:
 
 @dataclass(frozen=True, slots=True)
 class SweepUploads:
-    """The worker's job: expire sessions past ``expires_at``, abort their multipart uploads,
-    delete their staged bytes and rows; abort storage multipart uploads that no session owns
-    (left by a crash between creating one and recording it). Returns how many it cleaned."""
+    """The worker's job. Returns how many sessions, multipart uploads and objects it cleaned.
+
+    1. Sessions past ``expires_at``: abort their multipart uploads, delete their staged bytes
+       and rows (an unfinished session also gives its quota reservation back).
+    2. Storage multipart uploads under ``packages/uploads/`` started more than the session TTL
+       ago that no session owns (a crash between creating one and recording it): aborted.
+    3. Objects under ``packages/uploads/`` last written more than the session TTL ago whose
+       upload id has no session row and whose key no blob references (a staged tail, a joined
+       object or a deduplicated copy left by a crash or a failed delete): deleted. An object
+       of a live session is never touched (its row exists), nor the object a version
+       downloads from (its blob names it), however old. The listing streams, so any number of
+       objects is walked in bounded memory, ``ORPHAN_BATCH`` keys per database check.
+
+    Rows never point at objects a crash lost: every write stores the object before the row
+    that names it, and every delete removes the row before the object. Rows whose objects
+    were lost otherwise (outside the application) are the sessions' own and go with them in
+    step 1 when they expire."""
 
     store: UploadStore
+    catalog: PackageCatalog
     storage: ObjectStorage
     lock: Lock
     clock: Clock
@@ -880,21 +1001,55 @@ class SweepUploads:
             finally:
                 with contextlib.suppress(Exception):
                     await self.lock.release(name, token)
-        cleaned += await self._orphans(now)
+        cleaned += await self._orphan_uploads(now)
+        cleaned += await self._orphan_objects(now)
         return cleaned
 
-    async def _orphans(self, now: datetime) -> int:
+    async def _orphan_uploads(self, now: datetime) -> int:
         cutoff = now - timedelta(seconds=self.policy.session_ttl_seconds)
         cleaned = 0
         for pending in await self.storage.list_multipart_uploads(started_before=cutoff):
-            if not pending.key.startswith("packages/uploads/"):
+            if not pending.key.startswith(UPLOADS_PREFIX):
                 continue
-            upload_id = pending.key.split("/")[2]
-            record = await self.store.get(upload_id)
+            record = await self.store.get(_upload_id_of(pending.key))
             if record is None or record.multipart_id != pending.upload_id:
                 await self.storage.abort_multipart(pending.key, pending.upload_id)
                 cleaned += 1
         return cleaned
+
+    async def _orphan_objects(self, now: datetime) -> int:
+        cutoff = now - timedelta(seconds=self.policy.session_ttl_seconds)
+        cleaned = 0
+        batch: list[str] = []
+        async for found in self.storage.list_objects(UPLOADS_PREFIX):
+            if found.modified_at >= cutoff:
+                continue  # young: its session may not be recorded yet
+            batch.append(found.key)
+            if len(batch) >= ORPHAN_BATCH:
+                cleaned += await self._drop_orphans(batch)
+                batch = []
+        if batch:
+            cleaned += await self._drop_orphans(batch)
+        return cleaned
+
+    async def _drop_orphans(self, keys: list[str]) -> int:
+        live = await self.store.existing({_upload_id_of(key) for key in keys})
+        candidates = [key for key in keys if _upload_id_of(key) not in live]
+        if not candidates:
+            return 0
+        needed = await self.catalog.referenced_keys(candidates)
+        cleaned = 0
+        for key in candidates:
+            if key not in needed:
+                logger.info("deleting %s: no upload session and no blob names it", key)
+                await self.storage.delete(key)
+                cleaned += 1
+        return cleaned
+
+
+def _upload_id_of(key: str) -> str:
+    """``packages/uploads/<upload id>/...`` -> the upload id."""
+    return key.removeprefix(UPLOADS_PREFIX).split("/", 1)[0]
 
 
 __all__: list[Any] = [
