@@ -52,8 +52,8 @@ async def test_orders_round_trip_and_lists(engine: AsyncEngine) -> None:
         await conn.commit()
         assert await repo.get(placed[0].id) == placed[0]
         assert await repo.get("missing") is None
-        assert await repo.latest_for_email("a@example.com") == placed[2]
-        assert await repo.latest_for_email("nobody@example.com") is None
+        assert await repo.latest_pending_for_email("a@example.com") == placed[2]
+        assert await repo.latest_pending_for_email("nobody@example.com") is None
         first = await repo.page(None, None, 3)
         assert [o.id for o in first.items] == [other.id, placed[2].id, placed[1].id]
         assert first.next_cursor is not None
@@ -62,6 +62,18 @@ async def test_orders_round_trip_and_lists(engine: AsyncEngine) -> None:
         assert rest.next_cursor is None
         assert (await repo.page(OrderStatus.CANCELLED, None, 10)).items == []
     assert other.price_cents == 64900
+
+
+async def test_the_latest_pending_order_skips_cancelled_ones(engine: AsyncEngine) -> None:
+    placed = [order(at=T0 + timedelta(minutes=n)) for n in range(2)]
+    async with engine.connect() as conn:
+        repo = SqlOrderRepository(conn)
+        for item in placed:
+            await repo.add(item)
+        assert await repo.cancel(placed[1].id, T0 + timedelta(hours=1))
+        assert await repo.latest_pending_for_email("a@example.com") == placed[0]
+        assert await repo.cancel(placed[0].id, T0 + timedelta(hours=1))
+        assert await repo.latest_pending_for_email("a@example.com") is None
 
 
 async def test_completing_links_pending_orders_only(engine: AsyncEngine) -> None:

@@ -17,9 +17,10 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from orbsurv.adapters.persistence.database import make_engine
-from orbsurv.adapters.persistence.orders import SqlRegistrationLinks
-from orbsurv.adapters.persistence.tables import order_links
-from orbsurv.domain.identity import Role
+from orbsurv.adapters.persistence.orders import SqlOrderRepository, SqlRegistrationLinks
+from orbsurv.adapters.persistence.tables import order_links, orders
+from orbsurv.domain.identity import Role, new_id
+from orbsurv.domain.orders import DEFAULT_PLANS, Order, PlanCatalogue
 from orbsurv.main.app import make_app
 from orbsurv.main.settings import Settings
 from tests.api.identity_helpers import PASSWORD, Client, bearer, create_account, fetch, register
@@ -332,6 +333,40 @@ async def test_a_weak_password_does_not_spend_the_link(
     assert done.json()["user"]["organization"] == "Orbital"
 
 
+async def cancel_orders(settings: Settings, *order_ids: str) -> None:
+    engine = make_engine(settings.database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                orders.update().where(orders.c.id.in_(order_ids)).values(status="cancelled")
+            )
+    finally:
+        await engine.dispose()
+
+
+async def test_a_link_dies_with_the_last_pending_order_of_its_address(
+    oclient: Client, order_app: Litestar, order_settings: Settings, smtp_server: SmtpServer
+) -> None:
+    first = await place(oclient, cart_item("starter", 299))
+    second = await place(oclient, cart_item("perimeter", 649))  # shares the live link
+    await deliver(order_app)
+    [mail] = mail_to(smtp_server, BUYER)
+    token = token_in(mail)
+
+    await cancel_orders(order_settings, second["id"])
+    shown = await oclient.get("/api/v1/orders", params={"token": token})
+    assert shown.json()["plan_type"] == "starter"  # the newest order still pending
+
+    await cancel_orders(order_settings, first["id"])
+    assert (await oclient.get("/api/v1/orders", params={"token": token})).status_code == 404
+    refused = await oclient.post(
+        "/api/v1/auth/register-from-order", json={"token": token, "password": PASSWORD}
+    )
+    assert_problem(refused, 400, "order_cancelled")
+    assert await count(order_settings, "users") == 0
+    assert await fetch(order_settings, "SELECT used_at FROM order_links") == [(None,)]
+
+
 async def test_an_address_registered_meanwhile_is_409(
     oclient: Client, order_app: Litestar, smtp_server: SmtpServer
 ) -> None:
@@ -362,6 +397,10 @@ async def test_one_link_opens_one_account_under_concurrency(
             now = datetime.now(UTC)
             token = await SqlRegistrationLinks(conn, key.digest()).issue(
                 BUYER, now, now + timedelta(days=1)
+            )
+            plan = PlanCatalogue.parse(DEFAULT_PLANS).find("starter")
+            await SqlOrderRepository(conn).add(
+                Order.place(order_id=new_id(), email=BUYER, name="Ada", plan=plan, now=now)
             )
     finally:
         await engine.dispose()

@@ -25,8 +25,11 @@ class FakeOrders:
     def _newest(self) -> list[Order]:
         return sorted(self.rows.values(), key=lambda o: (o.created_at, o.id), reverse=True)
 
-    async def latest_for_email(self, email: str) -> Order | None:
-        return next((o for o in self._newest() if o.email == email), None)
+    async def latest_pending_for_email(self, email: str) -> Order | None:
+        return next(
+            (o for o in self._newest() if o.email == email and o.status is OrderStatus.PENDING),
+            None,
+        )
 
     async def complete_pending(self, email: str, user_id: str, now: datetime) -> int:
         pending = [

@@ -196,9 +196,10 @@ async def place_order(
     tags=["orders"],
     summary="What a registration link is for (the sign-up page pre-fills the email)",
     description=(
-        "`{email, name, plan_type, status}` of the newest order placed with the address the "
-        "link was mailed to, while the link is live. An unknown, used or expired token is 404, "
-        "the same for each, so nothing can be enumerated through it."
+        "`{email, name, plan_type, status}` of the newest pending order placed with the "
+        "address the link was mailed to, while the link is live. An unknown, used or expired "
+        "token, or one whose orders were all cancelled, is 404, the same for each, so nothing "
+        "can be enumerated through it."
     ),
     cache_control=NO_STORE,
     responses={404: ResponseSpec(None, description="No live link")},
@@ -224,13 +225,16 @@ async def view_order_link(
         "session cookies, like /auth/register. The account takes the address the link was "
         "mailed to (an `email` field is ignored) and counts as verified; every pending order of "
         "that address is linked to it and completed. 400 `token_used`, `token_expired` or "
-        "`invalid_token`; 409 `email_taken` when the address was registered meanwhile; 422 for "
-        "a weak password (the link is not spent)."
+        "`invalid_token`, and `order_cancelled` when an operator cancelled every order of the "
+        "address (nothing is created); 409 `email_taken` when the address was registered "
+        "meanwhile; 422 for a weak password (the link is not spent)."
     ),
     status_code=201,
     cache_control=NO_STORE,
     responses={
-        400: ResponseSpec(None, description="token_used, token_expired or invalid_token"),
+        400: ResponseSpec(
+            None, description="token_used, token_expired, invalid_token or order_cancelled"
+        ),
         409: ResponseSpec(None, description="email_taken"),
     },
 )

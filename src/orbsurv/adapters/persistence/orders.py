@@ -72,10 +72,10 @@ class SqlOrderRepository:
     async def get(self, order_id: str) -> Order | None:
         return await self._one(sa.select(orders).where(orders.c.id == order_id))
 
-    async def latest_for_email(self, email: str) -> Order | None:
+    async def latest_pending_for_email(self, email: str) -> Order | None:
         return await self._one(
             sa.select(orders)
-            .where(orders.c.email == email)
+            .where(orders.c.email == email, orders.c.status == OrderStatus.PENDING.value)
             .order_by(orders.c.created_at.desc(), orders.c.id.desc())
             .limit(1)
         )

@@ -15,8 +15,9 @@ class OrderRepository(Protocol):
 
     async def get(self, order_id: str) -> Order | None: ...
 
-    async def latest_for_email(self, email: str) -> Order | None:
-        """The newest order placed with this (normalised) address, whatever its status."""
+    async def latest_pending_for_email(self, email: str) -> Order | None:
+        """The newest order placed with this (normalised) address that is still pending
+        (neither completed by a sign-up nor cancelled by an operator)."""
         ...
 
     async def complete_pending(self, email: str, user_id: str, now: datetime) -> int:

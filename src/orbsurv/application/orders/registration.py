@@ -7,6 +7,11 @@ under the unique index on ``users.email``, so an address registered meanwhile is
 ``email_taken`` and the whole transaction (the spent token included) rolls back. Token checks
 come before the password is hashed, so a made-up token costs one indexed read; that read's
 transaction ends before hashing, so no lock is held while the hasher works.
+
+A link opens an account only while an order of its address is pending: once an operator has
+cancelled them all, the preview is 404 and the sign-up 400 ``order_cancelled``. The sign-up
+completes the pending orders in its own transaction and refuses (rolling back the account and
+the spent token) when a cancellation committed meanwhile left none.
 """
 
 from __future__ import annotations
@@ -31,6 +36,13 @@ LINK_ERRORS = {
     ),
 }
 MAX_TOKEN_LENGTH = 256
+
+
+def order_cancelled() -> InvalidInput:
+    return InvalidInput(
+        "The order behind this link was cancelled; place the order again for a new link.",
+        code="order_cancelled",
+    )
 
 
 def link_error(state: LinkState | None) -> InvalidInput:
@@ -59,7 +71,7 @@ class ViewOrderLink:
         link = await self.links.find(token) if 0 < len(token) <= MAX_TOKEN_LENGTH else None
         if link is None or link.state(self.clock.now()) is not LinkState.LIVE:
             raise NotFound("No order waits behind this link.")
-        order = await self.orders.latest_for_email(link.email)
+        order = await self.orders.latest_pending_for_email(link.email)
         if order is None:
             raise NotFound("No order waits behind this link.")
         return OrderPreview(email=link.email, order=order)
@@ -94,24 +106,25 @@ class RegisterFromOrder:
 
     async def __call__(self, command: OrderSignUp) -> OrderRegistration:
         """Raises ``FieldInvalid`` (password policy), ``InvalidInput`` (``invalid_token``,
-        ``token_used``, ``token_expired``), ``Conflict`` (``email_taken``)."""
+        ``token_used``, ``token_expired``, ``order_cancelled``), ``Conflict``
+        (``email_taken``)."""
         check_password_policy(command.password)
         if not 0 < len(command.token) <= MAX_TOKEN_LENGTH:
             raise link_error(None)
         found = await self.links.find(command.token)
+        pending = await self.orders.latest_pending_for_email(found.email) if found else None
         await self.uow.rollback()  # hash outside any transaction (on SQLite: the write lock)
         if found is None or found.state(self.clock.now()) is not LinkState.LIVE:
             raise link_error(found.state(self.clock.now()) if found else None)
+        if pending is None:
+            raise order_cancelled()
         password_hash = await self.hasher.hash(command.password)
         now = self.clock.now()
         email = await self.links.consume(command.token, now)
         if email is None:  # spent or expired since it was read: tell which
             again = await self.links.find(command.token)
             raise link_error(again.state(now) if again else None)
-        name = command.name
-        if name is None:
-            latest = await self.orders.latest_for_email(email)
-            name = latest.name if latest else None
+        name = command.name if command.name is not None else pending.name
         user = User(
             id=new_id(),
             email=email,
@@ -125,6 +138,8 @@ class RegisterFromOrder:
         )
         await self.users.add(user)  # the unique index decides a race: Conflict email_taken
         completed = await self.orders.complete_pending(email, user.id, now)
+        if not completed:  # cancelled since it was read: nothing of this call is committed
+            raise order_cancelled()
         await self.audit.record(
             AuditEvent(
                 action="user.registered",
