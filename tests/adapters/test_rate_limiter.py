@@ -101,6 +101,22 @@ async def test_a_script_redis_forgot_is_loaded_again_without_counting_twice(
         await client.aclose()
 
 
+async def test_give_back_uncounts_one_event_and_never_goes_below_zero(
+    limiter: RateLimiter,
+) -> None:
+    k = key()
+    for _ in range(3):
+        await limiter.hit(k, limit=3, window_seconds=60)
+    assert not (await limiter.peek(k, limit=3)).allowed
+    await limiter.give_back(k)
+    assert (await limiter.peek(k, limit=3)).count == 2
+    for _ in range(4):
+        await limiter.give_back(k)
+    assert (await limiter.peek(k, limit=3)).count == 0
+    assert (await limiter.hit(k, limit=3, window_seconds=60)).count == 1
+    await limiter.give_back(key())  # an unknown key: nothing to give back, no error
+
+
 async def test_without_redis_the_fallback_still_limits() -> None:
     client = make_redis(f"redis://127.0.0.1:{free_port()}/0")
     limiter = FallbackRateLimiter(RedisRateLimiter(client))

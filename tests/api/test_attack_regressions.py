@@ -533,12 +533,6 @@ async def test_concurrent_wrong_current_passwords_get_no_more_checks_than_the_bu
     assert statuses.count(429) >= PARALLEL_GUESSES - ACCOUNT_FAILURE_LIMIT
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the client IP's failure count is still peeked before the check and counted after "
-    "it (only failures count, and the limiter has no way to give one guess back), so parallel "
-    "guesses at many accounts from one address all pass the peek",
-)
 async def test_concurrent_wrong_logins_from_one_address_get_no_more_checks_than_its_budget(
     pg: Settings,
 ) -> None:

@@ -35,6 +35,12 @@ if tonumber(ARGV[3]) > 0 and count == tonumber(ARGV[2]) then
 end
 return {count, redis.call('PTTL', KEYS[1])}
 """
+# KEYS[1] counter: one event uncounted, never below zero, the expiry kept.
+_GIVE_BACK = """
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count > 0 then redis.call('DECR', KEYS[1]) end
+return count
+"""
 # Any number of keys; returns {count1, ttl1, count2, ttl2, ...}.
 _PEEK = """
 local out = {}
@@ -58,6 +64,7 @@ class RedisRateLimiter:
         self._redis = redis
         self._hit = redis.register_script(_HIT)
         self._peek = redis.register_script(_PEEK)
+        self._give_back = redis.register_script(_GIVE_BACK)
         self._hits: Batcher[_Hit, list[int]] = Batcher(
             self._pipeline,
             max_batch=MAX_PIPELINE,
@@ -108,6 +115,9 @@ class RedisRateLimiter:
     async def reset(self, key: str) -> None:
         await self._redis.delete(PREFIX + key)
 
+    async def give_back(self, key: str) -> None:
+        await self._give_back(keys=[PREFIX + key])
+
 
 class FallbackRateLimiter:
     """Redis while it answers; this process's own memory while it does not."""
@@ -155,3 +165,9 @@ class FallbackRateLimiter:
             await self._primary.reset(key)
         except (RedisError, OSError):
             await self._degraded().reset(key)
+
+    async def give_back(self, key: str) -> None:
+        try:
+            await self._primary.give_back(key)
+        except (RedisError, OSError):
+            await self._degraded().give_back(key)

@@ -88,3 +88,8 @@ class MemoryRateLimiter:
 
     async def reset(self, key: str) -> None:
         self._windows.pop(key, None)
+
+    async def give_back(self, key: str) -> None:
+        count, expires = self._current(key)
+        if count > 0:
+            self._windows[key] = (count - 1, expires)

@@ -1,8 +1,10 @@
 """LogIn: password (and for the dev scope, a second factor) in, a session and token pair out.
 
 Unknown accounts answer exactly like wrong passwords, after verifying against a dummy hash so they
-take as long. Guesses are counted per account (whichever identifier was typed, spent before the
-password is checked: see ``credentials``), failures per client IP; a locked account answers 429.
+take as long. Guesses are counted per account (whichever identifier was typed: see
+``credentials``) and per client IP, each spent before the password is checked and given back
+when it proves right, so parallel guesses get no more checks than either budget and successful
+sign-ins behind one address never add up; a spent budget answers 429.
 
 A sign-in writes only what it owns: ``last_login_at``, a rehash of the password it verified, the
 TOTP step it spent. The first two are conditional on the hash it verified and the account being
@@ -33,7 +35,7 @@ from orbsurv.application.identity.ports import (
 from orbsurv.application.identity.sessions import IssuedTokens, SessionIssuer
 from orbsurv.application.ports import AuditLog, Clock, UnitOfWork
 from orbsurv.domain.audit import AuditEvent, RequestContext
-from orbsurv.domain.errors import Forbidden, Unauthenticated
+from orbsurv.domain.errors import Forbidden, RateLimited, Unauthenticated
 from orbsurv.domain.identity import Role, Scope, User, normalise_email
 
 INVALID_CREDENTIALS = "The email or password is incorrect."
@@ -68,22 +70,28 @@ class LogIn:
         user = await self._find(identifier)
         account_key = account_budget(user.id) if user else identifier_budget(identifier)
         subject = user.email if user is not None else identifier
-        await self._refuse_if_blocked(ip_key)
-        guess = await spend_guess(self.limiter, self.policy, account_key)
+        by_ip = await self._spend_ip_guess(ip_key)
+        try:
+            guess = await spend_guess(self.limiter, self.policy, account_key)
+        except RateLimited:
+            await self.limiter.give_back(ip_key)  # no password was checked
+            raise
 
         password_hash = user.password_hash if user is not None else self.hasher.dummy_hash
         valid = await self.hasher.verify(password_hash, command.password)
         if user is None or not valid or not user.is_active:
-            await self._fail(command, subject, guess, ip_key, user, "bad_credentials")
+            await self._fail(command, subject, guess, by_ip, user, "bad_credentials")
             raise Unauthenticated(INVALID_CREDENTIALS, code="invalid_credentials")
 
         amr: tuple[str, ...] = ("pwd",)
         if command.scope is Scope.DEV and user.role is Role.DEV:
             if not await self._second_factor_ok(user, command.otp):
-                await self._fail(command, subject, guess, ip_key, user, "bad_otp")  # kept spent
+                await self._fail(command, subject, guess, by_ip, user, "bad_otp")  # kept spent
                 raise Unauthenticated("The one-time code is missing or wrong.", code="invalid_otp")
             amr = ("pwd", "otp")
-        await self.limiter.reset(account_key)  # the credentials proved right: guess given back
+        # The credentials proved right: the guesses are given back.
+        await self.limiter.reset(account_key)
+        await self.limiter.give_back(ip_key)
 
         if self.policy.require_verified_email and not user.email_verified:
             raise Forbidden(
@@ -120,11 +128,16 @@ class LogIn:
             return await self.users.get_by_email(identifier)
         return await self.users.get_by_username(identifier)
 
-    async def _refuse_if_blocked(self, ip_key: str) -> None:
-        """Raise while the client IP is blocked (its failures across accounts)."""
-        by_ip = await self.limiter.peek(ip_key, limit=self.policy.ip_failure_limit)
+    async def _spend_ip_guess(self, ip_key: str) -> RateDecision:
+        """Spend one guess of the client IP's budget (its failures across accounts) before a
+        password is checked; raise when none is left."""
+        policy = self.policy
+        by_ip = await self.limiter.hit(
+            ip_key, limit=policy.ip_failure_limit, window_seconds=policy.ip_failure_window_seconds
+        )
         if not by_ip.allowed:
             raise too_many_attempts(by_ip.retry_after)
+        return by_ip
 
     async def _second_factor_ok(self, user: User, code: str | None) -> bool:
         if not code:
@@ -143,16 +156,13 @@ class LogIn:
         command: LoginCommand,
         identifier: str,
         account: RateDecision,
-        ip_key: str,
+        by_ip: RateDecision,
         user: User | None,
         reason: str,
     ) -> None:
-        """Count the failure against the IP (the account's guess is already spent); the audit
-        trail's alert policy sees the counts on the events."""
+        """Audit the failure (its guesses are already spent); the audit trail's alert policy
+        sees the counts on the events."""
         policy = self.policy
-        by_ip = await self.limiter.hit(
-            ip_key, limit=policy.ip_failure_limit, window_seconds=policy.ip_failure_window_seconds
-        )
         now = self.clock.now()
         actor = user.id if user is not None else None
         await self.audit.record(

@@ -183,6 +183,11 @@ class RateLimiter(Protocol):
 
     async def reset(self, key: str) -> None: ...
 
+    async def give_back(self, key: str) -> None:
+        """Uncount one event counted by ``hit`` (never below zero, the window unchanged): a
+        guess spent before a check that proved right."""
+        ...
+
 
 class OtpVerifier(Protocol):
     def new_secret(self) -> str: ...
