@@ -370,6 +370,7 @@ async def test_tus_creation_patch_and_completion(
         },
     )
     assert response.status_code == 201, response.text
+    assert response.content == b""  # headers only, not a JSON null
     assert response.headers["tus-resumable"] == "1.0.0"
     assert "GMT" in response.headers["upload-expires"]
     url = response.headers["location"]

@@ -27,7 +27,7 @@ import msgspec
 from dishka import FromDishka
 from litestar import Request, Response, delete, get, head, post, route
 from litestar.di import NamedDependency, Provide
-from litestar.enums import HttpMethod
+from litestar.enums import HttpMethod, MediaType
 from litestar.exceptions import HTTPException
 from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, Parameter
@@ -321,7 +321,7 @@ def _truthy(value: str | None) -> bool:
 @inject
 async def tus_create(
     request: Request[Any, Any, Any], use_case: FromDishka[CreateUpload]
-) -> Response[None]:
+) -> Response[bytes]:
     headers = _tus_headers(request)
     principal = await current_principal(request)
     length = _int_header(request, "upload-length")
@@ -347,7 +347,8 @@ async def tus_create(
     )
     opened = await use_case(principal, OpenUpload(details=details, size=length, protocol="tus"))
     return Response(
-        None,
+        b"",  # tus answers creation with headers only (a JSON null is not "no body")
+        media_type=MediaType.TEXT,
         status_code=201,
         headers={
             **headers,
