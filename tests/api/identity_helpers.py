@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
+from dishka import Provider, Scope, provide
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from orbsurv.adapters.persistence.database import make_engine
+from orbsurv.adapters.security.passwords import Argon2PasswordHasher
 from orbsurv.application.identity.create_user import CreateUser, CreateUserCommand
+from orbsurv.application.identity.ports import PasswordHasher
 from orbsurv.domain.identity import Role
 from orbsurv.main.settings import Settings
 
@@ -50,3 +54,37 @@ async def fetch(settings: Settings, query: str, **params: Any) -> list[sa.Row[An
             return list((await conn.execute(sa.text(query), params)).all())
     finally:
         await engine.dispose()
+
+
+class WrappedHasher:
+    """The real argon2 hasher, for tests that watch or pause its verifications (override
+    ``verify`` and call ``self.inner.verify``)."""
+
+    def __init__(self) -> None:
+        self.inner = Argon2PasswordHasher()
+
+    @property
+    def dummy_hash(self) -> str:
+        return self.inner.dummy_hash
+
+    async def hash(self, password: str) -> str:
+        return await self.inner.hash(password)
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self.inner.needs_rehash(password_hash)
+
+    async def verify(self, password_hash: str, password: str) -> bool:
+        return await self.inner.verify(password_hash, password)
+
+
+class HasherProvider(Provider):
+    """Puts a ``WrappedHasher`` in the app: ``make_app(settings, HasherProvider(hasher))``."""
+
+    def __init__(self, hasher: WrappedHasher) -> None:
+        super().__init__()
+        self.hasher = hasher
+
+    @provide(scope=Scope.APP)
+    def password_hasher(self) -> Iterator[PasswordHasher]:
+        yield self.hasher
+        self.hasher.inner.close()

@@ -13,23 +13,28 @@ import asyncio
 import base64
 import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from dishka import Provider, Scope, provide
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from orbsurv.adapters.persistence.database import make_engine
-from orbsurv.adapters.security.passwords import Argon2PasswordHasher
-from orbsurv.application.identity.ports import PasswordHasher
 from orbsurv.main.app import make_app
 from orbsurv.main.settings import Settings
-from tests.api.identity_helpers import PASSWORD, bearer, fetch, login
+from tests.api.identity_helpers import (
+    PASSWORD,
+    HasherProvider,
+    WrappedHasher,
+    bearer,
+    fetch,
+    login,
+)
+from tests.api.test_packages_catalog import stored_files
 from tests.api.test_races import serve
 from tests.conftest import SettingsFactory, truncate_all
 
@@ -68,16 +73,6 @@ async def sign_up_admin(
     assert answer.status_code == 200, answer.text
     client.cookies.clear()
     return bearer(answer.json()["access_token"])
-
-
-def stored_objects(settings: Settings) -> list[Path]:
-    """Objects and multipart parts under the local storage root (metadata files aside)."""
-    found: list[Path] = []
-    for part in ("packages", ".multipart"):
-        root = Path(settings.upload_root) / part
-        if root.exists():
-            found.extend(p for p in root.rglob("*") if p.is_file())
-    return sorted(found)
 
 
 async def usage(settings: Settings) -> list[tuple[int, int]]:
@@ -245,7 +240,7 @@ async def test_a_single_request_upload_over_the_quota_keeps_no_bytes(
         )
         assert answer.status_code == 413, answer.text
         assert answer.json()["code"] == "quota_exceeded"
-        assert stored_objects(settings) == []
+        assert stored_files(settings) == []
         assert await fetch(settings, "SELECT id FROM upload_sessions") == []
         assert await usage(settings) in ([], [(0, 0)])
 
@@ -303,7 +298,7 @@ async def test_a_single_request_upload_that_loses_the_version_race_gives_its_res
         assert late.json()["code"] == "version_exists"
     assert await usage(settings) == [(200, 0)]
     assert await fetch(settings, "SELECT id FROM upload_sessions") == []
-    assert [p.stat().st_size for p in stored_objects(settings)] == [200]
+    assert [p.stat().st_size for p in stored_files(settings)] == [200]
 
 
 # --- the guessing budget under concurrency --------------------------------------------------
@@ -314,27 +309,17 @@ IP_FAILURE_LIMIT = 20
 PARALLEL_GUESSES = 8
 
 
-class CountingHasher:
+class CountingHasher(WrappedHasher):
     """argon2, counting the verifications of ``WRONG``; each one waits (up to a deadline) until
     more verifications than the budget allows have started, so requests that were let through
     overlap for certain. A service that spends the budget before verifying never lets that many
     start: the waits then end at their deadline and the test goes on."""
 
     def __init__(self, budget: int = ACCOUNT_FAILURE_LIMIT) -> None:
-        self.inner = Argon2PasswordHasher()
+        super().__init__()
         self.budget = budget
         self.started = 0
         self.over_budget = asyncio.Event()
-
-    @property
-    def dummy_hash(self) -> str:
-        return self.inner.dummy_hash
-
-    async def hash(self, password: str) -> str:
-        return await self.inner.hash(password)
-
-    def needs_rehash(self, password_hash: str) -> bool:
-        return self.inner.needs_rehash(password_hash)
 
     async def verify(self, password_hash: str, password: str) -> bool:
         if password == WRONG:
@@ -346,17 +331,6 @@ class CountingHasher:
         return await self.inner.verify(password_hash, password)
 
 
-class CountingHasherProvider(Provider):
-    def __init__(self, hasher: CountingHasher) -> None:
-        super().__init__()
-        self.hasher = hasher
-
-    @provide(scope=Scope.APP)
-    def password_hasher(self) -> Iterator[PasswordHasher]:
-        yield self.hasher
-        self.hasher.inner.close()
-
-
 async def test_concurrent_wrong_logins_get_no_more_password_checks_than_the_budget(
     pg: Settings,
 ) -> None:
@@ -365,7 +339,7 @@ async def test_concurrent_wrong_logins_get_no_more_password_checks_than_the_budg
     lock the account, so parallel guessing multiplies the budget. Here 8 at once in-process.
     Expected: at most 5 checks; the others 429 ``too_many_attempts``."""
     hasher = CountingHasher()
-    app = make_app(pg, CountingHasherProvider(hasher))
+    app = make_app(pg, HasherProvider(hasher))
     async with serve(app) as client:
         await sign_up(client)
         answers = await asyncio.gather(
@@ -514,7 +488,7 @@ async def test_concurrent_wrong_current_passwords_get_no_more_checks_than_the_bu
     the portal's re-authentication peeked at the same budget before checking, so every one of
     them was checked. Expected: at most 5 checks, the others 429 ``too_many_attempts``."""
     hasher = CountingHasher()
-    app = make_app(pg, CountingHasherProvider(hasher))
+    app = make_app(pg, HasherProvider(hasher))
     async with serve(app) as client:
         auth = await sign_up(client)
         answers = await asyncio.gather(
@@ -540,7 +514,7 @@ async def test_concurrent_wrong_logins_from_one_address_get_no_more_checks_than_
     address: each is within its account's budget, and the address's budget is 20 failures a
     minute, yet all 25 passwords are checked. Expected: at most 20 checks; the others 429."""
     hasher = CountingHasher(budget=IP_FAILURE_LIMIT)
-    app = make_app(pg, CountingHasherProvider(hasher))
+    app = make_app(pg, HasherProvider(hasher))
     guesses = IP_FAILURE_LIMIT + 5
     async with serve(app) as client:
         answers = await asyncio.gather(
@@ -622,5 +596,5 @@ async def test_a_single_request_upload_stops_reading_once_past_the_free_quota(
     assert answer.status_code == 413, answer.text
     assert answer.json()["code"] == "quota_exceeded"
     assert sum(sent) < 1024 * 1024, f"{sum(sent)} bytes were read"
-    assert stored_objects(settings) == []
+    assert stored_files(settings) == []
     assert await usage(settings) in ([], [(0, 0)])

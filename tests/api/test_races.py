@@ -8,7 +8,7 @@ Litestar's test client would run them one at a time on a portal thread."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -22,15 +22,15 @@ from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from orbsurv.adapters.persistence.console import SqlConsoleReader
-from orbsurv.adapters.security.passwords import Argon2PasswordHasher
 from orbsurv.application.console.ports import ConsoleReader
-from orbsurv.application.identity.ports import PasswordHasher
 from orbsurv.domain.identity import Role
 from orbsurv.main.app import make_app
 from orbsurv.main.settings import Settings
 from tests.api.identity_helpers import (
     PASSWORD,
     Client,
+    HasherProvider,
+    WrappedHasher,
     bearer,
     create_account,
     fetch,
@@ -60,26 +60,16 @@ async def pg_settings(make_settings: SettingsFactory, postgres_url: str) -> Sett
     return make_settings(DATABASE_URL=postgres_url, ENV="development", INPROCESS_WORKER="false")
 
 
-class PausingHasher:
+class PausingHasher(WrappedHasher):
     """argon2, except that the first verification of ``armed_for`` after arming waits, once its
     answer is known, until ``release`` is set: the caller has read the account and checked the
     password, and has not written anything yet."""
 
     def __init__(self) -> None:
-        self.inner = Argon2PasswordHasher()
+        super().__init__()
         self.armed_for: str | None = None
         self.paused = asyncio.Event()
         self.release = asyncio.Event()
-
-    @property
-    def dummy_hash(self) -> str:
-        return self.inner.dummy_hash
-
-    async def hash(self, password: str) -> str:
-        return await self.inner.hash(password)
-
-    def needs_rehash(self, password_hash: str) -> bool:
-        return self.inner.needs_rehash(password_hash)
 
     async def verify(self, password_hash: str, password: str) -> bool:
         valid = await self.inner.verify(password_hash, password)
@@ -88,17 +78,6 @@ class PausingHasher:
             self.paused.set()
             await self.release.wait()
         return valid
-
-
-class HasherProvider(Provider):
-    def __init__(self, hasher: PausingHasher) -> None:
-        super().__init__()
-        self.hasher = hasher
-
-    @provide(scope=Scope.APP)
-    def password_hasher(self) -> Iterator[PasswordHasher]:
-        yield self.hasher
-        self.hasher.inner.close()
 
 
 @pytest.fixture
