@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from orbsurv.adapters.batching import Batcher
 from orbsurv.adapters.persistence.leads import JOIN_WAITLIST
-from orbsurv.adapters.persistence.outbox import ENQUEUE, outbox_row
+from orbsurv.adapters.persistence.outbox import ENQUEUE, PENDING, outbox_row
 from orbsurv.adapters.persistence.tables import form_acknowledgements, waitlist_entries
 from orbsurv.application.ports import OutgoingEmail
 from orbsurv.domain.leads import Lead, Submitter
@@ -125,22 +125,12 @@ async def _statements(conn: AsyncConnection, signups: list[_SignUp]) -> list[boo
     # Rows in address order: a group written by another process at the same time takes its row
     # locks in the same order, so the two wait for each other instead of deadlocking.
     group = sorted(signups, key=lambda item: item.signup.email)
-    dialect = conn.dialect.name
-    rows = [
-        {
-            "id": str(uuid.uuid4()),
-            "created_at": item.by.at,
-            "updated_at": item.by.at,
-            "email": item.signup.email,
-            "ip": item.by.ip,
-            "user_agent": item.by.user_agent,
-            "name": item.signup.fields.get("name"),
-            "source": item.signup.fields.get("source"),
-        }
-        for item in group
-    ]
-    inserted: set[str] = set((await conn.execute(JOIN_WAITLIST[dialect], rows)).scalars())
-    created = [row["id"] in inserted for row in rows]
+    # One cut-off for the group: the earliest sign-up's, so none is acknowledged early.
+    due = min(item.by.at for item in group) - timedelta(seconds=group[0].every_seconds)
+    if conn.dialect.name == "postgresql":
+        inserted = await _postgres_join(conn, group, due)
+    else:
+        inserted = await _portable_join(conn, group, due)
     repeats = [
         {
             "repeat_email": item.signup.email,
@@ -148,13 +138,33 @@ async def _statements(conn: AsyncConnection, signups: list[_SignUp]) -> list[boo
             "repeat_source": item.signup.fields.get("source") or None,
             "repeat_name": item.signup.fields.get("name") or None,
         }
-        for item, new in zip(group, created, strict=True)
-        if not new
+        for item in group
+        if item.signup.email not in inserted
     ]
     if repeats:
         await conn.execute(_REPEAT, repeats)
-    # One cut-off for the group: the earliest sign-up's, so none is acknowledged early.
-    due = min(item.by.at for item in group) - timedelta(seconds=group[0].every_seconds)
+    return [item.signup.email in inserted for item in signups]
+
+
+def _row(item: _SignUp) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "created_at": item.by.at,
+        "updated_at": item.by.at,
+        "email": item.signup.email,
+        "ip": item.by.ip,
+        "user_agent": item.by.user_agent,
+        "name": item.signup.fields.get("name"),
+        "source": item.signup.fields.get("source"),
+    }
+
+
+async def _portable_join(conn: AsyncConnection, group: list[_SignUp], due: datetime) -> set[str]:
+    """Three multi-row statements (SQLite has no data-modifying ``WITH``); the new addresses."""
+    dialect = conn.dialect.name
+    rows = [_row(item) for item in group]
+    inserted_ids: set[str] = set((await conn.execute(JOIN_WAITLIST[dialect], rows)).scalars())
+    inserted = {row["email"] for row in rows if row["id"] in inserted_ids}
     claims = [
         {"email": item.signup.email, "last_sent_at": item.by.at, "ack_due": due} for item in group
     ]
@@ -166,5 +176,78 @@ async def _statements(conn: AsyncConnection, signups: list[_SignUp]) -> list[boo
     ]
     if messages:
         await conn.execute(ENQUEUE, messages)
-    new_by_email = {item.signup.email: new for item, new in zip(group, created, strict=True)}
-    return [new_by_email[item.signup.email] for item in signups]
+    return inserted
+
+
+def _arrays(statement: str, **columns: Any) -> sa.TextClause:
+    return sa.text(statement).bindparams(
+        *(sa.bindparam(name, type_=postgresql.ARRAY(kind)) for name, kind in columns.items())
+    )
+
+
+_TEXT, _TIME = sa.Text(), sa.DateTime(timezone=True)
+# One statement, whatever the group's size (so one prepared statement per connection): the
+# rows arrive as arrays. Data-modifying WITH clauses all run to completion.
+_POSTGRES_JOIN = _arrays(
+    """
+    WITH input AS (
+        SELECT * FROM unnest(:ids, :ats, :emails, :ips, :agents, :names, :sources,
+                             :outbox_ids, :subjects, :texts, :htmls)
+            AS i(id, at, email, ip, user_agent, name, source,
+                 outbox_id, subject, text_body, html_body)
+    ), joined AS (
+        INSERT INTO waitlist_entries
+            (id, created_at, updated_at, email, ip, user_agent, name, source)
+        SELECT id, at, at, email, ip, user_agent, name, source FROM input ORDER BY email
+        ON CONFLICT (email) DO NOTHING
+        RETURNING email
+    ), claimed AS (
+        INSERT INTO form_acknowledgements (email, last_sent_at)
+        SELECT email, at FROM input ORDER BY email
+        ON CONFLICT (email) DO UPDATE SET last_sent_at = excluded.last_sent_at
+        WHERE form_acknowledgements.last_sent_at <= :due
+        RETURNING email
+    ), queued AS (
+        INSERT INTO outbox_messages (id, created_at, recipient, subject, text_body, html_body,
+                                     status, attempts, next_attempt_at)
+        SELECT outbox_id, at, email, subject, text_body, html_body, :pending, 0, at
+        FROM input JOIN claimed USING (email)
+    )
+    SELECT email FROM joined
+    """,
+    ids=_TEXT,
+    ats=_TIME,
+    emails=_TEXT,
+    ips=_TEXT,
+    agents=_TEXT,
+    names=_TEXT,
+    sources=_TEXT,
+    outbox_ids=_TEXT,
+    subjects=_TEXT,
+    texts=_TEXT,
+    htmls=_TEXT,
+).bindparams(sa.bindparam("due", type_=_TIME))
+
+
+async def _postgres_join(conn: AsyncConnection, group: list[_SignUp], due: datetime) -> set[str]:
+    """The whole group in one round trip; the new addresses."""
+    messages = [outbox_row(item.acknowledgement, item.by.at) for item in group]
+    found = await conn.execute(
+        _POSTGRES_JOIN,
+        {
+            "ids": [str(uuid.uuid4()) for _ in group],
+            "ats": [item.by.at.astimezone(UTC) for item in group],
+            "emails": [item.signup.email for item in group],
+            "ips": [item.by.ip for item in group],
+            "agents": [item.by.user_agent for item in group],
+            "names": [item.signup.fields.get("name") for item in group],
+            "sources": [item.signup.fields.get("source") for item in group],
+            "outbox_ids": [message["id"] for message in messages],
+            "subjects": [message["subject"] for message in messages],
+            "texts": [message["text_body"] for message in messages],
+            "htmls": [message["html_body"] for message in messages],
+            "due": due.astimezone(UTC),
+            "pending": PENDING,
+        },
+    )
+    return set(found.scalars())
