@@ -36,7 +36,7 @@ from orbsurv.adapters.persistence.account import (
 from orbsurv.adapters.persistence.audit import SqlAlertSink, SqlAuditLog
 from orbsurv.adapters.persistence.console import SqlConsoleReader, SqlSubmissionExport
 from orbsurv.adapters.persistence.content import SqlPublishedResources, SqlResourceRepository
-from orbsurv.adapters.persistence.database import DatabaseProbe, make_engine
+from orbsurv.adapters.persistence.database import DatabaseProbe, make_engine, reads_only
 from orbsurv.adapters.persistence.files import (
     SqlObjectCleanups,
     SqlProjectDownloads,
@@ -98,7 +98,7 @@ from orbsurv.application.alerts import AlertingAuditLog, OutboxAlertNotifier
 from orbsurv.application.analytics.record import RecordEvents
 from orbsurv.application.console.denials import RecordDenial
 from orbsurv.application.console.operate import AcknowledgeAlert, ManageUser, SendOperatorEmail
-from orbsurv.application.console.ports import ConsoleReader, SubmissionExport
+from orbsurv.application.console.ports import ConsoleReader, ConsoleViews, SubmissionExport
 from orbsurv.application.content.manage import (
     CreateResource,
     DeleteResource,
@@ -437,6 +437,11 @@ class OrdersProvider(Provider):
 
 class ConsoleProvider(Provider):
     reader = provide(SqlConsoleReader, scope=Scope.REQUEST, provides=ConsoleReader)
+
+    @provide(scope=Scope.REQUEST)
+    async def views(self, engine: AsyncEngine) -> AsyncIterator[ConsoleViews]:
+        async with reads_only(engine).connect() as connection:
+            yield SqlConsoleReader(connection)
 
     @provide(scope=Scope.APP)
     def export(self, engine: AsyncEngine) -> SubmissionExport:

@@ -36,7 +36,7 @@ from orbsurv.application.console.operate import (
     SendOperatorEmail,
     UserChange,
 )
-from orbsurv.application.console.ports import AuditFilter, ConsoleReader, SubmissionExport
+from orbsurv.application.console.ports import AuditFilter, ConsoleViews, SubmissionExport
 from orbsurv.application.leads.ports import AnalyticsStore, LeadRepository
 from orbsurv.domain.errors import FieldInvalid, NotFound
 from orbsurv.domain.identity import Permission, Principal, Role, User
@@ -139,7 +139,7 @@ def _stream_page(page: CursorPage[dict[str, Any]], size: int) -> StreamPage:
 
 @get("/admin/summary", tags=["console"], summary="Totals", dependencies=READERS, security=SECURITY)
 @inject
-async def summary(operator: Operator, reader: FromDishka[ConsoleReader]) -> AdminSummary:
+async def summary(operator: Operator, reader: FromDishka[ConsoleViews]) -> AdminSummary:
     totals = await reader.totals()
     return AdminSummary(
         total_users=totals["users"],
@@ -166,7 +166,7 @@ async def summary(operator: Operator, reader: FromDishka[ConsoleReader]) -> Admi
 async def list_users(
     operator: Operator,
     paging: Paging,
-    reader: FromDishka[ConsoleReader],
+    reader: FromDishka[ConsoleViews],
     q: Annotated[str | None, Parameter(max_length=254)] = None,
     role: Annotated[
         Literal["user", "admin", "dev"] | None, Parameter(description="Only this role")
@@ -191,7 +191,7 @@ async def list_users(
 )
 @inject
 async def user_detail(
-    operator: Operator, user_id: Id, reader: FromDishka[ConsoleReader]
+    operator: Operator, user_id: Id, reader: FromDishka[ConsoleViews]
 ) -> AdminUserDetail:
     detail = await reader.user(user_id, datetime.now(UTC))
     if detail is None:
@@ -258,7 +258,7 @@ async def end_user_sessions(
 async def logs(
     operator: Operator,
     paging: Paging,
-    reader: FromDishka[ConsoleReader],
+    reader: FromDishka[ConsoleViews],
     cursor: Annotated[str | None, Parameter(max_length=512)] = None,
     action: Annotated[str | None, Parameter(max_length=64)] = None,
     actor_id: Annotated[str | None, Parameter(max_length=64)] = None,
@@ -289,7 +289,7 @@ async def logs(
 async def audit_events(
     operator: Operator,
     paging: Paging,
-    reader: FromDishka[ConsoleReader],
+    reader: FromDishka[ConsoleViews],
     cursor: Annotated[str | None, Parameter(max_length=512)] = None,
     event_type: Annotated[str | None, Parameter(max_length=64)] = None,
     actor_user_id: Annotated[str | None, Parameter(max_length=64)] = None,
@@ -313,7 +313,7 @@ async def audit_events(
 async def alerts(
     operator: Operator,
     paging: Paging,
-    reader: FromDishka[ConsoleReader],
+    reader: FromDishka[ConsoleViews],
     cursor: Annotated[str | None, Parameter(max_length=512)] = None,
     only_unacknowledged: Annotated[
         bool, Parameter(description="Only alerts nobody acknowledged yet")

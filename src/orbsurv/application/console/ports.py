@@ -52,6 +52,12 @@ class ConsoleReader(Protocol):
         ...
 
 
+class ConsoleViews(ConsoleReader, Protocol):
+    """The console's list and detail pages: the same reads on a connection that never writes,
+    so they never queue for a write lock (SQLite has one; its transactions that may write begin
+    IMMEDIATE). ``lock_active`` and ``acknowledge`` belong to the use cases' ``ConsoleReader``."""
+
+
 class SubmissionExport(Protocol):
     def columns(self, kind: str) -> list[str]:
         """The exported columns, in order (a header even for an empty list)."""
