@@ -428,6 +428,9 @@ VIEWS = [
     "/api/v1/admin/logs",
     "/api/v1/admin/audit-events",
     "/api/v1/admin/alerts",
+    "/api/v1/admin/cookie-activity",
+    "/api/v1/admin/waitlist",
+    "/api/v1/admin/client-errors",
 ]
 
 

@@ -152,7 +152,9 @@ from orbsurv.application.identity.sessions import SessionIssuer
 from orbsurv.application.leads.ports import (
     AnalyticsStore,
     CaptchaVerifier,
+    ConsentViews,
     LeadRepository,
+    SubmissionViews,
     Waitlist,
 )
 from orbsurv.application.leads.submit import (
@@ -397,6 +399,17 @@ class IntakeProvider(Provider):
         await writer.close()
 
     join_waitlist = provide(JoinWaitlist, scope=Scope.APP)
+
+    @provide(scope=Scope.REQUEST)
+    async def submission_views(self, engine: AsyncEngine) -> AsyncIterator[SubmissionViews]:
+        async with reads_only(engine).connect() as connection:
+            yield SqlLeadRepository(connection)
+
+    @provide(scope=Scope.REQUEST)
+    async def consent_views(self, engine: AsyncEngine) -> AsyncIterator[ConsentViews]:
+        async with reads_only(engine).connect() as connection:
+            yield SqlAnalyticsStore(connection)
+
     leads = provide(SqlLeadRepository, scope=Scope.REQUEST, provides=LeadRepository)
     analytics = provide(SqlAnalyticsStore, scope=Scope.REQUEST, provides=AnalyticsStore)
     submit = provide(SubmitLead, scope=Scope.REQUEST)

@@ -37,7 +37,7 @@ from orbsurv.application.console.operate import (
     UserChange,
 )
 from orbsurv.application.console.ports import AuditFilter, ConsoleViews, SubmissionExport
-from orbsurv.application.leads.ports import AnalyticsStore, LeadRepository
+from orbsurv.application.leads.ports import ConsentViews, SubmissionViews
 from orbsurv.domain.errors import FieldInvalid, NotFound
 from orbsurv.domain.identity import Permission, Principal, Role, User
 from orbsurv.domain.pagination import CursorPage, PageRequest
@@ -358,7 +358,7 @@ async def acknowledge(
 async def cookie_activity(
     operator: Operator,
     paging: Paging,
-    store: FromDishka[AnalyticsStore],
+    store: FromDishka[ConsentViews],
     client_id: Annotated[str | None, Parameter(max_length=128)] = None,
     user_id: Annotated[str | None, Parameter(max_length=64)] = None,
 ) -> StreamPage:
@@ -407,7 +407,7 @@ async def submissions(
     operator: Operator,
     paging: Paging,
     kind: Annotated[str, Parameter(max_length=32)],
-    leads: FromDishka[LeadRepository],
+    leads: FromDishka[SubmissionViews],
     export: FromDishka[SubmissionExport],
     cursor: Annotated[str | None, Parameter(max_length=512)] = None,
     format: Annotated[

@@ -34,6 +34,11 @@ class LeadRepository(Protocol):
     async def count(self, kind: str) -> int: ...
 
 
+class SubmissionViews(LeadRepository, Protocol):
+    """The console's submission lists: the same reads on a connection that never writes (no
+    wait for a write lock; see ``ConsoleViews``)."""
+
+
 class Waitlist(Protocol):
     async def join(
         self,
@@ -73,3 +78,7 @@ class AnalyticsStore(Protocol):
     ) -> list[dict[str, Any]]:
         """Cookie-consent events of one client or one user, newest first."""
         ...
+
+
+class ConsentViews(AnalyticsStore, Protocol):
+    """The console's cookie-consent list on a connection that never writes."""
