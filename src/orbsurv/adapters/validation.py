@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
@@ -54,4 +55,13 @@ def _validated(candidate: str, field: str) -> str:
         validated = validate_email(candidate, check_deliverability=False)
     except EmailNotValidError as exc:
         raise FieldInvalid(field, f"is not a valid email address ({exc})") from None
-    return str(validated.normalized)
+    normalized = str(validated.normalized)
+    # Compatibility characters (fullwidth letters, ligatures, superscripts) look like the plain
+    # letters they stand for, yet make another local part: a fullwidth "dev@example.com" would
+    # be an account of its own beside the plain one (UTS #39 confusables; OWASP: canonicalise
+    # identities). The domain needs no such check: IDNA (UTS #46) maps it to the plain form.
+    if unicodedata.normalize("NFKC", normalized) != normalized:
+        raise FieldInvalid(
+            field, "holds compatibility characters (fullwidth or similar): write the plain form"
+        )
+    return normalized
