@@ -35,7 +35,12 @@ from multipart import MultipartSegment
 
 from orbsurv.adapters.http.auth import SECURITY, current_principal, requires
 from orbsurv.adapters.http.di import inject
-from orbsurv.adapters.http.downloads import DOWNLOAD_DESCRIPTION, Downloadable, download_response
+from orbsurv.adapters.http.downloads import (
+    DOWNLOAD_DESCRIPTION,
+    Downloadable,
+    download_response,
+    headers_only,
+)
 from orbsurv.adapters.http.projects import _boundary, _flag, _Form
 from orbsurv.application.packages.catalog import (
     CountPackageDownload,
@@ -380,13 +385,12 @@ async def upload_head(
     headers = _tus_headers(request)
     status = await use_case(await current_principal(request), upload_id)
     if status.state is UploadState.EXPIRED:
-        return Response(None, status_code=410, headers={**headers, "Cache-Control": "no-store"})
+        return headers_only(410, {**headers, "Cache-Control": "no-store"})
     if status.state is UploadState.ABORTED:
-        return Response(None, status_code=404, headers={**headers, "Cache-Control": "no-store"})
-    return Response(
-        None,
-        status_code=200,
-        headers={
+        return headers_only(404, {**headers, "Cache-Control": "no-store"})
+    return headers_only(
+        200,
+        {
             **headers,
             "Upload-Offset": str(status.offset),
             "Upload-Length": str(status.size),
