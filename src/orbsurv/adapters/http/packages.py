@@ -41,7 +41,7 @@ from orbsurv.adapters.http.downloads import (
     download_response,
     headers_only,
 )
-from orbsurv.adapters.http.projects import _boundary, _flag, _Form
+from orbsurv.adapters.http.projects import AFTER_THE_FILE, _boundary, _flag, _Form
 from orbsurv.application.packages.catalog import (
     CountPackageDownload,
     DeletePackage,
@@ -933,14 +933,16 @@ async def publish_package(
             file_name, file_type = event.filename, event.content_type
             break
         if event.name in fields:
-            raise FieldInvalid(event.name, f"{event.name} was sent twice.")
+            raise FieldInvalid(event.name, "was sent twice")
         value = await form.read_field(event.name)
         if event.name in SINGLE_FIELDS:
             fields[event.name] = value
     if file_name is None:
         raise FieldInvalid("file", "The upload needs a file part named file.")
     for required in ("name", "version"):
-        if not fields.get(required, "").strip():
+        if required not in fields:
+            raise FieldInvalid(required, AFTER_THE_FILE)
+        if not fields[required].strip():
             raise FieldInvalid(required, "is required")
     details = UploadDetails(
         package_name=fields["name"],
