@@ -41,6 +41,7 @@ from orbsurv.adapters.http.downloads import (
     download_response,
     headers_only,
 )
+from orbsurv.adapters.http.openapi import documented, multipart_upload
 from orbsurv.adapters.http.projects import AFTER_THE_FILE, _boundary, _flag, _Form
 from orbsurv.application.packages.catalog import (
     CountPackageDownload,
@@ -439,6 +440,12 @@ async def _body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
     ),
     security=SECURITY,
     request_max_body_size=None,
+    opt=documented(
+        content={
+            media_type: {"schema": {"type": "string", "format": "binary"}}
+            for media_type in ("application/offset+octet-stream", "application/octet-stream")
+        }
+    ),
     responses={
         **_STATUS_DOC,
         409: ResponseSpec(None, description="Offset mismatch (the body has `offset`)"),
@@ -908,6 +915,20 @@ SINGLE_FIELDS = ("name", "description", "category", "language", "version", "is_p
     status_code=201,
     security=SECURITY,
     request_max_body_size=None,
+    opt=documented(
+        content=multipart_upload(
+            {
+                "name": {"type": "string"},
+                "version": {"type": "string", "examples": ["1.0.0"]},
+                "description": {"type": "string"},
+                "category": {"type": "string"},
+                "language": {"type": "string"},
+                "is_public": {"type": "boolean", "default": False},
+                "sha256": {"type": "string", "description": "hex; verified when given"},
+            },
+            required=["name", "version"],
+        )
+    ),
     responses={
         400: ResponseSpec(None, description="Malformed multipart body"),
         409: ResponseSpec(None, description="The version exists, or the SHA-256 differs"),

@@ -28,6 +28,7 @@ from orbsurv.adapters.http.auth import SECURITY, current_principal
 from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import inject
 from orbsurv.adapters.http.downloads import DOWNLOAD_DESCRIPTION, Downloadable, download_response
+from orbsurv.adapters.http.openapi import documented, multipart_upload
 from orbsurv.adapters.http.problems import ProblemDetail
 from orbsurv.application.files.ports import ProjectChanges
 from orbsurv.application.files.projects import (
@@ -230,6 +231,17 @@ def _boundary(request: Request[Any, Any, Any]) -> str:
     status_code=201,
     security=SECURITY,
     request_max_body_size=None,
+    opt=documented(
+        content=multipart_upload(
+            {
+                "name": {"type": "string"},
+                "description": {"type": "string"},
+                "version": {"type": "string"},
+                "is_public": {"type": "boolean", "default": False},
+            },
+            required=["name"],
+        )
+    ),
     responses={
         400: _problem("The multipart body is malformed."),
         401: _problem("Not signed in."),
