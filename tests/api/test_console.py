@@ -89,6 +89,18 @@ async def test_who_may_read(console: tuple[Litestar, Client, dict[str, str]]) ->
         assert_problem(await client.get(path), 401, "unauthenticated")
 
 
+async def test_an_unknown_submission_list_names_the_lists(
+    console: tuple[Litestar, Client, dict[str, str]],
+) -> None:
+    # The intake forms post to /contact and /pilot_request, but the console lists are plural
+    # and hyphenated; a 404 for the form's own name says which lists exist.
+    _, client, tokens = console
+    response = await client.get("/api/v1/admin/contact", headers=bearer(tokens["admin"]))
+    detail = assert_problem(response, 404, "not_found")["detail"]
+    for kind in ("waitlist", "contacts", "pilot-requests", "investor-interest", "client-errors"):
+        assert kind in detail
+
+
 async def test_dev_routes_need_a_dev_session(
     console: tuple[Litestar, Client, dict[str, str]], console_settings: Settings
 ) -> None:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -80,3 +82,16 @@ async def test_not_ready_on_a_database_behind_the_code(
     assert current.status_code == 200, current.text
     assert behind.status_code == 503
     assert "run `orbsurv migrate`" in behind.json()["checks"]["database"]
+
+
+async def test_a_readiness_probe_writes_no_log_line(
+    client: AsyncTestClient[Litestar], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Orchestrators probe every few seconds: reading the schema revision must not log
+    # Alembic's "Context impl SQLiteImpl." and "Will assume non-transactional DDL." each time.
+    await client.get("/api/v1/readyz")  # the first probe may warm caches
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        response = await client.get("/api/v1/readyz")
+    assert response.status_code == 200
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("alembic")] == []

@@ -329,6 +329,17 @@ async def test_sizes_beyond_32_bits_are_stored_exactly(
     assert response.headers["upload-length"] == str(size)
 
 
+async def test_head_describes_no_body(client: Client, auth: dict[str, str]) -> None:
+    # A HEAD answer's Content-Length and Content-Type describe what GET on the same address
+    # would send (RFC 9110 9.3.2); this one has no body, so it must not claim four bytes of JSON.
+    upload_id = (await init(client, auth, 10))["upload_id"]
+    response = await client.head(f"{BASE}/uploads/{upload_id}", headers={**auth, **TUS})
+    assert response.status_code == 200
+    assert response.headers["upload-offset"] == "0"
+    assert response.headers.get("content-length", "0") == "0"
+    assert "content-type" not in response.headers
+
+
 # --- tus ------------------------------------------------------------------------------------
 
 

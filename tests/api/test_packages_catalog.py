@@ -483,3 +483,25 @@ async def test_single_shot_past_the_limit_is_413_and_keeps_nothing(
         assert answer.status_code == 413
         assert stored_files(settings) == []
         assert await fetch(settings, "SELECT * FROM packages") == []
+
+
+async def test_single_shot_fields_after_the_file_part_are_named_as_such(
+    app: Litestar, client: Client
+) -> None:
+    ada = await sign_in(app, client, "ada@example.com")
+    boundary = "b0undary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.tgz"\r\n\r\n'
+        f'abc\r\n--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\nlate\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="version"\r\n\r\n1.0.0\r\n'
+        f"--{boundary}--\r\n"
+    ).encode()
+    response = await client.post(
+        BASE,
+        content=body,
+        headers={**ada, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert response.status_code == 422, response.text
+    error = response.json()["errors"][0]
+    assert error["field"] == "name"
+    assert "before the file part" in error["message"]

@@ -473,3 +473,34 @@ async def test_clamd_refuses_malware_through_the_api(
         assert stored_files(settings) == []
         clean = await upload(client, auth, file=b"plain bytes " * 1000)
         assert clean.status_code == 201, clean.text
+
+
+def file_first(boundary: str, **fields: str) -> bytes:
+    """A multipart body whose file part comes before the fields (against the documented order)."""
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.zip"\r\n'
+        "Content-Type: application/zip\r\n\r\nabc\r\n"
+    )
+    for name, value in fields.items():
+        body += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+    return (body + f"--{boundary}--\r\n").encode()
+
+
+async def test_fields_after_the_file_part_are_named_as_such(
+    app: Litestar, client: Client, settings_of: Settings
+) -> None:
+    # A client that puts the file first sent a name, so "name is required" alone misleads; the
+    # answer says where the field must go, and the detail does not repeat the field's name.
+    auth = await sign_in(app, client, "ada@example.com")
+    response = await client.post(
+        f"{API}/projects",
+        headers={**auth, "Content-Type": "multipart/form-data; boundary=b0undary"},
+        content=file_first("b0undary", name="Late name"),
+    )
+    body = assert_problem(response, 422, "validation_error")
+    assert body["errors"][0]["field"] == "name"
+    assert "before the file part" in body["errors"][0]["message"]
+    assert not body["detail"].startswith("name: name")
+    blank = await upload(client, auth, name=" ")
+    assert assert_problem(blank, 422, "validation_error")["detail"] == "name: is required."
+    assert stored_files(settings_of) == []

@@ -103,3 +103,18 @@ def test_serve_says_where_it_listens_and_what_it_uses(tmp_path: Path) -> None:
     assert "mail console" in log
     assert "created the schema at revision" in log
     assert "Traceback" not in log
+
+
+def test_mail_links_point_at_the_port_being_served(tmp_path: Path) -> None:
+    # `orbsurv serve --port N` without BACKEND_URL: the links in development mail must open on
+    # port N, not on the default 8000 where nothing (or another service) listens.
+    env = clean_env()
+    with running_server(tmp_path, env) as url:
+        registered = httpx.post(
+            f"{url}/api/v1/auth/register",
+            json={"email": "ada@example.com", "password": "correct horse battery"},
+        )
+        assert registered.status_code == 201, registered.text
+        listing = run_cli("mail", "list", cwd=tmp_path, env=env)
+    assert listing.returncode == 0, listing.stderr
+    assert f"{url}/api/v1/auth/verify-page?token=" in listing.stdout, listing.stdout

@@ -70,12 +70,12 @@ class Project:
 
 def _clean_text(field: str, value: str, limit: int, *, required: bool) -> str:
     if any(unicodedata.category(c) == "Cs" for c in value) or "\x00" in value:
-        raise FieldInvalid(field, f"{field} contains characters that cannot be stored.")
+        raise FieldInvalid(field, "contains characters that cannot be stored")
     value = value.strip()
     if required and not value:
-        raise FieldInvalid(field, f"{field} is required.")
+        raise FieldInvalid(field, "is required")
     if len(value) > limit:
-        raise FieldInvalid(field, f"{field} is longer than {limit} characters.")
+        raise FieldInvalid(field, f"is longer than {limit} characters")
     return value
 
 

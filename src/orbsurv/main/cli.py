@@ -17,7 +17,7 @@ from typing import Any
 
 from orbsurv.domain.errors import DomainError
 from orbsurv.domain.identity import Role
-from orbsurv.main.settings import Settings, SettingsError, load_settings
+from orbsurv.main.settings import DEFAULT_BACKEND_URL, Settings, SettingsError, load_settings
 
 
 class _OneLineFormatter(logging.Formatter):
@@ -128,6 +128,15 @@ def _metrics_directory(workers: int) -> str | None:
     return directory
 
 
+def _served_url(host: str, port: int) -> str:
+    """``http://host:port`` of a bound address; a wildcard address is reached on loopback."""
+    if host in {"", "0.0.0.0"}:
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from granian import Granian
     from granian.constants import Interfaces
@@ -136,6 +145,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.env != "production":
         # Development and test keep their database current at start.
         print(f"orbsurv: {_migrate(settings)}")
+        if settings.backend_url == DEFAULT_BACKEND_URL:
+            # Links in mail open this server, on whatever port it was asked to bind; the worker
+            # processes read the settings from this environment.
+            os.environ["BACKEND_URL"] = _served_url(args.host, args.port)
     metrics = _metrics_directory(args.workers)
     storage = (
         f"s3 bucket {settings.s3_bucket}"

@@ -92,6 +92,11 @@ DATABASE_SCHEMES = {
 }
 
 
+# Where development mail links point when BACKEND_URL is unset; `orbsurv serve` replaces it with
+# the address it binds.
+DEFAULT_BACKEND_URL = "http://127.0.0.1:8000"
+
+
 class SettingsError(ValueError):
     """The configuration is unusable; the message names the variable."""
 
@@ -120,7 +125,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     trusted_proxies: tuple[str, ...] = ()
 
     cors_allow_origins: tuple[str, ...] = ()
-    backend_url: str = "http://127.0.0.1:8000"
+    backend_url: str = DEFAULT_BACKEND_URL
     command_center_url: str = "/admin"
     max_json_body_bytes: PositiveInt = 1024 * 1024
 

@@ -416,7 +416,9 @@ async def submissions(
 ) -> Any:
     table = SUBMISSIONS.get(kind)
     if table is None:
-        raise NotFound(f"No console list called {kind!r}.")
+        raise NotFound(
+            f"No console list called {kind!r}; the lists are {', '.join(sorted(SUBMISSIONS))}."
+        )
     if format == "csv":
         stamp = datetime.now(UTC).strftime("%Y%m%d")
         # A Stream takes the handler's media type (CSV); the JSON page below sets its own.

@@ -155,6 +155,17 @@ class Download(Response[None]):
         return self._prepared
 
 
+def headers_only(status_code: int, headers: dict[str, str]) -> Response[None]:
+    """A HEAD answer made of ``headers`` alone, without the ``Content-Type`` and
+    ``Content-Length`` of a body it does not have (a plain ``Response(None)`` claims 4 bytes of
+    JSON, ``null``; RFC 9110 section 8.6 wants a HEAD's length to be the GET's or absent)."""
+    return Download(
+        DownloadResponse(
+            status_code=status_code, headers=headers, chunks=None, is_head_response=True
+        )
+    )
+
+
 def _local_path(storage: ObjectStorage, key: str) -> Path | None:
     if isinstance(storage, LocalObjectStorage):
         return storage.path_of(key)

@@ -62,6 +62,7 @@ class Documented:
     body_required: bool = True
     responses: Mapping[int, Any] = field(default_factory=dict)
     parameters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    content: Mapping[str, Any] = field(default_factory=dict)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Documented:
         return self  # immutable; Litestar deep-copies routers, and msgspec.Meta cannot be copied
@@ -74,8 +75,13 @@ def documented(
     body_required: bool = True,
     responses: Mapping[int, Any] | None = None,
     parameters: Mapping[str, Mapping[str, Any]] | None = None,
+    content: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The handler's ``opt`` entry. ``form=True`` means: the form has the JSON body's fields."""
+    """The handler's ``opt`` entry. ``form=True`` means: the form has the JSON body's fields.
+
+    ``content`` maps media types to OpenAPI media type objects, for bodies a handler reads
+    itself (streamed multipart, raw bytes) and that no Struct describes.
+    """
     return {
         OPT_KEY: Documented(
             body=body,
@@ -83,6 +89,7 @@ def documented(
             body_required=body_required,
             responses=responses or {},
             parameters=parameters or {},
+            content=content or {},
         )
     }
 
@@ -119,6 +126,8 @@ def _apply(operation: dict[str, Any], meta: Documented, schemas: _Schemas) -> No
         if meta.form is not None:
             content[FORM_MEDIA_TYPE] = {"schema": schemas.ref(meta.form)}
         operation["requestBody"] = {"required": meta.body_required, "content": content}
+    if meta.content:
+        operation["requestBody"] = {"required": meta.body_required, "content": dict(meta.content)}
     responses = operation.setdefault("responses", {})
     for status, kind in meta.responses.items():
         answer = responses.setdefault(str(status), {"description": "OK"})
@@ -194,3 +203,19 @@ def complete(app: Litestar) -> dict[str, Any]:
         if struct is not None and struct.__struct_config__.forbid_unknown_fields:
             schema["additionalProperties"] = False
     return document
+
+
+def multipart_upload(
+    fields: Mapping[str, Mapping[str, Any]], required: list[str]
+) -> dict[str, Any]:
+    """``documented(content=...)`` of a streamed upload: the text ``fields`` in the order they
+    must be sent, then the ``file`` part (the handler reads nothing after it)."""
+    return {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {**fields, "file": {"type": "string", "format": "binary"}},
+                "required": [*required, "file"],
+            }
+        }
+    }

@@ -35,8 +35,14 @@ from multipart import MultipartSegment
 
 from orbsurv.adapters.http.auth import SECURITY, current_principal, requires
 from orbsurv.adapters.http.di import inject
-from orbsurv.adapters.http.downloads import DOWNLOAD_DESCRIPTION, Downloadable, download_response
-from orbsurv.adapters.http.projects import _boundary, _flag, _Form
+from orbsurv.adapters.http.downloads import (
+    DOWNLOAD_DESCRIPTION,
+    Downloadable,
+    download_response,
+    headers_only,
+)
+from orbsurv.adapters.http.openapi import documented, multipart_upload
+from orbsurv.adapters.http.projects import AFTER_THE_FILE, _boundary, _flag, _Form
 from orbsurv.application.packages.catalog import (
     CountPackageDownload,
     DeletePackage,
@@ -381,13 +387,12 @@ async def upload_head(
     headers = _tus_headers(request)
     status = await use_case(await current_principal(request), upload_id)
     if status.state is UploadState.EXPIRED:
-        return Response(None, status_code=410, headers={**headers, "Cache-Control": "no-store"})
+        return headers_only(410, {**headers, "Cache-Control": "no-store"})
     if status.state is UploadState.ABORTED:
-        return Response(None, status_code=404, headers={**headers, "Cache-Control": "no-store"})
-    return Response(
-        None,
-        status_code=200,
-        headers={
+        return headers_only(404, {**headers, "Cache-Control": "no-store"})
+    return headers_only(
+        200,
+        {
             **headers,
             "Upload-Offset": str(status.offset),
             "Upload-Length": str(status.size),
@@ -436,6 +441,12 @@ async def _body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
     ),
     security=SECURITY,
     request_max_body_size=None,
+    opt=documented(
+        content={
+            media_type: {"schema": {"type": "string", "format": "binary"}}
+            for media_type in ("application/offset+octet-stream", "application/octet-stream")
+        }
+    ),
     responses={
         **_STATUS_DOC,
         409: ResponseSpec(None, description="Offset mismatch (the body has `offset`)"),
@@ -905,6 +916,20 @@ SINGLE_FIELDS = ("name", "description", "category", "language", "version", "is_p
     status_code=201,
     security=SECURITY,
     request_max_body_size=None,
+    opt=documented(
+        content=multipart_upload(
+            {
+                "name": {"type": "string"},
+                "version": {"type": "string", "examples": ["1.0.0"]},
+                "description": {"type": "string"},
+                "category": {"type": "string"},
+                "language": {"type": "string"},
+                "is_public": {"type": "boolean", "default": False},
+                "sha256": {"type": "string", "description": "hex; verified when given"},
+            },
+            required=["name", "version"],
+        )
+    ),
     responses={
         400: ResponseSpec(None, description="Malformed multipart body"),
         409: ResponseSpec(None, description="The version exists, or the SHA-256 differs"),
@@ -930,14 +955,16 @@ async def publish_package(
             file_name, file_type = event.filename, event.content_type
             break
         if event.name in fields:
-            raise FieldInvalid(event.name, f"{event.name} was sent twice.")
+            raise FieldInvalid(event.name, "was sent twice")
         value = await form.read_field(event.name)
         if event.name in SINGLE_FIELDS:
             fields[event.name] = value
     if file_name is None:
         raise FieldInvalid("file", "The upload needs a file part named file.")
     for required in ("name", "version"):
-        if not fields.get(required, "").strip():
+        if required not in fields:
+            raise FieldInvalid(required, AFTER_THE_FILE)
+        if not fields[required].strip():
             raise FieldInvalid(required, "is required")
     details = UploadDetails(
         package_name=fields["name"],

@@ -28,6 +28,7 @@ from orbsurv.adapters.http.auth import SECURITY, current_principal
 from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import inject
 from orbsurv.adapters.http.downloads import DOWNLOAD_DESCRIPTION, Downloadable, download_response
+from orbsurv.adapters.http.openapi import documented, multipart_upload
 from orbsurv.adapters.http.problems import ProblemDetail
 from orbsurv.application.files.ports import ProjectChanges
 from orbsurv.application.files.projects import (
@@ -133,7 +134,12 @@ def _flag(value: str | None, field: str) -> bool | None:
         return True
     if lowered in _FALSE:
         return False
-    raise FieldInvalid(field, f"{field} must be true or false.")
+    raise FieldInvalid(field, "must be true or false")
+
+
+# A required field that did not come before the file part: the parser never reads past the
+# file, so a field sent after it is as good as absent.
+AFTER_THE_FILE = "is required, in a part before the file part"
 
 
 class _Form:
@@ -183,11 +189,11 @@ class _Form:
                 raise InvalidInput("The multipart body is malformed.", code="malformed_body")
             value += event
             if len(value) > FIELD_MAX_BYTES:
-                raise FieldInvalid(name, f"{name} is longer than {FIELD_MAX_BYTES} bytes.")
+                raise FieldInvalid(name, f"is longer than {FIELD_MAX_BYTES} bytes")
         try:
             return value.decode("utf-8")
         except UnicodeDecodeError:
-            raise FieldInvalid(name, f"{name} is not valid UTF-8.") from None
+            raise FieldInvalid(name, "is not valid UTF-8") from None
 
     async def file_body(self) -> AsyncIterator[bytes]:
         while (event := await self.next()) is not None:
@@ -225,6 +231,17 @@ def _boundary(request: Request[Any, Any, Any]) -> str:
     status_code=201,
     security=SECURITY,
     request_max_body_size=None,
+    opt=documented(
+        content=multipart_upload(
+            {
+                "name": {"type": "string"},
+                "description": {"type": "string"},
+                "version": {"type": "string"},
+                "is_public": {"type": "boolean", "default": False},
+            },
+            required=["name"],
+        )
+    ),
     responses={
         400: _problem("The multipart body is malformed."),
         401: _problem("Not signed in."),
@@ -259,15 +276,17 @@ async def upload_project(
             file_name = event.filename
             break
         if event.name in fields:
-            raise FieldInvalid(event.name, f"{event.name} was sent twice.")
+            raise FieldInvalid(event.name, "was sent twice")
         value = await form.read_field(event.name)
         if event.name in FIELDS:
             fields[event.name] = value
     if file_name is None:
         raise FieldInvalid("file", "The upload needs a file part named file.")
+    if "name" not in fields:
+        raise FieldInvalid("name", AFTER_THE_FILE)
     if "\x00" in "".join(fields.values()):
         bad = next(k for k, v in fields.items() if "\x00" in v)
-        raise FieldInvalid(bad, f"{bad} contains characters that cannot be stored.")
+        raise FieldInvalid(bad, "contains characters that cannot be stored")
     # An upper bound of the file's size: what is left of the body once the parts before the
     # file are read (the parser may hold back a few bytes that could start a boundary).
     declared = max(0, length - (form.received - form.queued_bytes()))

@@ -7,9 +7,9 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
@@ -66,6 +66,16 @@ def schema_revisions() -> SchemaRevisions:
     )
 
 
+# Alembic's default version table, which migrations/env.py keeps.
+_VERSION_TABLE = sa.table("alembic_version", sa.column("version_num", sa.String))
+
+
 def current_revisions(connection: Connection) -> frozenset[str]:
-    """The revisions recorded in the database (empty when it was never migrated)."""
-    return frozenset(MigrationContext.configure(connection).get_current_heads())
+    """The revisions recorded in the database (empty when it was never migrated).
+
+    Reads Alembic's version table itself: ``MigrationContext.configure`` logs two INFO lines
+    per call, and readiness probes ask this every few seconds.
+    """
+    if not sa.inspect(connection).has_table(_VERSION_TABLE.name):
+        return frozenset()
+    return frozenset(connection.execute(sa.select(_VERSION_TABLE.c.version_num)).scalars())
