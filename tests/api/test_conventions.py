@@ -65,13 +65,6 @@ async def test_wrong_method(client: AsyncTestClient[Litestar]) -> None:
     assert "GET" in response.headers["allow"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Litestar answers HEAD only where a handler declares it (the downloads and the tus "
-        "upload); every other GET route is 405 to HEAD"
-    ),
-)
 async def test_head_is_served_wherever_get_is(client: AsyncTestClient[Litestar]) -> None:
     # RFC 9110 9.1: all general-purpose servers MUST support GET and HEAD; 9.3.2: HEAD answers
     # the GET's status and header fields without the content.
@@ -80,6 +73,8 @@ async def test_head_is_served_wherever_get_is(client: AsyncTestClient[Litestar])
         head = await client.head(path)
         assert head.status_code == got.status_code, path
         assert head.content == b"", path
+        assert head.headers["content-length"] == str(len(got.content)), path
+        assert head.headers["content-type"] == got.headers["content-type"], path
 
 
 async def test_malformed_json(client: AsyncTestClient[Litestar]) -> None:

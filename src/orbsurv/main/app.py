@@ -32,7 +32,7 @@ from orbsurv.adapters.http.identity import auth_me, users_me
 from orbsurv.adapters.http.leads import FORM_ROUTES
 from orbsurv.adapters.http.leads import ROUTES as INTAKE_ROUTES
 from orbsurv.adapters.http.media import enforce_body_media_type
-from orbsurv.adapters.http.methods import allow_header_fixer
+from orbsurv.adapters.http.methods import HeadAsGet, allow_header_fixer
 from orbsurv.adapters.http.metrics import HttpMetrics
 from orbsurv.adapters.http.openapi import complete as complete_openapi
 from orbsurv.adapters.http.orders import ROUTES as ORDER_ROUTES
@@ -244,7 +244,7 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
     document_exports(app.openapi_schema)
     app.state.openapi_document = msgspec.json.encode(complete_openapi(app))
     app.before_send.append(allow_header_fixer(app))  # type: ignore[arg-type]
-    app.asgi_handler = RequestContextMiddleware(app.asgi_handler, metrics)
+    app.asgi_handler = RequestContextMiddleware(HeadAsGet(app.asgi_handler, app), metrics)
     return app
 
 
