@@ -75,6 +75,8 @@ async def test_head_is_served_wherever_get_is(client: AsyncTestClient[Litestar])
         assert head.content == b"", path
         assert head.headers["content-length"] == str(len(got.content)), path
         assert head.headers["content-type"] == got.headers["content-type"], path
+        allow = (await client.options(path)).headers["allow"].split(", ")
+        assert {"GET", "HEAD"} <= set(allow), (path, allow)
 
 
 async def test_malformed_json(client: AsyncTestClient[Litestar]) -> None:

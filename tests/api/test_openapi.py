@@ -115,11 +115,11 @@ async def test_allow_lists_every_method_of_the_path(client: AsyncTestClient[Lite
     options = await client.options("/api/v1/users")
     refused = await client.delete("/api/v1/users")
     assert options.status_code == 204
-    assert set(options.headers["allow"].split(", ")) == {"GET", "OPTIONS", "POST"}
+    assert set(options.headers["allow"].split(", ")) == {"GET", "HEAD", "OPTIONS", "POST"}
     assert refused.status_code == 405
-    assert set(refused.headers["allow"].split(", ")) == {"GET", "OPTIONS", "POST"}
+    assert set(refused.headers["allow"].split(", ")) == {"GET", "HEAD", "OPTIONS", "POST"}
     nested = await client.options("/api/v1/admin/users/some-id")
-    assert set(nested.headers["allow"].split(", ")) == {"GET", "OPTIONS", "PATCH", "PUT"}
+    assert set(nested.headers["allow"].split(", ")) == {"GET", "HEAD", "OPTIONS", "PATCH", "PUT"}
 
 
 async def test_upload_bodies_are_described_so_the_docs_can_send_them(

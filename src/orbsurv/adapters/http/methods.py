@@ -3,7 +3,7 @@
 Litestar builds a path's automatic OPTIONS answer from the handlers registered first; when another
 router adds a method to the same path later (``GET /users`` from the console, ``POST /users`` from
 identity), the 405 answer knows every method but OPTIONS does not. This hook rewrites the header of
-the automatic OPTIONS answer from the finished route table.
+both answers from the finished route table (HEAD included wherever GET is, see below).
 
 Litestar answers HEAD only where a handler declares it; RFC 9110 section 9.1 wants it wherever
 GET is. ``HeadAsGet`` runs such a HEAD as the GET and sends its status and header fields without
@@ -32,12 +32,12 @@ def allow_header_fixer(app: Litestar) -> BeforeMessageSendHookHandler:
     """A ``before_send`` hook for ``app`` (call after the app is built)."""
     # Matched on the concrete path: a handler registered under two paths reports one template.
     allow = [
-        (_pattern(path), ", ".join(sorted(methods)))
+        (_pattern(path), ", ".join(sorted(methods | ({"HEAD"} if "GET" in methods else set()))))
         for path, methods in _methods_by_path(app).items()
     ]
 
     async def fix_allow(message: Message, scope: Scope) -> None:
-        if message["type"] != "http.response.start" or scope.get("method") != "OPTIONS":
+        if message["type"] != "http.response.start":
             return
         path = str(scope.get("path", ""))
         methods = next((value for pattern, value in allow if pattern.fullmatch(path)), None)
