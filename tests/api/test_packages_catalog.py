@@ -143,6 +143,12 @@ async def test_object_level_authorization(app: Litestar, client: Client) -> None
     assert (
         await client.get(f"{BASE}/{private['package_id']}/versions", headers=eve)
     ).status_code == 404
+    assert (await client.get(f"{BASE}/{private['package_id']}", headers=eve)).status_code == 404
+    own = await client.get(f"{BASE}/{private['package_id']}", headers=ada)
+    assert own.status_code == 200
+    assert (own.json()["name"], own.json()["latest_version"]) == ("secret", "1.0.0")
+    seen = await client.get(f"{BASE}/{public['package_id']}", headers=eve)
+    assert seen.json()["name"] == "open"
     assert (
         await client.patch(
             f"{BASE}/{private['package_id']}", json={"description": "x"}, headers=eve

@@ -737,6 +737,22 @@ async def list_versions(
     )
 
 
+@get(
+    "/software-packages/{package_id:str}",
+    tags=TAGS,
+    summary="One package",
+    description="The same fields as an item of the list, `latest_version` included.",
+    security=SECURITY,
+    responses={404: ResponseSpec(None, description="No such package (or not visible)")},
+)
+@inject
+async def get_package(
+    request: Request[Any, Any, Any], package_id: PackageId, versions: FromDishka[ListVersions]
+) -> PackageOut:
+    listing = await versions(await current_principal(request), package_id)
+    return PackageOut.of(listing.package, listing.latest.version if listing.latest else None)
+
+
 @route(
     "/software-packages/{package_id:str}",
     http_method=[HttpMethod.PATCH, HttpMethod.PUT],
@@ -992,6 +1008,7 @@ async def publish_package(
 CATALOGUE_ROUTES = [
     publish_package,
     list_packages,
+    get_package,
     list_versions,
     download_version,
     update_package,
