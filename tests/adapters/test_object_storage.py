@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -497,3 +498,30 @@ async def test_local_a_failed_part_leaves_its_region_free(tmp_path: Path) -> Non
     await storage.complete_multipart(key, upload_id, [part])
     assert storage.path_of(key).stat().st_ino == inode
     assert await read_all(storage, key) == b"whole"
+
+
+async def test_local_markers_of_either_form_and_a_cut_ledger_line(tmp_path: Path) -> None:
+    """A placed part's marker names its offset and size; the older marker (a JSON body) is
+    still read. A ledger line cut short (a crash mid-append) is skipped."""
+    storage = LocalObjectStorage(tmp_path / "objects")
+    key = "k/markers.bin"
+    size = storage.min_part_size
+    bodies = [os.urandom(size), os.urandom(size), b"end"]
+    upload_id = await storage.create_multipart(key)
+    directory = storage.root / ".multipart" / upload_id
+    p1 = await storage.upload_part(key, upload_id, 1, chunks(bodies[0]), offset=0)
+    [marker] = directory.glob("00001.*.placed")
+    assert marker.name == f"00001.{p1.etag}.0-{size}.placed"
+    assert marker.stat().st_size == 0
+    marker.rename(directory / f"00001.{p1.etag}.placed")
+    (directory / f"00001.{p1.etag}.placed").write_text(json.dumps({"offset": 0, "size": size}))
+    with (directory / "claims").open("a") as ledger:
+        ledger.write("start 12")  # no newline, no offset: cut short
+    p2 = await storage.upload_part(key, upload_id, 2, chunks(bodies[1]), offset=size)
+    p3 = await storage.upload_part(key, upload_id, 3, chunks(bodies[2]), offset=2 * size)
+    assert await storage.list_parts(key, upload_id) == [p1, p2, p3]
+    inode = (directory / "data").stat().st_ino
+    stored = await storage.complete_multipart(key, upload_id, [p1, p2, p3])
+    assert storage.path_of(key).stat().st_ino == inode  # every part was placed in place
+    assert stored.sha256 == hashlib.sha256(b"".join(bodies)).hexdigest()
+    assert await read_all(storage, key) == b"".join(bodies)

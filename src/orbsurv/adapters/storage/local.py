@@ -288,9 +288,14 @@ class LocalObjectStorage:
             placed_at: int | None = None
             source, size = path, st.st_size
             if etag.endswith(_PLACED):
-                etag = etag.removesuffix(_PLACED)
-                body = json.loads(path.read_text())
-                source, size, placed_at = directory / _DATA, int(body["size"]), int(body["offset"])
+                etag, _, where = etag.removesuffix(_PLACED).partition(".")
+                if where:  # <number>.<etag>.<offset>-<size>.placed (empty file)
+                    at_text, _, size_text = where.partition("-")
+                    placed_at, size = int(at_text), int(size_text)
+                else:  # the older marker with a JSON body
+                    body = json.loads(path.read_text())
+                    size, placed_at = int(body["size"]), int(body["offset"])
+                source = directory / _DATA
             part = UploadedPart(number=int(number), etag=etag, size=size)
             previous = found.get(part.number)
             if previous is None or st.st_mtime_ns >= previous[3]:
@@ -351,10 +356,14 @@ class LocalObjectStorage:
         token: str,
     ) -> UploadedPart:
         """Write a part into the shared data file at ``offset`` (claimed by ``token``), then
-        record it with a marker file naming its offset and size.
+        record it with a marker: an empty file whose name carries the part's number, ETag,
+        offset and size (``<number>.<etag>.<offset>-<size>.placed``).
 
-        Bytes are gathered into ``WRITE_BUFFER`` writes in a thread; one ``fdatasync`` at the
-        end makes the part durable before it is reported."""
+        Bytes are gathered into ``WRITE_BUFFER`` writes in a thread. At the end the marker is
+        created, then one ``fdatasync`` of the data file and one ``fsync`` of the directory
+        make both durable before the part is reported (the marker may reach the disk first:
+        it binds nobody until the part is recorded by the caller, which happens only after
+        both syncs)."""
         size = 0
         reached = offset
         pending = bytearray()
@@ -362,23 +371,18 @@ class LocalObjectStorage:
             os.open, directory / _DATA, os.O_WRONLY | os.O_CREAT, 0o644
         )
 
-        def write(data: bytes | bytearray, at: int, sync: bool) -> None:
+        def write(data: bytes | bytearray, at: int) -> None:
             _pwrite_all(handle, data, at)
-            if sync:
-                os.fdatasync(handle)
 
         etag = secrets.token_hex(16)
-        marker = directory / f"{number:05d}.{etag}{_PLACED}"
 
-        def publish() -> None:
+        def publish(data: bytes | bytearray, at: int) -> None:
+            _pwrite_all(handle, data, at)
             if not directory.is_dir():  # aborted while the part streamed
                 raise ObjectNotFound(f"No multipart upload {upload_id!r}.")
-            temp = directory / f".{marker.name}.{secrets.token_hex(6)}.part"
-            with temp.open("x") as out:
-                json.dump({"offset": offset, "size": size}, out)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, marker)
+            marker = directory / f"{number:05d}.{etag}.{offset}-{size}{_PLACED}"
+            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            os.fdatasync(handle)
             _fsync_dir(directory)
             for path in directory.glob(f"{number:05d}.*"):
                 if path != marker:
@@ -394,10 +398,9 @@ class LocalObjectStorage:
                 if len(pending) >= WRITE_BUFFER:
                     data, pending = pending, bytearray()
                     reached = offset + size
-                    await asyncio.to_thread(write, data, reached - len(data), False)
+                    await asyncio.to_thread(write, data, reached - len(data))
             reached = offset + size
-            await asyncio.to_thread(write, pending, reached - len(pending), True)
-            await asyncio.to_thread(publish)
+            await asyncio.to_thread(publish, pending, reached - len(pending))
             published = True
         finally:
             os.close(handle)
@@ -565,21 +568,27 @@ def _ledger(handle: IO[str]) -> tuple[set[str], int, bool]:
     finished: set[str] = set()
     high, closed = 0, False
     for line in handle.read().splitlines():
-        word, *rest = line.split()
-        if word == "start":
-            started[rest[0]] = int(rest[1])
-        elif word == "end":
-            finished.add(rest[0])
-            high = max(high, int(rest[1]))
-        elif word == "closed":
-            closed = True
+        words = line.split()
+        with contextlib.suppress(ValueError, IndexError):  # a line cut short by a crash
+            if words[0] == "start":
+                started[words[1]] = int(words[2])
+            elif words[0] == "end":
+                high = max(high, int(words[2]))
+                finished.add(words[1])
+            elif words[0] == "closed":
+                closed = True
     return set(started) - finished, high, closed
 
 
 def _append(handle: IO[str], line: str) -> None:
-    handle.write(line + "\n")
+    """Append one line for the processes that share this machine's page cache. Not fsynced:
+    the ledger only keeps live writers apart, and a crash of the machine ends every writer.
+    Recorded parts never depend on it (the database is the record; a part's bytes and marker
+    are synced before it is recorded), and a line lost in such a crash at worst sends later
+    parts of the upload to files of their own (an unfinished claim). The leading newline ends
+    a line that a crash cut short, so it cannot swallow this one."""
+    handle.write(f"\n{line}\n")
     handle.flush()
-    os.fsync(handle.fileno())
 
 
 def _claim(directory: Path, offset: int) -> str | None:
