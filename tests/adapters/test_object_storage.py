@@ -9,6 +9,7 @@ import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -525,3 +526,49 @@ async def test_local_markers_of_either_form_and_a_cut_ledger_line(tmp_path: Path
     assert storage.path_of(key).stat().st_ino == inode  # every part was placed in place
     assert stored.sha256 == hashlib.sha256(b"".join(bodies)).hexdigest()
     assert await read_all(storage, key) == b"".join(bodies)
+
+
+async def test_local_running_digest_is_a_shortcut_with_a_fallback(tmp_path: Path) -> None:
+    """One process that places every part in order keeps their SHA-256 as they are written;
+    parts placed by two processes (two adapters on one root), or completion on a process that
+    wrote none, hash the file instead. The digest is right either way."""
+    root = tmp_path / "objects"
+    one, two = LocalObjectStorage(root), LocalObjectStorage(root)
+    size = one.min_part_size
+    bodies = [os.urandom(size), os.urandom(size), os.urandom(size), b"end"]
+    whole = b"".join(bodies)
+    expected = hashlib.sha256(whole).hexdigest()
+
+    async def upload(key: str, writers: list[LocalObjectStorage]) -> tuple[str, list[Any]]:
+        upload_id = await one.create_multipart(key)
+        parts, at = [], 0
+        for number, body in enumerate(bodies, start=1):
+            writer = writers[(number - 1) % len(writers)]
+            parts.append(await writer.upload_part(key, upload_id, number, chunks(body), offset=at))
+            at += len(body)
+        return upload_id, parts
+
+    upload_id, parts = await upload("k/same.bin", [one])
+    assert one._running[upload_id].end == len(whole)  # the shortcut is there
+    stored = await one.complete_multipart("k/same.bin", upload_id, parts)
+    assert stored.sha256 == expected
+    assert upload_id not in one._running
+
+    upload_id, parts = await upload("k/alternating.bin", [one, two])
+    stored = await one.complete_multipart("k/alternating.bin", upload_id, parts)
+    assert stored.sha256 == expected
+    assert await read_all(one, "k/alternating.bin") == whole
+
+    upload_id, parts = await upload("k/elsewhere.bin", [one])
+    stored = await two.complete_multipart("k/elsewhere.bin", upload_id, parts)
+    assert stored.sha256 == expected
+
+    # A part placed and then not listed (its region is written again, in a file of its own):
+    # the listed parts differ from the ones the digest covers, so the file is hashed.
+    upload_id = await one.create_multipart("k/replaced.bin")
+    p1 = await one.upload_part("k/replaced.bin", upload_id, 1, chunks(bodies[0]), offset=0)
+    await one.upload_part("k/replaced.bin", upload_id, 2, chunks(os.urandom(size)), offset=size)
+    p3 = await one.upload_part("k/replaced.bin", upload_id, 3, chunks(b"end"), offset=size)
+    stored = await one.complete_multipart("k/replaced.bin", upload_id, [p1, p3])
+    assert stored.sha256 == hashlib.sha256(bodies[0] + b"end").hexdigest()
+    assert await read_all(one, "k/replaced.bin") == bodies[0] + b"end"

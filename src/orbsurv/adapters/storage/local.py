@@ -24,7 +24,9 @@ import json
 import os
 import secrets
 import shutil
+from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Generator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -110,13 +112,39 @@ class _Sink:
         self.temp.unlink(missing_ok=True)
 
 
+@dataclass(slots=True)
+class _RunningDigest:
+    """The SHA-256 of the first ``end`` bytes of an upload's data file, as this process wrote
+    them in place: the parts (number, ETag) it covers, in order from offset 0."""
+
+    parts: list[tuple[int, str]]
+    end: int
+    digest: Any
+
+
+RUNNING_DIGESTS = 256  # uploads whose running digest one process keeps (least recent dropped)
+
+
 class LocalObjectStorage:
-    """``ObjectStorage`` on a directory. Blocking file calls run in threads."""
+    """``ObjectStorage`` on a directory. Blocking file calls run in threads.
+
+    A shortcut kept in memory, never needed for correctness: while this process places an
+    upload's parts in order from offset 0, it keeps their running SHA-256, so completion need
+    not read the data file to hash it when the listed parts are exactly those. Whenever that
+    does not hold (another process or a restart wrote some, a part was written elsewhere or
+    twice, the entry was dropped), completion hashes the file as it would without it."""
 
     min_part_size = MIN_PART_SIZE
 
     def __init__(self, root: str | Path) -> None:
         self._root = Path(root).resolve()
+        self._running: OrderedDict[str, _RunningDigest] = OrderedDict()
+
+    def _remember(self, upload_id: str, running: _RunningDigest) -> None:
+        self._running[upload_id] = running
+        self._running.move_to_end(upload_id)
+        while len(self._running) > RUNNING_DIGESTS:
+            self._running.popitem(last=False)
 
     @property
     def root(self) -> Path:
@@ -367,17 +395,27 @@ class LocalObjectStorage:
         size = 0
         reached = offset
         pending = bytearray()
+        # Continue this process's running digest when the part starts where it ends (a copy:
+        # the entry changes only once the part is published).
+        base = self._running.get(upload_id)
+        digest: Any = None
+        if base is not None and base.end == offset:
+            digest = base.digest.copy()
+        elif offset == 0:
+            digest = hashlib.sha256()
         handle = await asyncio.to_thread(
             os.open, directory / _DATA, os.O_WRONLY | os.O_CREAT, 0o644
         )
 
         def write(data: bytes | bytearray, at: int) -> None:
+            if digest is not None:
+                digest.update(data)
             _pwrite_all(handle, data, at)
 
         etag = secrets.token_hex(16)
 
         def publish(data: bytes | bytearray, at: int) -> None:
-            _pwrite_all(handle, data, at)
+            write(data, at)
             if not directory.is_dir():  # aborted while the part streamed
                 raise ObjectNotFound(f"No multipart upload {upload_id!r}.")
             marker = directory / f"{number:05d}.{etag}.{offset}-{size}{_PLACED}"
@@ -402,6 +440,13 @@ class LocalObjectStorage:
             reached = offset + size
             await asyncio.to_thread(publish, pending, reached - len(pending))
             published = True
+            if digest is None:
+                self._running.pop(upload_id, None)
+            else:
+                covered = base.parts if base is not None and offset > 0 else []
+                self._remember(
+                    upload_id, _RunningDigest([*covered, (number, etag)], offset + size, digest)
+                )
         finally:
             os.close(handle)
             # A part that got no marker can never be listed, so its bytes bind nobody: the
@@ -430,6 +475,7 @@ class LocalObjectStorage:
         directory, body = await asyncio.to_thread(self._upload, key, upload_id)
         target = self._path(key)
         temp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
+        running = self._running.pop(upload_id, None)
 
         def run() -> StoredObject:
             open_claims = _close_claims(directory)  # no part is placed from now on
@@ -446,9 +492,18 @@ class LocalObjectStorage:
                 if placed_at is not None and placed_at != at:
                     in_place = False
                 at += part.size
+            known = None  # the running digest, when it covers exactly the listed parts
+            if (
+                in_place
+                and running is not None
+                and running.end == at
+                and all(placed_at is not None for _, _, placed_at in sources)
+                and running.parts == [(part.number, part.etag) for part in parts]
+            ):
+                known = running.digest.hexdigest()
             try:
                 if in_place:
-                    size, sha256, inode = _fill(data, sources)
+                    size, sha256, inode = _fill(data, sources, known)
                     source_of_object = data
                 else:
                     size, sha256, inode = _join(sources, temp)
@@ -465,6 +520,8 @@ class LocalObjectStorage:
         return await asyncio.to_thread(run)
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
+        self._running.pop(upload_id, None)
+
         def run() -> None:
             try:
                 directory, _ = self._upload(key, upload_id)
@@ -629,9 +686,10 @@ def _close_claims(directory: Path) -> bool:
 Source = tuple[Path, UploadedPart, int | None]  # the file, the part, its offset in the file
 
 
-def _fill(data: Path, sources: Sequence[Source]) -> tuple[int, str, int]:
+def _fill(data: Path, sources: Sequence[Source], known: str | None) -> tuple[int, str, int]:
     """Complete the data file in place: copy in the parts that have files of their own, cut
-    it to the object's size, fsync, hash; answer size, SHA-256 (hex) and inode."""
+    it to the object's size, fsync, hash (unless its SHA-256 is ``known``: hex, computed as
+    its bytes were written); answer size, SHA-256 (hex) and inode."""
     buffer = bytearray(READ_CHUNK)
     view = memoryview(buffer)
     out = os.open(data, os.O_RDWR)
@@ -644,6 +702,9 @@ def _fill(data: Path, sources: Sequence[Source]) -> tuple[int, str, int]:
             at += part.size
         os.ftruncate(out, at)
         os.fsync(out)
+        inode = os.fstat(out).st_ino
+        if known is not None:
+            return at, known, inode
         digest = hashlib.sha256()
         done = 0
         while done < at:
@@ -652,7 +713,6 @@ def _fill(data: Path, sources: Sequence[Source]) -> tuple[int, str, int]:
                 raise OSError("the data file ended early")
             digest.update(view[:count])
             done += count
-        inode = os.fstat(out).st_ino
     finally:
         os.close(out)
     return at, digest.hexdigest(), inode

@@ -4,8 +4,9 @@ The policy, and why:
 
 * **Any worker can take the next chunk.** The session, its offset, its stored parts (number,
   ETag, size) and its staged tail are rows; the bytes are an object-storage multipart upload.
-  A PATCH on another process reads the rows and goes on. Nothing lives in a process's memory
-  between requests.
+  A PATCH on another process reads the rows and goes on. Nothing a later request needs lives
+  in a process's memory (the local storage may keep a running digest of the parts it placed
+  as a shortcut for completion; without it, completion hashes the stored bytes).
 * **Bytes become durable in parts.** Incoming bytes collect in a buffer (at most one part plus
   one chunk); a full buffer becomes a part, recorded with the new offset in one transaction.
   When the request's ``Content-Length`` says its bytes will make a part, the part is written to
