@@ -42,6 +42,7 @@ from orbsurv.application.ports import (
 )
 
 READ_CHUNK = 1024 * 1024
+WHOLE_READ_CHUNK = 4 * 1024 * 1024  # reads to the end (a scan, a copy): fewer thread hops
 WRITE_BUFFER = 1024 * 1024  # bytes gathered before one write (and hash update) in a thread
 MIN_PART_SIZE = 5 * 1024 * 1024  # as S3, so both adapters behave alike
 _META = ".meta"
@@ -227,7 +228,7 @@ class LocalObjectStorage:
             await asyncio.to_thread(handle.seek, start)
             remaining = None if end is None else end - start + 1
             while remaining is None or remaining > 0:
-                size = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
+                size = WHOLE_READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
                 chunk = await asyncio.to_thread(handle.read, size)
                 if not chunk:
                     break
