@@ -572,3 +572,19 @@ async def test_local_running_digest_is_a_shortcut_with_a_fallback(tmp_path: Path
     stored = await one.complete_multipart("k/replaced.bin", upload_id, [p1, p3])
     assert stored.sha256 == hashlib.sha256(bodies[0] + b"end").hexdigest()
     assert await read_all(one, "k/replaced.bin") == bodies[0] + b"end"
+
+
+async def test_local_a_placed_part_of_many_small_chunks(tmp_path: Path) -> None:
+    storage = LocalObjectStorage(tmp_path / "objects")
+    key = "k/small-chunks.bin"
+    body = os.urandom(storage.min_part_size + 12345)
+    upload_id = await storage.create_multipart(key)
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for at in range(0, len(body), 1000):  # far more chunks than one pwritev takes
+            yield body[at : at + 1000]
+
+    part = await storage.upload_part(key, upload_id, 1, pieces(), offset=0)
+    stored = await storage.complete_multipart(key, upload_id, [part])
+    assert stored.sha256 == hashlib.sha256(body).hexdigest()
+    assert await read_all(storage, key) == body
