@@ -2,7 +2,8 @@
 
 Layout under the root: an object lives at ``<root>/<key>``; its metadata (SHA-256, content type)
 at ``<root>/.meta/<key>.json``; a multipart upload under ``<root>/.multipart/<upload id>/`` with
-one file per part named ``<number>.<etag>``. Keys may not name anything hidden (no segment
+one file per part named ``<number>.<etag>``, or for a part written in place into the upload's
+shared ``data`` file an empty marker ``<number>.<etag>.<offset>-<size>.placed``. Keys may not name anything hidden (no segment
 starting with a dot), so objects never collide with these directories, and every key is resolved
 and checked to stay under the root.
 
