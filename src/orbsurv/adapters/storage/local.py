@@ -3,9 +3,9 @@
 Layout under the root: an object lives at ``<root>/<key>``; its metadata (SHA-256, content type)
 at ``<root>/.meta/<key>.json``; a multipart upload under ``<root>/.multipart/<upload id>/`` with
 one file per part named ``<number>.<etag>``, or for a part written in place into the upload's
-shared ``data`` file an empty marker ``<number>.<etag>.<offset>-<size>.placed``. Keys may not name anything hidden (no segment
-starting with a dot), so objects never collide with these directories, and every key is resolved
-and checked to stay under the root.
+shared ``data`` file an empty marker ``<number>.<etag>.<offset>-<size>.placed``. Keys may not
+name anything hidden (no segment starting with a dot), so objects never collide with these
+directories, and every key is resolved and checked to stay under the root.
 
 Writes are atomic: bytes go to a temporary file in the target directory, are fsynced, and are
 renamed over the target, so a reader sees the old object or the new one, never half of one, and a
