@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -497,3 +499,92 @@ async def test_local_a_failed_part_leaves_its_region_free(tmp_path: Path) -> Non
     await storage.complete_multipart(key, upload_id, [part])
     assert storage.path_of(key).stat().st_ino == inode
     assert await read_all(storage, key) == b"whole"
+
+
+async def test_local_markers_of_either_form_and_a_cut_ledger_line(tmp_path: Path) -> None:
+    """A placed part's marker names its offset and size; the older marker (a JSON body) is
+    still read. A ledger line cut short (a crash mid-append) is skipped."""
+    storage = LocalObjectStorage(tmp_path / "objects")
+    key = "k/markers.bin"
+    size = storage.min_part_size
+    bodies = [os.urandom(size), os.urandom(size), b"end"]
+    upload_id = await storage.create_multipart(key)
+    directory = storage.root / ".multipart" / upload_id
+    p1 = await storage.upload_part(key, upload_id, 1, chunks(bodies[0]), offset=0)
+    [marker] = directory.glob("00001.*.placed")
+    assert marker.name == f"00001.{p1.etag}.0-{size}.placed"
+    assert marker.stat().st_size == 0
+    marker.rename(directory / f"00001.{p1.etag}.placed")
+    (directory / f"00001.{p1.etag}.placed").write_text(json.dumps({"offset": 0, "size": size}))
+    with (directory / "claims").open("a") as ledger:
+        ledger.write("start 12")  # no newline, no offset: cut short
+    p2 = await storage.upload_part(key, upload_id, 2, chunks(bodies[1]), offset=size)
+    p3 = await storage.upload_part(key, upload_id, 3, chunks(bodies[2]), offset=2 * size)
+    assert await storage.list_parts(key, upload_id) == [p1, p2, p3]
+    inode = (directory / "data").stat().st_ino
+    stored = await storage.complete_multipart(key, upload_id, [p1, p2, p3])
+    assert storage.path_of(key).stat().st_ino == inode  # every part was placed in place
+    assert stored.sha256 == hashlib.sha256(b"".join(bodies)).hexdigest()
+    assert await read_all(storage, key) == b"".join(bodies)
+
+
+async def test_local_running_digest_is_a_shortcut_with_a_fallback(tmp_path: Path) -> None:
+    """One process that places every part in order keeps their SHA-256 as they are written;
+    parts placed by two processes (two adapters on one root), or completion on a process that
+    wrote none, hash the file instead. The digest is right either way."""
+    root = tmp_path / "objects"
+    one, two = LocalObjectStorage(root), LocalObjectStorage(root)
+    size = one.min_part_size
+    bodies = [os.urandom(size), os.urandom(size), os.urandom(size), b"end"]
+    whole = b"".join(bodies)
+    expected = hashlib.sha256(whole).hexdigest()
+
+    async def upload(key: str, writers: list[LocalObjectStorage]) -> tuple[str, list[Any]]:
+        upload_id = await one.create_multipart(key)
+        parts, at = [], 0
+        for number, body in enumerate(bodies, start=1):
+            writer = writers[(number - 1) % len(writers)]
+            parts.append(await writer.upload_part(key, upload_id, number, chunks(body), offset=at))
+            at += len(body)
+        return upload_id, parts
+
+    upload_id, parts = await upload("k/same.bin", [one])
+    assert one._running[upload_id].end == len(whole)  # the shortcut is there
+    stored = await one.complete_multipart("k/same.bin", upload_id, parts)
+    assert stored.sha256 == expected
+    assert upload_id not in one._running
+
+    upload_id, parts = await upload("k/alternating.bin", [one, two])
+    stored = await one.complete_multipart("k/alternating.bin", upload_id, parts)
+    assert stored.sha256 == expected
+    assert await read_all(one, "k/alternating.bin") == whole
+
+    upload_id, parts = await upload("k/elsewhere.bin", [one])
+    stored = await two.complete_multipart("k/elsewhere.bin", upload_id, parts)
+    assert stored.sha256 == expected
+
+    # A part placed and then not listed (its region is written again, in a file of its own):
+    # the listed parts differ from the ones the digest covers, so the file is hashed.
+    upload_id = await one.create_multipart("k/replaced.bin")
+    p1 = await one.upload_part("k/replaced.bin", upload_id, 1, chunks(bodies[0]), offset=0)
+    await one.upload_part("k/replaced.bin", upload_id, 2, chunks(os.urandom(size)), offset=size)
+    p3 = await one.upload_part("k/replaced.bin", upload_id, 3, chunks(b"end"), offset=size)
+    stored = await one.complete_multipart("k/replaced.bin", upload_id, [p1, p3])
+    assert stored.sha256 == hashlib.sha256(bodies[0] + b"end").hexdigest()
+    assert await read_all(one, "k/replaced.bin") == bodies[0] + b"end"
+
+
+async def test_local_a_placed_part_of_many_small_chunks(tmp_path: Path) -> None:
+    storage = LocalObjectStorage(tmp_path / "objects")
+    key = "k/small-chunks.bin"
+    body = os.urandom(storage.min_part_size + 12345)
+    upload_id = await storage.create_multipart(key)
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for at in range(0, len(body), 1000):  # far more chunks than one pwritev takes
+            yield body[at : at + 1000]
+
+    part = await storage.upload_part(key, upload_id, 1, pieces(), offset=0)
+    stored = await storage.complete_multipart(key, upload_id, [part])
+    assert stored.sha256 == hashlib.sha256(body).hexdigest()
+    assert await read_all(storage, key) == body

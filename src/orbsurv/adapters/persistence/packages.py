@@ -56,7 +56,7 @@ from orbsurv.domain.pagination import Page, PageRequest
 OPEN_STATES = (UploadState.CREATED.value, UploadState.RECEIVING.value)
 
 
-def _record(row: sa.Row[Any], tail: sa.Row[Any] | None) -> UploadRecord:
+def _record(row: sa.Row[Any], tail: tuple[str, int] | None) -> UploadRecord:
     m = row._mapping
     result = None
     if m["result_version_id"] is not None:
@@ -93,9 +93,7 @@ def _record(row: sa.Row[Any], tail: sa.Row[Any] | None) -> UploadRecord:
         protocol=m["protocol"],
         storage_key=m["storage_key"],
         multipart_id=m["multipart_id"],
-        tail=None
-        if tail is None
-        else StagedTail(key=tail._mapping["storage_key"], size=tail._mapping["size"]),
+        tail=None if tail is None else StagedTail(key=tail[0], size=tail[1]),
     )
 
 
@@ -135,16 +133,22 @@ class SqlUploadStore:
             )
 
     async def _get(self, conn: AsyncConnection, upload_id: str) -> UploadRecord | None:
+        # One statement: the session with its staged tail (at most one row per session).
         row = (
-            await conn.execute(sa.select(upload_sessions).where(upload_sessions.c.id == upload_id))
+            await conn.execute(
+                sa.select(
+                    upload_sessions,
+                    upload_tails.c.storage_key.label("tail_key"),
+                    upload_tails.c.size.label("tail_size"),
+                )
+                .outerjoin(upload_tails, upload_tails.c.session_id == upload_sessions.c.id)
+                .where(upload_sessions.c.id == upload_id)
+            )
         ).first()
         if row is None:
             return None
-        tail = (
-            await conn.execute(
-                sa.select(upload_tails).where(upload_tails.c.session_id == upload_id)
-            )
-        ).first()
+        m = row._mapping
+        tail = None if m["tail_key"] is None else (m["tail_key"], m["tail_size"])
         return _record(row, tail)
 
     async def get(self, upload_id: str) -> UploadRecord | None:
@@ -173,6 +177,30 @@ class SqlUploadStore:
                 )
             ).scalar_one()
             return int(number)
+
+    async def confirm(
+        self, upload_id: str, *, offset: int, now: datetime, reserve_part: bool
+    ) -> int | None:
+        async with self._engine.begin() as conn:
+            found = (
+                await conn.execute(
+                    upload_sessions.update()
+                    .where(
+                        upload_sessions.c.id == upload_id,
+                        upload_sessions.c.offset == offset,
+                        upload_sessions.c.state.in_(OPEN_STATES),
+                        upload_sessions.c.expires_at > now,
+                    )
+                    .values(
+                        next_part_number=upload_sessions.c.next_part_number
+                        + (1 if reserve_part else 0)
+                    )
+                    .returning(upload_sessions.c.next_part_number)
+                )
+            ).first()
+            if found is None:
+                return None
+            return int(found[0]) if reserve_part else 0
 
     async def record_progress(
         self,

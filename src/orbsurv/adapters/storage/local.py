@@ -2,9 +2,10 @@
 
 Layout under the root: an object lives at ``<root>/<key>``; its metadata (SHA-256, content type)
 at ``<root>/.meta/<key>.json``; a multipart upload under ``<root>/.multipart/<upload id>/`` with
-one file per part named ``<number>.<etag>``. Keys may not name anything hidden (no segment
-starting with a dot), so objects never collide with these directories, and every key is resolved
-and checked to stay under the root.
+one file per part named ``<number>.<etag>``, or for a part written in place into the upload's
+shared ``data`` file an empty marker ``<number>.<etag>.<offset>-<size>.placed``. Keys may not
+name anything hidden (no segment starting with a dot), so objects never collide with these
+directories, and every key is resolved and checked to stay under the root.
 
 Writes are atomic: bytes go to a temporary file in the target directory, are fsynced, and are
 renamed over the target, so a reader sees the old object or the new one, never half of one, and a
@@ -24,7 +25,9 @@ import json
 import os
 import secrets
 import shutil
+from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Generator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -40,6 +43,7 @@ from orbsurv.application.ports import (
 )
 
 READ_CHUNK = 1024 * 1024
+WHOLE_READ_CHUNK = 4 * 1024 * 1024  # reads to the end (a scan, a copy): fewer thread hops
 WRITE_BUFFER = 1024 * 1024  # bytes gathered before one write (and hash update) in a thread
 MIN_PART_SIZE = 5 * 1024 * 1024  # as S3, so both adapters behave alike
 _META = ".meta"
@@ -110,13 +114,39 @@ class _Sink:
         self.temp.unlink(missing_ok=True)
 
 
+@dataclass(slots=True)
+class _RunningDigest:
+    """The SHA-256 of the first ``end`` bytes of an upload's data file, as this process wrote
+    them in place: the parts (number, ETag) it covers, in order from offset 0."""
+
+    parts: list[tuple[int, str]]
+    end: int
+    digest: Any
+
+
+RUNNING_DIGESTS = 256  # uploads whose running digest one process keeps (least recent dropped)
+
+
 class LocalObjectStorage:
-    """``ObjectStorage`` on a directory. Blocking file calls run in threads."""
+    """``ObjectStorage`` on a directory. Blocking file calls run in threads.
+
+    A shortcut kept in memory, never needed for correctness: while this process places an
+    upload's parts in order from offset 0, it keeps their running SHA-256, so completion need
+    not read the data file to hash it when the listed parts are exactly those. Whenever that
+    does not hold (another process or a restart wrote some, a part was written elsewhere or
+    twice, the entry was dropped), completion hashes the file as it would without it."""
 
     min_part_size = MIN_PART_SIZE
 
     def __init__(self, root: str | Path) -> None:
         self._root = Path(root).resolve()
+        self._running: OrderedDict[str, _RunningDigest] = OrderedDict()
+
+    def _remember(self, upload_id: str, running: _RunningDigest) -> None:
+        self._running[upload_id] = running
+        self._running.move_to_end(upload_id)
+        while len(self._running) > RUNNING_DIGESTS:
+            self._running.popitem(last=False)
 
     @property
     def root(self) -> Path:
@@ -199,7 +229,7 @@ class LocalObjectStorage:
             await asyncio.to_thread(handle.seek, start)
             remaining = None if end is None else end - start + 1
             while remaining is None or remaining > 0:
-                size = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
+                size = WHOLE_READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
                 chunk = await asyncio.to_thread(handle.read, size)
                 if not chunk:
                     break
@@ -288,9 +318,14 @@ class LocalObjectStorage:
             placed_at: int | None = None
             source, size = path, st.st_size
             if etag.endswith(_PLACED):
-                etag = etag.removesuffix(_PLACED)
-                body = json.loads(path.read_text())
-                source, size, placed_at = directory / _DATA, int(body["size"]), int(body["offset"])
+                etag, _, where = etag.removesuffix(_PLACED).partition(".")
+                if where:  # <number>.<etag>.<offset>-<size>.placed (empty file)
+                    at_text, _, size_text = where.partition("-")
+                    placed_at, size = int(at_text), int(size_text)
+                else:  # the older marker with a JSON body
+                    body = json.loads(path.read_text())
+                    size, placed_at = int(body["size"]), int(body["offset"])
+                source = directory / _DATA
             part = UploadedPart(number=int(number), etag=etag, size=size)
             previous = found.get(part.number)
             if previous is None or st.st_mtime_ns >= previous[3]:
@@ -351,34 +386,43 @@ class LocalObjectStorage:
         token: str,
     ) -> UploadedPart:
         """Write a part into the shared data file at ``offset`` (claimed by ``token``), then
-        record it with a marker file naming its offset and size.
+        record it with a marker: an empty file whose name carries the part's number, ETag,
+        offset and size (``<number>.<etag>.<offset>-<size>.placed``).
 
-        Bytes are gathered into ``WRITE_BUFFER`` writes in a thread; one ``fdatasync`` at the
-        end makes the part durable before it is reported."""
+        Bytes are gathered into ``WRITE_BUFFER`` writes in a thread. At the end the marker is
+        created, then one ``fdatasync`` of the data file and one ``fsync`` of the directory
+        make both durable before the part is reported (the marker may reach the disk first:
+        it binds nobody until the part is recorded by the caller, which happens only after
+        both syncs)."""
         size = 0
         reached = offset
         pending = bytearray()
+        # Continue this process's running digest when the part starts where it ends (a copy:
+        # the entry changes only once the part is published).
+        base = self._running.get(upload_id)
+        digest: Any = None
+        if base is not None and base.end == offset:
+            digest = base.digest.copy()
+        elif offset == 0:
+            digest = hashlib.sha256()
         handle = await asyncio.to_thread(
             os.open, directory / _DATA, os.O_WRONLY | os.O_CREAT, 0o644
         )
 
-        def write(data: bytes | bytearray, at: int, sync: bool) -> None:
+        def write(data: bytes | bytearray, at: int) -> None:
+            if digest is not None:
+                digest.update(data)
             _pwrite_all(handle, data, at)
-            if sync:
-                os.fdatasync(handle)
 
         etag = secrets.token_hex(16)
-        marker = directory / f"{number:05d}.{etag}{_PLACED}"
 
-        def publish() -> None:
+        def publish(data: bytes | bytearray, at: int) -> None:
+            write(data, at)
             if not directory.is_dir():  # aborted while the part streamed
                 raise ObjectNotFound(f"No multipart upload {upload_id!r}.")
-            temp = directory / f".{marker.name}.{secrets.token_hex(6)}.part"
-            with temp.open("x") as out:
-                json.dump({"offset": offset, "size": size}, out)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, marker)
+            marker = directory / f"{number:05d}.{etag}.{offset}-{size}{_PLACED}"
+            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            os.fdatasync(handle)
             _fsync_dir(directory)
             for path in directory.glob(f"{number:05d}.*"):
                 if path != marker:
@@ -394,11 +438,17 @@ class LocalObjectStorage:
                 if len(pending) >= WRITE_BUFFER:
                     data, pending = pending, bytearray()
                     reached = offset + size
-                    await asyncio.to_thread(write, data, reached - len(data), False)
+                    await asyncio.to_thread(write, data, reached - len(data))
             reached = offset + size
-            await asyncio.to_thread(write, pending, reached - len(pending), True)
-            await asyncio.to_thread(publish)
+            await asyncio.to_thread(publish, pending, reached - len(pending))
             published = True
+            if digest is None:
+                self._running.pop(upload_id, None)
+            else:
+                covered = base.parts if base is not None and offset > 0 else []
+                self._remember(
+                    upload_id, _RunningDigest([*covered, (number, etag)], offset + size, digest)
+                )
         finally:
             os.close(handle)
             # A part that got no marker can never be listed, so its bytes bind nobody: the
@@ -427,6 +477,7 @@ class LocalObjectStorage:
         directory, body = await asyncio.to_thread(self._upload, key, upload_id)
         target = self._path(key)
         temp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
+        running = self._running.pop(upload_id, None)
 
         def run() -> StoredObject:
             open_claims = _close_claims(directory)  # no part is placed from now on
@@ -443,9 +494,18 @@ class LocalObjectStorage:
                 if placed_at is not None and placed_at != at:
                     in_place = False
                 at += part.size
+            known = None  # the running digest, when it covers exactly the listed parts
+            if (
+                in_place
+                and running is not None
+                and running.end == at
+                and all(placed_at is not None for _, _, placed_at in sources)
+                and running.parts == [(part.number, part.etag) for part in parts]
+            ):
+                known = running.digest.hexdigest()
             try:
                 if in_place:
-                    size, sha256, inode = _fill(data, sources)
+                    size, sha256, inode = _fill(data, sources, known)
                     source_of_object = data
                 else:
                     size, sha256, inode = _join(sources, temp)
@@ -462,6 +522,8 @@ class LocalObjectStorage:
         return await asyncio.to_thread(run)
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
+        self._running.pop(upload_id, None)
+
         def run() -> None:
             try:
                 directory, _ = self._upload(key, upload_id)
@@ -565,21 +627,27 @@ def _ledger(handle: IO[str]) -> tuple[set[str], int, bool]:
     finished: set[str] = set()
     high, closed = 0, False
     for line in handle.read().splitlines():
-        word, *rest = line.split()
-        if word == "start":
-            started[rest[0]] = int(rest[1])
-        elif word == "end":
-            finished.add(rest[0])
-            high = max(high, int(rest[1]))
-        elif word == "closed":
-            closed = True
+        words = line.split()
+        with contextlib.suppress(ValueError, IndexError):  # a line cut short by a crash
+            if words[0] == "start":
+                started[words[1]] = int(words[2])
+            elif words[0] == "end":
+                high = max(high, int(words[2]))
+                finished.add(words[1])
+            elif words[0] == "closed":
+                closed = True
     return set(started) - finished, high, closed
 
 
 def _append(handle: IO[str], line: str) -> None:
-    handle.write(line + "\n")
+    """Append one line for the processes that share this machine's page cache. Not fsynced:
+    the ledger only keeps live writers apart, and a crash of the machine ends every writer.
+    Recorded parts never depend on it (the database is the record; a part's bytes and marker
+    are synced before it is recorded), and a line lost in such a crash at worst sends later
+    parts of the upload to files of their own (an unfinished claim). The leading newline ends
+    a line that a crash cut short, so it cannot swallow this one."""
+    handle.write(f"\n{line}\n")
     handle.flush()
-    os.fsync(handle.fileno())
 
 
 def _claim(directory: Path, offset: int) -> str | None:
@@ -620,9 +688,10 @@ def _close_claims(directory: Path) -> bool:
 Source = tuple[Path, UploadedPart, int | None]  # the file, the part, its offset in the file
 
 
-def _fill(data: Path, sources: Sequence[Source]) -> tuple[int, str, int]:
+def _fill(data: Path, sources: Sequence[Source], known: str | None) -> tuple[int, str, int]:
     """Complete the data file in place: copy in the parts that have files of their own, cut
-    it to the object's size, fsync, hash; answer size, SHA-256 (hex) and inode."""
+    it to the object's size, fsync, hash (unless its SHA-256 is ``known``: hex, computed as
+    its bytes were written); answer size, SHA-256 (hex) and inode."""
     buffer = bytearray(READ_CHUNK)
     view = memoryview(buffer)
     out = os.open(data, os.O_RDWR)
@@ -635,6 +704,9 @@ def _fill(data: Path, sources: Sequence[Source]) -> tuple[int, str, int]:
             at += part.size
         os.ftruncate(out, at)
         os.fsync(out)
+        inode = os.fstat(out).st_ino
+        if known is not None:
+            return at, known, inode
         digest = hashlib.sha256()
         done = 0
         while done < at:
@@ -643,7 +715,6 @@ def _fill(data: Path, sources: Sequence[Source]) -> tuple[int, str, int]:
                 raise OSError("the data file ended early")
             digest.update(view[:count])
             done += count
-        inode = os.fstat(out).st_ino
     finally:
         os.close(out)
     return at, digest.hexdigest(), inode

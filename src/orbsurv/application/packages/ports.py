@@ -82,6 +82,16 @@ class UploadStore(Protocol):
         """A part number never handed out before for this upload (one atomic increment)."""
         ...
 
+    async def confirm(
+        self, upload_id: str, *, offset: int, now: datetime, reserve_part: bool
+    ) -> int | None:
+        """One conditional statement for a writer that holds the lock and read the session
+        before taking it: ``None`` unless the session is still open, unexpired and at
+        ``offset`` (then it is exactly as read: its tail changes only with its offset or
+        state). Otherwise ``0``, or with ``reserve_part`` a part number never handed out
+        before (the same atomic increment as ``reserve_part_number``)."""
+        ...
+
     async def record_progress(
         self,
         upload_id: str,

@@ -4,8 +4,9 @@ The policy, and why:
 
 * **Any worker can take the next chunk.** The session, its offset, its stored parts (number,
   ETag, size) and its staged tail are rows; the bytes are an object-storage multipart upload.
-  A PATCH on another process reads the rows and goes on. Nothing lives in a process's memory
-  between requests.
+  A PATCH on another process reads the rows and goes on. Nothing a later request needs lives
+  in a process's memory (the local storage may keep a running digest of the parts it placed
+  as a shortcut for completion; without it, completion hashes the stored bytes).
 * **Bytes become durable in parts.** Incoming bytes collect in a buffer (at most one part plus
   one chunk); a full buffer becomes a part, recorded with the new offset in one transaction.
   When the request's ``Content-Length`` says its bytes will make a part, the part is written to
@@ -425,7 +426,7 @@ class AppendUploadChunk:
         )
         beating = asyncio.create_task(beat.run())
         try:
-            appended = await self._append(principal, command, beat)
+            appended = await self._append(principal, command, beat, record)
         finally:
             beating.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -448,13 +449,30 @@ class AppendUploadChunk:
         return appended
 
     async def _append(
-        self, principal: Principal, command: AppendChunk, beat: _Heartbeat
+        self, principal: Principal, command: AppendChunk, beat: _Heartbeat, record: UploadRecord
     ) -> Appended:
-        record = await _load(self.store, command.upload_id, principal)  # fresh, under the lock
-        session = record.session
-        session.check_writable(command.offset, self.clock.now())
-        assert record.multipart_id is not None
         min_part = self.storage.min_part_size
+        # ``record`` was read before the lock was taken. One conditional statement under the
+        # lock confirms it is still current (same offset, open, unexpired: then its tail is
+        # the same too) and, when this request's bytes will make a part, reserves that part's
+        # number. If the session moved meanwhile, it is read again and checked.
+        tail_size = record.tail.size if record.tail else 0
+        makes_part = command.content_length is not None and (
+            tail_size + command.content_length >= min_part
+            or command.offset + command.content_length == record.session.length
+        )
+        reserved = await self.store.confirm(
+            command.upload_id,
+            offset=command.offset,
+            now=self.clock.now(),
+            reserve_part=makes_part,
+        )
+        if reserved is None:
+            record = await _load(self.store, command.upload_id, principal)
+            record.session.check_writable(command.offset, self.clock.now())
+        next_number = reserved or None  # the first part's number, when already reserved
+        session = record.session
+        assert record.multipart_id is not None
         part_size = max(self.policy.part_size, min_part)
         verify = command.checksum
         hasher = hashlib.new(verify.algorithm) if verify else None
@@ -474,7 +492,10 @@ class AppendUploadChunk:
         stale_tails: list[str] = []
 
         async def store_part(chunks: AsyncIterable[bytes], offset: int) -> UploadedPart:
-            number = await self.store.reserve_part_number(session.id)
+            nonlocal next_number
+            number, next_number = next_number, None
+            if number is None:
+                number = await self.store.reserve_part_number(session.id)
             part = await self.storage.upload_part(
                 record.storage_key, record.multipart_id or "", number, chunks, offset=offset
             )
@@ -542,7 +563,7 @@ class AppendUploadChunk:
                 else:
                     part = await store_part(_one(buffer), start)
                 if hasher is None:
-                    await commit(part, None, True, end)
+                    await commit(part, None, committed_tail is not None, end)
                 else:
                     pending_parts.append((part, end))
                 start, buffer = end, bytearray()
@@ -599,7 +620,7 @@ class AppendUploadChunk:
                     )
                 # Verified: record the parts stored meanwhile, then keep the remainder.
                 for part, end in pending_parts:
-                    await commit(part, None, True, end)
+                    await commit(part, None, committed_tail is not None, end)
                 hasher = None
             await flush(final=True)
         finally:
