@@ -43,6 +43,28 @@ class AuditEvent:
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
+def malware_detected(
+    at: datetime,
+    context: RequestContext,
+    *,
+    actor_user_id: str | None,
+    target_type: str,
+    target_id: str,
+    signature: str,
+    file_name: str,
+) -> AuditEvent:
+    """The event every refused upload records: it raises the "malware found" alert."""
+    return AuditEvent(
+        "malware.detected",
+        at,
+        context,
+        actor_user_id=actor_user_id,
+        target_type=target_type,
+        target_id=target_id,
+        metadata={"signature": signature, "file_name": file_name},
+    )
+
+
 class Severity(enum.Enum):
     LOW = "low"
     MEDIUM = "medium"

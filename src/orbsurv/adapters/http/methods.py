@@ -37,15 +37,18 @@ def allow_header_fixer(app: Litestar) -> BeforeMessageSendHookHandler:
     ]
 
     async def fix_allow(message: Message, scope: Scope) -> None:
-        if message["type"] != "http.response.start":
-            return
-        path = str(scope.get("path", ""))
-        methods = next((value for pattern, value in allow if pattern.fullmatch(path)), None)
-        if methods is None:
+        # Only OPTIONS and 405 answers carry Allow: every other answer leaves at once.
+        if message["type"] != "http.response.start" or (
+            message["status"] != 405 and scope.get("method") != "OPTIONS"
+        ):
             return
         original = list(message.get("headers", []))
         headers = [(name, value) for name, value in original if name.lower() != b"allow"]
-        if len(headers) != len(original):  # only answers that carried Allow
+        if len(headers) == len(original):
+            return
+        path = str(scope.get("path", ""))
+        methods = next((value for pattern, value in allow if pattern.fullmatch(path)), None)
+        if methods is not None:
             message["headers"] = [*headers, (b"allow", methods.encode())]
 
     return fix_allow

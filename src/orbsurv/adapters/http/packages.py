@@ -900,10 +900,6 @@ async def download_version(
     storage: FromDishka[ObjectStorage],
 ) -> Response[Any]:
     _, version = await find(await current_principal(request), package_id, version_id)
-
-    async def counted() -> None:
-        await count(version.id)
-
     item = Downloadable(
         key=version.storage_key,
         size=version.size,
@@ -911,7 +907,7 @@ async def download_version(
         modified_at=version.created_at,
         file_name=version.file_name,
     )
-    return download_response(request, storage, item, on_complete=counted)
+    return download_response(request, storage, item, on_complete=lambda: count(version.id))
 
 
 SINGLE_FIELDS = ("name", "description", "category", "language", "version", "is_public", "sha256")

@@ -403,10 +403,6 @@ async def download_project(
 ) -> Response[Any]:
     principal = await current_principal(request)
     project = await find(viewer_of(request, principal), project_id)
-
-    async def counted() -> None:
-        await count(project.id)
-
     item = Downloadable(
         key=project.object_key,
         size=project.size,
@@ -414,7 +410,7 @@ async def download_project(
         modified_at=project.created_at,
         file_name=project.file_name,
     )
-    return download_response(request, storage, item, on_complete=counted)
+    return download_response(request, storage, item, on_complete=lambda: count(project.id))
 
 
 @delete(

@@ -57,17 +57,19 @@ JOIN_WAITLIST = {
     .returning(waitlist_entries.c.id)
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
-_CLAIM_ACKNOWLEDGEMENT = {
-    name: dialect.insert(form_acknowledgements)
-    .values(email=sa.bindparam("ack_email"), last_sent_at=sa.bindparam("ack_now"))
-    .on_conflict_do_update(
+
+
+def _claim(dialect: Any) -> Any:
+    statement = dialect.insert(form_acknowledgements)
+    return statement.on_conflict_do_update(
         index_elements=["email"],
-        set_={"last_sent_at": sa.bindparam("ack_now")},
+        set_={"last_sent_at": statement.excluded.last_sent_at},
         where=form_acknowledgements.c.last_sent_at <= sa.bindparam("ack_due"),
-    )
-    .returning(form_acknowledgements.c.email)
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
-}
+    ).returning(form_acknowledgements.c.email)
+
+
+# Parameters ``email``, ``last_sent_at`` and ``ack_due`` (the cut-off); one row or many.
+CLAIM_ACKNOWLEDGEMENT = {"postgresql": _claim(postgresql), "sqlite": _claim(sqlite)}
 
 
 def as_dict(row: sa.Row[Any]) -> dict[str, Any]:
@@ -129,8 +131,12 @@ class SqlLeadRepository:
 
     async def claim_acknowledgement(self, email: str, now: datetime, every_seconds: int) -> bool:
         claimed = await self._conn.execute(
-            _CLAIM_ACKNOWLEDGEMENT[self._conn.dialect.name],
-            {"ack_email": email, "ack_now": now, "ack_due": now - timedelta(seconds=every_seconds)},
+            CLAIM_ACKNOWLEDGEMENT[self._conn.dialect.name],
+            {
+                "email": email,
+                "last_sent_at": now,
+                "ack_due": now - timedelta(seconds=every_seconds),
+            },
         )
         return claimed.first() is not None
 

@@ -21,13 +21,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from orbsurv.adapters.batching import Batcher
-from orbsurv.adapters.persistence.leads import JOIN_WAITLIST
+from orbsurv.adapters.persistence.leads import CLAIM_ACKNOWLEDGEMENT, JOIN_WAITLIST
 from orbsurv.adapters.persistence.outbox import ENQUEUE, PENDING, outbox_row
-from orbsurv.adapters.persistence.tables import form_acknowledgements, waitlist_entries
+from orbsurv.adapters.persistence.tables import waitlist_entries
 from orbsurv.application.ports import OutgoingEmail
 from orbsurv.domain.leads import Lead, Submitter
 
@@ -47,19 +47,6 @@ _REPEAT = (
         name=sa.func.coalesce(sa.bindparam("repeat_name"), waitlist_entries.c.name),
     )
 )
-
-
-def _claim(dialect_name: str) -> Any:
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
-    statement = dialect.insert(form_acknowledgements)
-    return statement.on_conflict_do_update(
-        index_elements=["email"],
-        set_={"last_sent_at": statement.excluded.last_sent_at},
-        where=form_acknowledgements.c.last_sent_at <= sa.bindparam("ack_due"),
-    ).returning(form_acknowledgements.c.email)
-
-
-_CLAIM = {name: _claim(name) for name in ("postgresql", "sqlite")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +155,7 @@ async def _portable_join(conn: AsyncConnection, group: list[_SignUp], due: datet
     claims = [
         {"email": item.signup.email, "last_sent_at": item.by.at, "ack_due": due} for item in group
     ]
-    claimed: set[str] = set((await conn.execute(_CLAIM[dialect], claims)).scalars())
+    claimed: set[str] = set((await conn.execute(CLAIM_ACKNOWLEDGEMENT[dialect], claims)).scalars())
     messages = [
         outbox_row(item.acknowledgement, item.by.at)
         for item in group

@@ -50,7 +50,7 @@ from orbsurv.application.ports import (
     ScanSession,
     UnitOfWork,
 )
-from orbsurv.domain.audit import AuditEvent, RequestContext
+from orbsurv.domain.audit import AuditEvent, RequestContext, malware_detected
 from orbsurv.domain.errors import DomainError, FieldInvalid, Forbidden, NotFound
 from orbsurv.domain.files import (
     Project,
@@ -212,14 +212,14 @@ class UploadProject:
         self, viewer: Viewer, key: str, file_name: str, signature: str
     ) -> None:
         await self.audit.record(
-            AuditEvent(
-                "malware.detected",
+            malware_detected(
                 self.clock.now(),
                 viewer.context,
                 actor_user_id=viewer.user_id,
                 target_type="project",
                 target_id=key,
-                metadata={"signature": signature, "file_name": file_name},
+                signature=signature,
+                file_name=file_name,
             )
         )
         await self.uow.commit()

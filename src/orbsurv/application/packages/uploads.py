@@ -66,7 +66,7 @@ from orbsurv.application.ports import (
     UploadedPart,
     scan_stream,
 )
-from orbsurv.domain.audit import AuditEvent, RequestContext
+from orbsurv.domain.audit import AuditEvent, RequestContext, malware_detected
 from orbsurv.domain.errors import FieldInvalid, InvalidInput
 from orbsurv.domain.identity import Principal
 from orbsurv.domain.packages import (
@@ -740,17 +740,8 @@ class CompleteUpload:
         elif verdict.signature is not None:
             failure = MalwareDetected("file", verdict.signature)
             await self.trail.record(
-                AuditEvent(
-                    "malware.detected",
-                    self.clock.now(),
-                    RequestContext(),
-                    actor_user_id=principal.user_id,
-                    target_type="package_upload",
-                    target_id=upload_id,
-                    metadata={
-                        "signature": verdict.signature,
-                        "file_name": record.details.file_name,
-                    },
+                _malware_event(
+                    self.clock, principal, upload_id, verdict.signature, record.details.file_name
                 )
             )
         if failure is not None:
@@ -779,6 +770,20 @@ class CompleteUpload:
             now=self.clock.now(),
         )
         await _drop_bytes(self.storage, record)
+
+
+def _malware_event(
+    clock: Clock, principal: Principal, upload_id: str, signature: str, file_name: str
+) -> AuditEvent:
+    return malware_detected(
+        clock.now(),
+        RequestContext(),
+        actor_user_id=principal.user_id,
+        target_type="package_upload",
+        target_id=upload_id,
+        signature=signature,
+        file_name=file_name,
+    )
 
 
 async def _drop_bytes(storage: ObjectStorage, record: UploadRecord) -> None:
@@ -863,14 +868,8 @@ class PublishPackage:
         elif verdict.signature is not None:
             failure = MalwareDetected("file", verdict.signature)
             await self.trail.record(
-                AuditEvent(
-                    "malware.detected",
-                    self.clock.now(),
-                    RequestContext(),
-                    actor_user_id=principal.user_id,
-                    target_type="package_upload",
-                    target_id=upload_id,
-                    metadata={"signature": verdict.signature, "file_name": details.file_name},
+                _malware_event(
+                    self.clock, principal, upload_id, verdict.signature, details.file_name
                 )
             )
         if failure is not None:
