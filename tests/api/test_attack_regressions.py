@@ -649,3 +649,51 @@ async def test_an_anonymous_console_change_is_401_before_its_body_is_judged(pg: 
         answer = await client.patch("/api/v1/admin/orders/abc", json={})
     assert answer.status_code == 401, answer.text
     assert answer.json()["code"] == "unauthenticated"
+
+
+# --- form bodies that are not UTF-8 -----------------------------------------------------------
+
+
+async def test_a_multipart_field_that_is_not_utf8_is_400_not_500(pg: Settings) -> None:
+    """POST /api/v1/waitlist as multipart/form-data with ``source`` = ``a\\xffb``: 500
+    ``internal_error`` (the form parser's UnicodeDecodeError escaped). A JSON body with the same
+    byte is 400 ``malformed_body``. Expected: the same 400 for the form, nothing stored."""
+    boundary = "utf8boundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="email"\r\n\r\n'
+            "mp@example.com\r\n"
+            f'--{boundary}\r\nContent-Disposition: form-data; name="source"\r\n\r\n'
+        ).encode()
+        + b"a\xffb\r\n"
+        + f"--{boundary}--\r\n".encode()
+    )
+    async with AsyncTestClient(make_app(pg)) as client:
+        answer = await client.post(
+            "/api/v1/waitlist",
+            content=body,
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["code"] == "malformed_body"
+    assert await fetch(pg, "SELECT email FROM waitlist_entries") == []
+
+
+async def test_a_url_encoded_field_that_is_not_utf8_is_400_not_replaced(pg: Settings) -> None:
+    """POST /api/v1/waitlist ``email=%FF%FE@example.com`` (form-urlencoded): 201, the bytes
+    became U+FFFD and ``\\ufffd\\ufffd@example.com`` was stored and sent an acknowledgement.
+    Expected: 400 ``malformed_body`` as for JSON that is not UTF-8; nothing stored."""
+    async with AsyncTestClient(make_app(pg)) as client:
+        answers = [
+            await client.post(
+                "/api/v1/waitlist",
+                content=content,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+            for content in (b"email=%FF%FE@example.com", b"email=ok@example.com&source=\xff")
+        ]
+    for answer in answers:
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["code"] == "malformed_body"
+    assert await fetch(pg, "SELECT email FROM waitlist_entries") == []
+    assert await fetch(pg, "SELECT recipient FROM outbox_messages") == []
