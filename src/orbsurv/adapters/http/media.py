@@ -72,7 +72,7 @@ async def form_fields(request: Request[Any, Any, Any]) -> list[tuple[str, Any]]:
         form = await request.form()
     except (UnicodeDecodeError, LookupError):  # LookupError: a part names an unknown charset
         raise MalformedBody(detail=NOT_UTF8_FORM) from None
-    return form.multi_items()
+    return list(form.multi_items())
 
 
 async def screen_inputs(request: Request[Any, Any, Any]) -> None:
