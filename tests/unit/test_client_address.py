@@ -8,6 +8,7 @@ import pytest
 from litestar import Litestar, Request
 
 from orbsurv.adapters.http.client import ClientAddress
+from orbsurv.domain.audit import budget_client
 
 
 def request_from(peer: str, forwarded: str | None) -> Request[Any, Any, Any]:
@@ -51,3 +52,19 @@ def test_client_address(
     trusted: list[str], peer: str, forwarded: str | None, expected: str
 ) -> None:
     assert ClientAddress(trusted).of(request_from(peer, forwarded)) == expected
+
+
+@pytest.mark.parametrize(
+    ("ip", "client"),
+    [
+        ("192.0.2.7", "192.0.2.7"),
+        ("::ffff:192.0.2.7", "192.0.2.7"),
+        ("2001:db8:5:6::1", "2001:db8:5:6::/64"),
+        ("2001:db8:5:6:ffff:ffff:ffff:ffff", "2001:db8:5:6::/64"),
+        ("2001:db8:5:7::1", "2001:db8:5:7::/64"),
+        (None, "unknown"),
+        ("testclient", "testclient"),
+    ],
+)
+def test_a_per_ip_budget_counts_an_ipv6_host_by_its_64(ip: str | None, client: str) -> None:
+    assert budget_client(ip) == client

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import ipaddress
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +20,28 @@ class RequestContext:
     ip: str | None = None
     user_agent: str | None = None
     request_id: str | None = None
+
+
+IPV6_CLIENT_PREFIX = 64
+
+
+def budget_client(ip: str | None) -> str:
+    """The client a per-IP budget (rate limit, guess budget) counts for: an IPv4 address as it
+    is (also written IPv4-mapped, ``::ffff:192.0.2.1``), an IPv6 address as its /64 network
+    (``2001:db8::/64``), ``unknown`` without an address. One end site is handed a whole /64
+    (RFC 6177, RFC 7421), so counting single IPv6 addresses would give one host a fresh budget
+    for every request. Text that is no address is returned unchanged."""
+    if not ip:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, IPV6_CLIENT_PREFIX), strict=False))
+    return str(address)
 
 
 def bounded(metadata: dict[str, Any]) -> dict[str, Any]:

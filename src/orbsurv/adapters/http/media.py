@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from functools import cache
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import msgspec
 from litestar import Request
@@ -14,7 +15,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import BodyKwarg
 
-from orbsurv.adapters.http.inputs import check_headers, check_strings, decode_json
+from orbsurv.adapters.http.inputs import MalformedBody, check_headers, check_strings, decode_json
 
 
 @cache
@@ -53,6 +54,25 @@ def _is_json(content_type: str) -> bool:
 
 
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+NOT_UTF8_FORM = "The form is not UTF-8 text."
+
+
+async def form_fields(request: Request[Any, Any, Any]) -> list[tuple[str, Any]]:
+    """The fields of a form body, each one as often as it was sent.
+
+    Raises ``MalformedBody`` (400) when a field is not UTF-8 (WHATWG URL standard,
+    application/x-www-form-urlencoded; RFC 7578 section 5.1 for multipart): the url-encoded
+    parser would put U+FFFD in place of the bytes, the multipart one fails outright."""
+    if request.content_type[0] == "application/x-www-form-urlencoded":
+        try:
+            unquote_to_bytes((await request.body()).replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedBody(detail=NOT_UTF8_FORM) from None
+    try:
+        form = await request.form()
+    except (UnicodeDecodeError, LookupError):  # LookupError: a part names an unknown charset
+        raise MalformedBody(detail=NOT_UTF8_FORM) from None
+    return list(form.multi_items())
 
 
 async def screen_inputs(request: Request[Any, Any, Any]) -> None:
@@ -82,7 +102,7 @@ async def screen_inputs(request: Request[Any, Any, Any]) -> None:
         if body:
             decode_json(body)
     elif content_type in FORM_TYPES and await request.body():
-        check_strings((await request.form()).multi_items())
+        check_strings(await form_fields(request))
 
 
 async def enforce_body_media_type(request: Request[Any, Any, Any]) -> None:

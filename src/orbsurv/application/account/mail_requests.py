@@ -13,7 +13,7 @@ from orbsurv.application.account.policy import AccountPolicy
 from orbsurv.application.account.ports import ActionTokens, MailRequests
 from orbsurv.application.identity.ports import RateLimiter, UserRepository
 from orbsurv.application.ports import AuditLog, Clock, EmailComposer, Outbox, UnitOfWork
-from orbsurv.domain.audit import AuditEvent, RequestContext
+from orbsurv.domain.audit import AuditEvent, RequestContext, budget_client
 from orbsurv.domain.errors import RateLimited
 from orbsurv.domain.identity import TokenPurpose, User, normalise_email
 
@@ -77,7 +77,7 @@ class _AddressMail:
         window = self._policy.mail_window_seconds
         checks = (
             (f"{self.action}:address:{email}", self._policy.per_address_limit),
-            (f"{self.action}:ip:{context.ip or 'unknown'}", self._policy.per_ip_limit),
+            (f"{self.action}:ip:{budget_client(context.ip)}", self._policy.per_ip_limit),
         )
         for key, limit in checks:
             decision = await self._limiter.hit(key, limit=limit, window_seconds=window)

@@ -34,7 +34,7 @@ from orbsurv.application.identity.ports import (
 )
 from orbsurv.application.identity.sessions import IssuedTokens, SessionIssuer
 from orbsurv.application.ports import AuditLog, Clock, UnitOfWork
-from orbsurv.domain.audit import AuditEvent, RequestContext
+from orbsurv.domain.audit import AuditEvent, RequestContext, budget_client
 from orbsurv.domain.errors import Forbidden, RateLimited, Unauthenticated
 from orbsurv.domain.identity import Role, Scope, User, normalise_email
 
@@ -66,7 +66,7 @@ class LogIn:
         """Raise ``Unauthenticated`` (``invalid_credentials``, ``invalid_otp``), ``RateLimited``
         (``too_many_attempts``) or ``Forbidden`` (``email_not_verified``, ``dev_role_required``)."""
         identifier = normalise_email(command.identifier)
-        ip_key = f"login:ip:{command.context.ip or 'unknown'}"
+        ip_key = f"login:ip:{budget_client(command.context.ip)}"
         user = await self._find(identifier)
         account_key = account_budget(user.id) if user else identifier_budget(identifier)
         subject = user.email if user is not None else identifier

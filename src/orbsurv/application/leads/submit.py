@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from orbsurv.application.identity.ports import RateLimiter
 from orbsurv.application.leads.ports import CaptchaVerifier, LeadRepository, Waitlist
 from orbsurv.application.ports import Clock, EmailComposer, Outbox, UnitOfWork
+from orbsurv.domain.audit import budget_client
 from orbsurv.domain.errors import Forbidden, RateLimited
 from orbsurv.domain.leads import ClientError, Form, Lead, Submitter
 
@@ -47,7 +48,7 @@ async def _admit(
     answered as if all went well and keeps nothing. Raises ``RateLimited``, ``Forbidden``."""
     form = submission.lead.form
     decision = await limiter.hit(
-        f"form:{form.value}:{submission.ip or 'unknown'}",
+        f"form:{form.value}:{budget_client(submission.ip)}",
         limit=policy.form_limit,
         window_seconds=policy.form_window_seconds,
     )
@@ -149,7 +150,7 @@ class ReportClientError:
 
     async def __call__(self, error: ClientError, ip: str | None) -> None:
         decision = await self._limiter.hit(
-            f"client_errors:{ip or 'unknown'}",
+            f"client_errors:{budget_client(ip)}",
             limit=self._policy.error_limit,
             window_seconds=self._policy.error_window_seconds,
         )

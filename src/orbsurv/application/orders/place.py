@@ -26,6 +26,7 @@ from orbsurv.application.leads.submit import IntakePolicy
 from orbsurv.application.orders.policy import OrderPolicy
 from orbsurv.application.orders.ports import OrderRepository, RegistrationLinks
 from orbsurv.application.ports import Clock, EmailComposer, Outbox, UnitOfWork
+from orbsurv.domain.audit import budget_client
 from orbsurv.domain.errors import Forbidden, RateLimited
 from orbsurv.domain.identity import new_id
 from orbsurv.domain.orders import Order, Plan
@@ -61,7 +62,7 @@ class PlaceOrder:
         ``RateLimited``, ``Forbidden`` (``captcha_failed``)."""
         plan = self.policy.catalogue.find(request.plan_type)
         decision = await self.limiter.hit(
-            f"form:orders:{request.ip or 'unknown'}",
+            f"form:orders:{budget_client(request.ip)}",
             limit=self.intake.form_limit,
             window_seconds=self.intake.form_window_seconds,
         )
