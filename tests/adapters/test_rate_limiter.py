@@ -72,7 +72,7 @@ async def test_keys_are_independent_and_reset(limiter: RateLimiter) -> None:
 
 
 async def test_concurrent_hits_are_each_counted_once(limiter: RateLimiter) -> None:
-    # Redis sends the hits of concurrent requests in shared pipelines: still one count each.
+    # Redis counts the hits of concurrent requests in shared script calls: still one count each.
     keys = [key() for _ in range(3)]
     decisions = await asyncio.gather(
         *(limiter.hit(keys[n % 3], limit=10, window_seconds=60) for n in range(60))

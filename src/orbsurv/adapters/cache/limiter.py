@@ -1,8 +1,10 @@
 """Rate limiting on Redis: each event one atomic Lua script, with a per-process fallback when
 Redis does not answer (never "let everything through").
 
-The events of concurrent requests share round trips: those that arrive while a pipeline is in
-flight go out together in the next one (each script still runs atomically on its own key).
+The events of concurrent requests share round trips: those that arrive while a call is in
+flight go out together in the next one, as one script call over all their keys (the script runs
+atomically, so each counter sees its events one at a time; one Redis, not a cluster, since the
+keys of a batch fall in any hash slot).
 """
 
 from __future__ import annotations
@@ -13,27 +15,32 @@ import time
 from collections.abc import Sequence
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from orbsurv.adapters.batching import Batcher
 from orbsurv.adapters.cache.memory import MemoryRateLimiter
 from orbsurv.application.identity.ports import RateDecision
 
-MAX_PIPELINE = 128  # scripts per round trip
-CONCURRENT_PIPELINES = 2
+MAX_BATCH = 128  # events per script call
+CONCURRENT_BATCHES = 2
 
 logger = logging.getLogger(__name__)
 
 PREFIX = "orbsurv:rate:"
 
-# KEYS[1] counter; ARGV: window ms, limit, block ms (0: none). Returns {count, ttl ms}.
+# KEYS: one counter per event (a key may repeat); ARGV: window ms, limit, block ms (0: none)
+# for each event in turn. Returns {count1, ttl1 ms, count2, ttl2 ms, ...}.
 _HIT = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-if tonumber(ARGV[3]) > 0 and count == tonumber(ARGV[2]) then
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+local out = {}
+for i, key in ipairs(KEYS) do
+  local window, limit, block = ARGV[3 * i - 2], tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i])
+  local count = redis.call('INCR', key)
+  if count == 1 then redis.call('PEXPIRE', key, window) end
+  if block > 0 and count == limit then redis.call('PEXPIRE', key, block) end
+  out[2 * i - 1] = count
+  out[2 * i] = redis.call('PTTL', key)
 end
-return {count, redis.call('PTTL', KEYS[1])}
+return out
 """
 # KEYS[1] counter: one event uncounted, never below zero, the expiry kept.
 _GIVE_BACK = """
@@ -59,17 +66,18 @@ def _seconds(ttl_ms: int) -> int:
 _Hit = tuple[str, int, int, int]  # key, window ms, limit, block ms
 
 
+
 class RedisRateLimiter:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._hit = redis.register_script(_HIT)
         self._peek = redis.register_script(_PEEK)
         self._give_back = redis.register_script(_GIVE_BACK)
-        self._hits: Batcher[_Hit, list[int]] = Batcher(
-            self._pipeline,
-            max_batch=MAX_PIPELINE,
-            concurrency=CONCURRENT_PIPELINES,
-            name="rate-limit-pipeline",
+        self._hits: Batcher[_Hit, tuple[int, int]] = Batcher(
+            self._hit_batch,
+            max_batch=MAX_BATCH,
+            concurrency=CONCURRENT_BATCHES,
+            name="rate-limit-batch",
         )
 
     async def hit(
@@ -78,28 +86,19 @@ class RedisRateLimiter:
         count, ttl = await self._hits.submit(
             (PREFIX + key, window_seconds * 1000, limit, (block_seconds or 0) * 1000)
         )
-        return RateDecision(int(count) <= limit, int(count), _seconds(int(ttl)))
+        return RateDecision(count <= limit, count, _seconds(ttl))
 
     async def close(self) -> None:
         await self._hits.close()
 
-    async def _pipeline(self, hits: list[_Hit]) -> list[list[int] | BaseException]:
-        """One round trip for the batch; a script Redis has forgotten (a restart, SCRIPT
-        FLUSH) is loaded again and only the hits it refused are sent again."""
-        answers = await self._send(hits)
-        refused = [n for n, answer in enumerate(answers) if isinstance(answer, NoScriptError)]
-        if refused:
-            await self._redis.script_load(_HIT)
-            again = await self._send([hits[n] for n in refused])
-            for n, answer in zip(refused, again, strict=True):
-                answers[n] = answer
-        return answers
-
-    async def _send(self, hits: list[_Hit]) -> list[list[int] | BaseException]:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for key, window_ms, limit, block_ms in hits:
-                pipe.evalsha(self._hit.sha, 1, key, window_ms, limit, block_ms)
-            return list(await pipe.execute(raise_on_error=False))
+    async def _hit_batch(self, hits: list[_Hit]) -> list[tuple[int, int] | BaseException]:
+        """One script call for the batch (the script object loads itself again when Redis has
+        forgotten it: a restart, SCRIPT FLUSH)."""
+        arguments: list[int] = []
+        for _, window_ms, limit, block_ms in hits:
+            arguments += (window_ms, limit, block_ms)
+        answer = await self._hit(keys=[hit[0] for hit in hits], args=arguments)
+        return [(int(answer[2 * n]), int(answer[2 * n + 1])) for n in range(len(hits))]
 
     async def peek(self, key: str, *, limit: int) -> RateDecision:
         return (await self.peek_many([(key, limit)]))[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Sequence
 from typing import Any
@@ -22,26 +23,31 @@ class ClientAddress:
         self._trusted: tuple[Network, ...] = tuple(
             ipaddress.ip_network(cidr, strict=False) for cidr in trusted
         )
+        # Peers are few (the proxies, or the clients themselves): each is judged once.
+        self._peer_is_trusted = functools.lru_cache(maxsize=1024)(self._is_trusted)
 
     def _is_trusted(self, address: str) -> bool:
         try:
-            ip = ipaddress.ip_address(address.strip())
+            return self._within(ipaddress.ip_address(address.strip()))
         except ValueError:
             return False
+
+    def _within(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         return any(ip in network for network in self._trusted)
 
     def of(self, connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
         peer = connection.client.host if connection.client else None
-        if peer is None or not self._trusted or not self._is_trusted(peer):
+        if peer is None or not self._trusted or not self._peer_is_trusted(peer):
             return peer
-        forwarded = connection.headers.get("x-forwarded-for", "")
-        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-        for hop in reversed(hops):
-            if not self._is_trusted(hop):
-                try:
-                    return str(ipaddress.ip_address(hop))
-                except ValueError:
-                    return peer  # garbage in the header: believe the proxy itself
+        for hop in reversed(connection.headers.get("x-forwarded-for", "").split(",")):
+            if not (hop := hop.strip()):
+                continue
+            try:
+                ip = ipaddress.ip_address(hop)
+            except ValueError:
+                return peer  # garbage in the header: believe the proxy itself
+            if not self._within(ip):
+                return str(ip)
         return peer
 
 
