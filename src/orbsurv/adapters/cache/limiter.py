@@ -21,8 +21,7 @@ from orbsurv.adapters.batching import Batcher
 from orbsurv.adapters.cache.memory import MemoryRateLimiter
 from orbsurv.application.identity.ports import RateDecision
 
-MAX_BATCH = 128  # events per script call
-CONCURRENT_BATCHES = 2
+MAX_BATCH = 128  # events per script call; one call in flight at a time
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +65,6 @@ def _seconds(ttl_ms: int) -> int:
 _Hit = tuple[str, int, int, int]  # key, window ms, limit, block ms
 
 
-
 class RedisRateLimiter:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
@@ -76,7 +74,6 @@ class RedisRateLimiter:
         self._hits: Batcher[_Hit, tuple[int, int]] = Batcher(
             self._hit_batch,
             max_batch=MAX_BATCH,
-            concurrency=CONCURRENT_BATCHES,
             name="rate-limit-batch",
         )
 

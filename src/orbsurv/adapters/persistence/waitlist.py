@@ -2,9 +2,10 @@
 
 A sign-up written in a transaction of its own costs five round trips (BEGIN, the upsert, the
 acknowledgement claim, the outbox row, COMMIT) and a WAL flush. Here the sign-ups that arrive
-while a transaction is in flight wait for the next one, and that one writes them all with the
-same four statements (multi-row ``INSERT … ON CONFLICT … RETURNING``), so the cost per sign-up
-falls as load rises. There is no timer: a lone sign-up is written at once.
+while a transaction is in flight wait for the next one, and that one writes them all at once
+(PostgreSQL: one statement over arrays; SQLite: three multi-row ``INSERT … ON CONFLICT …
+RETURNING``; a repeat's newer source one ``UPDATE`` more), so the cost per sign-up falls as load
+rises. There is no timer: a lone sign-up is written at once.
 
 Each caller still returns only after the transaction holding its row committed (0 lost). A
 group never holds one address twice (a later duplicate waits for the next group), so
@@ -31,11 +32,11 @@ from orbsurv.adapters.persistence.tables import waitlist_entries
 from orbsurv.application.ports import OutgoingEmail
 from orbsurv.domain.leads import Lead, Submitter
 
-MAX_GROUP = 256  # sign-ups per transaction; the rest wait for the next one
-# Transactions in flight at once on PostgreSQL: a commit waits for its WAL flush (milliseconds),
-# and the group formed meanwhile need not wait for it. Their addresses never overlap (see
-# ``_fits``), so they never wait on each other's rows. SQLite has one writer: one at a time.
-CONCURRENT_GROUPS = 2
+# Sign-ups per transaction; the rest wait for the next one. One transaction is in flight at a
+# time (SQLite has one writer anyway): the sign-ups that arrive during a commit's WAL flush form
+# the next group, so groups grow with load. A second transaction in flight halved the groups and
+# cost more CPU per sign-up, and the worker runs out of CPU long before PostgreSQL does.
+MAX_GROUP = 256
 
 # A repeat records its newer source and name; an absent one keeps the stored value.
 _REPEAT = (
@@ -75,7 +76,6 @@ class GroupCommitWaitlist:
         self._groups: Batcher[_SignUp, bool] = Batcher(
             self._settle,
             max_batch=max_group,
-            concurrency=CONCURRENT_GROUPS if engine.dialect.name == "postgresql" else 1,
             name="waitlist-group-commit",
             fits=_fits,
         )
