@@ -13,6 +13,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,10 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from litestar import Litestar
+from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
+from orbsurv.adapters.http.auth import needs_principal
 from orbsurv.adapters.persistence.database import make_engine
 from orbsurv.main.app import make_app
 from orbsurv.main.settings import Settings
@@ -636,10 +639,6 @@ async def test_one_ipv6_subnet_shares_the_per_ip_login_budget(
     assert other_subnet.status_code == 401, other_subnet.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="handlers decode and validate the body before the signed-in principal is resolved",
-)
 async def test_an_anonymous_console_change_is_401_before_its_body_is_judged(pg: Settings) -> None:
     """PATCH /api/v1/admin/orders/abc with ``{}`` and no credentials answered 422 ``status: is
     required``: a client that is not signed in learns how the console validates before it is
@@ -649,6 +648,41 @@ async def test_an_anonymous_console_change_is_401_before_its_body_is_judged(pg: 
         answer = await client.patch("/api/v1/admin/orders/abc", json={})
     assert answer.status_code == 401, answer.text
     assert answer.json()["code"] == "unauthenticated"
+
+
+def _sample_path(path: str) -> str:
+    samples = {"uuid": "6f1c1c1e-0000-4000-8000-000000000000", "int": "1"}
+    return re.sub(r"\{(\w+):(\w+)\}", lambda found: samples.get(found.group(2), "abc"), path)
+
+
+async def test_every_change_that_needs_a_sign_in_is_401_before_its_body_is_judged(
+    pg: Settings,
+) -> None:
+    """Every unsafe route that takes the signed-in principal, sent a body it would refuse (a
+    JSON ``{}``, or ``[]``), answers 401 to no credentials and to a forged token, never 422."""
+    app = make_app(pg)
+    checked = []
+    async with AsyncTestClient(app) as client:
+        for route in app.routes:
+            if not isinstance(route, HTTPRoute):
+                continue
+            for method, (handler, _) in route.route_handler_map.items():
+                if method not in {"POST", "PUT", "PATCH", "DELETE"} or not needs_principal(handler):
+                    continue
+                path = _sample_path(route.path)
+                for headers in ({}, bearer("not.a.token")):
+                    for body in ({}, []):
+                        answer = await client.request(method, path, json=body, headers=headers)
+                        assert answer.status_code == 401, (method, path, answer.text)
+                checked.append(f"{method} {path}")
+    assert len(checked) > 40, checked  # the console, the account, packages, projects, support
+
+
+async def test_a_signed_in_change_with_a_bad_body_is_still_422(pg: Settings) -> None:
+    async with AsyncTestClient(make_app(pg)) as client:
+        headers = await sign_up(client)
+        answer = await client.patch("/api/v1/account/profile", json={"name": 5}, headers=headers)
+    assert answer.status_code == 422, answer.text
 
 
 # --- form bodies that are not UTF-8 -----------------------------------------------------------

@@ -18,7 +18,7 @@ from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecuritySch
 
 from orbsurv import __version__
 from orbsurv.adapters.http.account import AUTH_ROUTES, PORTAL_ROUTES
-from orbsurv.adapters.http.auth import CookiePolicy, current_principal
+from orbsurv.adapters.http.auth import CookiePolicy, current_principal, sign_in_first
 from orbsurv.adapters.http.client import ClientAddress
 from orbsurv.adapters.http.console import ROUTES as CONSOLE_ROUTES
 from orbsurv.adapters.http.console import document_exports
@@ -170,6 +170,7 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
             openapi_document,
         ],
         exception_handlers=exception_handlers,
+        guards=[sign_in_first],
         before_request=enforce_body_media_type,
         cors_config=(
             CORSConfig(

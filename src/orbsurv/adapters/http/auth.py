@@ -11,15 +11,19 @@ origin, even one minted for the attacker's own session, therefore fails."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
+import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request, Response
+from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
+from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 
 from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import app_container
@@ -176,7 +180,44 @@ def access_token(request: Request[Any, Any, Any]) -> str | None:
     return None
 
 
+_PRINCIPAL = "orbsurv.principal"  # where the guard leaves it, in the request's scope state
+
+
+@functools.cache
+def needs_principal(handler: BaseRouteHandler) -> bool:
+    """Whether the handler serves signed-in callers only: its OpenAPI security requirement
+    names credentials with no anonymous ``{}`` alternative (``SECURITY``), or it takes the
+    ``principal`` dependency, itself or through another (``requires(permission)``)."""
+    security = handler.resolve_security() if isinstance(handler, HTTPRouteHandler) else []
+    if security and all(security):
+        return True
+    providers = handler.resolve_dependencies()
+    wanted, seen = list(handler.parsed_fn_signature.parameters), set()
+    while wanted:
+        name = wanted.pop()
+        if name == "principal":
+            return True
+        if name in providers and name not in seen:
+            seen.add(name)
+            wanted.extend(inspect.signature(providers[name].dependency).parameters)
+    return False
+
+
+async def sign_in_first(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """A guard, so it runs before the body is read or judged: a route that needs a signed-in
+    caller answers 401 (or 403 ``csrf_failed``) to one that is not, whatever it sent; a 422
+    first would show an anonymous client how the route validates its input. The principal is
+    kept for the handler (``current_principal``, the ``principal`` dependency): resolved once."""
+    if isinstance(connection, Request) and needs_principal(handler):
+        connection.scope.setdefault("state", {})[_PRINCIPAL] = await current_principal(connection)
+
+
 async def current_principal(request: Request[Any, Any, Any]) -> Principal:
+    known: Principal | None = request.scope.get("state", {}).get(_PRINCIPAL)
+    if known is not None:
+        return known
     authenticate: Authenticate = request.app.state.authenticate
     token = bearer_token(request)
     if token is not None:

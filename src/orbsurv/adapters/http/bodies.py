@@ -9,7 +9,7 @@ from litestar import Request
 from litestar.exceptions import HTTPException, ValidationException
 
 from orbsurv.adapters.http.inputs import check_strings, decode_json
-from orbsurv.adapters.http.media import FORM_TYPES, strict_validation_error
+from orbsurv.adapters.http.media import FORM_TYPES, is_json, media_type, strict_validation_error
 
 T = TypeVar("T")
 
@@ -21,13 +21,13 @@ async def decode_body(
 
     ``None`` for an empty body when ``optional``."""
     body = await request.body()
-    content_type = request.content_type[0]
+    content_type = media_type(request)
     if not body:
         if optional:
             return None
         raise ValidationException(extra=[{"key": "body", "message": "a request body is required"}])
     try:
-        if content_type == "application/json" or content_type.endswith("+json"):
+        if is_json(content_type):
             return msgspec.convert(decode_json(body), kind)
         if content_type in FORM_TYPES:
             form = await request.form()

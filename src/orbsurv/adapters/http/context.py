@@ -15,7 +15,7 @@ and the response headers every answer carries, errors and 404s included.
 from __future__ import annotations
 
 import re
-import uuid
+import secrets
 from collections.abc import Iterable
 from contextvars import ContextVar
 from time import perf_counter
@@ -67,7 +67,7 @@ def request_id_from(headers: Iterable[tuple[bytes, bytes]]) -> str:
             if _SANE_REQUEST_ID.fullmatch(candidate):
                 return candidate
             break
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)  # 32 hex digits, as a UUID4 in hex; cheaper to make
 
 
 class RequestContextMiddleware:

@@ -14,7 +14,7 @@ from orbsurv.adapters.http.bodies import decode_body
 from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import inject
 from orbsurv.adapters.http.inputs import in_utc
-from orbsurv.adapters.http.media import strict_validation_error
+from orbsurv.adapters.http.media import media_type, strict_validation_error
 from orbsurv.adapters.http.openapi import documented
 from orbsurv.adapters.http.schemas import Email, Instant, Name, blank_to_none, request_email
 from orbsurv.application.analytics.record import RecordEvents
@@ -276,7 +276,7 @@ async def _optional_user(request: Request[Any, Any, Any]) -> str | None:
 async def analytics_events(
     request: Request[Any, Any, Any], use_case: FromDishka[RecordEvents]
 ) -> EventsAccepted:
-    if request.content_type[0] != "application/json":
+    if media_type(request) != "application/json":
         raise HTTPException(status_code=415, detail="Send the events as application/json.")
     body = await request.body()
     try:

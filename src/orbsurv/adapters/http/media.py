@@ -47,7 +47,18 @@ def strict_validation_error(exc: msgspec.ValidationError) -> ValidationException
     return ValidationException(extra=[{"key": field, "message": _PATH.sub("", message)}])
 
 
-def _is_json(content_type: str) -> bool:
+def media_type(request: Request[Any, Any, Any]) -> str:
+    """The request's media type (RFC 9110 section 8.3.1) in lower case, without parameters; ""
+    without a ``Content-Type``. Read from the raw header: no header map is built and nothing is
+    parsed for the many requests that carry no body."""
+    for name, value in request.scope["headers"]:
+        if name == b"content-type":
+            return value.decode("latin-1").partition(";")[0].strip().lower()
+    return ""
+
+
+def is_json(content_type: str) -> bool:
+    """``application/json`` or a structured ``application/…+json`` type (RFC 6839)."""
     return content_type == "application/json" or (
         content_type.startswith("application/") and content_type.endswith("+json")
     )
@@ -63,7 +74,7 @@ async def form_fields(request: Request[Any, Any, Any]) -> list[tuple[str, Any]]:
     Raises ``MalformedBody`` (400) when a field is not UTF-8 (WHATWG URL standard,
     application/x-www-form-urlencoded; RFC 7578 section 5.1 for multipart): the url-encoded
     parser would put U+FFFD in place of the bytes, the multipart one fails outright."""
-    if request.content_type[0] == "application/x-www-form-urlencoded":
+    if media_type(request) == "application/x-www-form-urlencoded":
         try:
             unquote_to_bytes((await request.body()).replace(b"+", b" ")).decode("utf-8")
         except UnicodeDecodeError:
@@ -81,23 +92,26 @@ async def screen_inputs(request: Request[Any, Any, Any]) -> None:
     (no body size limit: they stream) are left their body: buffering it here would defeat the
     streaming, so they screen their own form fields."""
     check_headers(request.scope["headers"])
-    check_strings(request.path_params.items())
-    check_strings(request.query_params.multi_items())
+    if request.scope.get("path_params"):
+        check_strings(request.path_params.items())
     handler = request.route_handler
-    if isinstance(handler, HTTPRouteHandler):
-        declared = handler.parsed_fn_signature.parameters
-        for name in request.query_params:
-            field = declared.get(name)
-            if (
-                field is not None
-                and not field.is_non_string_collection
-                and len(request.query_params.getall(name)) > 1
-            ):
-                raise ValidationException(extra=[{"key": name, "message": "give it once"}])
+    if request.scope.get("query_string"):
+        query = request.query_params
+        check_strings(query.multi_items())
+        if isinstance(handler, HTTPRouteHandler):
+            declared = handler.parsed_fn_signature.parameters
+            for name in query:
+                field = declared.get(name)
+                if (
+                    field is not None
+                    and not field.is_non_string_collection
+                    and len(query.getall(name)) > 1
+                ):
+                    raise ValidationException(extra=[{"key": name, "message": "give it once"}])
     if isinstance(handler, HTTPRouteHandler) and handler.request_max_body_size is None:
         return  # an upload route streams its own body and screens its own fields as they arrive
-    content_type = request.content_type[0]
-    if _is_json(content_type):
+    content_type = media_type(request)
+    if is_json(content_type):
         body = await request.body()
         if body:
             decode_json(body)
@@ -116,8 +130,8 @@ async def enforce_body_media_type(request: Request[Any, Any, Any]) -> None:
         return
     if not await request.body():
         raise ValidationException(extra=[{"key": "body", "message": "a JSON body is required"}])
-    content_type = request.content_type[0]
-    if not _is_json(content_type):
+    content_type = media_type(request)
+    if not is_json(content_type):
         received = content_type or "no Content-Type"
         raise HTTPException(
             status_code=415, detail=f"Send this request as application/json (got {received})."
