@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from orbsurv.adapters.persistence.database import make_engine
+from orbsurv.adapters.persistence.files import SqlStorageQuota
 from orbsurv.adapters.persistence.packages import SqlUploadStore
 from orbsurv.adapters.persistence.unit_of_work import SqlUnitOfWork
 from orbsurv.adapters.persistence.users import SqlUserRepository
 from orbsurv.application.packages.ports import StagedTail, UploadDetails, UploadRecord
 from orbsurv.application.ports import UploadedPart
 from orbsurv.domain.identity import Role, User, new_id
-from orbsurv.domain.packages import UploadSession, UploadState
+from orbsurv.domain.packages import TooManyOpenUploads, UploadSession, UploadState
+from tests.conftest import truncate_all
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 MiB = 1024 * 1024
 
 
-async def _session(engine: AsyncEngine, store: SqlUploadStore) -> str:
+async def _user(engine: AsyncEngine) -> str:
     user = User(
         id=new_id(),
         email=f"{new_id()[:8]}@example.com",
@@ -30,15 +35,19 @@ async def _session(engine: AsyncEngine, store: SqlUploadStore) -> str:
     async with engine.connect() as conn:
         await SqlUserRepository(conn).add(user)
         await SqlUnitOfWork(conn).commit()
+    return user.id
+
+
+def _record(owner_id: str, *, expires_at: datetime = T0 + timedelta(hours=1)) -> UploadRecord:
     upload_id = new_id()
-    record = UploadRecord(
+    return UploadRecord(
         session=UploadSession(
             id=upload_id,
-            owner_id=user.id,
+            owner_id=owner_id,
             length=20 * MiB,
             offset=0,
             state=UploadState.CREATED,
-            expires_at=T0 + timedelta(hours=1),
+            expires_at=expires_at,
             created_at=T0,
         ),
         details=UploadDetails(package_name="p", version="1.0.0", file_name="p.bin"),
@@ -46,8 +55,60 @@ async def _session(engine: AsyncEngine, store: SqlUploadStore) -> str:
         storage_key=f"packages/uploads/{upload_id}/object",
         multipart_id="m",
     )
-    await store.create(record, T0)
-    return upload_id
+
+
+async def _session(engine: AsyncEngine, store: SqlUploadStore) -> str:
+    record = _record(await _user(engine))
+    await store.create(record, T0, max_open=None)
+    return record.session.id
+
+
+async def _reserved(engine: AsyncEngine, owner_id: str) -> int:
+    async with engine.connect() as conn:
+        return (await SqlStorageQuota(conn, 1024**3).usage(owner_id)).reserved
+
+
+async def test_a_session_past_the_open_cap_is_refused_and_reserves_nothing(
+    engine: AsyncEngine,
+) -> None:
+    store = SqlUploadStore(engine, default_quota=1024**3)
+    owner = await _user(engine)
+    stale = _record(owner, expires_at=T0 - timedelta(seconds=1))  # not swept yet: not counted
+    await store.create(stale, T0 - timedelta(hours=1), max_open=2)
+    first, second = _record(owner), _record(owner)
+    await store.create(first, T0, max_open=2)
+    await store.create(second, T0, max_open=2)
+    held = await _reserved(engine, owner)
+    with pytest.raises(TooManyOpenUploads):
+        await store.create(_record(owner), T0, max_open=2)
+    assert await _reserved(engine, owner) == held
+    assert await store.get(first.session.id) is not None
+    # One cancelled: room for one more. Another owner has a cap of its own.
+    assert await store.move(
+        first.session.id, from_states=(UploadState.CREATED,), to=UploadState.ABORTED, now=T0
+    )
+    await store.create(_record(owner), T0, max_open=2)
+    await store.create(_record(await _user(engine)), T0, max_open=2)
+
+
+@pytest.mark.postgres
+async def test_concurrent_sessions_of_one_owner_cannot_pass_the_cap_together(
+    postgres_url: str,
+) -> None:
+    await truncate_all(postgres_url)
+    engine = make_engine(postgres_url)
+    try:
+        store = SqlUploadStore(engine, default_quota=1024**3)
+        owner = await _user(engine)
+        outcomes = await asyncio.gather(
+            *(store.create(_record(owner), T0, max_open=3) for _ in range(12)),
+            return_exceptions=True,
+        )
+        refused = [o for o in outcomes if isinstance(o, TooManyOpenUploads)]
+        assert len(refused) == 9, outcomes
+        assert await _reserved(engine, owner) == 3 * 20 * MiB
+    finally:
+        await engine.dispose()
 
 
 async def test_confirm_holds_only_while_the_session_is_as_read(engine: AsyncEngine) -> None:

@@ -482,3 +482,38 @@ async def test_bytes_in_flight_count_against_the_quota(make_settings: Any) -> No
         assert deleted.status_code == 204
         usage = await fetch(settings, "SELECT used_bytes, reserved_bytes FROM storage_usage")
         assert [(r[0], r[1]) for r in usage] == [(0, 0)]
+
+
+async def test_open_uploads_past_the_cap_are_409_until_one_ends(
+    make_settings: Any, tmp_path: Path
+) -> None:
+    settings = make_settings(UPLOAD_MAX_OPEN_SESSIONS="2", UPLOAD_ROOT=str(tmp_path / "uploads"))
+    app = make_app(settings)
+    async with AsyncTestClient(app) as client:
+        auth = await sign_in(app, client)
+        first = await init(client, auth, 10, version="1.0.0")
+        await init(client, auth, 10, version="1.0.1")
+        over = await client.post(
+            f"{BASE}/uploads/init",
+            json={"package_name": "p", "version": "1.0.2", "file_name": "c", "size": 10},
+            headers=auth,
+        )
+        assert over.status_code == 409, over.text
+        assert over.json()["code"] == "too_many_open_uploads"
+        tus_over = await client.post(
+            f"{BASE}/uploads",
+            headers={
+                **auth,
+                "Tus-Resumable": "1.0.0",
+                "Upload-Length": "10",
+                "Upload-Metadata": "package_name cA==,version MS4wLjM=,filename ZA==",
+            },
+        )
+        assert tus_over.status_code == 409, tus_over.text
+        usage = await fetch(settings, "SELECT reserved_bytes FROM storage_usage")
+        assert [r[0] for r in usage] == [20]  # the refused ones reserved nothing
+        sessions = await fetch(settings, "SELECT count(*) FROM upload_sessions")
+        assert sessions[0][0] == 2
+        cancelled = await client.delete(f"{BASE}/uploads/{first['upload_id']}", headers=auth)
+        assert cancelled.status_code == 204
+        await init(client, auth, 10, version="1.0.2")

@@ -97,6 +97,13 @@ class VersionExists(Conflict):
     code = "version_exists"
 
 
+class TooManyOpenUploads(Conflict):
+    """The owner already has as many open upload sessions as allowed (HTTP 409): finish or
+    cancel one first. Each holds a storage multipart upload and a quota reservation."""
+
+    code = "too_many_open_uploads"
+
+
 class PackageNotFound(NotFound):
     code = "package_not_found"
 

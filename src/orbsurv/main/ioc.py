@@ -580,6 +580,7 @@ class PackagesProvider(Provider):
             idle_timeout_seconds=settings.upload_idle_timeout_seconds,
             lock_ttl_seconds=settings.upload_lock_ttl_seconds,
             part_size=settings.upload_chunk_bytes,
+            max_open_uploads=settings.upload_max_open_sessions,
         )
 
     @provide(scope=Scope.APP)

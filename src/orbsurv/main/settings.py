@@ -151,6 +151,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     upload_idle_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
     upload_lock_ttl_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
     upload_chunk_bytes: Annotated[int, msgspec.Meta(ge=1, le=5 * 1024**3)] = 8 * 1024 * 1024
+    upload_max_open_sessions: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 20
 
     smtp_host: str | None = None
     smtp_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 587

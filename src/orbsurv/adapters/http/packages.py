@@ -213,13 +213,14 @@ def _details(data: InitUpload) -> UploadDetails:
         "Declares the version (SemVer), the file and its size in bytes (and optionally its "
         "SHA-256, verified at completion). Answers the upload's id, the preferred chunk size "
         "and when the session expires; `Location` names the upload. Then PATCH the bytes and "
-        "POST /complete. 409 `version_exists` when the version is already published; 413 past "
+        "POST /complete. 409 `version_exists` when the version is already published, "
+        "`too_many_open_uploads` with `UPLOAD_MAX_OPEN_SESSIONS` open already; 413 past "
         "`MAX_UPLOAD_BYTES`."
     ),
     status_code=201,
     security=SECURITY,
     responses={
-        409: ResponseSpec(None, description="The version exists"),
+        409: ResponseSpec(None, description="The version exists, or too many uploads are open"),
         413: ResponseSpec(None, description="Larger than MAX_UPLOAD_BYTES"),
     },
 )
@@ -312,14 +313,15 @@ def _truthy(value: str | None) -> bool:
         "`Upload-Metadata` with base64 values for `package_name`, `version`, `filename`, and "
         "optionally `filetype`, `description`, `category`, `language`, `is_public`, `sha256`. "
         "Answers 201 with `Location` and `Upload-Expires`. The upload completes (the version is "
-        "published) when its last byte arrives."
+        "published) when its last byte arrives. 409 `version_exists`, or "
+        "`too_many_open_uploads` with `UPLOAD_MAX_OPEN_SESSIONS` open already."
     ),
     status_code=201,
     security=SECURITY,
     request_max_body_size=None,
     responses={
         400: ResponseSpec(None, description="Missing or malformed Upload-Length/Metadata"),
-        409: ResponseSpec(None, description="The version exists"),
+        409: ResponseSpec(None, description="The version exists, or too many uploads are open"),
         412: ResponseSpec(None, description="Unsupported Tus-Resumable"),
         413: ResponseSpec(None, description="Larger than Tus-Max-Size"),
     },

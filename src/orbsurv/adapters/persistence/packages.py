@@ -45,6 +45,7 @@ from orbsurv.application.packages.ports import (
 )
 from orbsurv.application.ports import UploadedPart
 from orbsurv.domain.packages import (
+    TooManyOpenUploads,
     UploadClosed,
     UploadResult,
     UploadSession,
@@ -102,10 +103,26 @@ class SqlUploadStore:
         self._engine = engine
         self._quota = default_quota
 
-    async def create(self, record: UploadRecord, now: datetime) -> None:
+    async def create(self, record: UploadRecord, now: datetime, *, max_open: int | None) -> None:
         s, d = record.session, record.details
         async with self._engine.begin() as conn:
+            # The reservation locks the owner's usage row until commit, so the count below sees
+            # every session a concurrent creation by the same owner committed before it.
             await SqlStorageQuota(conn, self._quota).reserve(s.owner_id, s.length)
+            if max_open is not None:
+                c = upload_sessions.c
+                open_now = await conn.scalar(
+                    sa.select(sa.func.count()).where(
+                        c.owner_id == s.owner_id,
+                        c.state.in_(OPEN_STATES),
+                        c.expires_at > now,
+                    )
+                )
+                if (open_now or 0) >= max_open:
+                    raise TooManyOpenUploads(
+                        f"You have {open_now} uploads open (at most {max_open}): finish or "
+                        "cancel one first."
+                    )
             await conn.execute(
                 upload_sessions.insert().values(
                     id=s.id,

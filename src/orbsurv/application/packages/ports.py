@@ -70,7 +70,12 @@ class UploadStore(Protocol):
     """Upload sessions, their parts and staged tails. Every call is a short transaction of its
     own (a PATCH may stream for minutes; no transaction stays open while bytes arrive)."""
 
-    async def create(self, record: UploadRecord, now: datetime) -> None: ...
+    async def create(self, record: UploadRecord, now: datetime, *, max_open: int | None) -> None:
+        """Store the session and reserve its length in the owner's quota, in one transaction.
+        Raises ``QuotaExceeded``, or ``TooManyOpenUploads`` when ``max_open`` is given and the
+        owner already has that many sessions open and unexpired (counted after the quota row is
+        locked, so concurrent creations by one owner cannot all pass)."""
+        ...
 
     async def get(self, upload_id: str) -> UploadRecord | None: ...
 

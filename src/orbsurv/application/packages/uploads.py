@@ -99,6 +99,7 @@ class UploadPolicy:
     idle_timeout_seconds: float = 30.0
     lock_ttl_seconds: float = 10.0
     part_size: int = 8 * 1024 * 1024  # preferred part size; never below the storage's minimum
+    max_open_uploads: int = 20  # open sessions per owner
 
 
 class BodyInterrupted(Exception):
@@ -139,7 +140,8 @@ class OpenedUpload:
 @dataclass(frozen=True, slots=True)
 class CreateUpload:
     """Open a session: validate the declaration, refuse a duplicate version early, start the
-    storage multipart upload. Raises ``FieldInvalid``, ``UploadTooLarge``, ``VersionExists``."""
+    storage multipart upload. Raises ``FieldInvalid``, ``UploadTooLarge``, ``VersionExists``,
+    ``QuotaExceeded``, ``TooManyOpenUploads``."""
 
     store: UploadStore
     catalog: PackageCatalog
@@ -183,7 +185,7 @@ class CreateUpload:
             multipart_id=multipart_id,
         )
         try:
-            await self.store.create(record, now)
+            await self.store.create(record, now, max_open=self.policy.max_open_uploads)
         except BaseException:
             await self.storage.abort_multipart(key, multipart_id)
             raise
@@ -892,7 +894,8 @@ class PublishPackage:
             multipart_id=None,
         )
         try:
-            await self.store.create(record, now)  # reserves the size: QuotaExceeded (413)
+            # Reserves the size (QuotaExceeded: 413). Not an open session: no cap on those.
+            await self.store.create(record, now, max_open=None)
         except BaseException:
             await self.storage.delete(key)
             raise
