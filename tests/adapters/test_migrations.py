@@ -4,6 +4,7 @@ And the tables in code match what the migrations build (no missing revision)."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,36 @@ async def test_stairway_on_sqlite(tmp_path: Path) -> None:
 async def test_stairway_on_postgres(empty_postgres_url: str) -> None:
     await asyncio.to_thread(stairway, empty_postgres_url)
     assert await schema_diff(empty_postgres_url) == []
+
+
+def _versions_at_0014(path: Path, *versions: tuple[str, str]) -> str:
+    url = sqlite_url(path)
+    upgrade(url, "0014")
+    with sqlite3.connect(path) as db:  # foreign keys are off for a plain connection
+        db.executemany(
+            "INSERT INTO package_versions (id, package_id, version, blob_sha256, file_name, size,"
+            " downloads, created_at) VALUES (?, ?, ?, 'x', 'f', 1, 0, '2026-11-30 00:00:00')",
+            [(f"v{n}", package, version) for n, (package, version) in enumerate(versions)],
+        )
+    return url
+
+
+async def test_0015_fills_the_precedence_of_existing_versions(tmp_path: Path) -> None:
+    path = tmp_path / "fill.db"
+    url = await asyncio.to_thread(
+        _versions_at_0014, path, ("p", "1.0.0+a"), ("p", "1.0.1"), ("q", "1.0.0+b")
+    )
+    await asyncio.to_thread(upgrade, url, "head")
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT version, precedence FROM package_versions ORDER BY id").fetchall()
+    assert rows == [("1.0.0+a", "1.0.0"), ("1.0.1", "1.0.1"), ("1.0.0+b", "1.0.0")]
+
+
+async def test_0015_stops_and_names_versions_that_differ_only_in_build_metadata(
+    tmp_path: Path,
+) -> None:
+    url = await asyncio.to_thread(
+        _versions_at_0014, tmp_path / "tie.db", ("p", "1.0.0+a"), ("p", "1.0.0+b")
+    )
+    with pytest.raises(RuntimeError, match=r"1\.0\.0\+a and 1\.0\.0\+b"):
+        await asyncio.to_thread(upgrade, url, "head")

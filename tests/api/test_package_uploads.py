@@ -262,6 +262,29 @@ async def test_duplicate_versions_are_409_with_nothing_stored(
     assert [p.read_bytes() for p in objects if p.stat().st_size == 4] == [b"abcd"]
 
 
+async def test_versions_that_differ_only_in_build_metadata_are_one_version(
+    client: Client, auth: dict[str, str]
+) -> None:
+    """SemVer 2.0.0 section 10: build metadata does not set precedence, so ``1.0.0+b`` next to
+    ``1.0.0+a`` would tie for ``latest``: 409 ``version_exists``, early and at completion."""
+    first = (await init(client, auth, 4, version="1.0.0+a"))["upload_id"]
+    racer = (await init(client, auth, 4, version="1.0.0+c"))["upload_id"]
+    for upload_id in (first, racer):
+        await patch(client, auth, upload_id, 0, b"abcd")
+    assert (await client.post(f"{BASE}/uploads/{first}/complete", headers=auth)).status_code == 200
+    late = await client.post(f"{BASE}/uploads/{racer}/complete", headers=auth)
+    assert late.status_code == 409, late.text
+    assert late.json()["code"] == "version_exists"
+    for version in ("1.0.0+b", "1.0.0"):
+        early = await client.post(
+            f"{BASE}/uploads/init",
+            json={"package_name": "orbit-tools", "version": version, "file_name": "x", "size": 4},
+            headers=auth,
+        )
+        assert early.status_code == 409, (version, early.text)
+    await init(client, auth, 4, version="1.0.0-rc.1+a")  # a pre-release ranks apart
+
+
 async def test_delete_aborts_and_removes_every_byte(
     client: Client, auth: dict[str, str], settings: Settings
 ) -> None:

@@ -93,7 +93,17 @@ class DigestMismatch(Conflict):
     code = "sha256_mismatch"
 
 
+def precedence_of(version: str) -> str:
+    """A normalised SemVer version without its build metadata (``1.0.0-rc.1+b7`` gives
+    ``1.0.0-rc.1``): versions equal here have the same precedence (SemVer 2.0.0 section 10), so a
+    package holds one of them."""
+    return version.partition("+")[0]
+
+
 class VersionExists(Conflict):
+    """The package already holds this version, or one that differs only in build metadata
+    (HTTP 409)."""
+
     code = "version_exists"
 
 

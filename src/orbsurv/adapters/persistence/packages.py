@@ -51,6 +51,7 @@ from orbsurv.domain.packages import (
     UploadSession,
     UploadState,
     VersionExists,
+    precedence_of,
 )
 from orbsurv.domain.pagination import Page, PageRequest
 
@@ -413,7 +414,7 @@ class SqlPackageCatalog:
                 .where(
                     packages.c.owner_id == owner_id,
                     packages.c.name == package_name,
-                    package_versions.c.version == version,
+                    package_versions.c.precedence == precedence_of(version),
                 )
             )
             return found.first() is not None
@@ -483,6 +484,7 @@ class SqlPackageCatalog:
                         id=version_id,
                         package_id=package_id,
                         version=d.version,
+                        precedence=precedence_of(d.version),
                         blob_sha256=sha256,
                         file_name=d.file_name,
                         content_type=d.content_type,

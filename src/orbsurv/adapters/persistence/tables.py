@@ -493,6 +493,8 @@ package_versions = sa.Table(
         nullable=False,
     ),
     sa.Column("version", sa.String(128), nullable=False),
+    # The version without build metadata: one version per precedence (SemVer 2.0.0 section 10).
+    sa.Column("precedence", sa.String(128), nullable=False),
     sa.Column("blob_sha256", sa.String(64), sa.ForeignKey("package_blobs.sha256"), nullable=False),
     sa.Column("file_name", sa.String(255), nullable=False),
     sa.Column("content_type", sa.String(255), nullable=True),
@@ -500,7 +502,9 @@ package_versions = sa.Table(
     sa.Column("downloads", sa.BigInteger(), nullable=False, server_default="0"),
     sa.Column("uploaded_by", sa.String(36), nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
-    sa.UniqueConstraint("package_id", "version", name="uq_package_versions_package_id_version"),
+    sa.UniqueConstraint(
+        "package_id", "precedence", name="uq_package_versions_package_id_precedence"
+    ),
 )
 upload_sessions = sa.Table(
     "upload_sessions",
