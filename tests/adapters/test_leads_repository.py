@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orbsurv.adapters.persistence.leads import SqlAnalyticsStore, SqlLeadRepository
@@ -17,19 +18,19 @@ def by(at: datetime = T0) -> Submitter:
     return Submitter(ip="198.51.100.1", user_agent="pytest", at=at)
 
 
-async def test_waitlist_keeps_one_row_and_the_newer_source(engine: AsyncEngine) -> None:
+async def test_every_form_submission_is_kept_and_waitlist_sign_ups_are_refused(
+    engine: AsyncEngine,
+) -> None:
+    message = {"name": "Ada", "message": "hello there!"}
     async with engine.connect() as conn:
         repo = SqlLeadRepository(conn)
-        assert await repo.add(
-            Lead(Form.WAITLIST, "a@example.com", {"source": "ad", "name": None}), by()
-        )
-        again = Lead(Form.WAITLIST, "a@example.com", {"source": "blog", "name": None})
-        assert not await repo.add(again, by(T0 + timedelta(minutes=1)))
+        await repo.add(Lead(Form.CONTACT, "a@example.com", message), by())
+        await repo.add(Lead(Form.CONTACT, "a@example.com", message), by(T0 + timedelta(minutes=1)))
+        with pytest.raises(ValueError, match="Waitlist port"):
+            await repo.add(Lead(Form.WAITLIST, "a@example.com", {"source": "ad"}), by())
         await conn.commit()
-        page = await repo.page("waitlist", None, 10)
-    assert len(page.items) == 1
-    assert page.items[0]["source"] == "blog"
-    assert page.items[0]["email"] == "a@example.com"
+        assert len((await repo.page("contact", None, 10)).items) == 2
+        assert (await repo.page("waitlist", None, 10)).items == []
 
 
 async def test_client_errors_group_by_fingerprint(engine: AsyncEngine) -> None:

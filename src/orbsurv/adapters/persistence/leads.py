@@ -1,7 +1,8 @@
 """Public-form submissions, client errors and analytics in SQL.
 
-Upserts use ``INSERT … ON CONFLICT`` (PostgreSQL and SQLite both have it), so a repeat waitlist
-sign-up, a crash loop or two concurrent acknowledgements are settled by the database itself.
+Upserts use ``INSERT … ON CONFLICT`` (PostgreSQL and SQLite both have it), so a crash loop or
+two concurrent acknowledgements are settled by the database itself. Waitlist sign-ups are
+written by ``waitlist.GroupCommitWaitlist``.
 """
 
 from __future__ import annotations
@@ -49,16 +50,6 @@ def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
     return dialect.insert(table)
 
 
-# The intake hot path's statements, built once per dialect: building them per request (values,
-# ON CONFLICT clauses, their cache keys) was a fifth of a POST /waitlist's CPU.
-JOIN_WAITLIST = {
-    name: dialect.insert(waitlist_entries)
-    .on_conflict_do_nothing(index_elements=["email"])
-    .returning(waitlist_entries.c.id)
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
-}
-
-
 def _claim(dialect: Any) -> Any:
     statement = dialect.insert(form_acknowledgements)
     return statement.on_conflict_do_update(
@@ -68,7 +59,9 @@ def _claim(dialect: Any) -> Any:
     ).returning(form_acknowledgements.c.email)
 
 
-# Parameters ``email``, ``last_sent_at`` and ``ack_due`` (the cut-off); one row or many.
+# Parameters ``email``, ``last_sent_at`` and ``ack_due`` (the cut-off); one row or many. Built
+# once per dialect: building the intake statements per request (values, ON CONFLICT clauses,
+# their cache keys) was a fifth of a POST /waitlist's CPU.
 CLAIM_ACKNOWLEDGEMENT = {"postgresql": _claim(postgresql), "sqlite": _claim(sqlite)}
 
 
@@ -80,32 +73,21 @@ class SqlLeadRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._conn = connection
 
-    async def add(self, lead: Lead, by: Submitter) -> bool:
-        table = FORM_TABLES[lead.form]
-        values = {
-            "id": str(uuid.uuid4()),
-            "created_at": by.at,
-            "email": lead.email,
-            "ip": by.ip,
-            "user_agent": by.user_agent,
-            **lead.fields,
-        }
-        if lead.form is not Form.WAITLIST:
-            await self._conn.execute(table.insert().values(**values))
-            return True
-        inserted = await self._conn.execute(
-            JOIN_WAITLIST[self._conn.dialect.name], {**values, "updated_at": by.at}
-        )
-        if inserted.first() is not None:
-            return True
-        changes: dict[str, Any] = {"updated_at": by.at}
-        for column in ("source", "name"):
-            if lead.fields.get(column):
-                changes[column] = lead.fields[column]
+    async def add(self, lead: Lead, by: Submitter) -> None:
+        if lead.form is Form.WAITLIST:
+            raise ValueError("waitlist sign-ups go through the Waitlist port")
         await self._conn.execute(
-            table.update().where(table.c.email == lead.email).values(**changes)
+            FORM_TABLES[lead.form]
+            .insert()
+            .values(
+                id=str(uuid.uuid4()),
+                created_at=by.at,
+                email=lead.email,
+                ip=by.ip,
+                user_agent=by.user_agent,
+                **lead.fields,
+            )
         )
-        return False
 
     async def record_error(self, error: ClientError, by: Submitter) -> None:
         statement = _insert(self._conn, client_errors).values(

@@ -22,11 +22,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from orbsurv.adapters.batching import Batcher
-from orbsurv.adapters.persistence.leads import CLAIM_ACKNOWLEDGEMENT, JOIN_WAITLIST
+from orbsurv.adapters.persistence.leads import CLAIM_ACKNOWLEDGEMENT
 from orbsurv.adapters.persistence.outbox import ENQUEUE, PENDING, outbox_row
 from orbsurv.adapters.persistence.tables import waitlist_entries
 from orbsurv.application.ports import OutgoingEmail
@@ -38,6 +38,13 @@ from orbsurv.domain.leads import Lead, Submitter
 # cost more CPU per sign-up, and the worker runs out of CPU long before PostgreSQL does.
 MAX_GROUP = 256
 
+# SQLite's join (PostgreSQL's is one statement, below), built once per dialect.
+_INSERT_NEW = {
+    name: dialect.insert(waitlist_entries)
+    .on_conflict_do_nothing(index_elements=["email"])
+    .returning(waitlist_entries.c.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
 # A repeat records its newer source and name; an absent one keeps the stored value.
 _REPEAT = (
     waitlist_entries.update()
@@ -150,7 +157,7 @@ async def _portable_join(conn: AsyncConnection, group: list[_SignUp], due: datet
     """Three multi-row statements (SQLite has no data-modifying ``WITH``); the new addresses."""
     dialect = conn.dialect.name
     rows = [_row(item) for item in group]
-    inserted_ids: set[str] = set((await conn.execute(JOIN_WAITLIST[dialect], rows)).scalars())
+    inserted_ids: set[str] = set((await conn.execute(_INSERT_NEW[dialect], rows)).scalars())
     inserted = {row["email"] for row in rows if row["id"] in inserted_ids}
     claims = [
         {"email": item.signup.email, "last_sent_at": item.by.at, "ack_due": due} for item in group

@@ -12,9 +12,9 @@ from orbsurv.domain.pagination import Cursor, CursorPage
 
 
 class LeadRepository(Protocol):
-    async def add(self, lead: Lead, by: Submitter) -> bool:
-        """Store a submission; ``False`` when it was a repeat (the waitlist keeps one row per
-        email and records the newer source)."""
+    async def add(self, lead: Lead, by: Submitter) -> None:
+        """Store a contact, investor-interest or pilot-request submission (every one is kept).
+        Raises ``ValueError`` for a waitlist sign-up: those go through the ``Waitlist`` port."""
         ...
 
     async def record_error(self, error: ClientError, by: Submitter) -> None:

@@ -119,18 +119,18 @@ class SubmitLead:
         self._policy = policy
 
     async def __call__(self, submission: LeadSubmission) -> bool:
-        """``True`` for a stored submission (or a discarded bot); ``False`` for a repeat."""
+        """``True``: every submission is stored (a discarded bot is answered the same)."""
         if not await _admit(submission, self._limiter, self._captcha, self._policy):
             return True
         now = self._clock.now()
         by = Submitter(ip=submission.ip, user_agent=submission.user_agent, at=now)
-        created = await self._leads.add(submission.lead, by)
+        await self._leads.add(submission.lead, by)
         email = submission.lead.email
         if await self._leads.claim_acknowledgement(email, now, ACK_EVERY_SECONDS):
             form = submission.lead.form.value
             await self._outbox.enqueue(self._composer.form_acknowledgement(email, form))
         await self._uow.commit()
-        return created
+        return True
 
 
 class ReportClientError:
