@@ -53,5 +53,5 @@ def inject(func: Callable[P, T]) -> Callable[P, T]:
 
 
 def inject_app(func: Callable[P, T]) -> Callable[P, T]:
-    """For handlers that need only APP-scoped objects (hot read paths): no scope is opened."""
+    """For handlers that need only APP-scoped objects (hot paths): no scope is opened."""
     return _wrap(func, request_scope=False)

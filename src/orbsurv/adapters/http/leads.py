@@ -12,7 +12,7 @@ from litestar.exceptions import HTTPException
 from orbsurv.adapters.http.auth import access_token
 from orbsurv.adapters.http.bodies import decode_body
 from orbsurv.adapters.http.client import request_context
-from orbsurv.adapters.http.di import inject
+from orbsurv.adapters.http.di import inject, inject_app
 from orbsurv.adapters.http.inputs import in_utc
 from orbsurv.adapters.http.media import media_type, strict_validation_error
 from orbsurv.adapters.http.openapi import documented
@@ -151,7 +151,7 @@ FORM_DOC = 'JSON or form-encoded; `""` counts as absent; rate limited per client
     status_code=201,
     opt=documented(body=WaitlistForm, form=True, responses=FORM_ANSWERS),
 )
-@inject
+@inject_app  # JoinWaitlist is APP-scoped: no request scope to open and close
 async def waitlist(
     request: Request[Any, Any, Any], use_case: FromDishka[JoinWaitlist]
 ) -> Response[Any]:
