@@ -25,7 +25,7 @@ from litestar import Litestar
 from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
-from orbsurv.adapters.http.auth import needs_principal
+from orbsurv.adapters.http.auth import needs_principal, permission_checks
 from orbsurv.adapters.persistence.database import make_engine
 from orbsurv.main.app import make_app
 from orbsurv.main.settings import Settings
@@ -683,6 +683,37 @@ async def test_a_signed_in_change_with_a_bad_body_is_still_422(pg: Settings) -> 
         headers = await sign_up(client)
         answer = await client.patch("/api/v1/account/profile", json={"name": 5}, headers=headers)
     assert answer.status_code == 422, answer.text
+
+
+async def test_a_signed_in_caller_without_the_permission_is_403_before_its_body_is_judged(
+    pg: Settings,
+) -> None:
+    """PATCH /api/v1/admin/orders/abc with ``{}`` from a signed-in plain user answered 422
+    ``status: is required`` (POST /admin/send-email, POST /resources, PUT
+    /admin/users/abc/storage-quota and the rest alike): the role was checked after the body, so
+    a user learnt how the console validates, and the refusal was never audited as
+    ``access.denied``. Every unsafe route that requires a permission now answers 403 first."""
+    app = make_app(pg)
+    checked = []
+    async with AsyncTestClient(app) as client:
+        headers = await sign_up(client)
+        for route in app.routes:
+            if not isinstance(route, HTTPRoute):
+                continue
+            for method, (handler, _) in route.route_handler_map.items():
+                if method not in {"POST", "PUT", "PATCH", "DELETE"} or not permission_checks(
+                    handler
+                ):
+                    continue
+                path = _sample_path(route.path)
+                for body in ({}, []):
+                    answer = await client.request(method, path, json=body, headers=headers)
+                    assert answer.status_code == 403, (method, path, answer.text)
+                    assert answer.json()["code"] in {"forbidden", "dev_session_required"}
+                    checked.append(f"{method} {path}")
+    assert {"PATCH /api/v1/admin/orders/abc", "POST /api/v1/resources"} <= set(checked), checked
+    denials = await fetch(pg, "SELECT count(*) FROM audit_events WHERE action = 'access.denied'")
+    assert denials[0][0] == len(checked)
 
 
 # --- form bodies that are not UTF-8 -----------------------------------------------------------

@@ -183,35 +183,63 @@ def access_token(request: Request[Any, Any, Any]) -> str | None:
 _PRINCIPAL = "orbsurv.principal"  # where the guard leaves it, in the request's scope state
 
 
+_PERMISSION_CHECKS: set[Callable[..., Awaitable[Principal]]] = set()  # made by ``requires``
+
+
 @functools.cache
+def _sign_in_needs(
+    handler: BaseRouteHandler,
+) -> tuple[bool, tuple[Callable[..., Awaitable[Principal]], ...]]:
+    """Whether the handler needs a signed-in caller, and the ``requires(permission)``
+    dependencies it resolves (itself or through another dependency)."""
+    security = handler.resolve_security() if isinstance(handler, HTTPRouteHandler) else []
+    signed_in = bool(security) and all(security)
+    providers = handler.resolve_dependencies()
+    wanted, seen = list(handler.parsed_fn_signature.parameters), set()
+    checks: list[Callable[..., Awaitable[Principal]]] = []
+    while wanted:
+        name = wanted.pop()
+        if name == "principal":
+            signed_in = True
+        elif name in providers and name not in seen:
+            seen.add(name)
+            dependency = providers[name].dependency
+            if dependency in _PERMISSION_CHECKS:
+                checks.append(dependency)
+            wanted.extend(inspect.signature(dependency).parameters)
+    return signed_in or bool(checks), tuple(checks)
+
+
 def needs_principal(handler: BaseRouteHandler) -> bool:
     """Whether the handler serves signed-in callers only: its OpenAPI security requirement
     names credentials with no anonymous ``{}`` alternative (``SECURITY``), or it takes the
     ``principal`` dependency, itself or through another (``requires(permission)``)."""
-    security = handler.resolve_security() if isinstance(handler, HTTPRouteHandler) else []
-    if security and all(security):
-        return True
-    providers = handler.resolve_dependencies()
-    wanted, seen = list(handler.parsed_fn_signature.parameters), set()
-    while wanted:
-        name = wanted.pop()
-        if name == "principal":
-            return True
-        if name in providers and name not in seen:
-            seen.add(name)
-            wanted.extend(inspect.signature(providers[name].dependency).parameters)
-    return False
+    return _sign_in_needs(handler)[0]
+
+
+def permission_checks(handler: BaseRouteHandler) -> tuple[Callable[..., Awaitable[Principal]], ...]:
+    """The ``requires(permission)`` dependencies the handler resolves."""
+    return _sign_in_needs(handler)[1]
 
 
 async def sign_in_first(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
     """A guard, so it runs before the body is read or judged: a route that needs a signed-in
-    caller answers 401 (or 403 ``csrf_failed``) to one that is not, whatever it sent; a 422
-    first would show an anonymous client how the route validates its input. The principal is
-    kept for the handler (``current_principal``, the ``principal`` dependency): resolved once."""
-    if isinstance(connection, Request) and needs_principal(handler):
-        connection.scope.setdefault("state", {})[_PRINCIPAL] = await current_principal(connection)
+    caller answers 401 (or 403 ``csrf_failed``) to one that is not, whatever it sent, and 403
+    (audited as a denial) to one whose role lacks the permission the route ``requires``; a 422
+    first would show the caller how the route validates its input, and a refused caller's bad
+    body would never be recorded as a denial. The principal is kept for the handler
+    (``current_principal``, the ``principal`` dependency): resolved once."""
+    if not isinstance(connection, Request):
+        return
+    signed_in, checks = _sign_in_needs(handler)
+    if not signed_in:
+        return
+    principal = await current_principal(connection)
+    connection.scope.setdefault("state", {})[_PRINCIPAL] = principal
+    for check in checks:
+        await check(connection, principal)
 
 
 async def current_principal(request: Request[Any, Any, Any]) -> Principal:
@@ -244,6 +272,7 @@ def requires(permission: Permission) -> Callable[..., Awaitable[Principal]]:
             raise Forbidden("Your role does not allow this.", code="forbidden")
         return principal
 
+    _PERMISSION_CHECKS.add(dependency)
     return dependency
 
 
