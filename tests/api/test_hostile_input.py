@@ -172,8 +172,9 @@ SIGNED_IN: list[tuple[str, str, dict[str, Any], str]] = [
 ]
 
 
-# Routes that need a sign-in answer 401 to an anonymous caller before they look at its input;
-# signed in (a plain user: the screening comes before the role check), the strings are refused.
+# Routes that need a sign-in (and a role) answer 401 to an anonymous caller (403 to a role
+# without the permission) before they look at its input; signed in as an admin, the strings are
+# refused.
 SIGNED_IN_PARAMETERS: list[tuple[str, str, dict[str, Any], str]] = [
     ("GET", "/api/v1/admin/users", {"params": {"q": NUL}}, "q"),
     ("GET", "/api/v1/admin/logs", {"params": {"action": NUL}}, "action"),
@@ -187,13 +188,21 @@ SIGNED_IN_PARAMETERS: list[tuple[str, str, dict[str, Any], str]] = [
 async def test_signed_in_routes_refuse_them_in_paths_and_queries(
     both: tuple[Client, Any], method: str, path: str, kwargs: dict[str, Any], field: str
 ) -> None:
-    client, _ = both
+    client, settings = both
     anonymous = await client.request(method, path, **kwargs)
     assert anonymous.status_code == 401, anonymous.text
-    registered = await client.post(
-        "/api/v1/auth/register", json={"email": "me@example.com", "password": PASSWORD}
-    )
-    headers = bearer(registered.json()["access_token"])
+    email = "root@example.com"
+    await client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
+    engine = make_engine(settings.database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.text("UPDATE users SET role = 'admin' WHERE email = :email"), {"email": email}
+            )
+    finally:
+        await engine.dispose()
+    signed_in = await client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    headers = bearer(signed_in.json()["access_token"])
     _problem(await client.request(method, path, headers=headers, **kwargs), field)
 
 
