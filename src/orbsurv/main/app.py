@@ -105,6 +105,13 @@ def openapi_document(request: Request[Any, Any, Any]) -> bytes:
     return document
 
 
+async def admit(request: Request[Any, Any, Any]) -> None:
+    """The ``before_request`` hook of every route: who is asking (``sign_in_first``), then
+    whether what they sent is storable and of the declared media type (``media``)."""
+    await sign_in_first(request)
+    await enforce_body_media_type(request)
+
+
 def build_container(settings: Settings, *extra_providers: Provider) -> AsyncContainer:
     return make_async_container(
         *providers_for(settings), *extra_providers, context={Settings: settings}
@@ -170,8 +177,7 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
             openapi_document,
         ],
         exception_handlers=exception_handlers,
-        guards=[sign_in_first],
-        before_request=enforce_body_media_type,
+        before_request=admit,
         cors_config=(
             CORSConfig(
                 allow_origins=list(settings.cors_allow_origins),

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request, Response
-from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
@@ -222,24 +221,23 @@ def permission_checks(handler: BaseRouteHandler) -> tuple[Callable[..., Awaitabl
     return _sign_in_needs(handler)[1]
 
 
-async def sign_in_first(
-    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
-) -> None:
-    """A guard, so it runs before the body is read or judged: a route that needs a signed-in
-    caller answers 401 (or 403 ``csrf_failed``) to one that is not, whatever it sent, and 403
-    (audited as a denial) to one whose role lacks the permission the route ``requires``; a 422
-    first would show the caller how the route validates its input, and a refused caller's bad
-    body would never be recorded as a denial. The principal is kept for the handler
-    (``current_principal``, the ``principal`` dependency): resolved once."""
-    if not isinstance(connection, Request):
-        return
-    signed_in, checks = _sign_in_needs(handler)
+async def sign_in_first(request: Request[Any, Any, Any]) -> None:
+    """Run first in the ``before_request`` hook, before the body is read or judged: a route
+    that needs a signed-in caller answers 401 (or 403 ``csrf_failed``) to one that is not,
+    whatever it sent, and 403 (audited as a denial) to one whose role lacks the permission the
+    route ``requires``; a 422 first would show the caller how the route validates its input,
+    and a refused caller's bad body would never be recorded as a denial. The principal is kept
+    for the handler (``current_principal``, the ``principal`` dependency): resolved once.
+
+    Not a Litestar guard: guards receive a copy of the route handler per request, which costs
+    every request a copy and defeats any cache keyed by the handler."""
+    signed_in, checks = _sign_in_needs(request.route_handler)
     if not signed_in:
         return
-    principal = await current_principal(connection)
-    connection.scope.setdefault("state", {})[_PRINCIPAL] = principal
+    principal = await current_principal(request)
+    request.scope.setdefault("state", {})[_PRINCIPAL] = principal
     for check in checks:
-        await check(connection, principal)
+        await check(request, principal)
 
 
 async def current_principal(request: Request[Any, Any, Any]) -> Principal:
