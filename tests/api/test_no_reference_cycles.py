@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from dishka.integrations.litestar import setup_dishka  # noqa: TID251 - the contrast
 from litestar import Litestar
+from litestar.testing import AsyncTestClient
 
+from orbsurv.adapters.http.auth import sign_in_needs
 from orbsurv.main.app import make_app
 from orbsurv.main.settings import Settings
 
@@ -96,3 +98,17 @@ async def test_the_measurement_sees_the_stock_middleware_cycle(settings: Setting
         assert await garbage_per_request(app) >= 5
     finally:
         await app.state.dishka_container.close()
+
+
+async def test_the_sign_in_check_keeps_one_cache_entry_per_route(settings: Settings) -> None:
+    """What a route needs from its caller is worked out once per route handler: Litestar hands
+    each guard a fresh copy of the handler, and a cache keyed by that copy once grew by one
+    entry a request (1.5 MB/s under load, and GC pauses of a tenth of a second)."""
+    async with AsyncTestClient(make_app(settings)) as client:
+        for n in range(100):
+            if n == 1:
+                entries = sign_in_needs.cache_info().currsize  # one per route by now
+            assert (await client.get("/api/v1/healthz")).status_code == 200
+            assert (await client.get("/api/v1/users/me")).status_code == 401
+            assert (await client.get("/api/v1/admin/logs")).status_code == 401
+    assert sign_in_needs.cache_info().currsize == entries

@@ -186,7 +186,7 @@ _PERMISSION_CHECKS: set[Callable[..., Awaitable[Principal]]] = set()  # made by 
 
 
 @functools.cache
-def _sign_in_needs(
+def sign_in_needs(
     handler: BaseRouteHandler,
 ) -> tuple[bool, tuple[Callable[..., Awaitable[Principal]], ...]]:
     """Whether the handler needs a signed-in caller, and the ``requires(permission)``
@@ -213,12 +213,12 @@ def needs_principal(handler: BaseRouteHandler) -> bool:
     """Whether the handler serves signed-in callers only: its OpenAPI security requirement
     names credentials with no anonymous ``{}`` alternative (``SECURITY``), or it takes the
     ``principal`` dependency, itself or through another (``requires(permission)``)."""
-    return _sign_in_needs(handler)[0]
+    return sign_in_needs(handler)[0]
 
 
 def permission_checks(handler: BaseRouteHandler) -> tuple[Callable[..., Awaitable[Principal]], ...]:
     """The ``requires(permission)`` dependencies the handler resolves."""
-    return _sign_in_needs(handler)[1]
+    return sign_in_needs(handler)[1]
 
 
 async def sign_in_first(request: Request[Any, Any, Any]) -> None:
@@ -231,7 +231,7 @@ async def sign_in_first(request: Request[Any, Any, Any]) -> None:
 
     Not a Litestar guard: guards receive a copy of the route handler per request, which costs
     every request a copy and defeats any cache keyed by the handler."""
-    signed_in, checks = _sign_in_needs(request.route_handler)
+    signed_in, checks = sign_in_needs(request.route_handler)
     if not signed_in:
         return
     principal = await current_principal(request)
