@@ -762,3 +762,19 @@ async def test_a_url_encoded_field_that_is_not_utf8_is_400_not_replaced(pg: Sett
         assert answer.json()["code"] == "malformed_body"
     assert await fetch(pg, "SELECT email FROM waitlist_entries") == []
     assert await fetch(pg, "SELECT recipient FROM outbox_messages") == []
+
+
+async def test_a_refused_caller_with_unstorable_strings_is_4xx_not_500(pg: Settings) -> None:
+    """GET /api/v1/admin/users/a%00b as a plain user answered 500: the denial was audited
+    with the path (and user agent) before those strings were screened, and PostgreSQL refuses
+    NUL. Expected: 422 naming the field, as for anyone else, and nothing audited for it."""
+    async with AsyncTestClient(make_app(pg)) as client:
+        headers = await sign_up(client)
+        by_path = await client.get("/api/v1/admin/users/a%00b", headers=headers)
+        by_agent = await client.get(
+            "/api/v1/admin/users", headers={**headers, "User-Agent": "a\x00b"}
+        )
+    assert by_path.status_code == 422, by_path.text
+    assert by_agent.status_code in (400, 422), by_agent.text
+    denials = await fetch(pg, "SELECT count(*) FROM audit_events WHERE action = 'access.denied'")
+    assert denials[0][0] == 0

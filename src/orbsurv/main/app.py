@@ -18,7 +18,12 @@ from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecuritySch
 
 from orbsurv import __version__
 from orbsurv.adapters.http.account import AUTH_ROUTES, PORTAL_ROUTES
-from orbsurv.adapters.http.auth import CookiePolicy, current_principal, sign_in_first
+from orbsurv.adapters.http.auth import (
+    CookiePolicy,
+    check_permissions,
+    current_principal,
+    sign_in_first,
+)
 from orbsurv.adapters.http.client import ClientAddress
 from orbsurv.adapters.http.console import ROUTES as CONSOLE_ROUTES
 from orbsurv.adapters.http.console import document_exports
@@ -31,7 +36,7 @@ from orbsurv.adapters.http.identity import ROUTES as IDENTITY_ROUTES
 from orbsurv.adapters.http.identity import auth_me, users_me
 from orbsurv.adapters.http.leads import FORM_ROUTES
 from orbsurv.adapters.http.leads import ROUTES as INTAKE_ROUTES
-from orbsurv.adapters.http.media import enforce_body_media_type
+from orbsurv.adapters.http.media import enforce_body_media_type, screen_inputs
 from orbsurv.adapters.http.methods import HeadAsGet, allow_header_fixer
 from orbsurv.adapters.http.metrics import HttpMetrics
 from orbsurv.adapters.http.openapi import complete as complete_openapi
@@ -106,9 +111,12 @@ def openapi_document(request: Request[Any, Any, Any]) -> bytes:
 
 
 async def admit(request: Request[Any, Any, Any]) -> None:
-    """The ``before_request`` hook of every route: who is asking (``sign_in_first``), then
-    whether what they sent is storable and of the declared media type (``media``)."""
+    """The ``before_request`` hook of every route, in this order: who is asking (401), whether
+    every string they sent is storable (400, 422), whether their role may use the route (403,
+    audited), then whether the body is of the declared media type and model (415, 422)."""
     await sign_in_first(request)
+    await screen_inputs(request)
+    await check_permissions(request)
     await enforce_body_media_type(request)
 
 

@@ -179,7 +179,7 @@ def access_token(request: Request[Any, Any, Any]) -> str | None:
     return None
 
 
-_PRINCIPAL = "orbsurv.principal"  # where the guard leaves it, in the request's scope state
+_PRINCIPAL = "orbsurv.principal"  # where sign_in_first leaves it, in the scope's state
 
 
 _PERMISSION_CHECKS: set[Callable[..., Awaitable[Principal]]] = set()  # made by ``requires``
@@ -222,22 +222,29 @@ def permission_checks(handler: BaseRouteHandler) -> tuple[Callable[..., Awaitabl
 
 
 async def sign_in_first(request: Request[Any, Any, Any]) -> None:
-    """Run first in the ``before_request`` hook, before the body is read or judged: a route
-    that needs a signed-in caller answers 401 (or 403 ``csrf_failed``) to one that is not,
-    whatever it sent, and 403 (audited as a denial) to one whose role lacks the permission the
-    route ``requires``; a 422 first would show the caller how the route validates its input,
-    and a refused caller's bad body would never be recorded as a denial. The principal is kept
-    for the handler (``current_principal``, the ``principal`` dependency): resolved once.
+    """Run first in the ``before_request`` hook, before anything the caller sent is judged: a
+    route that needs a signed-in caller answers 401 (or 403 ``csrf_failed``) to one that is
+    not, whatever it sent; a 422 first would show an anonymous caller how the route validates
+    its input. The principal is kept for ``check_permissions`` and the handler
+    (``current_principal``, the ``principal`` dependency): resolved once.
 
     Not a Litestar guard: guards receive a copy of the route handler per request, which costs
     every request a copy and defeats any cache keyed by the handler."""
-    signed_in, checks = sign_in_needs(request.route_handler)
-    if not signed_in:
-        return
-    principal = await current_principal(request)
-    request.scope.setdefault("state", {})[_PRINCIPAL] = principal
-    for check in checks:
-        await check(request, principal)
+    if sign_in_needs(request.route_handler)[0]:
+        principal = await current_principal(request)
+        request.scope.setdefault("state", {})[_PRINCIPAL] = principal
+
+
+async def check_permissions(request: Request[Any, Any, Any]) -> None:
+    """In the ``before_request`` hook, after ``sign_in_first`` and the screening of strings
+    (the denial is audited with the path and user agent, which must be storable), before the
+    body is judged: 403 to a caller whose role lacks the permission the route ``requires``, so
+    a refused caller learns nothing of how the route validates and its denial is recorded."""
+    checks = sign_in_needs(request.route_handler)[1]
+    if checks:
+        principal = await current_principal(request)
+        for check in checks:
+            await check(request, principal)
 
 
 async def current_principal(request: Request[Any, Any, Any]) -> Principal:

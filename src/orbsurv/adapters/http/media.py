@@ -120,8 +120,8 @@ async def screen_inputs(request: Request[Any, Any, Any]) -> None:
 
 
 async def enforce_body_media_type(request: Request[Any, Any, Any]) -> None:
-    """A ``before_request`` hook: runs after routing, before the body is decoded."""
-    await screen_inputs(request)
+    """Part of the ``before_request`` hook, after ``screen_inputs``: a JSON route's body must
+    be there, be JSON and match its model strictly (415, 422) before the handler decodes it."""
     handler = request.route_handler
     if (
         not isinstance(handler, HTTPRouteHandler)
