@@ -40,6 +40,32 @@ async def login(client: Client, email: str = "ada@example.com", **extra: Any) ->
     )
 
 
+async def sign_up(client: Any, email: str = "ada@example.com") -> dict[str, str]:
+    answer = await client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
+    assert answer.status_code == 201, answer.text
+    client.cookies.clear()  # Bearer only
+    return bearer(answer.json()["access_token"])
+
+
+async def sign_up_admin(
+    client: Any, settings: Settings, email: str = "root@example.com"
+) -> dict[str, str]:
+    """Registered over HTTP (the app's own loop owns its connections), then made an admin."""
+    await sign_up(client, email)
+    engine = make_engine(settings.database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.text("UPDATE users SET role = 'admin' WHERE email = :email"), {"email": email}
+            )
+    finally:
+        await engine.dispose()
+    answer = await login(client, email)
+    assert answer.status_code == 200, answer.text
+    client.cookies.clear()
+    return bearer(answer.json()["access_token"])
+
+
 async def create_account(app: Litestar, email: str, role: Role) -> str:
     async with app.state.dishka_container() as request:
         use_case = await request.get(CreateUser)

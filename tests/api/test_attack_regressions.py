@@ -20,22 +20,20 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from litestar import Litestar
 from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
 from orbsurv.adapters.http.auth import needs_principal, permission_checks
-from orbsurv.adapters.persistence.database import make_engine
 from orbsurv.main.app import make_app
 from orbsurv.main.settings import Settings
 from tests.api.identity_helpers import (
-    PASSWORD,
     HasherProvider,
     WrappedHasher,
     bearer,
     fetch,
-    login,
+    sign_up,
+    sign_up_admin,
 )
 from tests.api.test_packages_catalog import stored_files
 from tests.api.test_races import serve
@@ -50,32 +48,6 @@ Client = AsyncTestClient[Litestar]
 async def pg(make_settings: SettingsFactory, postgres_url: str) -> Settings:
     await truncate_all(postgres_url)
     return make_settings(DATABASE_URL=postgres_url)
-
-
-async def sign_up(client: Any, email: str = "ada@example.com") -> dict[str, str]:
-    answer = await client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
-    assert answer.status_code == 201, answer.text
-    client.cookies.clear()  # Bearer only
-    return bearer(answer.json()["access_token"])
-
-
-async def sign_up_admin(
-    client: Any, settings: Settings, email: str = "root@example.com"
-) -> dict[str, str]:
-    """Registered over HTTP (the app's own loop owns its connections), then made an admin."""
-    await sign_up(client, email)
-    engine = make_engine(settings.database_url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(
-                sa.text("UPDATE users SET role = 'admin' WHERE email = :email"), {"email": email}
-            )
-    finally:
-        await engine.dispose()
-    answer = await login(client, email)
-    assert answer.status_code == 200, answer.text
-    client.cookies.clear()
-    return bearer(answer.json()["access_token"])
 
 
 async def usage(settings: Settings) -> list[tuple[int, int]]:

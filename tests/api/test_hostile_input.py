@@ -18,7 +18,7 @@ from litestar.testing import AsyncTestClient
 from orbsurv.adapters.http.inputs import MAX_JSON_DEPTH
 from orbsurv.adapters.persistence.database import make_engine
 from orbsurv.main.app import make_app
-from tests.api.identity_helpers import PASSWORD, bearer, fetch
+from tests.api.identity_helpers import PASSWORD, bearer, fetch, sign_up_admin
 from tests.conftest import SettingsFactory, truncate_all
 
 Client = AsyncTestClient[Litestar]
@@ -191,18 +191,7 @@ async def test_signed_in_routes_refuse_them_in_paths_and_queries(
     client, settings = both
     anonymous = await client.request(method, path, **kwargs)
     assert anonymous.status_code == 401, anonymous.text
-    email = "root@example.com"
-    await client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
-    engine = make_engine(settings.database_url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(
-                sa.text("UPDATE users SET role = 'admin' WHERE email = :email"), {"email": email}
-            )
-    finally:
-        await engine.dispose()
-    signed_in = await client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
-    headers = bearer(signed_in.json()["access_token"])
+    headers = await sign_up_admin(client, settings)
     _problem(await client.request(method, path, headers=headers, **kwargs), field)
 
 
