@@ -303,3 +303,56 @@ def test_file_limits_and_lists(tmp_path: Path) -> None:
     assert settings.user_quota_bytes == 25 * 1024**3
     assert settings.allowed_project_extensions == ("zip", "tar.gz")
     assert settings.malware_sha256_denylist == (digest,)
+
+
+class _Granian:
+    """Stands in for the HTTP server: records that ``orbsurv serve`` got as far as starting it."""
+
+    started: list[int] = []
+
+    def __init__(self, *args: Any, workers: int, **kwargs: Any) -> None:
+        self.workers = workers
+
+    def serve(self) -> None:
+        self.started.append(self.workers)
+
+
+@pytest.fixture
+def serve_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A clean working directory and environment for ``orbsurv serve``, with a fake server."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("REDIS_URL", "DATABASE_URL", "UPLOAD_ROOT", "PROMETHEUS_MULTIPROC_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ENV", "test")
+    monkeypatch.setenv("VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    monkeypatch.setattr("granian.Granian", _Granian)
+    _Granian.started = []
+    return tmp_path
+
+
+def test_serve_refuses_several_workers_without_redis(
+    serve_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as refused:
+        main(["serve", "--port", "8405", "--workers", "2"])
+    assert refused.value.code == 2
+    error = capsys.readouterr().err
+    assert "REDIS_URL" in error
+    assert "denylist, rate limits and locks" in error
+    assert _Granian.started == []
+    assert not (serve_env / "var" / "orbsurv.db").exists()  # refused before migrating
+
+
+def test_serve_runs_several_workers_with_redis(
+    serve_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in production(REDIS_URL="redis://127.0.0.1:6379/0").items():
+        monkeypatch.setenv(name, value)
+    assert main(["serve", "--port", "8405", "--workers", "2"]) == 0
+    assert _Granian.started == [2]
+
+
+def test_serve_runs_one_worker_without_redis(serve_env: Path) -> None:
+    assert main(["serve", "--port", "8405", "--workers", "1"]) == 0
+    assert _Granian.started == [1]

@@ -17,7 +17,13 @@ from typing import Any
 
 from orbsurv.domain.errors import DomainError
 from orbsurv.domain.identity import Role
-from orbsurv.main.settings import DEFAULT_BACKEND_URL, Settings, SettingsError, load_settings
+from orbsurv.main.settings import (
+    DEFAULT_BACKEND_URL,
+    Settings,
+    SettingsError,
+    check_worker_count,
+    load_settings,
+)
 
 
 class _OneLineFormatter(logging.Formatter):
@@ -31,12 +37,15 @@ class CommandFailed(Exception):
     """A problem the operator can fix: printed as one line naming the problem and the fix."""
 
 
-def _settings(overrides: dict[str, str] | None = None) -> Settings:
+def _settings(overrides: dict[str, str] | None = None, *, workers: int = 1) -> Settings:
+    """The validated settings for a command that runs ``workers`` processes; exits 2 if unusable."""
     try:
-        return load_settings({**os.environ, **overrides} if overrides else None)
+        settings = load_settings({**os.environ, **overrides} if overrides else None)
+        check_worker_count(settings, workers)
     except SettingsError as exc:
         print(f"orbsurv: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    return settings
 
 
 def _shown_url(url: str) -> str:
@@ -141,7 +150,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from granian import Granian
     from granian.constants import Interfaces
 
-    settings = _settings()
+    settings = _settings(workers=args.workers)  # before anything starts or migrates
     if settings.env != "production":
         # Development and test keep their database current at start.
         print(f"orbsurv: {_migrate(settings)}")

@@ -18,6 +18,9 @@ Production also refuses to run half-configured: ``BACKEND_URL`` (the origin put 
 link) must be set explicitly, and mail needs ``SMTP_HOST`` unless ``MAIL_BACKEND=console`` says
 that logging mail (tokens included) is what the operator wants.
 
+In every environment, ``orbsurv serve`` refuses more than one worker process without
+``REDIS_URL`` (``check_worker_count``): revocations, rate limits and locks must be shared.
+
 ``VAR_DIR`` is where development keeps everything it generates: the SQLite database
 (``VAR_DIR/orbsurv.db``), uploads (``VAR_DIR/uploads``) and secrets (``VAR_DIR/secrets.json``),
 unless ``DATABASE_URL`` or ``UPLOAD_ROOT`` say otherwise.
@@ -473,6 +476,23 @@ def _check_scanning(settings: Settings) -> None:
     for digest in settings.malware_sha256_denylist:
         if not SHA256_HEX.match(digest):
             raise SettingsError(f"MALWARE_SHA256_DENYLIST: {digest[:80]!r} is not a SHA-256 hex")
+
+
+def check_worker_count(settings: Settings, workers: int) -> None:
+    """Refuse ``workers`` > 1 API processes without ``REDIS_URL``.
+
+    Without Redis every process keeps its own token denylist, rate-limit counters and locks: a
+    sign-out on one worker leaves the access token valid on the others (OWASP ASVS V3.3.1,
+    logout invalidates the session) and every limit is N times looser. Raises ``SettingsError``
+    naming ``REDIS_URL``.
+    """
+    if workers > 1 and not settings.redis_url:
+        raise SettingsError(
+            f"REDIS_URL: required to run {workers} worker processes; without it each process "
+            "keeps its own token denylist, rate limits and locks, so a sign-out on one worker "
+            "leaves the token valid on the others and every limit is that many times looser. "
+            "Set REDIS_URL=redis://host:6379/0 or run --workers 1"
+        )
 
 
 def load_settings(
