@@ -52,3 +52,21 @@ def test_log_file_gets_the_stdout_format_and_rotates_by_size(
         "orbsurv.log.1",
         "orbsurv.log.2",
     ]
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_third_party_loggers_obey_log_level(capsys: pytest.CaptureFixture[str]) -> None:
+    import bm25s  # sets its own logger to DEBUG on import
+    from bm25s.tokenization import Tokenized
+
+    configure_logging(load_settings({"ENV": "test", "LOG_LEVEL": "INFO"}, env_file=None))
+    library = logging.getLogger("bm25s")
+    assert library.level == logging.DEBUG
+    library.debug("Building index from IDs objects")
+    documents = Tokenized(ids=[[0, 1], [1, 2]], vocab={"a": 0, "b": 1, "c": 2})
+    bm25s.BM25().index(documents, show_progress=False)  # what the support assistant does
+    library.info("an info line")
+    err = capsys.readouterr().err
+    assert "DEBUG" not in err
+    assert "Building index" not in err
+    assert "an info line" in err

@@ -166,6 +166,8 @@ class TextFormatter(logging.Formatter):
 def configure_logging(settings: Settings) -> None:
     """Route every logger (ours, Litestar's, the server's) through stderr and the log file.
 
+    Nothing below ``LOG_LEVEL`` is written, whatever level a library gave its own logger.
+
     Every record is screened for database error text first (``install_redaction``).
     Raises ``OSError`` when ``LOG_FILE_PATH`` cannot be opened for appending.
     """
@@ -190,6 +192,9 @@ def configure_logging(settings: Settings) -> None:
         root.removeHandler(existing)
         existing.close()
     for handler in handlers:
+        # The level sits on the handlers too: a library that sets its own logger's level (bm25s
+        # sets DEBUG on import) would otherwise pass records below LOG_LEVEL up to them.
+        handler.setLevel(settings.log_level)
         handler.addFilter(RequestIdFilter())
         handler.setFormatter(formatter)
         root.addHandler(handler)
