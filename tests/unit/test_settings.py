@@ -105,7 +105,12 @@ def test_production_accepts_strong_distinct_secrets() -> None:
         ({"PASSWORD_RESET_SECRET": STRONG["JWT_SECRET_KEY"]}, "must differ from JWT_SECRET_KEY"),
         ({"DEV_MASTER_OTP": "000000"}, "DEV_MASTER_OTP"),
         ({"BACKEND_URL": ""}, "BACKEND_URL: required when ENV=production"),
-        ({"SMTP_HOST": ""}, "SMTP_HOST: required when ENV=production; set MAIL_BACKEND=console"),
+        (
+            {"SMTP_HOST": ""},
+            "SMTP_HOST: required when ENV=production; set MAIL_BACKEND=console to keep mail "
+            "unsent instead \\(the log gets only each message's recipient and subject; "
+            "`orbsurv mail list` prints the messages",
+        ),
         ({"SMTP_HOST": "", "MAIL_BACKEND": "smtp"}, "SMTP_HOST: required when MAIL_BACKEND=smtp"),
     ],
 )

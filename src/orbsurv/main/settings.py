@@ -16,7 +16,9 @@ with a message that names the variable. Secrets:
 
 Production also refuses to run half-configured: ``BACKEND_URL`` (the origin put into every mail
 link) must be set explicitly, and mail needs ``SMTP_HOST`` unless ``MAIL_BACKEND=console`` says
-that logging mail (tokens included) is what the operator wants.
+that leaving mail undelivered is what the operator wants: the console mailer logs only each
+message's recipient and subject, and the message stays in the outbox, where ``orbsurv mail list``
+prints it with its single-use links.
 
 In every environment, ``orbsurv serve`` refuses more than one worker process without
 ``REDIS_URL`` (``check_worker_count``): revocations, rate limits and locks must be shared.
@@ -425,8 +427,9 @@ def _check_production_wiring(settings: Settings, data: Mapping[str, Any]) -> Non
         raise SettingsError("SMTP_HOST: required when MAIL_BACKEND=smtp")
     if settings.mail_backend is None and not settings.smtp_host:
         raise SettingsError(
-            "SMTP_HOST: required when ENV=production; set MAIL_BACKEND=console to log mail "
-            "(reset and verification links included) instead of sending it"
+            "SMTP_HOST: required when ENV=production; set MAIL_BACKEND=console to keep mail "
+            "unsent instead (the log gets only each message's recipient and subject; "
+            "`orbsurv mail list` prints the messages, reset and verification links included)"
         )
 
 
