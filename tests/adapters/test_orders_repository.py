@@ -98,6 +98,38 @@ async def test_completing_links_pending_orders_only(engine: AsyncEngine) -> None
         assert (await repo.mine("someone-else", PageRequest())).total == 0
 
 
+async def test_claiming_takes_the_unlinked_orders_of_the_address_only(
+    engine: AsyncEngine,
+) -> None:
+    owner = await add_user(engine, "a@example.com")
+    someone = await add_user(engine, "c@example.com")
+    unlinked, cancelled = order(), order(at=T0 + timedelta(seconds=1))
+    held = Order.place(
+        order_id=new_id(),
+        email="a@example.com",
+        name="Ada",
+        plan=CATALOGUE.find("starter"),
+        now=T0,
+        user_id=someone,
+    )
+    async with engine.connect() as conn:
+        repo = SqlOrderRepository(conn)
+        for item in (unlinked, cancelled, held, order("b@example.com")):
+            await repo.add(item)
+        assert await repo.cancel(cancelled.id, T0 + timedelta(minutes=1))
+        later = T0 + timedelta(minutes=2)
+        assert await repo.claim_unlinked("a@example.com", owner, later) == 2
+        assert await repo.claim_unlinked("a@example.com", owner, later) == 0
+        await conn.commit()
+        mine = await repo.mine(owner, PageRequest(page=1, page_size=10))
+        assert {(o.id, o.status) for o in mine.items} == {
+            (unlinked.id, OrderStatus.PENDING),
+            (cancelled.id, OrderStatus.CANCELLED),
+        }
+        assert all(o.updated_at == later for o in mine.items)
+        assert [o.id for o in (await repo.mine(someone, PageRequest())).items] == [held.id]
+
+
 async def test_cancel_is_one_conditional_update(engine: AsyncEngine) -> None:
     placed = order()
     async with engine.connect() as conn:

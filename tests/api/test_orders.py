@@ -166,13 +166,22 @@ async def test_cart_checkout_mail_link_and_account(
     assert len(audit) == 1
 
 
+async def verified_account(client: Client, app: Litestar, smtp: SmtpServer) -> dict[str, Any]:
+    """A new account for ``BUYER`` whose address was verified through the mailed link."""
+    pair = await register(client, BUYER)
+    client.cookies.clear()
+    await deliver(app)
+    [mail] = mail_to(smtp, BUYER)
+    verified = await client.get("/api/v1/auth/verify", params={"token": token_in(mail)})
+    assert verified.status_code == 200, verified.text
+    smtp.messages.clear()
+    return pair
+
+
 async def test_an_address_with_an_account_gets_a_sign_in_notice(
     oclient: Client, order_app: Litestar, smtp_server: SmtpServer
 ) -> None:
-    pair = await register(oclient, BUYER)
-    oclient.cookies.clear()
-    await deliver(order_app)
-    smtp_server.messages.clear()
+    pair = await verified_account(oclient, order_app, smtp_server)
     first = await place(oclient, cart_item("starter", 299))
     await place(oclient, cart_item("enterprise", 0))
     assert first.keys() == ORDER_KEYS
@@ -183,6 +192,30 @@ async def test_an_address_with_an_account_gets_a_sign_in_notice(
     assert "token=" not in text_of(mail)
     mine = (await oclient.get("/api/v1/orders/mine", headers=bearer(pair["access_token"]))).json()
     assert [item["plan_type"] for item in mine["items"]] == ["enterprise", "starter"]
+
+
+async def test_an_unverified_account_sees_the_orders_of_its_address_only_once_verified(
+    oclient: Client, order_app: Litestar, smtp_server: SmtpServer
+) -> None:
+    """Anyone may register an address they do not own (verification is not required to sign
+    in); the orders the address's owner places must not show up in that account until the
+    mailbox is proved."""
+    squatter = await register(oclient, BUYER)
+    oclient.cookies.clear()
+    await deliver(order_app)
+    [verification] = mail_to(smtp_server, BUYER)
+    await place(oclient, {**cart_item("enterprise", 0), "name": "Real Buyer, ACME Corp"})
+    headers = bearer(squatter["access_token"])
+    mine = (await oclient.get("/api/v1/orders/mine", headers=headers)).json()
+    assert mine["items"] == []
+    assert mine["total"] == 0
+
+    verified = await oclient.get("/api/v1/auth/verify", params={"token": token_in(verification)})
+    assert verified.status_code == 200, verified.text
+    mine = (await oclient.get("/api/v1/orders/mine", headers=headers)).json()
+    assert [(item["name"], item["status"]) for item in mine["items"]] == [
+        ("Real Buyer, ACME Corp", "pending")
+    ]
 
 
 # --- what an order stores ------------------------------------------------------------------------

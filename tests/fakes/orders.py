@@ -41,6 +41,12 @@ class FakeOrders:
             )
         return len(pending)
 
+    async def claim_unlinked(self, email: str, user_id: str, now: datetime) -> int:
+        unlinked = [o for o in self.rows.values() if o.email == email and o.user_id is None]
+        for order in unlinked:
+            self.rows[order.id] = replace(order, user_id=user_id, updated_at=now)
+        return len(unlinked)
+
     async def cancel(self, order_id: str, now: datetime) -> bool:
         order = self.rows.get(order_id)
         if order is None or order.status is OrderStatus.CANCELLED:

@@ -86,22 +86,39 @@ async def test_a_link_expires_and_a_new_order_mails_a_new_one() -> None:
     assert (await world.view(token_of(world))).email == "ada@example.com"
 
 
-async def test_an_account_holder_gets_a_notice_and_the_order_is_linked() -> None:
-    world = World()
-    user = User(
+def account(*, verified: bool) -> User:
+    return User(
         id="u1",
         email="ada@example.com",
         password_hash="x",
         role=Role.USER,
         created_at=T0,
         updated_at=T0,
+        email_verified=verified,
     )
-    await world.users.add(user)
+
+
+async def test_an_account_holder_gets_a_notice_and_the_order_is_linked() -> None:
+    world = World()
+    await world.users.add(account(verified=True))
     order = await world.place(request())
     await world.place(request("enterprise"))
     assert order.user_id == "u1"
     assert order.status is OrderStatus.PENDING
     [notice] = world.outbox.messages  # one notice an hour, not one per order
+    assert "token=" not in notice.text
+    assert world.links.rows == {}
+
+
+async def test_an_unverified_account_gets_the_notice_but_not_the_order() -> None:
+    """Whoever registered the address has not proved the mailbox: the order stays unlinked
+    until the address is verified (``VerifyEmail`` claims it)."""
+    world = World()
+    await world.users.add(account(verified=False))
+    order = await world.place(request())
+    assert order.user_id is None
+    assert world.orders.rows[order.id].user_id is None
+    [notice] = world.outbox.messages
     assert "token=" not in notice.text
     assert world.links.rows == {}
 

@@ -88,6 +88,14 @@ class SqlOrderRepository:
         )
         return int(result.rowcount)
 
+    async def claim_unlinked(self, email: str, user_id: str, now: datetime) -> int:
+        result = await self._conn.execute(
+            orders.update()
+            .where(orders.c.email == email, orders.c.user_id.is_(None))
+            .values(user_id=user_id, updated_at=now)
+        )
+        return int(result.rowcount)
+
     async def cancel(self, order_id: str, now: datetime) -> bool:
         result = await self._conn.execute(
             orders.update()

@@ -14,6 +14,7 @@ from orbsurv.application.identity.ports import (
     UserRepository,
 )
 from orbsurv.application.identity.sessions import SessionIssuer
+from orbsurv.application.orders.ports import OrderRepository
 from orbsurv.application.ports import AuditLog, Clock, EmailComposer, Outbox, UnitOfWork
 from orbsurv.domain.audit import AuditEvent, RequestContext
 from orbsurv.domain.errors import InvalidInput
@@ -32,10 +33,13 @@ class Verified:
 class VerifyEmail:
     """Spend a verification or email-change token. Never accepts a password-reset token. An
     applied email change ends every other outstanding link of the account (the reset and
-    verification links sent to the old address)."""
+    verification links sent to the old address). The proved address's pre-orders that no
+    account holds yet become the account's (``PlaceOrder`` links an order at once only to a
+    verified account)."""
 
     tokens: ActionTokens
     users: UserRepository
+    orders: OrderRepository
     profiles: ProfileCache
     audit: AuditLog
     uow: UnitOfWork
@@ -56,6 +60,7 @@ class VerifyEmail:
         user.email_verified = True
         user.updated_at = now
         await self.users.update(user)  # a taken address raises Conflict: nothing is kept
+        await self.orders.claim_unlinked(user.email, user.id, now)
         await self.audit.record(
             AuditEvent(
                 action="email.changed" if changed else "email.verified",

@@ -10,9 +10,11 @@ Mail goes through the outbox, never inline. An address without an account gets a
 link (a single-use token kept only as an HMAC, expiring after the policy's TTL); several orders
 while that link is live share it instead of mailing a new one each time, which the database
 decides in one statement. An address that already has an account gets a short "order received,
-sign in" notice instead (at most one per address per ``notice_every_seconds``), and the order
-is linked to that account at once. The answer is the same either way, so it reveals nothing
-about which addresses have accounts.
+sign in" notice instead (at most one per address per ``notice_every_seconds``). The order is
+linked to that account at once only when the account has verified the address: anyone may
+register an address they do not own, and must not read the orders its owner places
+(``VerifyEmail`` links them once the mailbox is proved). The answer is the same either way, so
+it reveals nothing about which addresses have accounts.
 """
 
 from __future__ import annotations
@@ -76,7 +78,8 @@ class PlaceOrder:
         ):
             raise Forbidden("The captcha was missing or not solved.", code="captcha_failed")
         account = await self.users.get_by_email(request.email)
-        order = self._order(request, plan, now, user_id=account.id if account else None)
+        owner = account.id if account is not None and account.email_verified else None
+        order = self._order(request, plan, now, user_id=owner)
         await self.orders.add(order)
         if account is not None:
             notice = await self.limiter.hit(

@@ -25,6 +25,12 @@ class OrderRepository(Protocol):
         statement; returns how many orders changed."""
         ...
 
+    async def claim_unlinked(self, email: str, user_id: str, now: datetime) -> int:
+        """Link every order of ``email`` that no account holds yet to ``user_id``, whatever its
+        status, in one statement; returns how many orders changed. Called once the account has
+        proved the mailbox (a verified address)."""
+        ...
+
     async def cancel(self, order_id: str, now: datetime) -> bool:
         """Cancel the order in one conditional statement; ``True`` when this call changed it
         (``False`` for an order already cancelled, or an unknown id)."""
