@@ -509,10 +509,17 @@ async def upload_patch(
     "/software-packages/uploads/{upload_id:str}",
     tags=TAGS,
     summary="Abort an upload (tus termination)",
-    description="Removes the session, its stored bytes and multipart parts. 409 once completed.",
+    description=(
+        "Removes the session, its stored bytes and multipart parts. 409 `upload_closed` once "
+        "completed: the version is published, and versions are not deleted one by one; "
+        "`DELETE /software-packages/{id}` deletes the package with its versions."
+    ),
     status_code=204,
     security=SECURITY,
-    responses={**_STATUS_DOC, 409: ResponseSpec(None, description="Already completed")},
+    responses={
+        **_STATUS_DOC,
+        409: ResponseSpec(None, description="upload_closed: already completed"),
+    },
 )
 @inject
 async def upload_delete(
