@@ -31,6 +31,7 @@ from orbsurv.adapters.http.console import CSV, csv_stream
 from orbsurv.adapters.http.di import inject
 from orbsurv.adapters.http.identity import TokenPair
 from orbsurv.adapters.http.leads import Protected
+from orbsurv.adapters.http.openapi import documented
 from orbsurv.adapters.http.pagination import encode_cursor, provide_cursor
 from orbsurv.adapters.http.schemas import Email, Name, Password, blank_to_none, request_email
 from orbsurv.application.orders.manage import CancelOrder, ListMyOrders, ListOrders
@@ -242,6 +243,7 @@ async def view_order_link(
         ),
         409: ResponseSpec(None, description="email_taken"),
     },
+    opt=documented(responses={201: TokenPair}),
 )
 @inject
 async def register_from_order(
