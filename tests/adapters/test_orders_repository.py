@@ -145,6 +145,67 @@ async def test_cancel_is_one_conditional_update(engine: AsyncEngine) -> None:
     assert stored.updated_at == T0 + timedelta(minutes=1)
 
 
+async def test_all_cancelled_at_is_the_last_cancellation_while_none_is_pending(
+    engine: AsyncEngine,
+) -> None:
+    first, second = order(), order(plan="perimeter", at=T0 + timedelta(minutes=1))
+    async with engine.connect() as conn:
+        repo = SqlOrderRepository(conn)
+        assert await repo.all_cancelled_at("a@example.com") is None  # no order at all
+        await repo.add(first)
+        await repo.add(second)
+        await repo.cancel(first.id, T0 + timedelta(hours=1))
+        assert await repo.all_cancelled_at("a@example.com") is None  # the second is pending
+        await repo.cancel(second.id, T0 + timedelta(hours=2))
+        assert await repo.all_cancelled_at("a@example.com") == T0 + timedelta(hours=2)
+        assert await repo.all_cancelled_at("b@example.com") is None
+
+
+async def test_a_live_link_issued_before_every_cancellation_is_replaced_once(
+    engine: AsyncEngine,
+) -> None:
+    cancelled_at = T0 + timedelta(hours=1)
+    async with engine.connect() as conn:
+        links = SqlRegistrationLinks(conn, KEY)
+        old = await links.issue("a@example.com", T0, T0 + WEEK)
+        assert old
+        later = T0 + timedelta(hours=2)
+        new = await links.issue(
+            "a@example.com", later, later + WEEK, replace_issued_by=cancelled_at
+        )
+        assert new
+        # A concurrent order computed the same cancellation time: the new link is after it.
+        again = T0 + timedelta(hours=3)
+        assert await links.issue("a@example.com", again, again + WEEK, cancelled_at) is None
+        await conn.commit()
+        assert await links.find(old) is None  # the old token is gone with its hash
+        found = await links.find(new)
+        assert found is not None
+        assert found.state(later) is LinkState.LIVE
+
+
+@pytest.mark.parametrize("contenders", [2, 8])
+async def test_parallel_orders_after_a_cancellation_issue_one_link(
+    engine: AsyncEngine, contenders: int
+) -> None:
+    async with engine.connect() as conn:
+        assert await SqlRegistrationLinks(conn, KEY).issue("a@example.com", T0, T0 + WEEK)
+        await conn.commit()
+    cancelled_at = T0 + timedelta(hours=1)
+
+    async def contend(index: int) -> str | None:
+        now = T0 + timedelta(hours=2, seconds=index)
+        async with engine.connect() as conn:
+            token = await SqlRegistrationLinks(conn, KEY).issue(
+                "a@example.com", now, now + WEEK, replace_issued_by=cancelled_at
+            )
+            await conn.commit()
+            return token
+
+    results = await asyncio.gather(*(contend(i) for i in range(contenders)))
+    assert sum(token is not None for token in results) == 1
+
+
 async def test_one_live_link_per_address(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         links = SqlRegistrationLinks(conn, KEY)

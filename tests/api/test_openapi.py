@@ -144,3 +144,49 @@ async def test_upload_bodies_are_described_so_the_docs_can_send_them(
         assert {"name", "file"} <= set(schema["required"]), path
     chunk = paths["/api/v1/software-packages/uploads/{upload_id}"]["patch"]["requestBody"]
     assert set(chunk["content"]) == {"application/offset+octet-stream", "application/octet-stream"}
+
+
+async def test_json_answers_have_their_schemas_and_the_tus_patch_its_headers(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    # A handler returning Response[Any] is documented as `{}` unless it declares its body.
+    document = (await client.get("/api/v1/openapi.json")).json()
+    paths = document["paths"]
+    for path, method, status, component in [
+        ("/api/v1/users", "post", "201", "UserCreated"),
+        ("/api/v1/auth/register-from-order", "post", "201", "TokenPair"),
+        ("/api/v1/readyz", "get", "200", "Readiness"),
+        ("/api/v1/software-packages/uploads/{upload_id}", "patch", "200", "AppendOut"),
+    ]:
+        answer = paths[path][method]["responses"][status]
+        schema = answer["content"]["application/json"]["schema"]
+        assert schema == {"$ref": f"#/components/schemas/{component}"}, (path, status)
+    components = document["components"]["schemas"]
+    assert {"upload_id", "offset", "status"} <= set(components["AppendOut"]["required"])
+    assert set(components["UserCreated"]["properties"]) == {"user"}
+    for path, item in paths.items():  # no JSON success answer is left undescribed
+        for method, operation in item.items():
+            for status, answer in operation["responses"].items():
+                media = answer.get("content", {}).get("application/json")
+                if status.startswith("2") and media is not None:
+                    assert media["schema"] != {}, (path, method, status)
+
+    patch = paths["/api/v1/software-packages/uploads/{upload_id}"]["patch"]
+    assert {"409", "410", "413", "460"} <= patch["responses"].keys()
+    mismatch = patch["responses"]["460"]
+    assert "checksum_mismatch" in mismatch["description"]
+    assert list(mismatch["content"]) == ["application/problem+json"]
+    headers = {p["name"]: p for p in patch["parameters"] if p["in"] == "header"}
+    assert headers["Upload-Offset"]["required"] is True
+    assert headers["Upload-Offset"]["schema"]["type"] == "integer"
+    assert headers["Upload-Checksum"]["required"] is False
+
+    page = paths["/api/v1/auth/password-reset/page"]["post"]
+    form = page["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+    assert form == {"$ref": "#/components/schemas/ResetPageForm"}
+    assert set(components["ResetPageForm"]["properties"]) == {"password", "again"}
+    assert any(p["name"] == "token" and p["in"] == "query" for p in page["parameters"])
+
+    action = components["EventIn"]["properties"]["action"]
+    assert "cookie_consent" in action["description"]
+    assert {"accepted", "declined"} <= set(action["description"].replace("`", " ").split())

@@ -112,7 +112,8 @@ async def test_cart_checkout_mail_link_and_account(
     [mail] = mail_to(smtp_server, BUYER)
     assert mail["Subject"] == "Your Orbsurv pre-order: create your account"
     assert link_in(mail).startswith(f"{SIGNUP}?token=")
-    assert "Starter plan" in text_of(mail)
+    assert "Starter plan" in text_of(mail)  # the order that mailed the link …
+    assert "the sign-up page shows the latest one" in " ".join(text_of(mail).split())
     token = token_in(mail)
 
     preview = await oclient.get("/api/v1/orders", params={"token": token})  # signup.js
@@ -398,6 +399,66 @@ async def test_a_link_dies_with_the_last_pending_order_of_its_address(
     assert_problem(refused, 400, "order_cancelled")
     assert await count(order_settings, "users") == 0
     assert await fetch(order_settings, "SELECT used_at FROM order_links") == [(None,)]
+
+
+async def admin_headers(client: Client, app: Litestar) -> dict[str, str]:
+    await create_account(app, "admin@example.com", Role.ADMIN)
+    login = await client.post(
+        "/api/v1/auth/login", json={"email": "admin@example.com", "password": PASSWORD}
+    )
+    client.cookies.clear()
+    return bearer(login.json()["access_token"])
+
+
+async def test_an_order_after_a_cancellation_mails_a_new_link_and_the_old_one_stays_dead(
+    oclient: Client, order_app: Litestar, order_settings: Settings, smtp_server: SmtpServer
+) -> None:
+    admin = await admin_headers(oclient, order_app)
+    first = await place(oclient, cart_item("perimeter", 649))
+    await deliver(order_app)
+    [old_mail] = mail_to(smtp_server, BUYER)
+    old = token_in(old_mail)
+    cancelled = await oclient.patch(
+        f"/api/v1/admin/orders/{first['id']}", json={"status": "cancelled"}, headers=admin
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    refused = await oclient.post(
+        "/api/v1/auth/register-from-order", json={"token": old, "password": PASSWORD}
+    )
+    assert_problem(refused, 400, "order_cancelled")
+    assert "place the order again for a new link" in refused.json()["detail"]
+
+    # Doing what the refusal says: the new order mails a new link, for the new order.
+    second = await place(oclient, cart_item("starter", 299))
+    assert await deliver(order_app) == 1
+    old_mail, new_mail = mail_to(smtp_server, BUYER)
+    assert "Starter plan" in text_of(new_mail)
+    new = token_in(new_mail)
+    assert new != old
+    assert_problem(await oclient.get("/api/v1/orders", params={"token": old}), 404, "not_found")
+    assert_problem(
+        await oclient.post(
+            "/api/v1/auth/register-from-order", json={"token": old, "password": PASSWORD}
+        ),
+        400,
+        "invalid_token",
+    )
+    shown = await oclient.get("/api/v1/orders", params={"token": new})
+    assert shown.json()["plan_type"] == "starter"
+
+    # A third order while the new link opens the second shares it: no third mail.
+    await place(oclient, cart_item("enterprise", 0))
+    assert await deliver(order_app) == 0
+
+    signup = await oclient.post(
+        "/api/v1/auth/register-from-order", json={"token": new, "password": PASSWORD}
+    )
+    assert signup.status_code == 201, signup.text
+    oclient.cookies.clear()
+    statuses = dict(await fetch(order_settings, "SELECT id, status FROM orders"))
+    assert statuses[first["id"]] == "cancelled"  # the link never completes a cancelled order
+    assert statuses[second["id"]] == "completed"
+    assert sorted(statuses.values()) == ["cancelled", "completed", "completed"]
 
 
 async def test_an_address_registered_meanwhile_is_409(

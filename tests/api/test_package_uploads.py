@@ -285,6 +285,29 @@ async def test_versions_that_differ_only_in_build_metadata_are_one_version(
     await init(client, auth, 4, version="1.0.0-rc.1+a")  # a pre-release ranks apart
 
 
+async def test_deleting_a_completed_upload_names_the_route_that_exists(
+    client: Client, auth: dict[str, str], settings: Settings
+) -> None:
+    upload_id = (await init(client, auth, 4))["upload_id"]
+    assert (await patch(client, auth, upload_id, 0, b"abcd")).status_code == 200
+    done = await client.post(f"{BASE}/uploads/{upload_id}/complete", headers=auth)
+    assert done.status_code == 200, done.text
+    refused = await client.delete(
+        f"{BASE}/uploads/{upload_id}", headers={**auth, "Tus-Resumable": "1.0.0"}
+    )
+    assert refused.status_code == 409
+    problem = refused.json()
+    assert problem["code"] == "upload_closed"
+    assert "delete the version" not in problem["detail"]  # there is no such route
+    assert "DELETE /software-packages/{package_id}" in problem["detail"]
+    schema = (await client.get("/api/v1/openapi.json")).json()
+    assert "delete" in schema["paths"]["/api/v1/software-packages/{package_id}"]
+    assert await fetch(settings, "SELECT count(*) FROM package_versions") == [(1,)]
+    package = done.json()["package_id"]
+    assert (await client.delete(f"{BASE}/{package}", headers=auth)).status_code == 204
+    assert await fetch(settings, "SELECT count(*) FROM package_versions") == [(0,)]
+
+
 async def test_delete_aborts_and_removes_every_byte(
     client: Client, auth: dict[str, str], settings: Settings
 ) -> None:

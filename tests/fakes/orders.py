@@ -31,6 +31,12 @@ class FakeOrders:
             None,
         )
 
+    async def all_cancelled_at(self, email: str) -> datetime | None:
+        mine = [o for o in self.rows.values() if o.email == email]
+        if any(o.status is OrderStatus.PENDING for o in mine):
+            return None
+        return max((o.updated_at for o in mine if o.status is OrderStatus.CANCELLED), default=None)
+
     async def complete_pending(self, email: str, user_id: str, now: datetime) -> int:
         pending = [
             o for o in self.rows.values() if o.email == email and o.status is OrderStatus.PENDING
@@ -75,17 +81,29 @@ class FakeRegistrationLinks:
 
     def __init__(self) -> None:
         self.rows: dict[str, tuple[str, RegistrationLink]] = {}  # email -> (hash, link)
+        self.issued_at: dict[str, datetime] = {}
 
     @staticmethod
     def _hash(token: str) -> str:
         return hashlib.sha256(token.encode()).hexdigest()
 
-    async def issue(self, email: str, now: datetime, expires_at: datetime) -> str | None:
+    async def issue(
+        self,
+        email: str,
+        now: datetime,
+        expires_at: datetime,
+        replace_issued_by: datetime | None = None,
+    ) -> str | None:
         current = self.rows.get(email)
-        if current is not None and current[1].state(now) is LinkState.LIVE:
+        if (
+            current is not None
+            and current[1].state(now) is LinkState.LIVE
+            and (replace_issued_by is None or self.issued_at[email] > replace_issued_by)
+        ):
             return None
         token = secrets.token_urlsafe(32)
         self.rows[email] = (self._hash(token), RegistrationLink(email, expires_at, None))
+        self.issued_at[email] = now
         return token
 
     async def find(self, token: str) -> RegistrationLink | None:

@@ -86,6 +86,26 @@ async def test_a_link_expires_and_a_new_order_mails_a_new_one() -> None:
     assert (await world.view(token_of(world))).email == "ada@example.com"
 
 
+async def test_after_every_order_is_cancelled_the_next_one_mails_a_new_link() -> None:
+    world = World()
+    first = await world.place(request("Perimeter"))
+    old = token_of(world)
+    world.clock.advance(seconds=1)
+    await world.orders.cancel(first.id, world.clock.now())
+    world.clock.advance(seconds=1)
+    await world.place(request("starter"))
+    assert len(world.outbox.messages) == 2
+    assert "Starter plan" in world.outbox.messages[-1].text
+    new = token_of(world)
+    assert new != old
+    with pytest.raises(NotFound):
+        await world.view(old)
+    assert (await world.view(new)).order.plan_type == "starter"
+    world.clock.advance(seconds=1)
+    await world.place(request("enterprise"))  # shares the new live link
+    assert len(world.outbox.messages) == 2
+
+
 def account(*, verified: bool) -> User:
     return User(
         id="u1",

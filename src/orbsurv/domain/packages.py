@@ -63,6 +63,13 @@ class UploadClosed(Conflict):
     code = "upload_closed"
 
 
+COMPLETED_UPLOAD = (
+    "This upload is completed and its version published; a version cannot be deleted on its "
+    "own: delete its package (DELETE /software-packages/{package_id}, the package_id that GET "
+    "on this upload names)."
+)
+
+
 class UploadExpired(DomainError):
     """The session passed its ``expires_at`` (HTTP 410, tus expiration extension)."""
 
@@ -216,7 +223,7 @@ class UploadSession:
     def abort(self) -> None:
         """Raises ``UploadClosed`` once completed; aborting twice is not an error."""
         if self.state is UploadState.COMPLETED:
-            raise UploadClosed("This upload is completed; delete the version instead.")
+            raise UploadClosed(COMPLETED_UPLOAD)
         if self.state is not UploadState.EXPIRED:
             self.state = UploadState.ABORTED
 

@@ -224,12 +224,14 @@ async def reset_page() -> Response[Any]:
     tags=["account"],
     summary="Set a new password from the reset link's page (HTML form post)",
     description=(
-        "Form fields `password` and `again`; the token comes from the page's address. A weak "
-        "or mismatched password shows the form again (400) and keeps the token."
+        "Form fields `password` and `again` (a JSON object with them is read alike); the token "
+        "comes from the page's address (`?token=`). A weak or mismatched password shows the "
+        "form again (400) and keeps the token."
     ),
     media_type="text/html",
     status_code=200,
     responses=HTML_ERRORS,
+    opt=documented(body=ResetPageForm, form=True, body_required=False),
 )
 @inject
 async def reset_page_submit(

@@ -7,9 +7,11 @@ from typing import Any
 import msgspec
 from dishka import FromDishka
 from litestar import Request, Response, get
+from litestar.openapi import ResponseSpec
 
 from orbsurv import __version__
 from orbsurv.adapters.http.di import inject
+from orbsurv.adapters.http.openapi import documented
 from orbsurv.adapters.http.problems import problem
 from orbsurv.application.system.readiness import CheckReadiness
 
@@ -48,6 +50,10 @@ def health_alias() -> Health:
         "problem+json naming the failing ones (a database behind the code names "
         "`orbsurv migrate`)."
     ),
+    responses={
+        503: ResponseSpec(None, description="dependency_unavailable, with `checks` per dependency")
+    },
+    opt=documented(responses={200: Readiness}),
 )
 @inject
 async def readyz(

@@ -248,6 +248,7 @@ async def register(
             Accepted, description="Verified-email mode: accepted", generate_examples=False
         )
     },
+    opt=documented(responses={201: UserCreated}),
 )
 @inject
 async def create_user(

@@ -89,7 +89,17 @@ MetadataValue = Annotated[str, msgspec.Meta(max_length=500)] | int | float | boo
 
 class EventIn(msgspec.Struct, kw_only=True):
     event_type: Literal["cookie_consent", "page_view", "user_activity"]
-    action: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    action: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1,
+            max_length=64,
+            description=(
+                "What happened, 1 to 64 characters; for `cookie_consent` events `accepted` or "
+                "`declined` (any other action is 422)"
+            ),
+        ),
+    ]
     page: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
     client_id: Annotated[str, msgspec.Meta(max_length=128)] | None = None
     metadata: Annotated[dict[str, MetadataValue], msgspec.Meta(max_length=20)] | None = None

@@ -12,7 +12,12 @@ correct description by following the pattern, never by patching the document by 
 * ``responses={status: Struct | None}``: bodies Litestar cannot infer (a handler returning
   ``Response[Any]``), ``None`` for no body;
 * ``parameters={name: {...}}``: JSON-schema keywords merged into a parameter (an ``enum`` of the
-  values a path segment takes).
+  values a path segment takes);
+* ``headers={name: {...}}``: request headers a handler reads itself (the tus ``Upload-Offset``),
+  added as ``in: header`` parameters (``required``, ``description``, ``schema``) for the document
+  only, so Litestar's validation and the handler's own error answers stay as they are;
+* ``problems={status: description}``: problem+json answers Litestar cannot declare itself
+  (a status outside ``http.HTTPStatus``, such as tus's 460 checksum mismatch).
 
 Then rules that hold for every operation (each one a line in ``complete``): every Struct schema is a
 named component whose title is its name (generators name models by title), problem+json is one
@@ -63,6 +68,8 @@ class Documented:
     responses: Mapping[int, Any] = field(default_factory=dict)
     parameters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     content: Mapping[str, Any] = field(default_factory=dict)
+    headers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    problems: Mapping[int, str] = field(default_factory=dict)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Documented:
         return self  # immutable; Litestar deep-copies routers, and msgspec.Meta cannot be copied
@@ -76,6 +83,8 @@ def documented(
     responses: Mapping[int, Any] | None = None,
     parameters: Mapping[str, Mapping[str, Any]] | None = None,
     content: Mapping[str, Any] | None = None,
+    headers: Mapping[str, Mapping[str, Any]] | None = None,
+    problems: Mapping[int, str] | None = None,
 ) -> dict[str, Any]:
     """The handler's ``opt`` entry. ``form=True`` means: the form has the JSON body's fields.
 
@@ -90,6 +99,8 @@ def documented(
             responses=responses or {},
             parameters=parameters or {},
             content=content or {},
+            headers=headers or {},
+            problems=problems or {},
         )
     }
 
@@ -135,10 +146,19 @@ def _apply(operation: dict[str, Any], meta: Documented, schemas: _Schemas) -> No
             answer.pop("content", None)
         else:
             answer["content"] = {"application/json": {"schema": schemas.ref(kind)}}
+    for status, description in meta.problems.items():
+        responses[str(status)] = {
+            "description": description,
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": dict(PROBLEM_REF)}},
+        }
     for parameter in operation.get("parameters", []):
         extra = meta.parameters.get(parameter.get("name", ""))
         if extra:
             parameter.setdefault("schema", {}).update(extra)
+    parameters = operation.setdefault("parameters", []) if meta.headers else []
+    for name, header in meta.headers.items():
+        if not any(p.get("in") == "header" and p.get("name") == name for p in parameters):
+            parameters.append({"name": name, "in": "header", "required": False, **header})
 
 
 def _struct_classes() -> dict[str, type[msgspec.Struct]]:

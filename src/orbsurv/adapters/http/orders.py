@@ -31,6 +31,7 @@ from orbsurv.adapters.http.console import CSV, csv_stream
 from orbsurv.adapters.http.di import inject
 from orbsurv.adapters.http.identity import TokenPair
 from orbsurv.adapters.http.leads import Protected
+from orbsurv.adapters.http.openapi import documented
 from orbsurv.adapters.http.pagination import encode_cursor, provide_cursor
 from orbsurv.adapters.http.schemas import Email, Name, Password, blank_to_none, request_email
 from orbsurv.application.orders.manage import CancelOrder, ListMyOrders, ListOrders
@@ -154,7 +155,9 @@ class OrderChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         "server's catalogue in any case (an unknown plan is 422 listing the plans, before any "
         "rate limit is spent). The stored and returned `price` and `currency` are always the "
         "catalogue's: a `price` the client sends is ignored, whatever it says. A registration "
-        "link goes out by mail (one live link per address, shared by further orders); an address "
+        "link goes out by mail (one live link per address, shared by further orders; the mail "
+        "names the plan of the order that sent it). Once every order of the address was "
+        "cancelled, the next order mails a new link and the old one stops working. An address "
         "that already has an account gets an 'order received, sign in' mail instead, and the "
         "answer is the same. Never returns the registration token. Rate limited per client IP "
         "like the public forms (429 with Retry-After); honeypot `website`; 403 "
@@ -197,9 +200,11 @@ async def place_order(
     summary="What a registration link is for (the sign-up page pre-fills the email)",
     description=(
         "`{email, name, plan_type, status}` of the newest pending order placed with the "
-        "address the link was mailed to, while the link is live. An unknown, used or expired "
-        "token, or one whose orders were all cancelled, is 404, the same for each, so nothing "
-        "can be enumerated through it."
+        "address the link was mailed to, while the link is live (a link stands for every "
+        "pending order of its address, so this can be a later order than the one its mail "
+        "names). An unknown, used or expired token, one whose orders were all cancelled, or one "
+        "replaced by a new order's link, is 404, the same for each, so nothing can be "
+        "enumerated through it."
     ),
     cache_control=NO_STORE,
     responses={404: ResponseSpec(None, description="No live link")},
@@ -226,8 +231,9 @@ async def view_order_link(
         "mailed to (an `email` field is ignored) and counts as verified; every pending order of "
         "that address is linked to it and completed. 400 `token_used`, `token_expired` or "
         "`invalid_token`, and `order_cancelled` when an operator cancelled every order of the "
-        "address (nothing is created); 409 `email_taken` when the address was registered "
-        "meanwhile; 422 for a weak password (the link is not spent)."
+        "address (nothing is created; a new order mails a new link, after which the old token "
+        "is `invalid_token`); cancelled orders are never completed. 409 `email_taken` when "
+        "the address was registered meanwhile; 422 for a weak password (the link is not spent)."
     ),
     status_code=201,
     cache_control=NO_STORE,
@@ -237,6 +243,7 @@ async def view_order_link(
         ),
         409: ResponseSpec(None, description="email_taken"),
     },
+    opt=documented(responses={201: TokenPair}),
 )
 @inject
 async def register_from_order(

@@ -447,10 +447,32 @@ async def _body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
         content={
             media_type: {"schema": {"type": "string", "format": "binary"}}
             for media_type in ("application/offset+octet-stream", "application/octet-stream")
-        }
+        },
+        responses={200: AppendOut},
+        problems={460: "checksum_mismatch: Upload-Checksum does not match the body"},
+        headers={
+            "Upload-Offset": {
+                "required": True,
+                "schema": {"type": "integer", "minimum": 0},
+                "description": (
+                    "Where these bytes start: the upload's current offset (HEAD tells it). "
+                    "`X-Upload-Offset` is read when it is absent; without either, 400 "
+                    "`upload_offset_required`."
+                ),
+            },
+            "Upload-Checksum": {
+                "schema": {"type": "string"},
+                "description": (
+                    "`<algorithm> <base64 digest>` of this request's body, algorithm `sha256`, "
+                    "`sha1` or `md5` (tus checksum extension); a mismatch is 460 and the bytes "
+                    "are not kept."
+                ),
+            },
+        },
     ),
     responses={
         **_STATUS_DOC,
+        204: ResponseSpec(None, description="To tus clients (`Tus-Resumable` sent): no body"),
         409: ResponseSpec(None, description="Offset mismatch (the body has `offset`)"),
         410: ResponseSpec(None, description="The upload expired"),
         413: ResponseSpec(None, description="Past the declared size"),
@@ -509,10 +531,17 @@ async def upload_patch(
     "/software-packages/uploads/{upload_id:str}",
     tags=TAGS,
     summary="Abort an upload (tus termination)",
-    description="Removes the session, its stored bytes and multipart parts. 409 once completed.",
+    description=(
+        "Removes the session, its stored bytes and multipart parts. 409 `upload_closed` once "
+        "completed: the version is published, and versions are not deleted one by one; "
+        "`DELETE /software-packages/{id}` deletes the package with its versions."
+    ),
     status_code=204,
     security=SECURITY,
-    responses={**_STATUS_DOC, 409: ResponseSpec(None, description="Already completed")},
+    responses={
+        **_STATUS_DOC,
+        409: ResponseSpec(None, description="upload_closed: already completed"),
+    },
 )
 @inject
 async def upload_delete(

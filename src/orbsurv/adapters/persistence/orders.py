@@ -1,9 +1,11 @@
 """Pre-orders and their registration links in SQL.
 
 Every change that guards something is one statement: issuing a link is an ``INSERT … ON CONFLICT
-(email) DO UPDATE … WHERE`` the old link is used or expired (so a live link is never replaced and
-two concurrent orders issue at most one), spending a token is an ``UPDATE … WHERE used_at IS NULL
-AND expires_at > now RETURNING``, completing and cancelling orders are conditional updates.
+(email) DO UPDATE … WHERE`` the old link is used, expired, or issued before every order it stood
+for was cancelled (so a live link that still opens an order is never replaced, and two concurrent
+orders issue at most one: the second re-checks the row the first wrote), spending a token is an
+``UPDATE … WHERE used_at IS NULL AND expires_at > now RETURNING``, completing and cancelling
+orders are conditional updates.
 Tokens are stored as HMAC-SHA256 under a key of their own: the table alone yields no usable link.
 """
 
@@ -80,6 +82,22 @@ class SqlOrderRepository:
             .limit(1)
         )
 
+    async def all_cancelled_at(self, email: str) -> datetime | None:
+        pending = (
+            sa.select(orders.c.id)
+            .where(orders.c.email == email, orders.c.status == OrderStatus.PENDING.value)
+            .exists()
+        )
+        latest = await self._conn.execute(
+            sa.select(sa.func.max(orders.c.updated_at)).where(
+                orders.c.email == email,
+                orders.c.status == OrderStatus.CANCELLED.value,
+                ~pending,
+            )
+        )
+        value: datetime | None = latest.scalar_one()
+        return value
+
     async def complete_pending(self, email: str, user_id: str, now: datetime) -> int:
         result = await self._conn.execute(
             orders.update()
@@ -148,7 +166,13 @@ class SqlRegistrationLinks:
     def _hash(self, token: str) -> str:
         return hmac.new(self._key, token.encode(), hashlib.sha256).hexdigest()
 
-    async def issue(self, email: str, now: datetime, expires_at: datetime) -> str | None:
+    async def issue(
+        self,
+        email: str,
+        now: datetime,
+        expires_at: datetime,
+        replace_issued_by: datetime | None = None,
+    ) -> str | None:
         token = secrets.token_urlsafe(32)
         dialect = postgresql if self._conn.dialect.name == "postgresql" else sqlite
         values = {
@@ -158,11 +182,12 @@ class SqlRegistrationLinks:
             "used_at": None,
         }
         statement = dialect.insert(order_links).values(email=email, **values)
+        replaceable = [order_links.c.used_at.is_not(None), order_links.c.expires_at <= now]
+        if replace_issued_by is not None:
+            replaceable.append(order_links.c.created_at <= replace_issued_by)
         issued = await self._conn.execute(
             statement.on_conflict_do_update(
-                index_elements=["email"],
-                set_=values,
-                where=sa.or_(order_links.c.used_at.is_not(None), order_links.c.expires_at <= now),
+                index_elements=["email"], set_=values, where=sa.or_(*replaceable)
             ).returning(order_links.c.email)
         )
         return token if issued.first() is not None else None

@@ -9,12 +9,15 @@ the captcha port when one is configured.
 Mail goes through the outbox, never inline. An address without an account gets a registration
 link (a single-use token kept only as an HMAC, expiring after the policy's TTL); several orders
 while that link is live share it instead of mailing a new one each time, which the database
-decides in one statement. An address that already has an account gets a short "order received,
-sign in" notice instead (at most one per address per ``notice_every_seconds``). The order is
-linked to that account at once only when the account has verified the address: anyone may
-register an address they do not own, and must not read the orders its owner places
-(``VerifyEmail`` links them once the mailbox is proved). The answer is the same either way, so
-it reveals nothing about which addresses have accounts.
+decides in one statement. The link stands for the address's pending orders (its page shows the
+newest, its sign-up completes them all), so once an operator has cancelled every one, the next
+order replaces the link and mails the new one: the old token stops working, and the
+``order_cancelled`` refusal's "place the order again for a new link" holds. An address that
+already has an account gets a short "order received, sign in" notice instead (at most one per
+address per ``notice_every_seconds``). The order is linked to that account at once only when the
+account has verified the address: anyone may register an address they do not own, and must not
+read the orders its owner places (``VerifyEmail`` links them once the mailbox is proved). The
+answer is the same either way, so it reveals nothing about which addresses have accounts.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ class PlaceOrder:
         account = await self.users.get_by_email(request.email)
         owner = account.id if account is not None and account.email_verified else None
         order = self._order(request, plan, now, user_id=owner)
+        cancelled_at = None if account else await self.orders.all_cancelled_at(request.email)
         await self.orders.add(order)
         if account is not None:
             notice = await self.limiter.hit(
@@ -91,7 +95,9 @@ class PlaceOrder:
                 await self.outbox.enqueue(self.composer.order_received(request.email, plan.name))
         else:
             expires_at = now + timedelta(seconds=self.policy.link_ttl_seconds)
-            token = await self.links.issue(request.email, now, expires_at)
+            token = await self.links.issue(
+                request.email, now, expires_at, replace_issued_by=cancelled_at
+            )
             if token is not None:
                 await self.outbox.enqueue(
                     self.composer.order_registration(

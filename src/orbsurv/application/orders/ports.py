@@ -20,6 +20,12 @@ class OrderRepository(Protocol):
         (neither completed by a sign-up nor cancelled by an operator)."""
         ...
 
+    async def all_cancelled_at(self, email: str) -> datetime | None:
+        """When the address's last pending order was cancelled: the newest ``updated_at`` of its
+        cancelled orders while none is pending; ``None`` while one is pending or when none was
+        ever cancelled. A live link issued before then opens nothing and may be replaced."""
+        ...
+
     async def complete_pending(self, email: str, user_id: str, now: datetime) -> int:
         """Link every pending order of ``email`` to ``user_id`` and complete it, in one
         statement; returns how many orders changed."""
@@ -50,10 +56,18 @@ class OrderRepository(Protocol):
 class RegistrationLinks(Protocol):
     """Single-use registration links, one per address; only a keyed hash of a token is kept."""
 
-    async def issue(self, email: str, now: datetime, expires_at: datetime) -> str | None:
+    async def issue(
+        self,
+        email: str,
+        now: datetime,
+        expires_at: datetime,
+        replace_issued_by: datetime | None = None,
+    ) -> str | None:
         """A new token for ``email``, or ``None`` while the address already has a live link
-        (unused and unexpired). Decided by the database in one statement, so two concurrent
-        orders from one address issue at most one token."""
+        (unused and unexpired) issued after ``replace_issued_by``: a live link issued at or
+        before that moment (when every order it stood for was cancelled) is replaced, and the
+        old token stops working. Decided by the database in one statement on the address's
+        row, so two concurrent orders from one address issue at most one token."""
         ...
 
     async def find(self, token: str) -> RegistrationLink | None:

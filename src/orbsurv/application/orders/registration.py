@@ -8,8 +8,10 @@ under the unique index on ``users.email``, so an address registered meanwhile is
 come before the password is hashed, so a made-up token costs one indexed read; that read's
 transaction ends before hashing, so no lock is held while the hasher works.
 
-A link opens an account only while an order of its address is pending: once an operator has
-cancelled them all, the preview is 404 and the sign-up 400 ``order_cancelled``. The sign-up
+A link stands for every pending order of its address: the preview shows the newest, the sign-up
+completes them all. It opens an account only while one is pending: once an operator has cancelled
+them all, the preview is 404 and the sign-up 400 ``order_cancelled``; the address's next order
+mails a new link and the old token is then unknown (``invalid_token``), never revived. The sign-up
 completes the pending orders in its own transaction and refuses (rolling back the account and
 the spent token) when a cancellation committed meanwhile left none.
 """
@@ -27,7 +29,7 @@ from orbsurv.domain.errors import InvalidInput, NotFound
 from orbsurv.domain.identity import Role, Scope, User, check_password_policy, new_id
 from orbsurv.domain.orders import LinkState, Order
 
-UNKNOWN_LINK = "This registration link is not valid; use the link from your order email."
+UNKNOWN_LINK = "This registration link is not valid; use the link from your latest order email."
 LINK_ERRORS = {
     LinkState.USED: ("This registration link was already used; sign in instead.", "token_used"),
     LinkState.EXPIRED: (

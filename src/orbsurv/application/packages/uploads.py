@@ -70,6 +70,7 @@ from orbsurv.domain.audit import AuditEvent, RequestContext, malware_detected
 from orbsurv.domain.errors import FieldInvalid, InvalidInput
 from orbsurv.domain.identity import Principal
 from orbsurv.domain.packages import (
+    COMPLETED_UPLOAD,
     ChecksumMismatch,
     DigestMismatch,
     UploadBusy,
@@ -958,7 +959,7 @@ class AbortUpload:
                 now=self.clock.now(),
             )
             if not moved:
-                raise UploadClosed("This upload is completed; delete the version instead.")
+                raise UploadClosed(COMPLETED_UPLOAD)
             record = await _load(self.store, upload_id, principal)
             await _drop_bytes(self.storage, record)
             await self.store.delete(upload_id)
