@@ -251,6 +251,21 @@ async def test_bad_file_names_keep_nothing(
     assert await rows(settings_of, "projects") == 0
 
 
+async def test_a_multi_part_extension_is_accepted(make_settings: SettingsFactory) -> None:
+    settings = make_settings(ALLOWED_PROJECT_EXTENSIONS="zip,tar.gz")
+    app = make_app(settings)
+    async with AsyncTestClient(app) as client:
+        auth = await sign_in(app, client, "ada@example.com")
+        accepted = await upload(client, auth, file_name="a.tar.gz", name="p")
+        assert accepted.status_code == 201, accepted.text
+        assert accepted.json()["file_name"] == "a.tar.gz"
+        refused = await upload(client, auth, file_name="a.gz", name="p")
+        body = assert_problem(refused, 422, "validation_error")
+        assert body["errors"][0]["field"] == "file"
+        assert "allowed: tar.gz, zip" in body["detail"]
+        assert await rows(settings, "projects") == 1
+
+
 async def test_bad_bodies_keep_nothing(
     app: Litestar, client: Client, settings_of: Settings
 ) -> None:

@@ -14,9 +14,11 @@ from orbsurv.domain.files import (
     RangeNotSatisfiable,
     check_file_name,
     content_disposition,
+    has_allowed_extension,
     http_date,
     if_range_holds,
     none_match,
+    normalise_extensions,
     parse_range,
     strong_etag,
 )
@@ -114,3 +116,18 @@ def test_extensions() -> None:
         with pytest.raises(FieldInvalid):
             check_file_name(name, allowed)
     assert check_file_name("карта.bin") == "карта.bin"
+
+
+def test_multi_part_extensions() -> None:
+    allowed = normalise_extensions([" ZIP", ".tar.gz", "", "."])
+    assert allowed == frozenset({"zip", "tar.gz"})
+    for name in ("a.tar.gz", "A.TAR.GZ", "release-1.0.tar.gz", "a.zip"):
+        assert check_file_name(name, allowed) == name
+    for name in ("a.gz", "a.tar", "a.targz", "tar.gz", ".tar.gz", "a.tar.gz.exe"):
+        with pytest.raises(FieldInvalid):
+            check_file_name(name, allowed)
+    only_gz = frozenset({"gz"})
+    assert check_file_name("a.tar.gz", only_gz) == "a.tar.gz"
+    assert check_file_name("a.gz", only_gz) == "a.gz"
+    for name in ("gz", ".gz", "..gz", "a.tgz"):
+        assert not has_allowed_extension(name, only_gz)
