@@ -8,10 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orbsurv.domain.errors import FieldInvalid
+from orbsurv.domain.errors import FieldInvalid, FieldsConflict
 from orbsurv.domain.files import (
     ByteRange,
     RangeNotSatisfiable,
+    Visibility,
     check_file_name,
     content_disposition,
     has_allowed_extension,
@@ -20,6 +21,7 @@ from orbsurv.domain.files import (
     none_match,
     normalise_extensions,
     parse_range,
+    resolve_visibility,
     strong_etag,
 )
 
@@ -131,3 +133,17 @@ def test_multi_part_extensions() -> None:
     assert check_file_name("a.gz", only_gz) == "a.gz"
     for name in ("gz", ".gz", "..gz", "a.tgz"):
         assert not has_allowed_extension(name, only_gz)
+
+
+def test_visibility_from_is_public_and_visibility() -> None:
+    public, private = Visibility.PUBLIC, Visibility.PRIVATE
+    assert resolve_visibility(None, None) is None
+    assert resolve_visibility(True, None) is public
+    assert resolve_visibility(False, None) is private
+    assert resolve_visibility(None, public) is public
+    assert resolve_visibility(True, public) is public
+    assert resolve_visibility(False, private) is private
+    for flag, word in ((True, private), (False, public)):
+        with pytest.raises(FieldsConflict) as refused:
+            resolve_visibility(flag, word)
+        assert refused.value.fields == ("is_public", "visibility")

@@ -24,7 +24,7 @@ from datetime import datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from urllib.parse import quote
 
-from orbsurv.domain.errors import FieldInvalid
+from orbsurv.domain.errors import FieldInvalid, FieldsConflict
 
 MAX_FILE_NAME = 255  # characters: what common filesystems accept
 # Unicode's bidirectional formatting characters (UAX #9 §2): in a file name they make
@@ -40,6 +40,23 @@ VERSION_MAX = 64
 class Visibility(enum.Enum):
     PUBLIC = "public"
     PRIVATE = "private"
+
+
+def resolve_visibility(is_public: bool | None, visibility: Visibility | None) -> Visibility | None:
+    """One visibility from the two ways a client may say it: ``is_public`` (true/false) or
+    ``visibility`` (public/private). Either alone decides; both must agree (``true`` with
+    ``public``, ``false`` with ``private``), else ``FieldsConflict`` on both fields (HTTP 422)
+    rather than one silently winning; neither gives ``None`` (no choice made)."""
+    from_flag = None
+    if is_public is not None:
+        from_flag = Visibility.PUBLIC if is_public else Visibility.PRIVATE
+    if from_flag is not None and visibility is not None and from_flag is not visibility:
+        raise FieldsConflict(
+            ("is_public", "visibility"),
+            f"is_public ({str(is_public).lower()}) and visibility ({visibility.value}) disagree: "
+            "send one of them, or values that agree. Nothing was changed.",
+        )
+    return from_flag or visibility
 
 
 @dataclass(slots=True)

@@ -192,6 +192,15 @@ def _domain_handler(request: Request[Any, Any, Any], exc: domain.DomainError) ->
             headers=headers,
             extra={"offset": exc.expected},
         )
+    if isinstance(exc, domain.FieldsConflict):
+        conflict = [
+            FieldError(
+                field=name,
+                message="disagrees with " + ", ".join(f for f in exc.fields if f != name),
+            )
+            for name in exc.fields
+        ]
+        return problem(request, status, exc.message, code=exc.code, errors=conflict)
     if isinstance(exc, domain.FieldInvalid):
         error = FieldError(field=exc.field, message=exc.message)
         return problem(request, status, _field_sentence(error), code=exc.code, errors=[error])
