@@ -503,6 +503,41 @@ async def test_organization_and_time_zone(mclient: Client) -> None:
     assert (await mclient.get("/api/v1/users/me", headers=auth)).json()["organization"] == "Orbital"
 
 
+async def test_organization_updates_merge(mclient: Client) -> None:
+    pair = await register(mclient)
+    mclient.cookies.clear()
+    auth = bearer(pair["access_token"])
+    url = "/api/v1/account/organization"
+
+    async def stored() -> tuple[str | None, str | None]:
+        me = (await mclient.get("/api/v1/users/me", headers=auth)).json()
+        settings = (await mclient.get("/api/v1/settings", headers=auth)).json()
+        return me["organization"], settings["timezone"]
+
+    set_org = await mclient.patch(url, json={"organization": "Orbital"}, headers=auth)
+    assert set_org.status_code == 200, set_org.text
+    zone = await mclient.patch(url, json={"timezone": "Europe/London"}, headers=auth)
+    assert zone.status_code == 200, zone.text
+    assert zone.json()["organization"] == "Orbital"
+    assert await stored() == ("Orbital", "Europe/London")
+    put = await mclient.put(url, json={"timezone": "Europe/Paris"}, headers=auth)
+    assert put.json()["organization"] == "Orbital"
+    assert await stored() == ("Orbital", "Europe/Paris")
+    for body in ({}, {"organization": ""}, {"timezone": None}):
+        same = await mclient.patch(url, json=body, headers=auth)
+        assert same.status_code == 200, same.text
+        assert same.json()["organization"] == "Orbital"
+        assert await stored() == ("Orbital", "Europe/Paris")
+    cleared = await mclient.patch(url, json={"organization": None}, headers=auth)
+    assert cleared.json()["organization"] is None
+    assert await stored() == (None, "Europe/Paris")
+    bad = await mclient.patch(
+        url, json={"organization": "X", "timezone": "Mars/Olympus"}, headers=auth
+    )
+    assert_problem(bad, 422, "validation_error")
+    assert await stored() == (None, "Europe/Paris")
+
+
 async def test_settings_merge(mclient: Client) -> None:
     pair = await register(mclient)
     mclient.cookies.clear()

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from dishka import Provider, Scope, provide
-from litestar import Litestar
+from litestar import Litestar, get
+from litestar.params import HeaderParameter, Parameter
 from litestar.testing import AsyncTestClient
 
+from orbsurv.adapters.http.problems import exception_handlers
 from orbsurv.application.system.readiness import CheckReadiness
 from orbsurv.main.app import make_app
 from orbsurv.main.logs import JsonFormatter, RequestIdFilter
@@ -126,6 +128,42 @@ async def test_validation_errors_name_the_field(
 ) -> None:
     problem = assert_problem(await client.post("/api/v1/users", json=body), 422, "validation_error")
     assert [error["field"] for error in problem["errors"]] == [field]
+
+
+async def test_a_missing_query_parameter_is_named(client: AsyncTestClient[Litestar]) -> None:
+    response = await client.get("/api/v1/auth/verify?other=secret-value")
+    problem = assert_problem(response, 422, "validation_error")
+    assert problem["errors"] == [{"field": "token", "message": "is required (a query parameter)"}]
+    assert problem["detail"] == "token: is required (a query parameter)."
+    assert "secret-value" not in response.text  # the query string is never echoed
+
+
+async def test_missing_parameters_are_named_on_any_route() -> None:
+    @get("/probe", sync_to_thread=False)
+    def probe(
+        limit: Annotated[int, Parameter(ge=1)],
+        tenant: Annotated[str, HeaderParameter(name="X-Tenant")],
+    ) -> dict[str, Any]:
+        return {"limit": limit, "tenant": tenant}
+
+    app = Litestar([probe], exception_handlers=exception_handlers)
+    async with AsyncTestClient(app) as probe_client:
+        no_header = await probe_client.get("/probe?limit=2")
+        assert no_header.status_code == 422, no_header.text
+        assert no_header.headers["content-type"].startswith("application/problem+json")
+        assert no_header.json()["errors"] == [
+            {"field": "X-Tenant", "message": "is required (a header parameter)"}
+        ]
+        no_query = await probe_client.get("/probe", headers={"X-Tenant": "t"})
+        assert no_query.json()["errors"] == [
+            {"field": "limit", "message": "is required (a query parameter)"}
+        ]
+        too_small = await probe_client.get("/probe?limit=0", headers={"X-Tenant": "t"})
+        assert [e["field"] for e in too_small.json()["errors"]] == ["limit"]
+        assert (await probe_client.get("/probe?limit=2", headers={"X-Tenant": "t"})).json() == {
+            "limit": 2,
+            "tenant": "t",
+        }
 
 
 async def test_a_500_never_leaks_exception_text(

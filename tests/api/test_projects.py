@@ -251,6 +251,60 @@ async def test_bad_file_names_keep_nothing(
     assert await rows(settings_of, "projects") == 0
 
 
+async def test_is_public_and_visibility_must_agree(
+    app: Litestar, client: Client, settings_of: Settings
+) -> None:
+    owner = await sign_in(app, client, "ada@example.com")
+    project = (await upload(client, owner)).json()
+    url = f"{API}/projects/{project['id']}"
+    for method in (client.patch, client.put):
+        for body in (
+            {"visibility": "private", "is_public": True, "name": "Changed"},
+            {"visibility": "public", "is_public": False},
+        ):
+            refused = await method(url, headers=owner, json=body)
+            problem = assert_problem(refused, 422, "validation_error")
+            assert [e["field"] for e in problem["errors"]] == ["is_public", "visibility"]
+    unchanged = (await client.get(url, headers=owner)).json()
+    assert (unchanged["name"], unchanged["is_public"]) == ("Patrol map", False)
+    both_public = {"visibility": "public", "is_public": True}
+    agreed = await client.patch(url, headers=owner, json=both_public)
+    assert agreed.status_code == 200, agreed.text
+    assert agreed.json()["visibility"] == "public"
+    both_private = {"visibility": "private", "is_public": False}
+    agreed = await client.put(url, headers=owner, json=both_private)
+    assert agreed.json()["is_public"] is False
+
+    conflicting = await upload(client, owner, is_public="true", visibility="private")
+    problem = assert_problem(conflicting, 422, "validation_error")
+    assert [e["field"] for e in problem["errors"]] == ["is_public", "visibility"]
+    unknown = await upload(client, owner, visibility="everyone")
+    assert assert_problem(unknown, 422, "validation_error")["errors"][0]["field"] == "visibility"
+    assert await rows(settings_of, "projects") == 1
+    public = await upload(client, owner, is_public="true", visibility="public")
+    assert public.json()["is_public"] is True
+    only_the_word = form(visibility="public")
+    del only_the_word["data"]["is_public"]
+    by_word = await client.post(f"{API}/projects", headers=owner, **only_the_word)
+    assert by_word.status_code == 201, by_word.text
+    assert by_word.json()["is_public"] is True
+
+
+async def test_a_multi_part_extension_is_accepted(make_settings: SettingsFactory) -> None:
+    settings = make_settings(ALLOWED_PROJECT_EXTENSIONS="zip,tar.gz")
+    app = make_app(settings)
+    async with AsyncTestClient(app) as client:
+        auth = await sign_in(app, client, "ada@example.com")
+        accepted = await upload(client, auth, file_name="a.tar.gz", name="p")
+        assert accepted.status_code == 201, accepted.text
+        assert accepted.json()["file_name"] == "a.tar.gz"
+        refused = await upload(client, auth, file_name="a.gz", name="p")
+        body = assert_problem(refused, 422, "validation_error")
+        assert body["errors"][0]["field"] == "file"
+        assert "allowed: tar.gz, zip" in body["detail"]
+        assert await rows(settings, "projects") == 1
+
+
 async def test_bad_bodies_keep_nothing(
     app: Litestar, client: Client, settings_of: Settings
 ) -> None:

@@ -8,16 +8,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orbsurv.domain.errors import FieldInvalid
+from orbsurv.domain.errors import FieldInvalid, FieldsConflict
 from orbsurv.domain.files import (
     ByteRange,
     RangeNotSatisfiable,
+    Visibility,
     check_file_name,
     content_disposition,
+    has_allowed_extension,
     http_date,
     if_range_holds,
     none_match,
+    normalise_extensions,
     parse_range,
+    resolve_visibility,
     strong_etag,
 )
 
@@ -114,3 +118,32 @@ def test_extensions() -> None:
         with pytest.raises(FieldInvalid):
             check_file_name(name, allowed)
     assert check_file_name("карта.bin") == "карта.bin"
+
+
+def test_multi_part_extensions() -> None:
+    allowed = normalise_extensions([" ZIP", ".tar.gz", "", "."])
+    assert allowed == frozenset({"zip", "tar.gz"})
+    for name in ("a.tar.gz", "A.TAR.GZ", "release-1.0.tar.gz", "a.zip"):
+        assert check_file_name(name, allowed) == name
+    for name in ("a.gz", "a.tar", "a.targz", "tar.gz", ".tar.gz", "a.tar.gz.exe"):
+        with pytest.raises(FieldInvalid):
+            check_file_name(name, allowed)
+    only_gz = frozenset({"gz"})
+    assert check_file_name("a.tar.gz", only_gz) == "a.tar.gz"
+    assert check_file_name("a.gz", only_gz) == "a.gz"
+    for name in ("gz", ".gz", "..gz", "a.tgz"):
+        assert not has_allowed_extension(name, only_gz)
+
+
+def test_visibility_from_is_public_and_visibility() -> None:
+    public, private = Visibility.PUBLIC, Visibility.PRIVATE
+    assert resolve_visibility(None, None) is None
+    assert resolve_visibility(True, None) is public
+    assert resolve_visibility(False, None) is private
+    assert resolve_visibility(None, public) is public
+    assert resolve_visibility(True, public) is public
+    assert resolve_visibility(False, private) is private
+    for flag, word in ((True, private), (False, public)):
+        with pytest.raises(FieldsConflict) as refused:
+            resolve_visibility(flag, word)
+        assert refused.value.fields == ("is_public", "visibility")

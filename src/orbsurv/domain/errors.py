@@ -35,6 +35,16 @@ class FieldInvalid(DomainError):
         self.field = field
 
 
+class FieldsConflict(FieldInvalid):
+    """Two or more fields that say the same thing in different words disagree (HTTP 422), e.g.
+    ``is_public: true`` with ``visibility: private``. ``fields`` names them all (``field`` is
+    the first); the HTTP adapter reports one error per field and nothing is changed."""
+
+    def __init__(self, fields: tuple[str, ...], message: str) -> None:
+        super().__init__(fields[0], message)
+        self.fields = fields
+
+
 class NotFound(DomainError):
     code = "not_found"
 

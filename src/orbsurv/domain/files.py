@@ -18,12 +18,13 @@ from __future__ import annotations
 import enum
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from urllib.parse import quote
 
-from orbsurv.domain.errors import FieldInvalid
+from orbsurv.domain.errors import FieldInvalid, FieldsConflict
 
 MAX_FILE_NAME = 255  # characters: what common filesystems accept
 # Unicode's bidirectional formatting characters (UAX #9 §2): in a file name they make
@@ -39,6 +40,23 @@ VERSION_MAX = 64
 class Visibility(enum.Enum):
     PUBLIC = "public"
     PRIVATE = "private"
+
+
+def resolve_visibility(is_public: bool | None, visibility: Visibility | None) -> Visibility | None:
+    """One visibility from the two ways a client may say it: ``is_public`` (true/false) or
+    ``visibility`` (public/private). Either alone decides; both must agree (``true`` with
+    ``public``, ``false`` with ``private``), else ``FieldsConflict`` on both fields (HTTP 422)
+    rather than one silently winning; neither gives ``None`` (no choice made)."""
+    from_flag = None
+    if is_public is not None:
+        from_flag = Visibility.PUBLIC if is_public else Visibility.PRIVATE
+    if from_flag is not None and visibility is not None and from_flag is not visibility:
+        raise FieldsConflict(
+            ("is_public", "visibility"),
+            f"is_public ({str(is_public).lower()}) and visibility ({visibility.value}) disagree: "
+            "send one of them, or values that agree. Nothing was changed.",
+        )
+    return from_flag or visibility
 
 
 @dataclass(slots=True)
@@ -93,12 +111,35 @@ def check_version(version: str | None) -> str | None:
     return _clean_text("version", version, VERSION_MAX, required=False) or None
 
 
+def normalise_extensions(entries: Iterable[str]) -> frozenset[str]:
+    """The configured extensions (``ALLOWED_PROJECT_EXTENSIONS`` items such as ``"ZIP"``,
+    ``".tar.gz"``) as ``check_file_name`` reads them: trimmed, lower-case, without leading
+    dots; empty items are dropped. ``"tar.gz"`` stays one multi-part extension."""
+    cleaned = (entry.strip().lstrip(".").lower() for entry in entries)
+    return frozenset(entry for entry in cleaned if entry)
+
+
+def has_allowed_extension(name: str, allowed_extensions: frozenset[str]) -> bool:
+    """Whether ``name`` ends with ``"." + extension`` for one of ``allowed_extensions``
+    (lower-case, no leading dot, see ``normalise_extensions``), compared case-insensitively,
+    with something other than dots before it. So ``tar.gz`` accepts ``a.tar.gz`` (not
+    ``a.gz``), ``gz`` accepts ``a.gz`` and ``a.tar.gz``, and ``zip`` refuses ``zip``, ``.zip``
+    and ``..zip`` (a hidden file's name is not an extension)."""
+    lowered = name.lower()
+    for extension in allowed_extensions:
+        suffix = "." + extension
+        if lowered.endswith(suffix) and lowered[: -len(suffix)].strip("."):
+            return True
+    return False
+
+
 def check_file_name(name: str, allowed_extensions: frozenset[str] = frozenset()) -> str:
     """A file name as a client sent it, refused (``FieldInvalid`` on ``file``) unless it is a
     plain name: no path separators, no control characters or NUL, no bidirectional
     formatting characters (``BIDI_CONTROLS``), not only dots, at most 255 characters, and (when
-    ``allowed_extensions`` is not empty, lower-case without dots) one of the allowed
-    extensions. Names are never rewritten: a refused name is the client's to fix."""
+    ``allowed_extensions`` is not empty) ending in one of the allowed extensions, multi-part
+    ones such as ``tar.gz`` included (``has_allowed_extension``). Names are never rewritten: a
+    refused name is the client's to fix."""
     if any(unicodedata.category(c) in {"Cc", "Cs"} for c in name):
         raise FieldInvalid("file", "The file name contains control characters.")
     if any(c in BIDI_CONTROLS for c in name):
@@ -114,11 +155,9 @@ def check_file_name(name: str, allowed_extensions: frozenset[str] = frozenset())
         raise FieldInvalid("file", "The file name must not be only dots.")
     if len(stripped) > MAX_FILE_NAME:
         raise FieldInvalid("file", f"The file name is longer than {MAX_FILE_NAME} characters.")
-    if allowed_extensions:
-        extension = stripped.rsplit(".", 1)[1].lower() if "." in stripped.strip(".") else ""
-        if extension not in allowed_extensions:
-            allowed = ", ".join(sorted(allowed_extensions))
-            raise FieldInvalid("file", f"Files of this type are not accepted (allowed: {allowed}).")
+    if allowed_extensions and not has_allowed_extension(stripped, allowed_extensions):
+        allowed = ", ".join(sorted(allowed_extensions))
+        raise FieldInvalid("file", f"Files of this type are not accepted (allowed: {allowed}).")
     return stripped
 
 

@@ -222,6 +222,7 @@ from orbsurv.application.support.ports import (
     TokenBudget,
 )
 from orbsurv.application.system.readiness import CheckReadiness
+from orbsurv.domain.files import normalise_extensions
 from orbsurv.domain.identity import TokenPurpose
 from orbsurv.main.settings import Settings
 
@@ -536,9 +537,7 @@ class FilesProvider(Provider):
     def policy(self, settings: Settings) -> FilesPolicy:
         return FilesPolicy(
             max_upload_bytes=settings.max_upload_bytes,
-            allowed_extensions=frozenset(
-                e.lower().lstrip(".") for e in settings.allowed_project_extensions
-            ),
+            allowed_extensions=normalise_extensions(settings.allowed_project_extensions),
         )
 
     @provide(scope=Scope.APP)

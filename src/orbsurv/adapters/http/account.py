@@ -43,6 +43,7 @@ from orbsurv.application.account.portal import (
     ChangePassword,
     DashboardSummary,
     ManageSettings,
+    OrganizationChanges,
     ProfileChanges,
     RequestEmailChange,
     UpdateOrganization,
@@ -272,8 +273,8 @@ class PasswordChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class OrganizationUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    organization: Name | None
-    timezone: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    organization: Name | msgspec.UnsetType | None = msgspec.UNSET
+    timezone: Annotated[str, msgspec.Meta(max_length=64)] | msgspec.UnsetType | None = msgspec.UNSET
 
 
 # The web client's checkboxes post "true" (checked; unchecked boxes are left out): booleans of
@@ -465,7 +466,9 @@ async def change_password(
     http_method=UPDATE,
     tags=["portal"],
     summary="Set your organization and time zone",
-    description=UPDATE_NOTE,
+    description=f"{UPDATE_NOTE} Both fields are optional. `organization: null` clears the "
+    'organization; `""` keeps it, like a field left out. A time zone is never cleared: `null` '
+    'or `""` keeps it. `{}` changes nothing and answers the account as stored.',
     security=SECURITY,
 )
 @inject
@@ -475,11 +478,9 @@ async def update_organization(
     use_case: FromDishka[UpdateOrganization],
 ) -> UserOut:
     principal = await current_principal(request)
-    timezone = _checked_timezone(data.timezone)
-    user = await use_case(
-        principal, blank_to_none(data.organization), timezone, request_context(request)
-    )
-    return UserOut.of(user)
+    timezone = None if data.timezone is msgspec.UNSET else _checked_timezone(data.timezone)
+    changes = OrganizationChanges(organization=_given(data.organization), timezone=timezone)
+    return UserOut.of(await use_case(principal, changes, request_context(request)))
 
 
 @get("/settings", tags=["portal"], summary="Your settings", security=SECURITY)

@@ -110,6 +110,12 @@ def problem(
 
 
 _MISSING_FIELD = re.compile(r"Object missing required field `([^`]+)`")
+# Litestar's kwargs extractor raises a bare ValidationException (no ``extra``) when a required
+# query, header, cookie or path parameter is absent; its detail names the parameter by its
+# alias in repr quotes, then the path and query string (which we never echo).
+_MISSING_PARAMETER = re.compile(
+    r"Missing required (?P<kind>\w+) parameter (?P<quote>['\"])(?P<name>.+?)(?P=quote) for path "
+)
 _UNKNOWN_FIELD = re.compile(r"Object contains unknown field `([^`]+)`")
 
 
@@ -139,8 +145,21 @@ def _field_sentence(error: FieldError) -> str:
     return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
+def _missing_parameter(detail: str) -> list[FieldError]:
+    """``[{field: <parameter name>, message: "is required (a <kind> parameter)"}]`` for
+    Litestar's missing-parameter error, else ``[]``."""
+    found = _MISSING_PARAMETER.match(detail)
+    if found is None:
+        return []
+    kind = found.group("kind")
+    return [FieldError(field=found.group("name"), message=f"is required (a {kind} parameter)")]
+
+
 def _validation_handler(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    errors = _field_errors(exc.extra)
+    """422 ``validation_error`` with one ``errors`` entry per field: from Litestar's ``extra``
+    (body fields, parameters that fail their constraints) or, for a required parameter that was
+    left out, from the exception's detail (``_missing_parameter``)."""
+    errors = _field_errors(exc.extra) or _missing_parameter(str(exc.detail or ""))
     if len(errors) == 1:
         detail = _field_sentence(errors[0])
     elif errors:
@@ -192,6 +211,15 @@ def _domain_handler(request: Request[Any, Any, Any], exc: domain.DomainError) ->
             headers=headers,
             extra={"offset": exc.expected},
         )
+    if isinstance(exc, domain.FieldsConflict):
+        conflict = [
+            FieldError(
+                field=name,
+                message="disagrees with " + ", ".join(f for f in exc.fields if f != name),
+            )
+            for name in exc.fields
+        ]
+        return problem(request, status, exc.message, code=exc.code, errors=conflict)
     if isinstance(exc, domain.FieldInvalid):
         error = FieldError(field=exc.field, message=exc.message)
         return problem(request, status, _field_sentence(error), code=exc.code, errors=[error])

@@ -45,7 +45,7 @@ from orbsurv.application.files.projects import (
 )
 from orbsurv.application.ports import ObjectStorage
 from orbsurv.domain.errors import FieldInvalid, Forbidden, InvalidInput
-from orbsurv.domain.files import Project, Visibility
+from orbsurv.domain.files import Project, Visibility, resolve_visibility
 from orbsurv.domain.identity import Permission, Principal
 from orbsurv.domain.pagination import PageRequest
 
@@ -137,6 +137,15 @@ def _flag(value: str | None, field: str) -> bool | None:
     raise FieldInvalid(field, "must be true or false")
 
 
+def _visibility(value: str | None) -> Visibility | None:
+    if value is None:
+        return None
+    try:
+        return Visibility(value.strip().lower())
+    except ValueError:
+        raise FieldInvalid("visibility", "must be public or private") from None
+
+
 # A required field that did not come before the file part: the parser never reads past the
 # file, so a field sent after it is as good as absent.
 AFTER_THE_FILE = "is required, in a part before the file part"
@@ -223,7 +232,8 @@ def _boundary(request: Request[Any, Any, Any]) -> str:
     summary="Upload a project",
     description=(
         "multipart/form-data with the fields `name`, `description`, `version` (optional), "
-        "`is_public` (true/false), then one `file` part as the last part. The file streams to "
+        "`is_public` (true/false) or `visibility` (public/private; with both, they must "
+        "agree), then one `file` part as the last part. The file streams to "
         "storage while it is hashed (SHA-256) and scanned for malware; `Content-Length` is "
         "required and checked against `MAX_UPLOAD_BYTES` and the storage quota before any byte "
         "is stored; the limit also applies as bytes arrive. Refused uploads keep nothing."
@@ -238,6 +248,7 @@ def _boundary(request: Request[Any, Any, Any]) -> str:
                 "description": {"type": "string"},
                 "version": {"type": "string"},
                 "is_public": {"type": "boolean", "default": False},
+                "visibility": {"type": "string", "enum": ["public", "private"]},
             },
             required=["name"],
         )
@@ -290,14 +301,14 @@ async def upload_project(
     # An upper bound of the file's size: what is left of the body once the parts before the
     # file are read (the parser may hold back a few bytes that could start a boundary).
     declared = max(0, length - (form.received - form.queued_bytes()))
-    is_public = _flag(fields.get("is_public"), "is_public")
-    if is_public is None and "visibility" in fields:
-        is_public = fields["visibility"].strip().lower() == Visibility.PUBLIC.value
+    visibility = resolve_visibility(
+        _flag(fields.get("is_public"), "is_public"), _visibility(fields.get("visibility"))
+    )
     new = NewProject(
         name=fields.get("name", ""),
         description=fields.get("description", ""),
         version=fields.get("version"),
-        is_public=bool(is_public),
+        is_public=visibility is Visibility.PUBLIC,
         file_name=file_name,
         declared_size=declared,
     )
@@ -351,8 +362,9 @@ async def get_project(
     http_method=[HttpMethod.PATCH, HttpMethod.PUT],
     tags=["projects"],
     summary="Change a project",
-    description="Owner only: name, description, visibility (`is_public` or `visibility`). "
-    "PATCH and PUT both merge: fields left out keep their value.",
+    description="Owner only: name, description, visibility (`is_public` or `visibility`; "
+    "when both are sent they must agree, else 422 `validation_error` naming both and nothing "
+    "changes). PATCH and PUT both merge: fields left out keep their value.",
     security=SECURITY,
     responses={
         403: _problem("Not the owner of this (visible) project."),
@@ -367,9 +379,7 @@ async def update_project(
     use_case: FromDishka[UpdateProject],
 ) -> ProjectOut:
     principal = await current_principal(request)
-    visibility = data.visibility
-    if data.is_public is not None:
-        visibility = Visibility.PUBLIC if data.is_public else Visibility.PRIVATE
+    visibility = resolve_visibility(data.is_public, data.visibility)
     changes = ProjectChanges(name=data.name, description=data.description, visibility=visibility)
     project = await use_case(viewer_of(request, principal), project_id, changes)
     return ProjectOut.of(project)

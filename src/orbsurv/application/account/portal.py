@@ -41,6 +41,16 @@ class ProfileChanges:
 
 
 @dataclass(frozen=True, slots=True)
+class OrganizationChanges:
+    """A merge: ``organization`` left ``UNSET`` keeps its value (``None`` clears it);
+    ``timezone`` is an IANA name already checked by the caller's adapter, ``None`` keeps the
+    stored one (a time zone is never cleared)."""
+
+    organization: str | None = UNSET
+    timezone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class _AccountUseCase:
     """Each use case reads the account, changes it and writes it back through
     ``UserRepository.update``, which refuses the write if the row changed since the read."""
@@ -109,18 +119,19 @@ class UpdateOrganization(_AccountUseCase):
     settings: UserSettingsRepository
 
     async def __call__(
-        self,
-        principal: Principal,
-        organization: str | None,
-        timezone: str | None,
-        context: RequestContext,
+        self, principal: Principal, changes: OrganizationChanges, context: RequestContext
     ) -> User:
-        """``timezone`` is an IANA name already checked by the caller's adapter."""
+        """Merge ``changes`` into the account (PATCH and PUT alike): what is left out keeps its
+        value, and nothing given (``{}``) changes nothing, writes nothing and returns the
+        account as stored, as ``UpdateProfile`` does."""
         user = await self._user(principal)
-        user.organization = organization
-        if timezone is not None:
-            await self.settings.set_timezone(user.id, timezone, self.clock.now())
-        return await self._save(user, "organization.updated", context, timezone=timezone)
+        if changes.organization is UNSET and changes.timezone is None:
+            return user
+        if changes.organization is not UNSET:
+            user.organization = changes.organization
+        if changes.timezone is not None:
+            await self.settings.set_timezone(user.id, changes.timezone, self.clock.now())
+        return await self._save(user, "organization.updated", context, timezone=changes.timezone)
 
 
 @dataclass(frozen=True, slots=True)
