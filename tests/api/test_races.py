@@ -333,3 +333,52 @@ async def test_concurrent_settings_merges_keep_every_key(pg_settings: Settings) 
                 stored = (await client.get("/api/v1/settings", headers=auth)).json()
                 # the other keys (the web client's) keep their defaults
                 assert {k: stored["notifications"][k] for k in keys} == dict.fromkeys(keys, value)
+
+
+async def test_parallel_wrong_codes_get_no_more_checks_than_the_budget(
+    pg_settings: Settings,
+) -> None:
+    app = make_app(pg_settings)
+    async with serve(app) as client:
+        auth = bearer((await register(client))["access_token"])
+        client.cookies.clear()
+        setup = await client.post(
+            "/api/v1/auth/otp/setup", json={"password": PASSWORD}, headers=auth
+        )
+        totp = pyotp.TOTP(setup.json()["secret"])
+        confirmed = await client.post(
+            "/api/v1/auth/otp/confirm", json={"otp": totp.now()}, headers=auth
+        )
+        assert confirmed.status_code == 200, confirmed.text
+        now = datetime.now(UTC).timestamp()
+        valid = {totp.at(now + shift) for shift in (-60, -30, 0, 30, 60)}
+        wrong = [c for c in (f"{n:06d}" for n in range(100, 200)) if c not in valid][:16]
+        answers = await asyncio.gather(
+            *(
+                client.request(
+                    "DELETE",
+                    "/api/v1/auth/otp",
+                    json={"password": PASSWORD, "otp": code},
+                    headers=auth,
+                )
+                for code in wrong
+            )
+        )
+        statuses = [answer.status_code for answer in answers]
+        assert statuses.count(400) <= 5, statuses
+        assert set(statuses) == {400, 429}, [a.text for a in answers]
+        for answer in answers:
+            assert_problem(
+                answer,
+                answer.status_code,
+                "invalid_otp" if answer.status_code == 400 else "too_many_attempts",
+            )
+        right = await client.request(
+            "DELETE",
+            "/api/v1/auth/otp",
+            json={"password": PASSWORD, "otp": totp.at(now + 30)},
+            headers=auth,
+        )
+        assert_problem(right, 429, "too_many_attempts")
+    enabled = await fetch(pg_settings, "SELECT otp_enabled FROM users")
+    assert [row.otp_enabled for row in enabled] == [True]

@@ -274,7 +274,9 @@ async def create_user(
         "flow (`username`, `password`, `scope`, `otp`). 401 `invalid_credentials` (the same for "
         "unknown accounts), 429 `too_many_attempts` with Retry-After (one budget per account, "
         "whether it is named by email or username), 403 `dev_role_required`, 401 `invalid_otp` "
-        "(a code opens one session), 403 `email_not_verified`."
+        "(a code opens one session), 403 `email_not_verified`. A dev sign-in's wrong codes "
+        "spend the account's one-time-code budget too, which only a right code gives back: "
+        "once spent, 429 `too_many_attempts` for dev sign-ins whatever the password."
     ),
     status_code=200,
     opt=documented(body=LoginJson, form=LoginForm, responses={200: TokenPair}),
@@ -463,6 +465,11 @@ async def otp_setup(
     "/auth/otp/confirm",
     tags=["identity"],
     summary="Turn two-factor sign-in on with a code from the app",
+    description=(
+        "400 `invalid_otp` or `otp_not_set_up`, 409 `otp_already_enabled`. Wrong codes spend "
+        "the account's one-time-code budget, shared with dev sign-in and turning two-factor "
+        "sign-in off: once spent, 429 `too_many_attempts` with Retry-After."
+    ),
     status_code=200,
     security=SECURITY,
 )
@@ -482,8 +489,11 @@ async def otp_confirm(
     tags=["identity"],
     summary="Turn two-factor sign-in off (password and a current code)",
     description=(
-        "400 `wrong_password` or `invalid_otp`; wrong password guesses spend the account's "
-        "sign-in budget: once spent, 429 `too_many_attempts` with Retry-After."
+        "400 `wrong_password` or `invalid_otp`. Wrong passwords spend the account's sign-in "
+        "budget and wrong codes its one-time-code budget (5 in 15 minutes lock it for 15 "
+        "minutes); a right password with a wrong code gives nothing back. Once either budget "
+        "is spent, 429 `too_many_attempts` with Retry-After, even for the right password and "
+        "code."
     ),
     status_code=200,
     security=SECURITY,
