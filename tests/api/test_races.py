@@ -382,3 +382,40 @@ async def test_parallel_wrong_codes_get_no_more_checks_than_the_budget(
         assert_problem(right, 429, "too_many_attempts")
     enabled = await fetch(pg_settings, "SELECT otp_enabled FROM users")
     assert [row.otp_enabled for row in enabled] == [True]
+
+
+async def test_a_logout_racing_a_password_change_never_ends_the_kept_session_for_nothing(
+    pg_settings: Settings,
+) -> None:
+    """A thief's logout-everywhere with a token of a session the victim's password change
+    ends: either the logout came first (204, every session ended) or the change did (401, the
+    victim's session kept), never a refused logout that still ended something."""
+    app = make_app(pg_settings)
+    async with serve(app) as client:
+        await register(client)
+        stolen = (await login(client)).json()
+        victim = (await login(client)).json()
+        client.cookies.clear()
+        change, out = await asyncio.gather(
+            client.patch(
+                "/api/v1/account/password",
+                headers=bearer(victim["access_token"]),
+                json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+            ),
+            client.post(
+                "/api/v1/auth/logout",
+                json={"refresh_token": stolen["refresh_token"], "everywhere": True},
+            ),
+        )
+        assert change.status_code in {200, 401}, change.text
+        me = await client.get("/api/v1/users/me", headers=bearer(victim["access_token"]))
+        if out.status_code == 204:
+            assert_problem(me, 401, "token_revoked")
+        else:
+            assert_problem(out, 401, "invalid_refresh_token")
+            assert me.status_code == 200, me.text
+        late = await client.post(
+            "/api/v1/auth/logout",
+            json={"refresh_token": stolen["refresh_token"], "everywhere": True},
+        )
+        assert_problem(late, 401, "invalid_refresh_token")

@@ -334,7 +334,10 @@ async def refresh(
     description=(
         "Works with an access token, a refresh token (body or cookie) or the cookies; "
         "cookie sign-in needs X-CSRF-Token (403 `csrf_failed`). "
-        "`{everywhere: true}` ends every session of the user. Clears the cookies."
+        "`{everywhere: true}` ends every session of the user. Clears the cookies. A refresh "
+        "token acts only while the refresh route would accept it: unused, or the parent it "
+        "just replaced within the grace window (then it ends that same session); a spent, "
+        "revoked or unknown one is 401 `invalid_refresh_token` and ends nothing."
     ),
     status_code=204,
     opt=documented(body=LogoutRequest, form=True, body_required=False, responses={204: None}),

@@ -105,6 +105,15 @@ class SessionRepository(Protocol):
 
     async def find_token(self, refresh_hash: str) -> RefreshTokenRecord | None: ...
 
+    async def revoke_by_token(
+        self, refresh_hash: str, now: datetime, reason: str, *, used_since: datetime
+    ) -> Session | None:
+        """Revoke the session ``refresh_hash`` belongs to, in one conditional update, if the
+        token may still act for it: unused, or spent at or after ``used_since`` with its child
+        unused (the refresh grace window), and the session live. Returns the revoked session,
+        or ``None`` (nothing revoked) for an unknown or dead token or session."""
+        ...
+
     async def revoke(self, session_id: str, now: datetime, reason: str) -> bool:
         """Revoke one live session; ``False`` when it was not live."""
         ...
