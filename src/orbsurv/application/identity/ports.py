@@ -21,7 +21,7 @@ class UserRepository(Protocol):
         """Write the mutable fields of ``user`` back (never ``last_login_at``, which sign-in
         owns) if the row is still at ``user.version``, and advance ``user.version``. Raise
         ``Conflict`` (``concurrent_update``) when another write came in between: a change is
-        never based on a stale read (lost update). A changed password hash, email or active
+        never based on a stale read (lost update). A changed password hash, email, role or active
         state advances the account's credential generation in the same statement, which ends
         every action token issued before; raise ``Conflict`` (``email_taken``,
         ``username_taken``) on a duplicate."""
