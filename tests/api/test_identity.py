@@ -353,6 +353,44 @@ async def test_tokens_are_not_interchangeable(client: Client) -> None:
     assert_problem(await refresh(client, pair["access_token"]), 401, "invalid_refresh_token")
 
 
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [("x@\uff45xample.com", "x@example.com"), ("x@xn--exmple-cua.com", "x@ex\u00e4mple.com")],
+)
+async def test_login_matches_an_address_as_registration_stored_it(
+    client: Client, settings: Settings, typed: str, stored: str
+) -> None:
+    await register(client, typed)
+    [row] = await fetch(settings, "SELECT email FROM users")
+    assert row.email == stored
+    for spelling in (typed, stored, f"  {typed.upper()} "):
+        answer = await login(client, spelling)
+        assert answer.status_code == 200, (spelling, answer.text)
+    form = await client.post(
+        "/api/v1/auth/login",
+        data={"username": typed, "password": PASSWORD, "grant_type": "password"},
+    )
+    assert form.status_code == 200, form.text
+
+
+async def test_login_guesses_in_any_spelling_spend_one_budget(client: Client) -> None:
+    await register(client, "x@example.com")
+    for _ in range(5):
+        wrong = await login(client, "x@\uff45xample.com", password="not the password at all")
+        assert_problem(wrong, 401, "invalid_credentials")
+    assert_problem(await login(client, "x@example.com"), 429, "too_many_attempts")
+
+
+@pytest.mark.parametrize("typed", ["a@@example.com", "a@exa mple.com", "\uff41@example.com"])
+async def test_a_malformed_address_at_login_is_only_invalid_credentials(
+    client: Client, typed: str
+) -> None:
+    await register(client)
+    answer = await login(client, typed)
+    assert_problem(answer, 401, "invalid_credentials")
+    assert "valid" not in answer.json().get("detail", "").replace("invalid", "")
+
+
 # --- logout and sessions ----------------------------------------------------------------
 
 

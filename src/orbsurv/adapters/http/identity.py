@@ -47,7 +47,7 @@ from orbsurv.application.identity.profile import GetProfile
 from orbsurv.application.identity.refresh import RefreshCommand, RotateRefreshToken
 from orbsurv.application.identity.register import RegisterCommand, RegisterUser
 from orbsurv.application.identity.sessions import IssuedTokens
-from orbsurv.domain.errors import Unauthenticated
+from orbsurv.domain.errors import FieldInvalid, Unauthenticated
 from orbsurv.domain.identity import Permission, Principal, Role, Scope
 from orbsurv.domain.pagination import PageRequest
 
@@ -274,7 +274,9 @@ async def create_user(
         "flow (`username`, `password`, `scope`, `otp`). 401 `invalid_credentials` (the same for "
         "unknown accounts), 429 `too_many_attempts` with Retry-After (one budget per account, "
         "whether it is named by email or username), 403 `dev_role_required`, 401 `invalid_otp` "
-        "(a code opens one session), 403 `email_not_verified`. A dev sign-in's wrong codes "
+        "(a code opens one session), 403 `email_not_verified`. An email is matched in the form "
+        "registration stores (fullwidth letters and IDNA domains normalised); one that is not a "
+        "valid address is 401 `invalid_credentials` too. A dev sign-in's wrong codes "
         "spend the account's one-time-code budget too, which only a right code gives back: "
         "once spent, 429 `too_many_attempts` for dev sign-ins whatever the password."
     ),
@@ -288,9 +290,18 @@ async def login(request: Request[Any, Any, Any], use_case: FromDishka[LogIn]) ->
     identifier = blank_to_none(data.email) or blank_to_none(data.username)
     if identifier is None:
         raise _field_error("email", "is required (or give a username)")
+    malformed = False
+    if "@" in identifier:
+        # The stored form, by the rule registration applies (fullwidth letters, IDNA domains);
+        # an address that breaks it matches no account and is told only invalid_credentials.
+        try:
+            identifier = request_email(request, identifier)
+        except FieldInvalid:
+            malformed = True
     tokens = await use_case(
         LoginCommand(
             identifier=identifier,
+            malformed=malformed,
             password=data.password,
             context=request_context(request),
             scope=_scope(data.scope),

@@ -53,6 +53,9 @@ class LoginCommand:
     context: RequestContext
     scope: Scope = Scope.USER
     otp: str | None = None
+    # The identifier broke the address rules (the caller's adapter checks them): it names no
+    # account, so only the IP's budget is spent, never a budget keyed on the typed text.
+    malformed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,13 @@ class LogIn:
         (``too_many_attempts``) or ``Forbidden`` (``email_not_verified``, ``dev_role_required``)."""
         identifier = normalise_email(command.identifier)
         ip_key = f"login:ip:{budget_client(command.context.ip)}"
+        if command.malformed:
+            by_ip = await self._spend_ip_guess(ip_key)
+            await self.hasher.verify(self.hasher.dummy_hash, command.password)  # as slow
+            await self._fail(
+                command, identifier, RateDecision(True, 0, 0), by_ip, None, "bad_credentials"
+            )
+            raise Unauthenticated(INVALID_CREDENTIALS, code="invalid_credentials")
         user = await self._find(identifier)
         account_key = account_budget(user.id) if user else identifier_budget(identifier)
         subject = user.email if user is not None else identifier
