@@ -1,5 +1,6 @@
 """Single-use links die with the credential they guard: a password change (own or by reset), an
-applied email change or a deactivation ends every outstanding link of the account at once."""
+applied email change, an operator's role change or a deactivation ends every outstanding link of
+the account at once."""
 
 from __future__ import annotations
 
@@ -173,6 +174,30 @@ async def test_deactivation_kills_the_links_even_after_reactivation(
             headers=bearer(dev["access_token"]),
         )
         assert answer.status_code == 200, answer.text
+    assert_problem(
+        await client.post(RESET, json={"token": token, "new_password": ATTACKER_PASSWORD}),
+        400,
+        "invalid_token",
+    )
+    assert (await login(client, "a@example.com")).status_code == 200
+
+
+async def test_a_role_change_kills_the_links(
+    links: tuple[Litestar, Client], smtp_server: SmtpServer, link_settings: Settings
+) -> None:
+    """PATCH /admin/users/{id} says it ends the user's outstanding mail links: a role change
+    does, as a deactivation does."""
+    app, client = links
+    await create_account(app, "dev@example.com", Role.DEV)
+    dev = (await login(client, "dev@example.com", scope="dev", otp="000000")).json()
+    await register(client, "a@example.com")
+    client.cookies.clear()
+    token = await reset_token(app, client, smtp_server, "a@example.com")
+    [row] = await fetch(link_settings, "SELECT id FROM users WHERE email = 'a@example.com'")
+    answer = await client.patch(
+        f"/api/v1/admin/users/{row.id}", json={"role": "admin"}, headers=bearer(dev["access_token"])
+    )
+    assert answer.status_code == 200, answer.text
     assert_problem(
         await client.post(RESET, json={"token": token, "new_password": ATTACKER_PASSWORD}),
         400,

@@ -1,13 +1,18 @@
 """One guessing budget per account: sign-in by email or username and the current-password
-checks of the portal all spend it, and all answer 429 ``too_many_attempts`` once it is spent."""
+checks of the portal all spend it, and all answer 429 ``too_many_attempts`` once it is spent.
+One-time codes have a budget of their own that only a right code gives back."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
+import pyotp
 import pytest
+from litestar import Litestar
 
-from tests.api.identity_helpers import PASSWORD, Client, bearer, login
+from orbsurv.domain.identity import Role
+from tests.api.identity_helpers import PASSWORD, Client, bearer, create_account, login
 from tests.api.test_conventions import assert_problem
 
 WRONG = "not the password at all"
@@ -108,3 +113,112 @@ async def test_a_right_current_password_clears_the_count(client: Client) -> None
             await login(client, "lk@example.com", password=WRONG), 401, "invalid_credentials"
         )
     assert (await login(client, "lk@example.com")).status_code == 200
+
+
+def wrong_code(totp: pyotp.TOTP, n: int) -> str:
+    """A six-digit code that matches none of the steps in the window (n varies it)."""
+    now = datetime.now(UTC).timestamp()
+    valid = {totp.at(now + shift) for shift in (-60, -30, 0, 30, 60)}
+    code = n
+    while f"{code % 1_000_000:06d}" in valid:
+        code += 1
+    return f"{code % 1_000_000:06d}"
+
+
+def next_code(totp: pyotp.TOTP) -> str:
+    """The next step's code: in the window and not yet spent."""
+    return totp.at(datetime.now(UTC).timestamp() + 30)
+
+
+async def enrol(client: Client, auth: dict[str, str]) -> pyotp.TOTP:
+    setup = await client.post("/api/v1/auth/otp/setup", json={"password": PASSWORD}, headers=auth)
+    assert setup.status_code == 200, setup.text
+    totp = pyotp.TOTP(setup.json()["secret"])
+    confirmed = await client.post(
+        "/api/v1/auth/otp/confirm", json={"otp": totp.now()}, headers=auth
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    return totp
+
+
+async def disable(client: Client, auth: dict[str, str], code: str) -> Any:
+    return await client.request(
+        "DELETE", "/api/v1/auth/otp", json={"password": PASSWORD, "otp": code}, headers=auth
+    )
+
+
+async def otp_enabled(client: Client, auth: dict[str, str]) -> bool:
+    me = await client.get("/api/v1/auth/me", headers=auth)
+    assert me.status_code == 200, me.text
+    return bool(me.json()["otp_enabled"])
+
+
+async def test_wrong_codes_at_otp_disable_spend_the_budget(client: Client) -> None:
+    auth = bearer(await sign_up(client))
+    totp = await enrol(client, auth)
+    for n in range(5):
+        assert_problem(await disable(client, auth, wrong_code(totp, n)), 400, "invalid_otp")
+    assert_locked(await disable(client, auth, next_code(totp)))  # even the right code
+    assert await otp_enabled(client, auth)
+    assert_locked(await login(client, "lk@example.com"))  # the password's guesses stay spent
+
+
+async def test_a_right_password_gives_no_code_guesses_back(client: Client) -> None:
+    auth = bearer(await sign_up(client))
+    totp = await enrol(client, auth)
+    for n in range(4):
+        assert_problem(await disable(client, auth, wrong_code(totp, n)), 400, "invalid_otp")
+    # A plain sign-in and a password-only check both prove the password right ...
+    assert (await login(client, "lk@example.com")).status_code == 200
+    setup = await client.post("/api/v1/auth/otp/setup", json={"password": PASSWORD}, headers=auth)
+    assert_problem(setup, 409, "otp_already_enabled")
+    # ... and neither gives back a guess of the code budget.
+    assert_problem(await disable(client, auth, wrong_code(totp, 7)), 400, "invalid_otp")
+    assert_locked(await disable(client, auth, next_code(totp)))
+    assert await otp_enabled(client, auth)
+
+
+async def test_a_right_code_gives_the_code_guesses_back(client: Client) -> None:
+    auth = bearer(await sign_up(client))
+    totp = await enrol(client, auth)
+    for n in range(4):
+        assert_problem(await disable(client, auth, wrong_code(totp, n)), 400, "invalid_otp")
+    turned_off = await disable(client, auth, next_code(totp))
+    assert turned_off.status_code == 200, turned_off.text
+    assert not await otp_enabled(client, auth)
+    totp = await enrol(client, auth)
+    for n in range(4):  # a fresh budget
+        assert_problem(await disable(client, auth, wrong_code(totp, n)), 400, "invalid_otp")
+
+
+async def test_wrong_codes_at_otp_confirm_spend_the_budget(client: Client) -> None:
+    auth = bearer(await sign_up(client))
+    setup = await client.post("/api/v1/auth/otp/setup", json={"password": PASSWORD}, headers=auth)
+    totp = pyotp.TOTP(setup.json()["secret"])
+    for n in range(5):
+        wrong = await client.post(
+            "/api/v1/auth/otp/confirm", json={"otp": wrong_code(totp, n)}, headers=auth
+        )
+        assert_problem(wrong, 400, "invalid_otp")
+    right = await client.post("/api/v1/auth/otp/confirm", json={"otp": totp.now()}, headers=auth)
+    assert_locked(right)
+    assert not await otp_enabled(client, auth)
+
+
+async def test_plain_sign_ins_give_no_dev_code_guesses_back(app: Litestar, client: Client) -> None:
+    await create_account(app, "dev@example.com", Role.DEV)
+    plain = await login(client, "dev@example.com")
+    auth = bearer(plain.json()["access_token"])
+    client.cookies.clear()
+    totp = await enrol(client, auth)
+    for n in range(4):
+        wrong = await login(client, "dev@example.com", scope="dev", otp=wrong_code(totp, n))
+        assert_problem(wrong, 401, "invalid_otp")
+    assert (await login(client, "dev@example.com")).status_code == 200  # password only
+    last = await login(client, "dev@example.com", scope="dev", otp=wrong_code(totp, 9))
+    assert_problem(last, 401, "invalid_otp")
+    assert_locked(await login(client, "dev@example.com", scope="dev", otp=next_code(totp)))
+    # whatever the password: the lock says nothing about it
+    assert_locked(
+        await login(client, "dev@example.com", scope="dev", otp=next_code(totp), password=WRONG)
+    )

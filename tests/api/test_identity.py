@@ -353,6 +353,44 @@ async def test_tokens_are_not_interchangeable(client: Client) -> None:
     assert_problem(await refresh(client, pair["access_token"]), 401, "invalid_refresh_token")
 
 
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [("x@\uff45xample.com", "x@example.com"), ("x@xn--exmple-cua.com", "x@ex\u00e4mple.com")],
+)
+async def test_login_matches_an_address_as_registration_stored_it(
+    client: Client, settings: Settings, typed: str, stored: str
+) -> None:
+    await register(client, typed)
+    [row] = await fetch(settings, "SELECT email FROM users")
+    assert row.email == stored
+    for spelling in (typed, stored, f"  {typed.upper()} "):
+        answer = await login(client, spelling)
+        assert answer.status_code == 200, (spelling, answer.text)
+    form = await client.post(
+        "/api/v1/auth/login",
+        data={"username": typed, "password": PASSWORD, "grant_type": "password"},
+    )
+    assert form.status_code == 200, form.text
+
+
+async def test_login_guesses_in_any_spelling_spend_one_budget(client: Client) -> None:
+    await register(client, "x@example.com")
+    for _ in range(5):
+        wrong = await login(client, "x@\uff45xample.com", password="not the password at all")
+        assert_problem(wrong, 401, "invalid_credentials")
+    assert_problem(await login(client, "x@example.com"), 429, "too_many_attempts")
+
+
+@pytest.mark.parametrize("typed", ["a@@example.com", "a@exa mple.com", "\uff41@example.com"])
+async def test_a_malformed_address_at_login_is_only_invalid_credentials(
+    client: Client, typed: str
+) -> None:
+    await register(client)
+    answer = await login(client, typed)
+    assert_problem(answer, 401, "invalid_credentials")
+    assert "valid" not in answer.json().get("detail", "").replace("invalid", "")
+
+
 # --- logout and sessions ----------------------------------------------------------------
 
 
@@ -397,6 +435,92 @@ async def test_logout_everywhere_and_without_credentials(client: Client) -> None
             await client.get("/api/v1/users/me", headers=bearer(pair["access_token"]))
         ).status_code == 401
     assert_problem(await client.post("/api/v1/auth/logout"), 401, "unauthenticated")
+
+
+async def logout_with(client: Client, token: str, everywhere: bool) -> Any:
+    return await client.post(
+        "/api/v1/auth/logout", json={"refresh_token": token, "everywhere": everywhere}
+    )
+
+
+async def signed_in(client: Client, pair: dict[str, Any]) -> bool:
+    me = await client.get("/api/v1/users/me", headers=bearer(pair["access_token"]))
+    return me.status_code == 200
+
+
+@pytest.mark.parametrize("everywhere", [True, False])
+async def test_a_token_spent_before_a_password_change_signs_nobody_out(
+    client: Client, everywhere: bool
+) -> None:
+    await register(client)
+    stolen = (await login(client)).json()
+    assert (await refresh(client, stolen["refresh_token"])).status_code == 200  # now spent
+    victim = (await login(client)).json()
+    client.cookies.clear()
+    changed = await client.patch(
+        "/api/v1/account/password",
+        headers=bearer(victim["access_token"]),
+        json={"current_password": PASSWORD, "new_password": "a brand new passphrase"},
+    )
+    assert changed.status_code == 200, changed.text
+    out = await logout_with(client, stolen["refresh_token"], everywhere)
+    assert_problem(out, 401, "invalid_refresh_token")
+    assert await signed_in(client, victim)
+
+
+@pytest.mark.parametrize("everywhere", [True, False])
+async def test_a_rotated_token_past_its_grace_signs_nobody_out(
+    make_settings: SettingsFactory, everywhere: bool
+) -> None:
+    app = make_app(make_settings(REFRESH_REUSE_GRACE_SECONDS="0"))
+    async with AsyncTestClient(app) as client:
+        await register(client)
+        stolen = (await login(client)).json()
+        child = (await refresh(client, stolen["refresh_token"])).json()
+        other = (await login(client)).json()
+        client.cookies.clear()
+        out = await logout_with(client, stolen["refresh_token"], everywhere)
+        assert_problem(out, 401, "invalid_refresh_token")
+        assert await signed_in(client, child)  # the rotated session lives on
+        assert await signed_in(client, other)
+        assert (await refresh(client, child["refresh_token"])).status_code == 200
+
+
+@pytest.mark.parametrize("everywhere", [True, False])
+async def test_a_logged_out_token_signs_nobody_out(client: Client, everywhere: bool) -> None:
+    await register(client)
+    first = (await login(client)).json()
+    other = (await login(client)).json()
+    client.cookies.clear()
+    assert (await logout_with(client, first["refresh_token"], False)).status_code == 204
+    again = await logout_with(client, first["refresh_token"], everywhere)
+    assert_problem(again, 401, "invalid_refresh_token")
+    assert await signed_in(client, other)
+
+
+async def test_a_just_rotated_token_ends_its_own_session_within_the_grace(client: Client) -> None:
+    """Within the grace window the refresh route would hand the parent's holder the child, so
+    logout lets the parent end that same session (and no other)."""
+    await register(client)
+    pair = (await login(client)).json()
+    child = (await refresh(client, pair["refresh_token"])).json()
+    other = (await login(client)).json()
+    client.cookies.clear()
+    out = await logout_with(client, pair["refresh_token"], False)
+    assert out.status_code == 204, out.text
+    assert not await signed_in(client, child)
+    assert await signed_in(client, other)
+
+
+async def test_a_parent_whose_child_was_used_signs_nobody_out(client: Client) -> None:
+    await register(client)
+    pair = (await login(client)).json()
+    child = (await refresh(client, pair["refresh_token"])).json()
+    grandchild = (await refresh(client, child["refresh_token"])).json()
+    client.cookies.clear()
+    out = await logout_with(client, pair["refresh_token"], True)
+    assert_problem(out, 401, "invalid_refresh_token")
+    assert await signed_in(client, grandchild)
 
 
 async def test_cookie_authentication_and_csrf(client: Client) -> None:

@@ -333,3 +333,89 @@ async def test_concurrent_settings_merges_keep_every_key(pg_settings: Settings) 
                 stored = (await client.get("/api/v1/settings", headers=auth)).json()
                 # the other keys (the web client's) keep their defaults
                 assert {k: stored["notifications"][k] for k in keys} == dict.fromkeys(keys, value)
+
+
+async def test_parallel_wrong_codes_get_no_more_checks_than_the_budget(
+    pg_settings: Settings,
+) -> None:
+    app = make_app(pg_settings)
+    async with serve(app) as client:
+        auth = bearer((await register(client))["access_token"])
+        client.cookies.clear()
+        setup = await client.post(
+            "/api/v1/auth/otp/setup", json={"password": PASSWORD}, headers=auth
+        )
+        totp = pyotp.TOTP(setup.json()["secret"])
+        confirmed = await client.post(
+            "/api/v1/auth/otp/confirm", json={"otp": totp.now()}, headers=auth
+        )
+        assert confirmed.status_code == 200, confirmed.text
+        now = datetime.now(UTC).timestamp()
+        valid = {totp.at(now + shift) for shift in (-60, -30, 0, 30, 60)}
+        wrong = [c for c in (f"{n:06d}" for n in range(100, 200)) if c not in valid][:16]
+        answers = await asyncio.gather(
+            *(
+                client.request(
+                    "DELETE",
+                    "/api/v1/auth/otp",
+                    json={"password": PASSWORD, "otp": code},
+                    headers=auth,
+                )
+                for code in wrong
+            )
+        )
+        statuses = [answer.status_code for answer in answers]
+        assert statuses.count(400) <= 5, statuses
+        assert set(statuses) == {400, 429}, [a.text for a in answers]
+        for answer in answers:
+            assert_problem(
+                answer,
+                answer.status_code,
+                "invalid_otp" if answer.status_code == 400 else "too_many_attempts",
+            )
+        right = await client.request(
+            "DELETE",
+            "/api/v1/auth/otp",
+            json={"password": PASSWORD, "otp": totp.at(now + 30)},
+            headers=auth,
+        )
+        assert_problem(right, 429, "too_many_attempts")
+    enabled = await fetch(pg_settings, "SELECT otp_enabled FROM users")
+    assert [row.otp_enabled for row in enabled] == [True]
+
+
+async def test_a_logout_racing_a_password_change_never_ends_the_kept_session_for_nothing(
+    pg_settings: Settings,
+) -> None:
+    """A thief's logout-everywhere with a token of a session the victim's password change
+    ends: either the logout came first (204, every session ended) or the change did (401, the
+    victim's session kept), never a refused logout that still ended something."""
+    app = make_app(pg_settings)
+    async with serve(app) as client:
+        await register(client)
+        stolen = (await login(client)).json()
+        victim = (await login(client)).json()
+        client.cookies.clear()
+        change, out = await asyncio.gather(
+            client.patch(
+                "/api/v1/account/password",
+                headers=bearer(victim["access_token"]),
+                json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+            ),
+            client.post(
+                "/api/v1/auth/logout",
+                json={"refresh_token": stolen["refresh_token"], "everywhere": True},
+            ),
+        )
+        assert change.status_code in {200, 401}, change.text
+        me = await client.get("/api/v1/users/me", headers=bearer(victim["access_token"]))
+        if out.status_code == 204:
+            assert_problem(me, 401, "token_revoked")
+        else:
+            assert_problem(out, 401, "invalid_refresh_token")
+            assert me.status_code == 200, me.text
+        late = await client.post(
+            "/api/v1/auth/logout",
+            json={"refresh_token": stolen["refresh_token"], "everywhere": True},
+        )
+        assert_problem(late, 401, "invalid_refresh_token")

@@ -188,8 +188,8 @@ async def request_reset(
     summary="Set a new password with a reset token",
     description=(
         "Single use; ends every session and every other outstanding link of the account; does "
-        "not sign in. A link issued before the password, email or active state last changed is "
-        "400 `invalid_token`."
+        "not sign in. A link issued before the password, email, role or active state last "
+        "changed is 400 `invalid_token`."
     ),
     status_code=200,
     opt=documented(body=ResetConfirmation, form=True),

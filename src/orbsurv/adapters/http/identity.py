@@ -47,7 +47,7 @@ from orbsurv.application.identity.profile import GetProfile
 from orbsurv.application.identity.refresh import RefreshCommand, RotateRefreshToken
 from orbsurv.application.identity.register import RegisterCommand, RegisterUser
 from orbsurv.application.identity.sessions import IssuedTokens
-from orbsurv.domain.errors import Unauthenticated
+from orbsurv.domain.errors import FieldInvalid, Unauthenticated
 from orbsurv.domain.identity import Permission, Principal, Role, Scope
 from orbsurv.domain.pagination import PageRequest
 
@@ -275,7 +275,11 @@ async def create_user(
         "flow (`username`, `password`, `scope`, `otp`). 401 `invalid_credentials` (the same for "
         "unknown accounts), 429 `too_many_attempts` with Retry-After (one budget per account, "
         "whether it is named by email or username), 403 `dev_role_required`, 401 `invalid_otp` "
-        "(a code opens one session), 403 `email_not_verified`."
+        "(a code opens one session), 403 `email_not_verified`. An email is matched in the form "
+        "registration stores (fullwidth letters and IDNA domains normalised); one that is not a "
+        "valid address is 401 `invalid_credentials` too. A dev sign-in's wrong codes "
+        "spend the account's one-time-code budget too, which only a right code gives back: "
+        "once spent, 429 `too_many_attempts` for dev sign-ins whatever the password."
     ),
     status_code=200,
     opt=documented(body=LoginJson, form=LoginForm, responses={200: TokenPair}),
@@ -287,9 +291,18 @@ async def login(request: Request[Any, Any, Any], use_case: FromDishka[LogIn]) ->
     identifier = blank_to_none(data.email) or blank_to_none(data.username)
     if identifier is None:
         raise _field_error("email", "is required (or give a username)")
+    malformed = False
+    if "@" in identifier:
+        # The stored form, by the rule registration applies (fullwidth letters, IDNA domains);
+        # an address that breaks it matches no account and is told only invalid_credentials.
+        try:
+            identifier = request_email(request, identifier)
+        except FieldInvalid:
+            malformed = True
     tokens = await use_case(
         LoginCommand(
             identifier=identifier,
+            malformed=malformed,
             password=data.password,
             context=request_context(request),
             scope=_scope(data.scope),
@@ -333,7 +346,10 @@ async def refresh(
     description=(
         "Works with an access token, a refresh token (body or cookie) or the cookies; "
         "cookie sign-in needs X-CSRF-Token (403 `csrf_failed`). "
-        "`{everywhere: true}` ends every session of the user. Clears the cookies."
+        "`{everywhere: true}` ends every session of the user. Clears the cookies. A refresh "
+        "token acts only while the refresh route would accept it: unused, or the parent it "
+        "just replaced within the grace window (then it ends that same session); a spent, "
+        "revoked or unknown one is 401 `invalid_refresh_token` and ends nothing."
     ),
     status_code=204,
     opt=documented(body=LogoutRequest, form=True, body_required=False, responses={204: None}),
@@ -464,6 +480,11 @@ async def otp_setup(
     "/auth/otp/confirm",
     tags=["identity"],
     summary="Turn two-factor sign-in on with a code from the app",
+    description=(
+        "400 `invalid_otp` or `otp_not_set_up`, 409 `otp_already_enabled`. Wrong codes spend "
+        "the account's one-time-code budget, shared with dev sign-in and turning two-factor "
+        "sign-in off: once spent, 429 `too_many_attempts` with Retry-After."
+    ),
     status_code=200,
     security=SECURITY,
 )
@@ -483,8 +504,11 @@ async def otp_confirm(
     tags=["identity"],
     summary="Turn two-factor sign-in off (password and a current code)",
     description=(
-        "400 `wrong_password` or `invalid_otp`; wrong password guesses spend the account's "
-        "sign-in budget: once spent, 429 `too_many_attempts` with Retry-After."
+        "400 `wrong_password` or `invalid_otp`. Wrong passwords spend the account's sign-in "
+        "budget and wrong codes its one-time-code budget (5 in 15 minutes lock it for 15 "
+        "minutes); a right password with a wrong code gives nothing back. Once either budget "
+        "is spent, 429 `too_many_attempts` with Retry-After, even for the right password and "
+        "code."
     ),
     status_code=200,
     security=SECURITY,

@@ -49,8 +49,8 @@ class SqlActionTokens:
 
     Each token records its account's credential generation when issued, read by the insert
     itself; redemption requires the account to still be at that generation, in the same
-    conditional update that spends the token. A password change, an email change or a
-    deactivation advances the generation (``SqlUserRepository.update``), so every outstanding
+    conditional update that spends the token. A password change, an email change, a role change
+    or a deactivation advances the generation (``SqlUserRepository.update``), so every outstanding
     link of the account dies with the credential it guarded, whichever code path changed it."""
 
     def __init__(self, connection: AsyncConnection, keys: Mapping[TokenPurpose, bytes]) -> None:

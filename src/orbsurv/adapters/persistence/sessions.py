@@ -129,6 +129,38 @@ class SqlSessionRepository:
             child_used=row.child_used_at is not None,
         )
 
+    async def revoke_by_token(
+        self, refresh_hash: str, now: datetime, reason: str, *, used_since: datetime
+    ) -> Session | None:
+        # One statement: a rotation or revocation committed first makes it match nothing (on
+        # PostgreSQL the update waits for the session row and checks it live again).
+        child = refresh_tokens.alias("child")
+        holder = (
+            sa.select(refresh_tokens.c.session_id)
+            .outerjoin(child, child.c.token_hash == refresh_tokens.c.child_hash)
+            .where(
+                refresh_tokens.c.token_hash == refresh_hash,
+                sa.or_(
+                    refresh_tokens.c.used_at.is_(None),
+                    sa.and_(
+                        refresh_tokens.c.used_at >= used_since,
+                        refresh_tokens.c.sealed_child.is_not(None),
+                        child.c.used_at.is_(None),
+                    ),
+                ),
+            )
+            .scalar_subquery()
+        )
+        row = (
+            await self._conn.execute(
+                sessions.update()
+                .where(sessions.c.id == holder, _live(now))
+                .values(revoked_at=now, revoked_reason=reason)
+                .returning(*sessions.c)
+            )
+        ).first()
+        return _to_session(row) if row is not None else None
+
     async def revoke(self, session_id: str, now: datetime, reason: str) -> bool:
         result = await self._conn.execute(
             sessions.update()

@@ -75,6 +75,7 @@ def _credential_changed(values: dict[str, Any]) -> sa.ColumnElement[bool]:
         users.c.password_hash != values["password_hash"],
         users.c.email != values["email"],
         users.c.is_active != values["is_active"],
+        users.c.role != values["role"],  # an operator's role change ends the links too
     )
 
 

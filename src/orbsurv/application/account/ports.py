@@ -35,7 +35,7 @@ class ActionTokens(Protocol):
         self, purposes: Sequence[TokenPurpose], token: str, now: datetime
     ) -> ActionToken | None:
         """Spend the token if it is one of ``purposes``, unused, unexpired and issued under the
-        account's current credential generation (no password, email or active-state change
+        account's current credential generation (no password, email, role or active-state change
         since, OWASP Forgot Password Cheat Sheet); else ``None``. One conditional update: of
         concurrent calls with one token, at most one gets it."""
         ...

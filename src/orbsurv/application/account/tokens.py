@@ -80,7 +80,7 @@ class VerifyEmail:
 class ResetPassword:
     """Set a new password with a reset token: burns it, ends every session and every other
     outstanding link of the account, does not sign in. A token issued before the password,
-    email or active state last changed is refused like a used one (400 ``invalid_token``)."""
+    email, role or active state last changed is refused like a used one (400 ``invalid_token``)."""
 
     tokens: ActionTokens
     users: UserRepository

@@ -11,6 +11,14 @@ like an account id does not spend that account's budget.
 A guess is spent before its password is checked, and given back (the budget is reset) once the
 password proves right. Checking first and counting after lets guesses sent in parallel all pass
 the check while none is counted yet, multiplying the budget by the concurrency.
+
+One-time codes (RFC 6238) have a budget of their own per account, with the same limits: every
+check of a code (a dev sign-in, turning two-factor sign-in on or off) spends a guess before the
+code is checked, and only a right code gives the guesses back. The password alone never does:
+whoever knows it can reset the password budget at will (a plain sign-in), so a code budget that
+a right password reset would let them try every code (RFC 6238 section 5.2 asks for a limit on
+code attempts; OWASP Multifactor Authentication Cheat Sheet). Where a request needs both the
+password and a code, the password's guess stays spent too until the code is also right.
 """
 
 from __future__ import annotations
@@ -37,6 +45,11 @@ def identifier_budget(identifier: str) -> str:
     return f"login:identifier:{identifier}"
 
 
+def second_factor_budget(user_id: str) -> str:
+    """The rate-limit key of a known account's one-time code guesses."""
+    return f"otp:user:{user_id}"
+
+
 def too_many_attempts(retry_after: int) -> RateLimited:
     return RateLimited(TOO_MANY, retry_after=retry_after, code="too_many_attempts")
 
@@ -57,6 +70,30 @@ async def spend_guess(limiter: RateLimiter, policy: IdentityPolicy, key: str) ->
     return decision
 
 
+async def second_factor_open(limiter: RateLimiter, policy: IdentityPolicy, user_id: str) -> None:
+    """Raise ``RateLimited`` (``too_many_attempts``, with the seconds until the lock ends) while
+    the account's code budget is spent; spends nothing. Asked before the password is checked, so
+    a locked account answers the same whether the password was right or not."""
+    decision = await limiter.peek(second_factor_budget(user_id), limit=policy.account_failure_limit)
+    if not decision.allowed:
+        raise too_many_attempts(decision.retry_after)
+
+
+async def spend_code_guess(
+    limiter: RateLimiter, policy: IdentityPolicy, user_id: str
+) -> RateDecision:
+    """Spend one guess of the account's code budget before a code is checked (one atomic
+    counter, so parallel guesses get no more checks than the limit); raises ``RateLimited``
+    (``too_many_attempts``) when none is left: that code is never checked."""
+    return await spend_guess(limiter, policy, second_factor_budget(user_id))
+
+
+async def both_proved(limiter: RateLimiter, user_id: str) -> None:
+    """The password and the code both proved right: give back every guess of the account."""
+    await limiter.reset(account_budget(user_id))
+    await limiter.reset(second_factor_budget(user_id))
+
+
 @dataclass(frozen=True, slots=True)
 class CheckCurrentPassword:
     """Re-authentication inside a session: the password must be right, and wrong guesses spend
@@ -74,11 +111,17 @@ class CheckCurrentPassword:
     policy: IdentityPolicy
 
     async def __call__(self, user: User, password: str, context: RequestContext) -> None:
+        """The password is the whole proof: a right one gives the account's guesses back."""
+        await self.first_of_two(user, password, context)
+        await self.limiter.reset(account_budget(user.id))
+
+    async def first_of_two(self, user: User, password: str, context: RequestContext) -> None:
+        """The password as the first half of a proof: a right one leaves its guess spent, and
+        the caller gives the guesses back (``both_proved``) only once the second half is right
+        too. Raises as ``__call__`` does."""
         policy = self.policy
-        key = account_budget(user.id)
-        spent = await spend_guess(self.limiter, policy, key)
+        spent = await spend_guess(self.limiter, policy, account_budget(user.id))
         if await self.hasher.verify(user.password_hash, password):
-            await self.limiter.reset(key)
             return
         now = self.clock.now()
         await self.audit.record(

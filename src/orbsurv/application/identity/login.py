@@ -4,7 +4,9 @@ Unknown accounts answer exactly like wrong passwords, after verifying against a 
 take as long. Guesses are counted per account (whichever identifier was typed: see
 ``credentials``) and per client IP, each spent before the password is checked and given back
 when it proves right, so parallel guesses get no more checks than either budget and successful
-sign-ins behind one address never add up; a spent budget answers 429.
+sign-ins behind one address never add up; a spent budget answers 429. A dev sign-in's code also
+spends a guess of the account's code budget, which only a right code gives back; with a wrong
+code the password's guess stays spent too (``credentials``).
 
 A sign-in writes only what it owns: ``last_login_at``, a rehash of the password it verified, the
 TOTP step it spent. The first two are conditional on the hash it verified and the account being
@@ -20,7 +22,10 @@ from dataclasses import dataclass
 
 from orbsurv.application.identity.credentials import (
     account_budget,
+    both_proved,
     identifier_budget,
+    second_factor_open,
+    spend_code_guess,
     spend_guess,
     too_many_attempts,
 )
@@ -48,6 +53,9 @@ class LoginCommand:
     context: RequestContext
     scope: Scope = Scope.USER
     otp: str | None = None
+    # The identifier broke the address rules (the caller's adapter checks them): it names no
+    # account, so only the IP's budget is spent, never a budget keyed on the typed text.
+    malformed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +75,13 @@ class LogIn:
         (``too_many_attempts``) or ``Forbidden`` (``email_not_verified``, ``dev_role_required``)."""
         identifier = normalise_email(command.identifier)
         ip_key = f"login:ip:{budget_client(command.context.ip)}"
+        if command.malformed:
+            by_ip = await self._spend_ip_guess(ip_key)
+            await self.hasher.verify(self.hasher.dummy_hash, command.password)  # as slow
+            await self._fail(
+                command, identifier, RateDecision(True, 0, 0), by_ip, None, "bad_credentials"
+            )
+            raise Unauthenticated(INVALID_CREDENTIALS, code="invalid_credentials")
         user = await self._find(identifier)
         account_key = account_budget(user.id) if user else identifier_budget(identifier)
         subject = user.email if user is not None else identifier
@@ -76,6 +91,13 @@ class LogIn:
         except RateLimited:
             await self.limiter.give_back(ip_key)  # no password was checked
             raise
+        if command.scope is Scope.DEV and user is not None:
+            try:  # a spent code budget answers 429 whether the password is right or not
+                await second_factor_open(self.limiter, self.policy, user.id)
+            except RateLimited:
+                await self.limiter.give_back(ip_key)
+                await self.limiter.give_back(account_key)
+                raise
 
         password_hash = user.password_hash if user is not None else self.hasher.dummy_hash
         valid = await self.hasher.verify(password_hash, command.password)
@@ -85,10 +107,16 @@ class LogIn:
 
         amr: tuple[str, ...] = ("pwd",)
         if command.scope is Scope.DEV and user.role is Role.DEV:
+            try:
+                await spend_code_guess(self.limiter, self.policy, user.id)
+            except RateLimited:
+                await self.limiter.give_back(ip_key)  # no code was checked
+                raise
             if not await self._second_factor_ok(user, command.otp):
                 await self._fail(command, subject, guess, by_ip, user, "bad_otp")  # kept spent
                 raise Unauthenticated("The one-time code is missing or wrong.", code="invalid_otp")
             amr = ("pwd", "otp")
+            await both_proved(self.limiter, user.id)
         # The credentials proved right: the guesses are given back.
         await self.limiter.reset(account_key)
         await self.limiter.give_back(ip_key)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
+from orbsurv.application.identity.policy import IdentityPolicy
 from orbsurv.application.identity.ports import SessionRepository
+from orbsurv.application.identity.refresh import INVALID
 from orbsurv.application.identity.sessions import SessionIssuer
 from orbsurv.application.identity.tokens import hash_token
 from orbsurv.application.ports import AuditLog, Clock, UnitOfWork
@@ -21,40 +24,54 @@ class LogoutCommand:
     everywhere: bool = False
 
 
+@dataclass(frozen=True, slots=True)
 class LogOut:
-    def __init__(
-        self,
-        sessions: SessionRepository,
-        issuer: SessionIssuer,
-        audit: AuditLog,
-        uow: UnitOfWork,
-        clock: Clock,
-    ) -> None:
-        self._sessions = sessions
-        self._issuer = issuer
-        self._audit = audit
-        self._uow = uow
-        self._clock = clock
+    """End the caller's session, or every session of its user.
 
-    async def _current(self, command: LogoutCommand) -> tuple[str, str]:
-        """(user id, session id) from the access token, or else from the refresh token."""
-        if command.principal is not None:
-            return command.principal.user_id, command.principal.session_id
-        if command.refresh_token:
-            record = await self._sessions.find_token(hash_token(command.refresh_token))
-            session = await self._sessions.get(record.session_id) if record else None
-            if session is not None:
-                return session.user_id, session.id
-        raise Unauthenticated("Sign in first.", code="unauthenticated")
+    With an access token, its session. With only a refresh token, the token must still be able
+    to act for its session, as ``RotateRefreshToken`` would let it: unused, or the immediate
+    parent within the grace window whose child is unused (the same session, which the refresh
+    route would hand the caller anyway), and the session live. A spent, revoked or unknown token
+    is 401 ``invalid_refresh_token`` and ends nothing: a stolen token that was rotated, or whose
+    session a password change ended, cannot sign the user out anywhere. Its own session is ended
+    by one conditional update, before ``everywhere`` ends the rest."""
+
+    sessions: SessionRepository
+    issuer: SessionIssuer
+    audit: AuditLog
+    uow: UnitOfWork
+    clock: Clock
+    policy: IdentityPolicy
+
+    async def _by_refresh_token(self, refresh_token: str, reason: str) -> Session:
+        now = self.clock.now()
+        grace = timedelta(seconds=self.policy.refresh_reuse_grace_seconds)
+        session = await self.sessions.revoke_by_token(
+            hash_token(refresh_token), now, reason, used_since=now - grace
+        )
+        if session is None:
+            raise Unauthenticated(INVALID, code="invalid_refresh_token")
+        return session
 
     async def __call__(self, command: LogoutCommand) -> None:
-        user_id, session_id = await self._current(command)
-        now = self._clock.now()
-        if command.everywhere:
-            revoked = await self._sessions.revoke_all(user_id, now, "logout_everywhere")
+        """Raise ``Unauthenticated``: ``unauthenticated`` with neither token,
+        ``invalid_refresh_token`` for a refresh token that cannot act for a live session."""
+        reason = "logout_everywhere" if command.everywhere else "logout"
+        now = self.clock.now()
+        revoked: list[str] = []
+        if command.principal is not None:
+            user_id, session_id = command.principal.user_id, command.principal.session_id
+            if not command.everywhere and await self.sessions.revoke(session_id, now, reason):
+                revoked.append(session_id)
+        elif command.refresh_token:
+            session = await self._by_refresh_token(command.refresh_token, reason)
+            user_id, session_id = session.user_id, session.id
+            revoked.append(session_id)
         else:
-            revoked = [session_id] if await self._sessions.revoke(session_id, now, "logout") else []
-        await self._audit.record(
+            raise Unauthenticated("Sign in first.", code="unauthenticated")
+        if command.everywhere:
+            revoked += await self.sessions.revoke_all(user_id, now, reason)
+        await self.audit.record(
             AuditEvent(
                 action="logout",
                 occurred_at=now,
@@ -65,8 +82,8 @@ class LogOut:
                 metadata={"everywhere": command.everywhere, "sessions": len(revoked)},
             )
         )
-        await self._uow.commit()
-        await self._issuer.revoke_in_cache(revoked)
+        await self.uow.commit()
+        await self.issuer.revoke_in_cache(revoked)
 
 
 class ListSessions:

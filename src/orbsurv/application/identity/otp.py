@@ -1,17 +1,30 @@
 """Per-user TOTP (RFC 6238): set up, confirm, disable. Each needs proof of the account.
 
 Set-up and disabling need the current password, and wrong guesses spend the account's sign-in
-budget (``credentials``). Each writes through ``UserRepository.update``, which refuses a write
-based on a stale read: of two concurrent confirmations with one code, one wins."""
+budget (``credentials``). Confirming and disabling need a code, and every code checked spends a
+guess of the account's code budget first (``credentials``: only a right code gives it back, never
+the password alone); disabling keeps the password's guess spent too until its code is right. Each
+writes through ``UserRepository.update``, which refuses a write based on a stale read: of two
+concurrent confirmations with one code, one wins."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orbsurv.application.identity.credentials import CheckCurrentPassword
+from orbsurv.application.identity.credentials import (
+    CheckCurrentPassword,
+    account_budget,
+    both_proved,
+    second_factor_budget,
+    second_factor_open,
+    spend_code_guess,
+)
+from orbsurv.application.identity.policy import IdentityPolicy
 from orbsurv.application.identity.ports import (
     OtpVerifier,
     ProfileCache,
+    RateDecision,
+    RateLimiter,
     SessionRepository,
     UserRepository,
 )
@@ -39,6 +52,8 @@ class ManageOtp:
     uow: UnitOfWork
     clock: Clock
     check: CheckCurrentPassword
+    limiter: RateLimiter
+    policy: IdentityPolicy
 
     async def _user(self, principal: Principal) -> User:
         user = await self.users.get(principal.user_id)
@@ -46,12 +61,49 @@ class ManageOtp:
             raise Unauthenticated("This account no longer exists.", code="unauthenticated")
         return user
 
-    def _check_code(self, user: User, code: str) -> None:
+    async def _check_code(self, user: User, code: str, context: RequestContext) -> None:
+        """Spend a guess of the account's code budget, then check the code against the stored
+        secret: a step at or before the last one spent is refused (RFC 6238 section 5.2).
+        Raises ``RateLimited`` (``too_many_attempts``) with no guess left and ``InvalidInput``
+        (``invalid_otp``, the failure audited and committed) for a wrong code; its guess stays
+        spent."""
         assert user.otp_secret is not None
+        spent = await spend_code_guess(self.limiter, self.policy, user.id)
         step = self.otp.matching_step(user.otp_secret, code, self.clock.now())
         if step is None or (user.otp_last_step is not None and step <= user.otp_last_step):
+            await self._code_failed(user, spent, context)
             raise InvalidInput("The one-time code is wrong or already used.", code="invalid_otp")
         user.otp_last_step = step
+
+    async def _code_failed(self, user: User, spent: RateDecision, context: RequestContext) -> None:
+        now = self.clock.now()
+        await self.audit.record(
+            AuditEvent(
+                action="otp_check.failed",
+                occurred_at=now,
+                context=context,
+                actor_user_id=user.id,
+                target_type="user",
+                target_id=user.id,
+                metadata={"otp_failures": spent.count},
+            )
+        )
+        if spent.count == self.policy.account_failure_limit:
+            await self.audit.record(
+                AuditEvent(
+                    action="login.locked_out",
+                    occurred_at=now,
+                    context=context,
+                    actor_user_id=user.id,
+                    target_type="account",
+                    target_id=user.email,
+                    metadata={
+                        "lock_seconds": self.policy.account_lock_seconds,
+                        "via": "otp_check",
+                    },
+                )
+            )
+        await self.uow.commit()
 
     async def _save(self, user: User, action: str, context: RequestContext) -> None:
         user.updated_at = self.clock.now()
@@ -91,7 +143,9 @@ class ManageOtp:
             raise Conflict("Two-factor sign-in is already on.", code="otp_already_enabled")
         if user.otp_secret is None:
             raise InvalidInput("Start with POST /auth/otp/setup.", code="otp_not_set_up")
-        self._check_code(user, code)
+        await second_factor_open(self.limiter, self.policy, user.id)
+        await self._check_code(user, code, context)
+        await self.limiter.reset(second_factor_budget(user.id))
         user.otp_enabled = True
         await self._save(user, "otp.enabled", context)
 
@@ -99,10 +153,14 @@ class ManageOtp:
         self, principal: Principal, password: str, code: str | None, context: RequestContext
     ) -> None:
         user = await self._user(principal)
-        await self.check(user, password, context)
+        # A spent code budget answers 429 before the password is checked, whatever it is.
+        await second_factor_open(self.limiter, self.policy, user.id)
+        await self.check.first_of_two(user, password, context)
         if not user.otp_enabled:
+            await self.limiter.reset(account_budget(user.id))  # the password was the whole proof
             raise InvalidInput("Two-factor sign-in is not on.", code="otp_not_enabled")
-        self._check_code(user, code or "")
+        await self._check_code(user, code or "", context)
+        await both_proved(self.limiter, user.id)
         user.otp_enabled = False
         user.otp_secret = None
         user.otp_last_step = None

@@ -21,7 +21,7 @@ class UserRepository(Protocol):
         """Write the mutable fields of ``user`` back (never ``last_login_at``, which sign-in
         owns) if the row is still at ``user.version``, and advance ``user.version``. Raise
         ``Conflict`` (``concurrent_update``) when another write came in between: a change is
-        never based on a stale read (lost update). A changed password hash, email or active
+        never based on a stale read (lost update). A changed password hash, email, role or active
         state advances the account's credential generation in the same statement, which ends
         every action token issued before; raise ``Conflict`` (``email_taken``,
         ``username_taken``) on a duplicate."""
@@ -104,6 +104,15 @@ class SessionRepository(Protocol):
         ...
 
     async def find_token(self, refresh_hash: str) -> RefreshTokenRecord | None: ...
+
+    async def revoke_by_token(
+        self, refresh_hash: str, now: datetime, reason: str, *, used_since: datetime
+    ) -> Session | None:
+        """Revoke the session ``refresh_hash`` belongs to, in one conditional update, if the
+        token may still act for it: unused, or spent at or after ``used_since`` with its child
+        unused (the refresh grace window), and the session live. Returns the revoked session,
+        or ``None`` (nothing revoked) for an unknown or dead token or session."""
+        ...
 
     async def revoke(self, session_id: str, now: datetime, reason: str) -> bool:
         """Revoke one live session; ``False`` when it was not live."""
