@@ -187,6 +187,32 @@ async def test_the_daily_token_budget(chat_factory: Factory) -> None:
     assert (await chat.ask("bob has his own budget", who="bob")).status_code == 201
 
 
+async def test_a_long_table_does_not_spend_the_day_on_one_question(
+    chat_factory: Factory,
+) -> None:
+    chat = await chat_factory()
+    rows = "\n".join(f"| quota plan {i} | {i} GB storage |" for i in range(1000))
+    created = await chat.client.post(
+        "/api/v1/resources",
+        json={
+            "title": "Storage quota plans",
+            "type": "knowledge",
+            "description": "Storage quota per plan.",
+            "body": f"| plan | storage |\n|---|---|\n{rows}",
+            "published": True,
+        },
+        headers=bearer(chat.tokens["admin"]),
+    )
+    assert created.status_code == 201, created.text
+    first = await chat.ask("What storage quota does each plan have?")
+    assert first.status_code == 201, first.text
+    assert first.json()["sources"] == ["storage-quota-plans"]
+    second = await chat.ask("And which storage quota plan is the biggest?")
+    assert second.status_code == 201, second.text
+    [usage] = await fetch(chat.settings, "SELECT tokens FROM support_token_usage")  # type: ignore[attr-defined]
+    assert usage.tokens < 4_000  # two questions, each with a few bounded passages
+
+
 async def test_the_model_gets_trimmed_history_and_the_system_prompt(
     chat_factory: Factory, model: StubModel
 ) -> None:
