@@ -13,7 +13,9 @@ import sqlalchemy as sa
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from orbsurv.adapters.mail.smtp import to_mime
 from orbsurv.adapters.persistence.database import make_engine
+from orbsurv.application.ports import OutgoingEmail
 from orbsurv.domain.identity import Role
 from orbsurv.main.app import make_app
 from orbsurv.main.settings import Settings
@@ -384,6 +386,34 @@ async def test_send_email_validation(console: tuple[Litestar, Client, dict[str, 
             422,
             "validation_error",
         )
+
+
+@pytest.mark.parametrize(
+    "subject", ["a\x85b", "a\u2028b", "a\u2029b", "a\x0bb", "a\x1cb", "a\x9bb", "a\rb"]
+)
+async def test_a_subject_with_any_line_break_is_refused(
+    console: tuple[Litestar, Client, dict[str, str]], subject: str
+) -> None:
+    app, client, tokens = console
+    auth = bearer(tokens["dev"])
+    mail = {"to": "a@example.com", "subject": subject, "body": "b"}
+    queued = "SELECT id FROM outbox_messages"
+    before = await fetch(app.state.settings, queued)
+    refused = await client.post("/api/v1/admin/send-email", json=mail, headers=auth)
+    body = assert_problem(refused, 422, "validation_error")
+    assert [e["field"] for e in body["errors"]] == ["subject"]
+    assert await fetch(app.state.settings, queued) == before
+
+
+async def test_a_non_ascii_subject_is_sent(
+    console: tuple[Litestar, Client, dict[str, str]],
+) -> None:
+    _, client, tokens = console
+    mail = {"to": "a@example.com", "subject": "Grüße — 日本語 ✓", "body": "b"}
+    sent = await client.post("/api/v1/admin/send-email", json=mail, headers=bearer(tokens["dev"]))
+    assert sent.status_code == 202, sent.text
+    built = to_mime(OutgoingEmail("a@example.com", mail["subject"], "b"), "ops@example.com")
+    assert b"Subject: =?utf-8?" in built.as_bytes()  # the adapter can build it (RFC 2047)
 
 
 async def test_high_alerts_are_mailed_to_operators(make_settings: SettingsFactory) -> None:
