@@ -144,3 +144,19 @@ async def test_upload_bodies_are_described_so_the_docs_can_send_them(
         assert {"name", "file"} <= set(schema["required"]), path
     chunk = paths["/api/v1/software-packages/uploads/{upload_id}"]["patch"]["requestBody"]
     assert set(chunk["content"]) == {"application/offset+octet-stream", "application/octet-stream"}
+
+
+async def test_every_keyset_list_refuses_offset_pages(client: AsyncTestClient[Litestar]) -> None:
+    """A route that takes ``cursor`` pages by keyset: its ``page`` is the keyset one (above 1
+    is a 422 pointing to ``cursor``), never the offset one it would silently ignore."""
+    paths = (await client.get("/api/v1/openapi.json")).json()["paths"]
+    keyset = {}
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            parameters = {p["name"]: p for p in operation.get("parameters", [])}
+            if "cursor" in parameters:
+                keyset[f"{method.upper()} {path}"] = parameters["page"]["description"]
+    assert "GET /api/v1/support-chat/messages" in keyset
+    assert "GET /api/v1/admin/audit-events" in keyset
+    offset = {route for route, description in keyset.items() if "keyset" not in description}
+    assert offset == set()

@@ -388,3 +388,23 @@ async def test_streaming_in_process(chat_factory: Factory) -> None:
     stored = (await chat.client.get(CHAT, headers=bearer(chat.tokens["ada"]))).json()["items"]
     assert stored[0]["id"] == done["reply_id"]
     assert stored[0]["content"] == text
+
+
+async def test_support_lists_refuse_offset_pages(chat_factory: Factory) -> None:
+    chat = await chat_factory()
+    asked = (await chat.ask("hello there")).json()
+    ada, admin = bearer(chat.tokens["ada"]), bearer(chat.tokens["admin"])
+    transcript = f"/api/v1/admin/support/conversations/{asked['conversation_id']}"
+    for path, auth in (
+        (CHAT, ada),
+        ("/api/v1/support-chat/conversations", ada),
+        ("/api/v1/admin/support/conversations", admin),
+        (transcript, admin),
+    ):
+        params = {"page_size": 1, "page": 2}
+        refused = await chat.client.get(path, params=params, headers=auth)
+        body = assert_problem(refused, 422, "validation_error")
+        assert body["errors"][0]["field"] == "page", path
+        assert "cursor" in body["errors"][0]["message"], path
+        first = await chat.client.get(path, params={"page_size": 1, "page": 1}, headers=auth)
+        assert first.status_code == 200, path

@@ -26,7 +26,7 @@ from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import inject
 from orbsurv.adapters.http.inputs import in_utc
 from orbsurv.adapters.http.openapi import documented
-from orbsurv.adapters.http.pagination import encode_cursor, provide_cursor, provide_stream_page
+from orbsurv.adapters.http.pagination import KEYSET_PAGING, encode_cursor, provide_cursor
 from orbsurv.adapters.http.schemas import Email, Instant, UserOut, request_email
 from orbsurv.adapters.validation import checked_header_text
 from orbsurv.application.console.operate import (
@@ -45,7 +45,7 @@ from orbsurv.domain.pagination import CursorPage, PageRequest
 READERS = {"operator": Provide(requires(Permission.READ_CONSOLE))}
 DEVS = {"operator": Provide(requires(Permission.ADMINISTER))}
 # Streams page by keyset only: `page` beyond the first is refused and points to `cursor`.
-STREAM_READERS = {**READERS, "paging": Provide(provide_stream_page, sync_to_thread=False)}
+STREAM_READERS = {**READERS, **KEYSET_PAGING}
 Operator = NamedDependency[Principal]
 Paging = NamedDependency[PageRequest]
 Id = Annotated[str, Parameter(max_length=64)]
