@@ -373,6 +373,35 @@ async def test_cookie_activity(console: tuple[Litestar, Client, dict[str, str]])
     assert [e["action"] for e in listed["items"]] == ["accepted"]
 
 
+async def test_cookie_activity_pages_by_cursor(
+    console: tuple[Litestar, Client, dict[str, str]],
+) -> None:
+    _, client, tokens = console
+    auth = bearer(tokens["admin"])
+    for action in ("accepted", "declined", "accepted"):
+        sent = await client.post(
+            "/api/v1/analytics/events",
+            json={"event_type": "cookie_consent", "action": action, "client_id": "pager"},
+        )
+        assert sent.status_code < 300, sent.text
+    path = "/api/v1/admin/cookie-activity"
+    first = await client.get(path, params={"client_id": "pager", "limit": 2}, headers=auth)
+    assert first.status_code == 200, first.text
+    assert len(first.json()["items"]) == 2
+    assert first.json()["next_cursor"]
+    second = await client.get(
+        path,
+        params={"client_id": "pager", "limit": 2, "cursor": first.json()["next_cursor"]},
+        headers=auth,
+    )
+    [third] = second.json()["items"]
+    assert third["id"] not in {e["id"] for e in first.json()["items"]}
+    assert all(third["created_at"] <= e["created_at"] for e in first.json()["items"])
+    assert second.json()["next_cursor"] is None
+    forged = await client.get(path, params={"cursor": "bm90IGEgY3Vyc29y"}, headers=auth)
+    assert assert_problem(forged, 422, "validation_error")["errors"][0]["field"] == "cursor"
+
+
 async def test_send_email_validation(console: tuple[Litestar, Client, dict[str, str]]) -> None:
     _, client, tokens = console
     auth = bearer(tokens["dev"])

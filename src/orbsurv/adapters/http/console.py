@@ -351,6 +351,10 @@ async def acknowledge(
     "/admin/cookie-activity",
     tags=["console"],
     summary="Cookie-consent events",
+    description=(
+        "Newest first; `client_id` or `user_id` narrows the list. Keyset paging: pass "
+        "`next_cursor` back as `cursor`."
+    ),
     dependencies=STREAM_READERS,
     security=SECURITY,
 )
@@ -361,9 +365,12 @@ async def cookie_activity(
     store: FromDishka[ConsentViews],
     client_id: Annotated[str | None, Parameter(max_length=128)] = None,
     user_id: Annotated[str | None, Parameter(max_length=64)] = None,
+    cursor: Annotated[str | None, Parameter(max_length=512)] = None,
 ) -> StreamPage:
-    items = await store.consent(client_id=client_id, user_id=user_id, limit=paging.page_size)
-    return StreamPage(items=items, next_cursor=None, page_size=paging.page_size)
+    page = await store.consent(
+        client_id=client_id, user_id=user_id, cursor=provide_cursor(cursor), limit=paging.page_size
+    )
+    return _stream_page(page, paging.page_size)
 
 
 def _cell(value: Any) -> str:
