@@ -7,7 +7,12 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from orbsurv.adapters.ai.knowledge_base import Bm25PassageRetriever, KnowledgeBaseAssistant
+from orbsurv.adapters.ai.knowledge_base import (
+    PASSAGE_CHARS,
+    Bm25PassageRetriever,
+    KnowledgeBaseAssistant,
+    passages_of,
+)
 from orbsurv.adapters.persistence.content import SqlPublishedResources, SqlResourceRepository
 from orbsurv.domain.content import Resource, ResourceType
 from orbsurv.domain.support import NO_MATCH_REPLY
@@ -119,3 +124,23 @@ async def test_the_assistant_quotes_passages_or_says_it_found_nothing() -> None:
     assert len(reply.text) < 600  # an excerpt, not the whole passage
     streamed = "".join([part async for part in assistant.stream([], passages)])
     assert streamed == reply.text
+
+
+def test_passages_never_exceed_the_limit() -> None:
+    table = "| plan | seats |\n|---|---|\n" + "\n".join(
+        f"| plan {i} | {i} seats |" for i in range(1000)
+    )
+    long_line = " ".join(f"word{i}" for i in range(500))
+    body = f"Plans and seats.\n\n{table}\n\n{long_line}\n\n{'x' * 2_000}\n\nThe end."
+    item = {"slug": "plans", "title": "Plans", "type": "knowledge", "description": "d"}
+    passages = passages_of(as_resource({**item, "body": body}))
+    assert max(len(p) for p in passages) <= PASSAGE_CHARS
+    assert passages[0] == "Plans and seats."
+    assert passages[1].startswith("| plan | seats |\n|---|---|\n| plan 0 | 0 seats |\n")
+    rows = [line for p in passages for line in p.splitlines() if line.startswith("| plan ")]
+    assert len(rows) == 1001  # every row kept whole, none cut in two
+    assert "word0 word1 word2" in "".join(passages)  # a long line is cut between words
+    assert "".join(passages).count("x") >= 2_000
+    assert passages[-1].endswith("The end.")
+    short = passages_of(as_resource({**item, "body": "One.\n\nTwo."}))
+    assert short == ["One.\n\nTwo."]  # short paragraphs still share a passage

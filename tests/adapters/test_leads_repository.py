@@ -96,8 +96,15 @@ async def test_consent_is_queryable_by_client_and_by_user(engine: AsyncEngine) -
             later, actor_user_id="user-1", received_at=T0 + timedelta(minutes=1), **common
         )
         await conn.commit()
-        by_client = await store.consent(client_id="c1", user_id=None, limit=10)
-        by_user = await store.consent(client_id=None, user_id="user-1", limit=10)
-        assert [e["action"] for e in by_client] == ["declined", "accepted"]
-        assert [e["action"] for e in by_user] == ["declined"]
+        by_client = await store.consent(client_id="c1", user_id=None, cursor=None, limit=10)
+        by_user = await store.consent(client_id=None, user_id="user-1", cursor=None, limit=10)
+        assert [e["action"] for e in by_client.items] == ["declined", "accepted"]
+        assert [e["action"] for e in by_user.items] == ["declined"]
+        assert by_client.next_cursor is None
+        first = await store.consent(client_id="c1", user_id=None, cursor=None, limit=1)
+        assert [e["action"] for e in first.items] == ["declined"]
+        assert first.next_cursor is not None
+        rest = await store.consent(client_id="c1", user_id=None, cursor=first.next_cursor, limit=1)
+        assert [e["action"] for e in rest.items] == ["accepted"]
+        assert rest.next_cursor is None
         assert await SqlLeadRepository(conn).count("cookie_consent") == 2

@@ -13,7 +13,9 @@ import sqlalchemy as sa
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from orbsurv.adapters.mail.smtp import to_mime
 from orbsurv.adapters.persistence.database import make_engine
+from orbsurv.application.ports import OutgoingEmail
 from orbsurv.domain.identity import Role
 from orbsurv.main.app import make_app
 from orbsurv.main.settings import Settings
@@ -371,6 +373,35 @@ async def test_cookie_activity(console: tuple[Litestar, Client, dict[str, str]])
     assert [e["action"] for e in listed["items"]] == ["accepted"]
 
 
+async def test_cookie_activity_pages_by_cursor(
+    console: tuple[Litestar, Client, dict[str, str]],
+) -> None:
+    _, client, tokens = console
+    auth = bearer(tokens["admin"])
+    for action in ("accepted", "declined", "accepted"):
+        sent = await client.post(
+            "/api/v1/analytics/events",
+            json={"event_type": "cookie_consent", "action": action, "client_id": "pager"},
+        )
+        assert sent.status_code < 300, sent.text
+    path = "/api/v1/admin/cookie-activity"
+    first = await client.get(path, params={"client_id": "pager", "limit": 2}, headers=auth)
+    assert first.status_code == 200, first.text
+    assert len(first.json()["items"]) == 2
+    assert first.json()["next_cursor"]
+    second = await client.get(
+        path,
+        params={"client_id": "pager", "limit": 2, "cursor": first.json()["next_cursor"]},
+        headers=auth,
+    )
+    [third] = second.json()["items"]
+    assert third["id"] not in {e["id"] for e in first.json()["items"]}
+    assert all(third["created_at"] <= e["created_at"] for e in first.json()["items"])
+    assert second.json()["next_cursor"] is None
+    forged = await client.get(path, params={"cursor": "bm90IGEgY3Vyc29y"}, headers=auth)
+    assert assert_problem(forged, 422, "validation_error")["errors"][0]["field"] == "cursor"
+
+
 async def test_send_email_validation(console: tuple[Litestar, Client, dict[str, str]]) -> None:
     _, client, tokens = console
     auth = bearer(tokens["dev"])
@@ -384,6 +415,34 @@ async def test_send_email_validation(console: tuple[Litestar, Client, dict[str, 
             422,
             "validation_error",
         )
+
+
+@pytest.mark.parametrize(
+    "subject", ["a\x85b", "a\u2028b", "a\u2029b", "a\x0bb", "a\x1cb", "a\x9bb", "a\rb"]
+)
+async def test_a_subject_with_any_line_break_is_refused(
+    console: tuple[Litestar, Client, dict[str, str]], subject: str
+) -> None:
+    app, client, tokens = console
+    auth = bearer(tokens["dev"])
+    mail = {"to": "a@example.com", "subject": subject, "body": "b"}
+    queued = "SELECT id FROM outbox_messages"
+    before = await fetch(app.state.settings, queued)
+    refused = await client.post("/api/v1/admin/send-email", json=mail, headers=auth)
+    body = assert_problem(refused, 422, "validation_error")
+    assert [e["field"] for e in body["errors"]] == ["subject"]
+    assert await fetch(app.state.settings, queued) == before
+
+
+async def test_a_non_ascii_subject_is_sent(
+    console: tuple[Litestar, Client, dict[str, str]],
+) -> None:
+    _, client, tokens = console
+    mail = {"to": "a@example.com", "subject": "Grüße — 日本語 ✓", "body": "b"}
+    sent = await client.post("/api/v1/admin/send-email", json=mail, headers=bearer(tokens["dev"]))
+    assert sent.status_code == 202, sent.text
+    built = to_mime(OutgoingEmail("a@example.com", mail["subject"], "b"), "ops@example.com")
+    assert b"Subject: =?utf-8?" in built.as_bytes()  # the adapter can build it (RFC 2047)
 
 
 async def test_high_alerts_are_mailed_to_operators(make_settings: SettingsFactory) -> None:

@@ -190,3 +190,19 @@ async def test_json_answers_have_their_schemas_and_the_tus_patch_its_headers(
     action = components["EventIn"]["properties"]["action"]
     assert "cookie_consent" in action["description"]
     assert {"accepted", "declined"} <= set(action["description"].replace("`", " ").split())
+
+
+async def test_every_keyset_list_refuses_offset_pages(client: AsyncTestClient[Litestar]) -> None:
+    """A route that takes ``cursor`` pages by keyset: its ``page`` is the keyset one (above 1
+    is a 422 pointing to ``cursor``), never the offset one it would silently ignore."""
+    paths = (await client.get("/api/v1/openapi.json")).json()["paths"]
+    keyset = {}
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            parameters = {p["name"]: p for p in operation.get("parameters", [])}
+            if "cursor" in parameters:
+                keyset[f"{method.upper()} {path}"] = parameters["page"]["description"]
+    assert "GET /api/v1/support-chat/messages" in keyset
+    assert "GET /api/v1/admin/audit-events" in keyset
+    offset = {route for route, description in keyset.items() if "keyset" not in description}
+    assert offset == set()

@@ -133,7 +133,21 @@ async def test_upload_then_read_list_and_download(app: Litestar, client: Client)
     assert counted.json()["downloads"] == 3  # full GETs only: not HEAD, 206 or 304
 
 
-@pytest.mark.parametrize("header", ["bytes=5-2", "bytes=-0", "bytes=5000-", "bytes=x-y"])
+@pytest.mark.parametrize("header", ["bytes=0-0,", "bytes=,0-0"])
+async def test_empty_range_list_elements_are_ignored(
+    app: Litestar, client: Client, header: str
+) -> None:
+    auth = await sign_in(app, client, "ada@example.com")
+    project = (await upload(client, auth, file=b"ab" * 50)).json()
+    response = await client.get(
+        f"{API}/projects/{project['id']}/download", headers={**auth, "Range": header}
+    )
+    assert response.status_code == 206, response.text
+    assert response.content == b"a"
+    assert response.headers["content-range"] == "bytes 0-0/100"
+
+
+@pytest.mark.parametrize("header", ["bytes=5-2", "bytes=-0", "bytes=5000-", "bytes=x-y", "bytes=,"])
 async def test_bad_ranges_are_416_with_the_size(app: Litestar, client: Client, header: str) -> None:
     auth = await sign_in(app, client, "ada@example.com")
     project = (await upload(client, auth, file=b"x" * 100)).json()

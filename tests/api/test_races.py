@@ -36,6 +36,7 @@ from tests.api.identity_helpers import (
     fetch,
     login,
     register,
+    sign_up_admin,
 )
 from tests.api.test_conventions import assert_problem
 from tests.conftest import SettingsFactory, truncate_all
@@ -419,3 +420,35 @@ async def test_a_logout_racing_a_password_change_never_ends_the_kept_session_for
             json={"refresh_token": stolen["refresh_token"], "everywhere": True},
         )
         assert_problem(late, 401, "invalid_refresh_token")
+
+
+async def test_parallel_articles_with_one_title_all_get_a_slug(pg_settings: Settings) -> None:
+    """A generated slug is checked, then inserted: a parallel request can take it in between.
+    Nobody chose it, so the loser takes the next free suffix instead of answering 409."""
+    app = make_app(pg_settings)
+    async with serve(app) as client:
+        admin = await sign_up_admin(client, pg_settings)
+        title = "Parallel Slug Race"
+        answers = await asyncio.gather(
+            *(
+                client.post(
+                    "/api/v1/resources",
+                    json={
+                        "title": title if n % 2 else title.upper(),
+                        "type": "knowledge",
+                        "body": "b",
+                    },
+                    headers=admin,
+                )
+                for n in range(10)
+            )
+        )
+        assert [a.status_code for a in answers] == [201] * 10, [a.text for a in answers]
+        slugs = {a.json()["slug"] for a in answers}
+        assert slugs == {"parallel-slug-race", *(f"parallel-slug-race-{n}" for n in range(2, 11))}
+        chosen = await client.post(
+            "/api/v1/resources",
+            json={"title": title, "slug": "parallel-slug-race-3", "type": "knowledge", "body": "b"},
+            headers=admin,
+        )
+        assert_problem(chosen, 409, "slug_taken")

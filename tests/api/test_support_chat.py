@@ -14,10 +14,19 @@ from litestar.testing import AsyncTestClient
 from orbsurv.domain.identity import Role
 from orbsurv.domain.support import FALLBACK_REPLY, NO_MATCH_REPLY
 from orbsurv.main.app import make_app
+from orbsurv.main.settings import Settings
 from tests.ai_stub import Answer, Failure, Malformed, StubModel
-from tests.api.identity_helpers import Client, bearer, create_account, fetch, login, register
+from tests.api.identity_helpers import (
+    Client,
+    bearer,
+    create_account,
+    fetch,
+    login,
+    register,
+    sign_up,
+)
 from tests.api.test_conventions import assert_problem
-from tests.conftest import SettingsFactory
+from tests.conftest import SettingsFactory, truncate_all
 from tests.data.knowledge_base import RESOURCES
 
 CHAT = "/api/v1/support-chat/messages"
@@ -187,6 +196,32 @@ async def test_the_daily_token_budget(chat_factory: Factory) -> None:
     assert (await chat.ask("bob has his own budget", who="bob")).status_code == 201
 
 
+async def test_a_long_table_does_not_spend_the_day_on_one_question(
+    chat_factory: Factory,
+) -> None:
+    chat = await chat_factory()
+    rows = "\n".join(f"| quota plan {i} | {i} GB storage |" for i in range(1000))
+    created = await chat.client.post(
+        "/api/v1/resources",
+        json={
+            "title": "Storage quota plans",
+            "type": "knowledge",
+            "description": "Storage quota per plan.",
+            "body": f"| plan | storage |\n|---|---|\n{rows}",
+            "published": True,
+        },
+        headers=bearer(chat.tokens["admin"]),
+    )
+    assert created.status_code == 201, created.text
+    first = await chat.ask("What storage quota does each plan have?")
+    assert first.status_code == 201, first.text
+    assert first.json()["sources"] == ["storage-quota-plans"]
+    second = await chat.ask("And which storage quota plan is the biggest?")
+    assert second.status_code == 201, second.text
+    [usage] = await fetch(chat.settings, "SELECT tokens FROM support_token_usage")  # type: ignore[attr-defined]
+    assert usage.tokens < 4_000  # two questions, each with a few bounded passages
+
+
 async def test_the_model_gets_trimmed_history_and_the_system_prompt(
     chat_factory: Factory, model: StubModel
 ) -> None:
@@ -210,6 +245,57 @@ async def test_the_model_gets_trimmed_history_and_the_system_prompt(
     assert first not in contents  # the oldest turn no longer fits 100 tokens
     assert "b" * 200 in contents
     assert len(model.requests[0]["body"]["messages"]) == 2  # system + the first question
+
+
+async def test_the_upstreams_token_count_is_bounded(
+    make_settings: SettingsFactory, model: StubModel, database_url: str
+) -> None:
+    """A negative or absurd ``usage.total_tokens`` neither resets the day's usage nor
+    overflows the counter (asyncpg refused 2**63 - 1 with a 500)."""
+    if database_url.startswith("postgresql"):
+        await truncate_all(database_url)
+    settings = make_settings(
+        DATABASE_URL=database_url,
+        INPROCESS_WORKER="false",
+        AI_BASE_URL=model.base_url,
+        AI_MODEL="stub",
+    )
+    async with AsyncTestClient(make_app(settings)) as client:
+        ada = await sign_up(client)
+        await _bounded_usage(client, settings, model, ada)
+
+
+async def _bounded_usage(
+    client: Client, settings: Settings, model: StubModel, ada: dict[str, str]
+) -> None:
+    async def ask(message: str) -> Any:
+        return await client.post(CHAT, json={"message": message}, headers=ada)
+
+    usage = "SELECT tokens FROM support_token_usage"
+
+    assert (await ask("How do I reset my password?")).status_code == 201
+    [before] = await fetch(settings, usage)
+    assert before.tokens == Answer().total_tokens
+    model.script.append(Answer(total_tokens=-1_000_000))
+    negative = await ask("And how do I change it?")
+    assert negative.status_code == 201, negative.text
+    [after] = await fetch(settings, usage)
+    assert after.tokens == before.tokens  # charged nothing, and nothing given back
+
+    model.script.append(Answer(total_tokens=2**63 - 1))
+    huge = await ask("What is two-factor?")
+    assert huge.status_code == 201, huge.text
+    assert huge.json()["status"] == "complete"
+    [bounded] = await fetch(settings, usage)
+    assert after.tokens < bounded.tokens <= after.tokens + 2 * 20_000
+    [reply] = await fetch(
+        settings,
+        "SELECT tokens FROM support_messages WHERE id = :id",
+        id=huge.json()["reply_id"],
+    )
+    assert reply.tokens == bounded.tokens - after.tokens
+    stored = (await client.get(CHAT, headers=ada)).json()["items"]
+    assert [m["role"] for m in stored] == ["assistant", "user"] * 3
 
 
 @pytest.mark.parametrize(
@@ -302,3 +388,23 @@ async def test_streaming_in_process(chat_factory: Factory) -> None:
     stored = (await chat.client.get(CHAT, headers=bearer(chat.tokens["ada"]))).json()["items"]
     assert stored[0]["id"] == done["reply_id"]
     assert stored[0]["content"] == text
+
+
+async def test_support_lists_refuse_offset_pages(chat_factory: Factory) -> None:
+    chat = await chat_factory()
+    asked = (await chat.ask("hello there")).json()
+    ada, admin = bearer(chat.tokens["ada"]), bearer(chat.tokens["admin"])
+    transcript = f"/api/v1/admin/support/conversations/{asked['conversation_id']}"
+    for path, auth in (
+        (CHAT, ada),
+        ("/api/v1/support-chat/conversations", ada),
+        ("/api/v1/admin/support/conversations", admin),
+        (transcript, admin),
+    ):
+        params = {"page_size": 1, "page": 2}
+        refused = await chat.client.get(path, params=params, headers=auth)
+        body = assert_problem(refused, 422, "validation_error")
+        assert body["errors"][0]["field"] == "page", path
+        assert "cursor" in body["errors"][0]["message"], path
+        first = await chat.client.get(path, params={"page_size": 1, "page": 1}, headers=auth)
+        assert first.status_code == 200, path

@@ -26,6 +26,7 @@ from orbsurv.domain.support import (
     estimate_tokens,
     recent_turns,
     seconds_until_next_day,
+    settled_tokens,
 )
 
 
@@ -126,3 +127,11 @@ def test_cited_sources() -> None:
 def test_seconds_until_next_day() -> None:
     assert seconds_until_next_day(datetime(2026, 11, 30, 23, 59, 30, tzinfo=UTC)) == 30
     assert seconds_until_next_day(datetime(2026, 11, 30, 0, 0, tzinfo=UTC)) == 86_400
+
+
+@pytest.mark.parametrize(
+    ("reported", "charged"),
+    [(None, 300), (42, 42), (0, 0), (-1_000_000, 0), (2**63 - 1, 2_000), (2_000, 2_000)],
+)
+def test_the_upstreams_token_count_is_bounded(reported: int | None, charged: int) -> None:
+    assert settled_tokens(reported, reserved=1_000, estimated=300) == charged

@@ -64,13 +64,23 @@ def test_open_ranges_run_to_the_end(size: int, first: int) -> None:
     assert served.content_range(size) == f"bytes {first}-{size - 1}/{size}"
 
 
-@pytest.mark.parametrize("header", ["bytes=5-2", "bytes=-0", "bytes=-", "bytes=a-b", "bytes=1-2-3"])
+@pytest.mark.parametrize(
+    "header", ["bytes=5-2", "bytes=-0", "bytes=-", "bytes=a-b", "bytes=1-2-3", "bytes=,", "bytes="]
+)
 def test_malformed_bytes_ranges_are_refused(header: str) -> None:
     with pytest.raises(RangeNotSatisfiable):
         parse_range(header, 100)
 
 
+@pytest.mark.parametrize("header", ["bytes=0-0,", "bytes=,0-0", "bytes= , 0-0 ,, ", "bytes=,,-1"])
+def test_empty_list_elements_are_skipped(header: str) -> None:
+    """RFC 9110 §5.6.1: recipients accept and ignore empty list elements."""
+    expected = ByteRange(99, 99) if header.endswith("-1") else ByteRange(0, 0)
+    assert parse_range(header, 100) == expected
+
+
 def test_several_ranges_and_other_units_mean_the_whole_body() -> None:
+    assert parse_range("bytes=0-0,,5-9,", 100) is None
     assert parse_range("bytes=0-0,5-9", 100) is None
     assert parse_range("items=0-5", 100) is None
     with pytest.raises(RangeNotSatisfiable):

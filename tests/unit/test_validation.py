@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orbsurv.adapters.validation import checked_email
+from orbsurv.adapters.validation import checked_email, checked_header_text
 from orbsurv.domain.errors import FieldInvalid
 
 
@@ -29,3 +29,13 @@ def test_plain_international_addresses_are_kept(address: str) -> None:
 
 def test_a_compatibility_form_in_the_domain_maps_to_the_plain_domain() -> None:
     assert checked_email("dev@\uff45xample.com") == "dev@example.com"  # IDNA, UTS #46
+
+
+def test_every_line_break_python_knows_is_refused_in_header_text() -> None:
+    breaks = [c for c in map(chr, range(0x110000)) if len(f"a{c}b".splitlines()) > 1]
+    assert {"\r", "\n", "\x85", "\u2028", "\u2029"} <= set(breaks)
+    for character in [*breaks, "\x00", "\t", "\x7f", "\x9b"]:
+        with pytest.raises(FieldInvalid) as refused:
+            checked_header_text(f"a{character}b", field="subject")
+        assert refused.value.field == "subject"
+    assert checked_header_text("Grüße — 日本語 ✓", field="subject") == "Grüße — 日本語 ✓"

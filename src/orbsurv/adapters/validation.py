@@ -16,12 +16,21 @@ _HOST = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
 _STAND_IN_DOMAIN = "example.com"
 
 
+_HEADER_REFUSED_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+
+
 def checked_header_text(value: str, *, field: str) -> str:
     """``value`` for a mail header (Subject, a display name), or ``FieldInvalid`` naming
-    ``field`` when it holds a line break or another control character: CR/LF would end the
-    header and start a new one (header injection, RFC 5322 section 2.2)."""
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise FieldInvalid(field, "must be one line without control characters (no CR or LF)")
+    ``field`` when it holds a line break or another control character.
+
+    CR/LF would end the header and start a new one (header injection, RFC 5322 section 2.2);
+    Python's ``email`` package also breaks header lines at every character ``str.splitlines``
+    knows (VT, FF, FS/GS/RS, NEL U+0085, U+2028, U+2029) and then refuses to build the
+    message, so such a subject would be accepted and never sent. Refused: every C0 and C1
+    control and DEL (Unicode category Cc) and the line and paragraph separators (Zl, Zp),
+    which covers all of those; other non-ASCII text is fine (encoded per RFC 2047)."""
+    if any(unicodedata.category(c) in _HEADER_REFUSED_CATEGORIES for c in value):
+        raise FieldInvalid(field, "must be one line without control characters or line breaks")
     return value
 
 

@@ -8,9 +8,11 @@ the order of §13.2.2). ``Content-Disposition`` follows RFC 6266 with RFC 8187 `
 Policy choices, each allowed by RFC 9110:
 * several ranges in one ``Range`` header are answered with the whole body (200), never
   ``multipart/byteranges`` (§14.2 lets a server ignore ``Range``);
-* a ``Range`` header in the ``bytes`` unit that does not parse (``bytes=5-2``, ``bytes=x``) or
-  that no byte satisfies (``bytes=-0``, a start past the end) is answered 416, so a client learns
-  at once that it asked for something impossible; another unit is ignored (200).
+* a ``Range`` header in the ``bytes`` unit that does not parse (``bytes=5-2``, ``bytes=x``,
+  ``bytes=,`` with no range at all) or that no byte satisfies (``bytes=-0``, a start past the
+  end) is answered 416, so a client learns at once that it asked for something impossible;
+  another unit is ignored (200). Empty list elements are skipped (§5.6.1): ``bytes=0-0,`` is
+  the first byte.
 """
 
 from __future__ import annotations
@@ -206,16 +208,22 @@ def parse_range(header: str, size: int) -> ByteRange | None:
     """The one range to serve from a ``Range`` header for a representation of ``size`` bytes.
 
     ``None`` means serve the whole body (another unit, or several ranges). Raise
-    ``RangeNotSatisfiable`` for a malformed or unsatisfiable ``bytes`` range."""
+    ``RangeNotSatisfiable`` for a malformed or unsatisfiable ``bytes`` range.
+
+    Empty list elements are skipped, as RFC 9110 §5.6.1 requires of recipients
+    (``bytes=0-0,`` and ``bytes=,0-0`` are the first byte). A range set with no element left
+    (``bytes=,``) is malformed: the grammar (``1#range-spec``, §14.1.2) needs one, so 416."""
     unit, _, spec = header.partition("=")
     if unit.strip().lower() != "bytes":
         return None
-    specs = spec.split(",")
+    specs = [element for element in spec.split(",") if element.strip(" \t")]
     if len(specs) > 1:
         if all(_RANGE_SPEC.match(s) for s in specs):
             return None
         raise RangeNotSatisfiable(size)
-    match = _RANGE_SPEC.match(spec)
+    if not specs:
+        raise RangeNotSatisfiable(size)
+    match = _RANGE_SPEC.match(specs[0])
     if match is None:
         raise RangeNotSatisfiable(size)
     first, last = match.groups()

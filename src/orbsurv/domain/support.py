@@ -48,6 +48,23 @@ def estimate_tokens(text: str) -> int:
     return max(1, math.ceil(len(text) / CHARS_PER_TOKEN))
 
 
+USAGE_OVERRUN_FACTOR = 2
+
+
+def settled_tokens(reported: int | None, reserved: int, estimated: int) -> int:
+    """Tokens a finished turn is charged, given the upstream's reported ``usage.total_tokens``
+    (``None`` when it reported none: then ``estimated``, the prompt estimate plus the reply's
+    estimate) and the ``reserved`` worst case.
+
+    The figure comes from outside and is bounded to ``0..USAGE_OVERRUN_FACTOR * reserved``: a
+    negative count would hand back more than was reserved (a user's whole day reset), an
+    absurd one (2**63 - 1) would overflow the usage counter. Twice the reservation leaves room
+    for a real tokenizer counting more than the four-characters-per-token estimate (dense
+    scripts, code) while one turn can never charge more than two turns' worth."""
+    charged = estimated if reported is None else reported
+    return max(0, min(charged, USAGE_OVERRUN_FACTOR * max(reserved, 0)))
+
+
 @dataclass(frozen=True, slots=True)
 class Turn:
     speaker: Speaker

@@ -23,7 +23,7 @@ from bm25s.tokenization import Tokenized
 from orbsurv.domain.content import Resource
 from orbsurv.domain.support import NO_MATCH_REPLY, AssistantReply, Passage, Turn
 
-PASSAGE_CHARS = 700  # a passage is about one paragraph or two
+PASSAGE_CHARS = 700  # the most characters in a passage: about one paragraph or two
 EXCERPT_CHARS = 400
 INLINE_SEARCH_MAX_PASSAGES = 2_000  # above this, searches run in a worker thread
 _WORD = re.compile(r"[a-z0-9]+")
@@ -64,20 +64,50 @@ def tokenize(text: str) -> list[str]:
     return [_stem(word) for word in _WORD.findall(text.lower()) if word not in STOPWORDS]
 
 
-def passages_of(resource: Resource) -> list[str]:
-    """The resource's body cut into passages of about ``PASSAGE_CHARS`` at paragraph breaks;
-    the description alone when there is no body."""
-    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", resource.body) if p.strip()]
-    chunks: list[str] = []
+def _packed(pieces: Sequence[str], joiner: str, limit: int) -> list[str]:
+    """``pieces`` (each at most ``limit`` characters) joined greedily with ``joiner`` into
+    runs of at most ``limit`` characters, in order."""
+    runs: list[str] = []
     current = ""
-    for paragraph in paragraphs:
-        if current and len(current) + len(paragraph) > PASSAGE_CHARS:
-            chunks.append(current)
+    for piece in pieces:
+        if current and len(current) + len(joiner) + len(piece) > limit:
+            runs.append(current)
             current = ""
-        current = f"{current}\n\n{paragraph}" if current else paragraph
+        current = f"{current}{joiner}{piece}" if current else piece
     if current:
-        chunks.append(current)
-    return chunks or [resource.description]
+        runs.append(current)
+    return runs
+
+
+def _fitted(block: str, limit: int) -> list[str]:
+    """``block`` cut into pieces of at most ``limit`` characters: at line ends first (a table
+    keeps whole rows), then at whitespace inside a line too long alone, then hard for a single
+    word longer than ``limit``."""
+    if len(block) <= limit:
+        return [block]
+    lines = [line.rstrip() for line in block.splitlines() if line.strip()]
+    if len(lines) > 1:
+        return _packed([p for line in lines for p in _fitted(line, limit)], "\n", limit)
+    words = block.split()
+    if len(words) > 1:
+        return _packed([p for word in words for p in _fitted(word, limit)], " ", limit)
+    word = block.strip()
+    return [word[start : start + limit] for start in range(0, len(word), limit)]
+
+
+def passages_of(resource: Resource) -> list[str]:
+    """The resource's body cut into passages of at most ``PASSAGE_CHARS`` characters,
+    paragraphs kept whole and packed together while they fit; a paragraph longer than that
+    (a table, a list with no blank lines) is cut at line ends, then at whitespace, then hard.
+    The description alone (cut the same way) when there is no body.
+
+    The bound matters beyond readability: a passage's estimated size is charged to the user's
+    daily token budget as prompt, so one oversized passage could spend a day's budget."""
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", resource.body) if p.strip()]
+    pieces = [piece for paragraph in paragraphs for piece in _fitted(paragraph, PASSAGE_CHARS)]
+    if not pieces:
+        pieces = _fitted(resource.description.strip(), PASSAGE_CHARS)
+    return _packed(pieces, "\n\n", PASSAGE_CHARS) or [resource.description]
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import inject
 from orbsurv.adapters.http.inputs import in_utc
 from orbsurv.adapters.http.openapi import documented
-from orbsurv.adapters.http.pagination import encode_cursor, provide_cursor, provide_stream_page
+from orbsurv.adapters.http.pagination import KEYSET_PAGING, encode_cursor, provide_cursor
 from orbsurv.adapters.http.schemas import Email, Instant, UserOut, request_email
 from orbsurv.adapters.validation import checked_header_text
 from orbsurv.application.console.operate import (
@@ -45,7 +45,7 @@ from orbsurv.domain.pagination import CursorPage, PageRequest
 READERS = {"operator": Provide(requires(Permission.READ_CONSOLE))}
 DEVS = {"operator": Provide(requires(Permission.ADMINISTER))}
 # Streams page by keyset only: `page` beyond the first is refused and points to `cursor`.
-STREAM_READERS = {**READERS, "paging": Provide(provide_stream_page, sync_to_thread=False)}
+STREAM_READERS = {**READERS, **KEYSET_PAGING}
 Operator = NamedDependency[Principal]
 Paging = NamedDependency[PageRequest]
 Id = Annotated[str, Parameter(max_length=64)]
@@ -351,6 +351,10 @@ async def acknowledge(
     "/admin/cookie-activity",
     tags=["console"],
     summary="Cookie-consent events",
+    description=(
+        "Newest first; `client_id` or `user_id` narrows the list. Keyset paging: pass "
+        "`next_cursor` back as `cursor`."
+    ),
     dependencies=STREAM_READERS,
     security=SECURITY,
 )
@@ -361,9 +365,12 @@ async def cookie_activity(
     store: FromDishka[ConsentViews],
     client_id: Annotated[str | None, Parameter(max_length=128)] = None,
     user_id: Annotated[str | None, Parameter(max_length=64)] = None,
+    cursor: Annotated[str | None, Parameter(max_length=512)] = None,
 ) -> StreamPage:
-    items = await store.consent(client_id=client_id, user_id=user_id, limit=paging.page_size)
-    return StreamPage(items=items, next_cursor=None, page_size=paging.page_size)
+    page = await store.consent(
+        client_id=client_id, user_id=user_id, cursor=provide_cursor(cursor), limit=paging.page_size
+    )
+    return _stream_page(page, paging.page_size)
 
 
 def _cell(value: Any) -> str:

@@ -52,7 +52,8 @@ DOWNLOAD_RESPONSE_HEADERS = (
 )
 DOWNLOAD_DESCRIPTION = (
     "Streams the file. One `Range: bytes=a-b` answers 206 with `Content-Range`; several ranges "
-    "answer 200 with the whole body; a malformed or unsatisfiable bytes range answers 416 with "
+    "answer 200 with the whole body; empty list elements are ignored (`bytes=0-0,` is the first "
+    "byte); a malformed (`bytes=,` included) or unsatisfiable bytes range answers 416 with "
     "`Content-Range: bytes */size`. `If-None-Match` with the `ETag` answers 304; `If-Range` "
     "with a stale validator answers the whole body. HEAD answers the same headers without a "
     "body. A download is counted once per completed full transfer. Headers: "

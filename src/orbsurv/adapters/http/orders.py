@@ -32,7 +32,7 @@ from orbsurv.adapters.http.di import inject
 from orbsurv.adapters.http.identity import TokenPair
 from orbsurv.adapters.http.leads import Protected
 from orbsurv.adapters.http.openapi import documented
-from orbsurv.adapters.http.pagination import encode_cursor, provide_cursor
+from orbsurv.adapters.http.pagination import KEYSET_PAGING, encode_cursor, provide_cursor
 from orbsurv.adapters.http.schemas import Email, Name, Password, blank_to_none, request_email
 from orbsurv.application.orders.manage import CancelOrder, ListMyOrders, ListOrders
 from orbsurv.application.orders.place import OrderRequest, PlaceOrder
@@ -304,7 +304,7 @@ async def my_orders(
             generate_examples=False,
         )
     },
-    dependencies=READERS,
+    dependencies={**READERS, **KEYSET_PAGING},
     security=SECURITY,
 )
 @inject

@@ -9,6 +9,7 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated
 
+from litestar.di import Provide
 from litestar.params import Parameter
 
 from orbsurv.adapters.http.inputs import unstorable
@@ -57,6 +58,12 @@ def provide_stream_page(
             "this list pages by keyset: pass the previous answer's next_cursor as cursor",
         )
     return PageRequest.clamped(1, page_size if page_size is not None else limit)
+
+
+KEYSET_PAGING = {"paging": Provide(provide_stream_page, sync_to_thread=False)}
+"""Route dependencies of every keyset-paged list (one that takes ``cursor``): its ``paging``
+refuses ``page`` above 1 instead of answering the first page again. A convention test checks
+that every route with a ``cursor`` parameter uses it."""
 
 
 def encode_cursor(cursor: Cursor) -> str:

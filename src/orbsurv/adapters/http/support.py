@@ -20,7 +20,7 @@ from orbsurv.adapters.http.auth import SECURITY, requires
 from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.content import statuses
 from orbsurv.adapters.http.di import inject
-from orbsurv.adapters.http.pagination import encode_cursor, provide_cursor
+from orbsurv.adapters.http.pagination import KEYSET_PAGING, encode_cursor, provide_cursor
 from orbsurv.adapters.http.schemas import blank_to_none
 from orbsurv.application.support.chat import (
     AnswerSupport,
@@ -238,6 +238,7 @@ async def ask(
     "/support-chat/messages",
     tags=["support"],
     summary="My support messages",
+    dependencies=KEYSET_PAGING,
     description=(
         "Newest first by keyset (`next_cursor` back as `cursor`); `conversation_id` narrows to "
         "one of your conversations (another user's is 404). `limit` is 1..100."
@@ -263,6 +264,7 @@ async def my_messages(
     "/support-chat/conversations",
     tags=["support"],
     summary="My support conversations",
+    dependencies=KEYSET_PAGING,
     description="Newest first by keyset (`next_cursor` back as `cursor`).",
     security=SECURITY,
     responses=statuses(s401="Not signed in"),
@@ -283,7 +285,7 @@ async def my_conversations(
     tags=["console"],
     summary="Support conversations of every user (audited)",
     description="Newest first by keyset; `user_id` narrows to one user. Every read is audited.",
-    dependencies=READERS,
+    dependencies={**READERS, **KEYSET_PAGING},
     security=SECURITY,
     responses=statuses(s401="Not signed in", s403="Not an operator"),
 )
@@ -314,7 +316,7 @@ async def all_conversations(
     tags=["console"],
     summary="One support conversation's messages (audited)",
     description="Newest first by keyset. Every read is audited.",
-    dependencies=READERS,
+    dependencies={**READERS, **KEYSET_PAGING},
     security=SECURITY,
     responses=statuses(s401="Not signed in", s403="Not an operator", s404="No such conversation"),
 )

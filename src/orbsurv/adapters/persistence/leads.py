@@ -185,8 +185,8 @@ class SqlAnalyticsStore:
         )
 
     async def consent(
-        self, *, client_id: str | None, user_id: str | None, limit: int
-    ) -> list[dict[str, Any]]:
+        self, *, client_id: str | None, user_id: str | None, cursor: Cursor | None, limit: int
+    ) -> CursorPage[dict[str, Any]]:
         query = sa.select(analytics_events).where(
             analytics_events.c.event_type == EventType.COOKIE_CONSENT.value
         )
@@ -194,9 +194,12 @@ class SqlAnalyticsStore:
             query = query.where(analytics_events.c.client_id == client_id)
         if user_id is not None:
             query = query.where(analytics_events.c.actor_user_id == user_id)
-        rows = await self._conn.execute(
-            query.order_by(
-                analytics_events.c.created_at.desc(), analytics_events.c.id.desc()
-            ).limit(limit)
+        rows, next_cursor = await newest_first(
+            self._conn,
+            query,
+            created_at=analytics_events.c.created_at,
+            id_=analytics_events.c.id,
+            cursor=cursor,
+            limit=limit,
         )
-        return [as_dict(row) for row in rows]
+        return CursorPage(items=[as_dict(row) for row in rows], next_cursor=next_cursor)

@@ -5,6 +5,11 @@ audited with the fields it touched.
 Slugs are normalised by the domain, so the database's unique index on the slug also refuses case
 variants: a duplicate is a 409 ``slug_taken``, decided by the database, never a 500. A slug made
 from the title takes the first free ``-2``, ``-3``... suffix instead, since nobody chose it.
+Checking for a free slug and inserting it are two statements, so a parallel request with the same
+title can take the slug in between: the database refuses the second insert, and a generated slug
+is then looked for again (the winner's is now visible), at most ``GENERATED_SLUG_RACES`` times
+(each lost race means another request took a slug, so parallel requests settle quickly), then
+once with a random suffix. Only a slug the client chose is answered 409.
 """
 
 from __future__ import annotations
@@ -16,11 +21,16 @@ from orbsurv.application.content.ports import ResourceFilter, ResourceRepository
 from orbsurv.application.ports import AuditLog, Clock, UnitOfWork
 from orbsurv.domain.audit import AuditEvent, RequestContext
 from orbsurv.domain.content import Resource, ResourceChange, ResourceDraft, slugify
-from orbsurv.domain.errors import NotFound
+from orbsurv.domain.errors import Conflict, NotFound
 from orbsurv.domain.identity import Permission, Principal
 from orbsurv.domain.pagination import Page, PageRequest
 
 GENERATED_SLUG_TRIES = 50
+GENERATED_SLUG_RACES = 20
+
+
+def _random_suffix(base: str) -> str:
+    return f"{base[:111].rstrip('-')}-{uuid.uuid4().hex[:8]}"
 
 
 def can_manage(principal: Principal | None) -> bool:
@@ -70,15 +80,29 @@ class CreateResource:
             candidate = base[: 120 - len(suffix)].rstrip("-") + suffix
             if not await self.resources.slug_exists(candidate):
                 return candidate
-        return f"{base[:111].rstrip('-')}-{uuid.uuid4().hex[:8]}"
+        return _random_suffix(base)
+
+    async def _added(self, resource: Resource, title: str) -> None:
+        """Insert ``resource`` under a generated slug, looking again when a parallel request
+        took it first (``Conflict`` ``slug_taken`` from the database's unique index)."""
+        for _ in range(GENERATED_SLUG_RACES):
+            resource.slug = await self._free_slug(title)
+            try:
+                await self.resources.add(resource)
+                return
+            except Conflict as exc:
+                if exc.code != "slug_taken":
+                    raise
+        resource.slug = _random_suffix(slugify(title))
+        await self.resources.add(resource)
 
     async def __call__(
         self, editor: Principal, draft: ResourceDraft, context: RequestContext
     ) -> Resource:
+        """Raise ``Conflict`` (``slug_taken``) when the client's own slug exists."""
         now = self.clock.now()
-        slug = draft.slug if draft.slug is not None else await self._free_slug(draft.title)
         resource = Resource(
-            slug=slug,
+            slug=draft.slug or "",
             title=draft.title,
             type=draft.type,
             description=draft.description,
@@ -89,7 +113,11 @@ class CreateResource:
             updated_at=now,
             created_by=editor.user_id,
         )
-        await self.resources.add(resource)
+        if draft.slug is not None:
+            await self.resources.add(resource)
+        else:
+            await self._added(resource, draft.title)
+        slug = resource.slug
         await self.audit.record(
             AuditEvent(
                 action="resource.created",

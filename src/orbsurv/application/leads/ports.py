@@ -74,9 +74,11 @@ class AnalyticsStore(Protocol):
     ) -> None: ...
 
     async def consent(
-        self, *, client_id: str | None, user_id: str | None, limit: int
-    ) -> list[dict[str, Any]]:
-        """Cookie-consent events of one client or one user, newest first."""
+        self, *, client_id: str | None, user_id: str | None, cursor: Cursor | None, limit: int
+    ) -> CursorPage[dict[str, Any]]:
+        """Cookie-consent events (of one client or one user when given), newest first by
+        (created_at, id): at most ``limit`` strictly after ``cursor``, and the next cursor
+        when more remain."""
         ...
 
 

@@ -55,6 +55,7 @@ from orbsurv.domain.support import (
     estimate_tokens,
     recent_turns,
     seconds_until_next_day,
+    settled_tokens,
 )
 
 logger = logging.getLogger(__name__)
@@ -228,7 +229,8 @@ class AnswerSupport:
         )
 
     async def _store(self, turn: OpenTurn, message: ChatMessage, used: int | None) -> None:
-        spent = used if used is not None else turn.prompt_tokens + estimate_tokens(message.text)
+        estimated = turn.prompt_tokens + estimate_tokens(message.text)
+        spent = settled_tokens(used, turn.reserved_tokens, estimated)
         settlement = Settlement(turn.user_id, turn.day, turn.reserved_tokens, spent)
         await _shielded(self.replies.record(message, settlement))
 
