@@ -536,6 +536,12 @@ class Pong(msgspec.Struct, frozen=True):
     "/admin/ping",
     tags=["console"],
     summary="Console check: needs a dev session opened with a one-time code",
+    description=(
+        "200 with the caller's id and scope when the session may write in the console (the dev "
+        "role, signed in with a one-time code). 403 `dev_session_required` for a dev signed in "
+        "without a code (a client can call it to know whether to ask for one), 403 `forbidden` "
+        "for every other role, admin included."
+    ),
     security=SECURITY,
     dependencies={"operator": Provide(requires(Permission.ADMINISTER))},
 )
