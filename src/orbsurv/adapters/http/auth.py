@@ -25,6 +25,7 @@ from litestar.di import NamedDependency
 from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 
 from orbsurv.adapters.http.client import request_context
+from orbsurv.adapters.http.context import header
 from orbsurv.adapters.http.di import app_container
 from orbsurv.application.console.denials import RecordDenial
 from orbsurv.application.identity.authenticate import Authenticate
@@ -149,19 +150,11 @@ def check_csrf(request: Request[Any, Any, Any], session_id: str | None = None) -
         raise Forbidden("Send the X-CSRF-Token header with cookie sign-in.", code="csrf_failed")
 
 
-def _raw_header(request: Request[Any, Any, Any], name: bytes) -> str | None:
-    """One header straight from the ASGI scope (cheaper than building ``request.headers``)."""
-    for key, value in request.scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None
-
-
 def bearer_token(request: Request[Any, Any, Any]) -> str | None:
-    header = _raw_header(request, b"authorization")
-    if header is None:
+    authorization = header(request.scope["headers"], b"authorization")
+    if authorization is None:
         return None
-    scheme, _, token = header.partition(" ")
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("Use 'Authorization: Bearer <token>'.", code="invalid_token")
     return token.strip()

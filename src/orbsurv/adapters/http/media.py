@@ -15,6 +15,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import BodyKwarg
 
+from orbsurv.adapters.http.context import header
 from orbsurv.adapters.http.inputs import MalformedBody, check_headers, check_strings, decode_json
 
 
@@ -51,10 +52,8 @@ def media_type(request: Request[Any, Any, Any]) -> str:
     """The request's media type (RFC 9110 section 8.3.1) in lower case, without parameters; ""
     without a ``Content-Type``. Read from the raw header: no header map is built and nothing is
     parsed for the many requests that carry no body."""
-    for name, value in request.scope["headers"]:
-        if name == b"content-type":
-            return value.decode("latin-1").partition(";")[0].strip().lower()
-    return ""
+    value = header(request.scope["headers"], b"content-type")
+    return "" if value is None else value.partition(";")[0].strip().lower()
 
 
 def is_json(content_type: str) -> bool:
