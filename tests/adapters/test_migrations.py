@@ -90,3 +90,31 @@ async def test_0015_stops_and_names_versions_that_differ_only_in_build_metadata(
     )
     with pytest.raises(RuntimeError, match=r"1\.0\.0\+a and 1\.0\.0\+b"):
         await asyncio.to_thread(upgrade, url, "head")
+
+
+def _orders_at_0015(path: Path) -> str:
+    url = sqlite_url(path)
+    upgrade(url, "0015")
+    with sqlite3.connect(path) as db:
+        db.executemany(
+            "INSERT INTO users (id, email, password_hash, role, email_verified, is_active,"
+            " created_at, updated_at) VALUES (?, ?, 'x', 'user', ?, 1, '2026-11-30 00:00:00',"
+            " '2026-11-30 00:00:00')",
+            [("squatter", "a@example.com", 0), ("owner", "b@example.com", 1)],
+        )
+        db.executemany(
+            "INSERT INTO orders (id, created_at, updated_at, email, name, plan_type, price_cents,"
+            " currency, status, user_id) VALUES (?, '2026-11-30 00:00:00', '2026-11-30 00:00:00',"
+            " ?, 'Ada', 'starter', 29900, 'USD', 'pending', ?)",
+            [("o1", "a@example.com", "squatter"), ("o2", "b@example.com", "owner")],
+        )
+    return url
+
+
+async def test_0016_unlinks_the_orders_of_unverified_accounts(tmp_path: Path) -> None:
+    path = tmp_path / "orders.db"
+    url = await asyncio.to_thread(_orders_at_0015, path)
+    await asyncio.to_thread(upgrade, url, "head")
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT id, user_id FROM orders ORDER BY id").fetchall()
+    assert rows == [("o1", None), ("o2", "owner")]

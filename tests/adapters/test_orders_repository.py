@@ -14,7 +14,7 @@ from orbsurv.adapters.persistence.orders import (
     SqlOrderRepository,
     SqlRegistrationLinks,
 )
-from orbsurv.adapters.persistence.tables import order_links
+from orbsurv.adapters.persistence.tables import order_links, users
 from orbsurv.adapters.persistence.users import SqlUserRepository
 from orbsurv.domain.identity import Role, User, new_id
 from orbsurv.domain.orders import DEFAULT_PLANS, LinkState, Order, OrderStatus, PlanCatalogue
@@ -128,6 +128,27 @@ async def test_claiming_takes_the_unlinked_orders_of_the_address_only(
         }
         assert all(o.updated_at == later for o in mine.items)
         assert [o.id for o in (await repo.mine(someone, PageRequest())).items] == [held.id]
+
+
+async def test_the_unlinked_orders_of_a_verified_address_are_the_accounts(
+    engine: AsyncEngine,
+) -> None:
+    """An order placed while its address was being verified may miss the claim (it read the
+    account unverified, and the claim ran before it was stored): it is still listed."""
+    user_id = await add_user(engine, "a@example.com")
+    late, elsewhere = order(), order("b@example.com")
+    async with engine.connect() as conn:
+        repo = SqlOrderRepository(conn)
+        for item in (late, elsewhere):
+            await repo.add(item)
+        await conn.commit()
+        assert (await repo.mine(user_id, PageRequest())).total == 0  # not verified yet
+        await conn.execute(
+            users.update().where(users.c.id == user_id).values(email_verified=True)
+        )
+        await conn.commit()
+        mine = await repo.mine(user_id, PageRequest())
+        assert (mine.total, [o.id for o in mine.items]) == (1, [late.id])
 
 
 async def test_cancel_is_one_conditional_update(engine: AsyncEngine) -> None:

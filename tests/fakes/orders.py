@@ -15,6 +15,7 @@ from orbsurv.domain.pagination import Cursor, CursorPage, Page, PageRequest
 class FakeOrders:
     def __init__(self) -> None:
         self.rows: dict[str, Order] = {}
+        self.verified_addresses: dict[str, str] = {}  # user id -> the address it verified
 
     async def add(self, order: Order) -> None:
         self.rows[order.id] = order
@@ -61,7 +62,12 @@ class FakeOrders:
         return True
 
     async def mine(self, user_id: str, page: PageRequest) -> Page[Order]:
-        found = [o for o in self._newest() if o.user_id == user_id]
+        address = self.verified_addresses.get(user_id)
+        found = [
+            o
+            for o in self._newest()
+            if o.user_id == user_id or (o.user_id is None and address and o.email == address)
+        ]
         return Page(
             items=found[page.offset : page.offset + page.page_size],
             total=len(found),

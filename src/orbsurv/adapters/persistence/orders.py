@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from orbsurv.adapters.persistence.keyset import newest_first
-from orbsurv.adapters.persistence.tables import order_links, orders
+from orbsurv.adapters.persistence.tables import order_links, orders, users
 from orbsurv.domain.orders import Order, OrderStatus, RegistrationLink
 from orbsurv.domain.pagination import Cursor, CursorPage, Page, PageRequest
 
@@ -123,7 +123,15 @@ class SqlOrderRepository:
         return bool(result.rowcount)
 
     async def mine(self, user_id: str, page: PageRequest) -> Page[Order]:
-        where = orders.c.user_id == user_id
+        verified_address = (
+            sa.select(users.c.email)
+            .where(users.c.id == user_id, users.c.email_verified.is_(True))
+            .scalar_subquery()
+        )
+        where = sa.or_(
+            orders.c.user_id == user_id,
+            sa.and_(orders.c.user_id.is_(None), orders.c.email == verified_address),
+        )
         total = (
             await self._conn.execute(sa.select(sa.func.count()).select_from(orders).where(where))
         ).scalar_one()

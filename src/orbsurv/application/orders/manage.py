@@ -18,8 +18,9 @@ class ListMyOrders:
     orders: OrderRepository
 
     async def __call__(self, principal: Principal, page: PageRequest) -> Page[Order]:
-        """Orders linked to the caller's account (placed while signed up, or completed by the
-        registration link), newest first."""
+        """Orders linked to the caller's account (placed while signed up with a verified address,
+        completed by the registration link, or claimed when the address was verified) and the
+        unlinked orders of its verified address, newest first."""
         return await self.orders.mine(principal.user_id, page)
 
 

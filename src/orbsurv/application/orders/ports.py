@@ -43,7 +43,10 @@ class OrderRepository(Protocol):
         ...
 
     async def mine(self, user_id: str, page: PageRequest) -> Page[Order]:
-        """The user's orders, newest first, ties broken by id."""
+        """The user's orders, newest first, ties broken by id: those linked to the account, and
+        those of its address that no account holds while the account has verified the address
+        (an order placed while the address was being verified is read as claimed, though the
+        claim ran before the order was stored)."""
         ...
 
     async def page(
