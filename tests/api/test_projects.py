@@ -302,6 +302,13 @@ async def test_is_public_and_visibility_must_agree(
     by_word = await client.post(f"{API}/projects", headers=owner, **only_the_word)
     assert by_word.status_code == 201, by_word.text
     assert by_word.json()["is_public"] is True
+    # An empty input counts as absent (docs/api.md): a form's blank field never conflicts.
+    blank_flag = await upload(client, owner, is_public="", visibility="public")
+    assert blank_flag.status_code == 201, blank_flag.text
+    assert blank_flag.json()["is_public"] is True
+    blank_word = await upload(client, owner, is_public="true", visibility=" ")
+    assert blank_word.status_code == 201, blank_word.text
+    assert blank_word.json()["is_public"] is True
 
 
 async def test_a_multi_part_extension_is_accepted(make_settings: SettingsFactory) -> None:

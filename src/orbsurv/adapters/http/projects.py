@@ -54,7 +54,7 @@ MAX_PARTS = 16
 FIELDS = ("name", "description", "version", "is_public", "visibility")
 ProjectId = Annotated[str, Parameter(max_length=64, description="The project's id")]
 _TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off", ""}
+_FALSE = {"false", "0", "no", "off"}
 
 
 def _problem(description: str) -> ResponseSpec:
@@ -127,7 +127,9 @@ def viewer_of(request: Request[Any, Any, Any], principal: Principal) -> Viewer:
 
 
 def _flag(value: str | None, field: str) -> bool | None:
-    if value is None:
+    """A form field's true/false; ``None`` when absent or empty (an empty input counts as
+    absent, docs/api.md); ``FieldInvalid`` on ``field`` for any other word."""
+    if value is None or not value.strip():
         return None
     lowered = value.strip().lower()
     if lowered in _TRUE:
@@ -138,7 +140,8 @@ def _flag(value: str | None, field: str) -> bool | None:
 
 
 def _visibility(value: str | None) -> Visibility | None:
-    if value is None:
+    """A form's ``visibility`` (public or private, any case); ``None`` when absent or empty."""
+    if value is None or not value.strip():
         return None
     try:
         return Visibility(value.strip().lower())
