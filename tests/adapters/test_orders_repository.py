@@ -143,9 +143,7 @@ async def test_the_unlinked_orders_of_a_verified_address_are_the_accounts(
             await repo.add(item)
         await conn.commit()
         assert (await repo.mine(user_id, PageRequest())).total == 0  # not verified yet
-        await conn.execute(
-            users.update().where(users.c.id == user_id).values(email_verified=True)
-        )
+        await conn.execute(users.update().where(users.c.id == user_id).values(email_verified=True))
         await conn.commit()
         mine = await repo.mine(user_id, PageRequest())
         assert (mine.total, [o.id for o in mine.items]) == (1, [late.id])
