@@ -232,7 +232,12 @@ async def reset_page() -> Response[Any]:
     media_type="text/html",
     status_code=200,
     responses=HTML_ERRORS,
-    opt=documented(body=ResetPageForm, form=True, body_required=False),
+    opt=documented(
+        body=ResetPageForm,
+        form=True,
+        body_required=False,
+        problems={400: "A body that is not JSON or form data answers problem+json instead."},
+    ),
 )
 @inject
 async def reset_page_submit(

@@ -16,8 +16,10 @@ correct description by following the pattern, never by patching the document by 
 * ``headers={name: {...}}``: request headers a handler reads itself (the tus ``Upload-Offset``),
   added as ``in: header`` parameters (``required``, ``description``, ``schema``) for the document
   only, so Litestar's validation and the handler's own error answers stay as they are;
-* ``problems={status: description}``: problem+json answers Litestar cannot declare itself
-  (a status outside ``http.HTTPStatus``, such as tus's 460 checksum mismatch).
+* ``problems={status: description}``: problem+json answers Litestar cannot declare itself (a
+  status outside ``http.HTTPStatus``, such as tus's 460 checksum mismatch), or that share a
+  status with another media type (an HTML page's 400 for a body it cannot read): added beside
+  what the status already declares, the description appended.
 
 Then rules that hold for every operation (each one a line in ``complete``): every Struct schema is a
 named component whose title is its name (generators name models by title), problem+json is one
@@ -146,11 +148,11 @@ def _apply(operation: dict[str, Any], meta: Documented, schemas: _Schemas) -> No
             answer.pop("content", None)
         else:
             answer["content"] = {"application/json": {"schema": schemas.ref(kind)}}
-    for status, description in meta.problems.items():
-        responses[str(status)] = {
-            "description": description,
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": dict(PROBLEM_REF)}},
-        }
+    for status, description in meta.problems.items():  # beside what the status already has
+        answer = responses.setdefault(str(status), {"description": description})
+        if answer["description"] != description:
+            answer["description"] = f"{answer['description']} {description}"
+        answer.setdefault("content", {})[PROBLEM_MEDIA_TYPE] = {"schema": dict(PROBLEM_REF)}
     for parameter in operation.get("parameters", []):
         extra = meta.parameters.get(parameter.get("name", ""))
         if extra:
