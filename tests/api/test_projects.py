@@ -11,6 +11,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from orbsurv.adapters.http.projects import MAX_PARTS
 from orbsurv.adapters.scanning.signature import EICAR
 from orbsurv.domain.identity import Role
 from orbsurv.main.app import make_app
@@ -362,6 +363,17 @@ async def test_bad_bodies_keep_nothing(
         ).encode(),
     )
     assert_problem(broken, 400, "malformed_body")
+    many = "".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="x{n}"\r\n\r\n{n}\r\n'
+        for n in range(MAX_PARTS + 1)
+    )
+    too_many_parts = await client.post(
+        f"{API}/projects",
+        headers={**auth, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        content=f"{many}--{boundary}--\r\n".encode(),
+    )
+    problem = assert_problem(too_many_parts, 400, "malformed_body")
+    assert f"at most {MAX_PARTS} parts" in problem["detail"]
     assert stored_files(settings_of) == []
     assert await rows(settings_of, "projects") == 0
     assert await rows(settings_of, "object_cleanups") == 0

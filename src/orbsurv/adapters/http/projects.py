@@ -22,7 +22,7 @@ from litestar.enums import HttpMethod
 from litestar.exceptions import HTTPException, InternalServerException
 from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, Parameter
-from multipart import MultipartSegment, ParserError, PushMultipartParser
+from multipart import MultipartError, MultipartSegment, ParserLimitReached, PushMultipartParser
 
 from orbsurv.adapters.http.auth import SECURITY, current_principal
 from orbsurv.adapters.http.client import request_context
@@ -184,7 +184,13 @@ class _Form:
             self.received += len(chunk)
             try:
                 self._events.extend(self._parser.parse(chunk))
-            except ParserError as error:
+            except ParserLimitReached as error:
+                raise InvalidInput(
+                    f"The multipart body is over a limit ({error}): at most {MAX_PARTS} parts, "
+                    "8 headers and 8 KiB of headers per part.",
+                    code="malformed_body",
+                ) from None
+            except MultipartError as error:
                 raise InvalidInput(
                     f"The multipart body is malformed: {error}", code="malformed_body"
                 ) from None
