@@ -358,6 +358,17 @@ def test_serve_runs_several_workers_with_redis(
     assert _Granian.started == [2]
 
 
+@pytest.mark.parametrize("count", ["0", "-1", "two"])
+def test_serve_refuses_fewer_than_one_worker(
+    count: str, serve_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as refused:
+        main(["serve", "--port", "8405", "--workers", count])
+    assert refused.value.code == 2
+    assert "--workers" in capsys.readouterr().err
+    assert _Granian.started == []
+
+
 def test_serve_runs_one_worker_without_redis(serve_env: Path) -> None:
     assert main(["serve", "--port", "8405", "--workers", "1"]) == 0
     assert _Granian.started == [1]
