@@ -23,6 +23,9 @@ class Answer:
     text: str = "Orbsurv answer. See (/resources/reset-your-password)."
     delay: float = 0.0  # seconds before the answer is sent
     total_tokens: int | None = 42
+    usage_json: str | None = (
+        None  # the raw JSON sent as ``usage`` instead, e.g. ``{"total_tokens": 1e400}``
+    )
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,10 @@ def _handler(model: StubModel) -> type[BaseHTTPRequestHandler]:
                     ],
                     "usage": {"total_tokens": behaviour.total_tokens},
                 }
-                self._send(200, json.dumps(answer).encode())
+                text = json.dumps(answer)
+                if behaviour.usage_json is not None:
+                    text = text.replace(json.dumps(answer["usage"]), behaviour.usage_json)
+                self._send(200, text.encode())
 
         def _stream(self, stream: Stream) -> None:
             self.send_response(200)

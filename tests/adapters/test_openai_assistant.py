@@ -61,6 +61,33 @@ async def test_sends_the_system_prompt_passages_and_history(model: StubModel) ->
     ]
 
 
+@pytest.mark.parametrize(
+    ("usage", "tokens"),
+    [
+        ('{"total_tokens": 12.0}', 12),
+        ('{"total_tokens": 12.25}', 13),  # a fraction of a token is charged as a whole one
+        ('{"total_tokens": 1e30}', 2**63 - 1),  # saturated; settled_tokens bounds it
+        ('{"total_tokens": 1e400}', 2**63 - 1),  # beyond any float
+        ('{"total_tokens": -5e2}', -500),  # settled_tokens charges 0 for it
+        ('{"total_tokens": true}', None),
+        ('{"total_tokens": "12"}', None),
+        ('{"total_tokens": null}', None),
+        ('{"total_tokens": {"n": 1e400}}', None),
+        ("{}", None),
+        ('"n/a"', None),
+        ("[12]", None),
+        ("null", None),
+    ],
+)
+async def test_any_usage_figure_keeps_the_reply(
+    usage: str, tokens: int | None, model: StubModel
+) -> None:
+    model.default = Answer(text="A valid reply.", usage_json=usage)
+    reply = await assistant(model).reply(QUESTION, PASSAGES)
+    assert reply.text == "A valid reply."
+    assert reply.tokens == tokens
+
+
 async def test_sources_are_only_slugs_we_offered(model: StubModel) -> None:
     model.default = Answer(text="See /resources/evil-link and (/resources/account-lockout)\x00.")
     reply = await assistant(model).reply(QUESTION, PASSAGES)

@@ -685,6 +685,17 @@ async def test_superuser_is_seeded_create_only(make_settings: SettingsFactory) -
     assert existing.json()["role"] == "user"  # never promoted, password untouched
 
 
+async def test_a_seeded_superuser_signs_in_with_any_spelling_of_the_address(
+    make_settings: SettingsFactory,
+) -> None:
+    seeded = make_settings(SUPERUSER_EMAIL="Root@XN--BCHER-KVA.DE", SUPERUSER_PASSWORD=PASSWORD)
+    async with AsyncTestClient(make_app(seeded)) as client:
+        for spelling in ("root@bücher.de", "Root@XN--BCHER-KVA.DE"):
+            answer = await login(client, spelling)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["role"] == "dev"
+
+
 # --- Redis: mirror, and what happens when it is gone --------------------------------------
 
 

@@ -297,6 +297,21 @@ async def _bounded_usage(
     stored = (await client.get(CHAT, headers=ada)).json()["items"]
     assert [m["role"] for m in stored] == ["assistant", "user"] * 3
 
+    # A float count is a count: the reply is kept and charged, not replaced by the fallback.
+    model.script.append(Answer(text="Whole reply.", usage_json='{"total_tokens": 12.0}'))
+    whole = await ask("And the float?")
+    assert whole.status_code == 201, whole.text
+    assert whole.json()["assistant_reply"] == "Whole reply."
+    assert whole.json()["status"] == "complete"
+    [charged] = await fetch(settings, usage)
+    assert charged.tokens == bounded.tokens + 12
+
+    model.script.append(Answer(text="Huge float.", usage_json='{"total_tokens": 1e30}'))
+    huge_float = await ask("And the huge float?")
+    assert huge_float.json()["assistant_reply"] == "Huge float."
+    [capped] = await fetch(settings, usage)
+    assert charged.tokens < capped.tokens <= charged.tokens + 2 * 20_000
+
 
 @pytest.mark.parametrize(
     "failure",

@@ -14,7 +14,10 @@ from orbsurv.main.settings import load_settings
 def restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    quiet = {name: logging.getLogger(name).level for name in ("httpx", "httpcore")}
     yield
+    for name, old in quiet.items():
+        logging.getLogger(name).setLevel(old)
     for handler in list(root.handlers):
         root.removeHandler(handler)
         handler.close()
@@ -70,3 +73,28 @@ def test_third_party_loggers_obey_log_level(capsys: pytest.CaptureFixture[str]) 
     assert "DEBUG" not in err
     assert "Building index" not in err
     assert "an info line" in err
+
+
+@pytest.mark.parametrize("level", ["DEBUG", "INFO"])
+@pytest.mark.usefixtures("restore_logging")
+def test_http_client_request_lines_never_carry_url_credentials(
+    level: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import httpx
+
+    configure_logging(load_settings({"ENV": "test", "LOG_LEVEL": level}, env_file=None))
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json={}))
+    with httpx.Client(transport=transport) as client:
+        assert client.post("http://apiuser:S3CRETKEY@127.0.0.1:8540/v1/chat/completions")
+    logging.getLogger("httpx").info(
+        'HTTP Request: %s %s "%s %d %s"',
+        "POST",
+        httpx.URL("http://apiuser:S3CRETKEY@127.0.0.1:8540/v1/chat/completions"),
+        "HTTP/1.1",
+        200,
+        "OK",
+    )
+    logging.getLogger("httpx").warning("still shown")
+    err = capsys.readouterr().err
+    assert "S3CRETKEY" not in err
+    assert "still shown" in err

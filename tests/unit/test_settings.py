@@ -69,11 +69,67 @@ def test_test_environment_generates_secrets_in_memory(tmp_path: Path) -> None:
         ({"MALWARE_SCANNER": "clamd", "CLAMD_ADDRESS": "clamd:3310"}, "CLAMD_ADDRESS"),
         ({"MALWARE_SHA256_DENYLIST": "abc"}, "MALWARE_SHA256_DENYLIST"),
         ({"MALWARE_SCANNER": "mcafee"}, "MALWARE_SCANNER"),
+        ({"REDIS_URL": "notaurl"}, "REDIS_URL"),
+        ({"REDIS_URL": "http://127.0.0.1:6379/9"}, "REDIS_URL"),
+        ({"REDIS_URL": "redis://127.0.0.1:port/0"}, "REDIS_URL"),
+        (
+            {"SUPERUSER_EMAIL": "not an address", "SUPERUSER_PASSWORD": "a long passphrase"},
+            "SUPERUSER_EMAIL",
+        ),
     ],
 )
 def test_a_bad_value_names_its_variable(env: dict[str, str], message: str, tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match=message):
         load_settings({"VAR_DIR": str(tmp_path), **env}, env_file=None)
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:6379/0", "rediss://:pw@cache:6380/1", "unix:///run/redis.sock"]
+)
+def test_every_scheme_redis_py_connects_with_is_accepted(url: str, tmp_path: Path) -> None:
+    settings = load_settings({"VAR_DIR": str(tmp_path), "REDIS_URL": url}, env_file=None)
+    assert settings.redis_url == url
+
+
+@pytest.mark.parametrize("command", [["check"], ["serve", "--port", "8601"]])
+def test_a_bad_redis_url_stops_every_command_with_one_line(
+    command: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ENV", "test")
+    monkeypatch.setenv("VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("REDIS_URL", "http://user:hunter2@127.0.0.1:6379/9")
+    with pytest.raises(SystemExit) as refused:
+        main(command)
+    assert refused.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert "REDIS_URL" in error
+    assert "hunter2" not in error
+
+
+@pytest.mark.parametrize("typed", ["Root@XN--BCHER-KVA.DE", "root@bücher.de", " ROOT@Bücher.DE "])
+def test_the_superuser_address_is_normalised_like_sign_in(typed: str, tmp_path: Path) -> None:
+    settings = load_settings(
+        {
+            "VAR_DIR": str(tmp_path),
+            "SUPERUSER_EMAIL": typed,
+            "SUPERUSER_PASSWORD": "a long passphrase",
+        },
+        env_file=None,
+    )
+    assert settings.superuser_email == "root@bücher.de"
+
+
+def test_production_refuses_a_special_use_superuser_address() -> None:
+    with pytest.raises(SettingsError, match="SUPERUSER_EMAIL"):
+        load_settings(
+            production(SUPERUSER_EMAIL="root@orbsurv.test", SUPERUSER_PASSWORD="a long passphrase"),
+            env_file=None,
+        )
 
 
 def production(**overrides: str) -> dict[str, str]:
@@ -356,6 +412,17 @@ def test_serve_runs_several_workers_with_redis(
         monkeypatch.setenv(name, value)
     assert main(["serve", "--port", "8405", "--workers", "2"]) == 0
     assert _Granian.started == [2]
+
+
+@pytest.mark.parametrize("count", ["0", "-1", "two"])
+def test_serve_refuses_fewer_than_one_worker(
+    count: str, serve_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as refused:
+        main(["serve", "--port", "8405", "--workers", count])
+    assert refused.value.code == 2
+    assert "--workers" in capsys.readouterr().err
+    assert _Granian.started == []
 
 
 def test_serve_runs_one_worker_without_redis(serve_env: Path) -> None:

@@ -48,6 +48,18 @@ def _settings(overrides: dict[str, str] | None = None, *, workers: int = 1) -> S
     return settings
 
 
+def _worker_count(text: str) -> int:
+    """``--workers``: a whole number of processes, at least 1 (argparse exits 2 otherwise and
+    names the option)."""
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {count}")
+    return count
+
+
 def _shown_url(url: str) -> str:
     """The database URL without its password, for messages and start-up lines."""
     from sqlalchemy.engine import make_url
@@ -340,7 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
-    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument(
+        "--workers", type=_worker_count, default=1, help="worker processes (default 1)"
+    )
     serve.add_argument(
         "--reload", action="store_true", help="restart on source changes (development)"
     )

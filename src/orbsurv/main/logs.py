@@ -12,6 +12,10 @@ With ``LOG_FILE_PATH`` the same lines also go to that file, rotated by size
 (``LOG_FILE_MAX_BYTES``, keeping ``LOG_FILE_BACKUPS`` older files). Several worker processes
 writing one rotated file can lose lines at a rotation; give each host (or container) its own file,
 or collect stdout instead.
+
+The HTTP client's own loggers (``httpx``, ``httpcore``) are held at WARNING: httpx logs every
+request's full URL at INFO, user information (``https://user:key@host/v1`` in ``AI_BASE_URL``)
+included, and httpcore's DEBUG trace adds nothing an operator needs.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from orbsurv.adapters.http.context import REQUEST_ID
 if TYPE_CHECKING:
     from orbsurv.main.settings import Settings
 
+#: Loggers that write request URLs (credentials included) below WARNING; see the module docstring.
+QUIET_LOGGERS = ("httpx", "httpcore")
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "request_id"}
 _DATABASE_PACKAGES = frozenset({"sqlalchemy", "asyncpg", "sqlite3", "aiosqlite", "alembic"})
 _SCHEMA_NAMES = ("sqlstate", "constraint_name", "table_name", "column_name", "sqlite_errorname")
@@ -168,7 +174,9 @@ def configure_logging(settings: Settings) -> None:
 
     Nothing below ``LOG_LEVEL`` is written, whatever level a library gave its own logger.
 
-    Every record is screened for database error text first (``install_redaction``).
+    Every record is screened for database error text first (``install_redaction``), and the
+    ``QUIET_LOGGERS`` write nothing below WARNING, whatever ``LOG_LEVEL`` says, since their
+    request lines carry URLs with credentials (OWASP ASVS 7.1.1).
     Raises ``OSError`` when ``LOG_FILE_PATH`` cannot be opened for appending.
     """
     install_redaction()
@@ -199,3 +207,5 @@ def configure_logging(settings: Settings) -> None:
         handler.setFormatter(formatter)
         root.addHandler(handler)
     root.setLevel(settings.log_level)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -317,6 +317,31 @@ def _check_database_url(url: str) -> None:
         raise SettingsError(f"DATABASE_URL: unsupported {shown}; use {examples}")
 
 
+#: The schemes redis-py connects with (``redis.asyncio.connection.parse_url``).
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _check_redis_url(url: str | None) -> None:
+    """Refuse a ``REDIS_URL`` that redis-py cannot use, before any process starts: the client
+    would otherwise fail only on first use, inside a worker. The URL is not echoed (it may hold
+    a password)."""
+    if url is None:
+        return
+    from redis.asyncio.connection import parse_url
+
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in REDIS_SCHEMES:
+        shown = f"scheme {scheme!r}" if scheme else "URL (no scheme://)"
+        raise SettingsError(
+            f"REDIS_URL: unsupported {shown}; use redis://host:6379/0, rediss://host:6379/0 "
+            "or unix:///path/to/redis.sock"
+        )
+    try:
+        parse_url(url)
+    except ValueError as exc:
+        raise SettingsError(f"REDIS_URL: not a usable Redis URL ({exc})") from None
+
+
 def _is_placeholder(value: str) -> bool:
     lowered = value.lower()
     return lowered in PLACEHOLDER_SECRETS or any(m in lowered for m in _PLACEHOLDER_MARKERS)
@@ -433,14 +458,30 @@ def _check_production_wiring(settings: Settings, data: Mapping[str, Any]) -> Non
         )
 
 
-def _check_superuser(settings: Settings) -> None:
+def _check_superuser(settings: Settings) -> str | None:
+    """The seeded account's address, normalised as ``orbsurv create-user`` and sign-in normalise
+    it (``checked_email``: IDNA domain, Unicode NFC), so the account can sign in; ``None`` when
+    no superuser is configured. Raises ``SettingsError`` naming ``SUPERUSER_EMAIL`` for an
+    address that is not valid and ``SUPERUSER_PASSWORD`` for one that breaks the policy."""
+    from orbsurv.adapters.validation import checked_email
+
     if bool(settings.superuser_email) != bool(settings.superuser_password):
         raise SettingsError("SUPERUSER_EMAIL: set it together with SUPERUSER_PASSWORD")
-    if settings.superuser_password:
-        try:
-            check_password_policy(settings.superuser_password, field="SUPERUSER_PASSWORD")
-        except FieldInvalid as exc:
-            raise SettingsError(f"SUPERUSER_PASSWORD: {exc.message}") from None
+    if not settings.superuser_email or not settings.superuser_password:
+        return None
+    try:
+        email = checked_email(
+            settings.superuser_email,
+            field="SUPERUSER_EMAIL",
+            allow_special_use=settings.allows_special_use_email,
+        )
+    except FieldInvalid as exc:
+        raise SettingsError(f"SUPERUSER_EMAIL: {exc.message}") from None
+    try:
+        check_password_policy(settings.superuser_password, field="SUPERUSER_PASSWORD")
+    except FieldInvalid as exc:
+        raise SettingsError(f"SUPERUSER_PASSWORD: {exc.message}") from None
+    return email
 
 
 def _check_orders(settings: Settings) -> None:
@@ -509,18 +550,21 @@ def load_settings(
     data.setdefault("UPLOAD_ROOT", f"{var_dir}/uploads")
     settings = _convert(data)
     _check_database_url(settings.database_url)
+    _check_redis_url(settings.redis_url)
     _check_origins(settings.cors_allow_origins)
     _check_proxies(settings.trusted_proxies)
     if settings.storage_backend == "s3" and not settings.s3_bucket:
         raise SettingsError("S3_BUCKET: required when STORAGE_BACKEND=s3")
     _check_scanning(settings)
-    _check_superuser(settings)
+    superuser_email = _check_superuser(settings)
     _check_orders(settings)
     _check_assistant(settings)
 
     updates: dict[str, Any] = {
         "CORS_ALLOW_ORIGINS": [origin.rstrip("/") for origin in settings.cors_allow_origins]
     }
+    if superuser_email is not None:
+        updates["SUPERUSER_EMAIL"] = superuser_email
     if settings.is_production:
         _check_production_secrets(settings, raw)
         _check_production_wiring(settings, data)

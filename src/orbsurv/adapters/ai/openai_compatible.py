@@ -9,6 +9,9 @@
   lines ending with ``data: [DONE]``).
 * The reply is untrusted text: control characters are dropped, its length is capped, and only
   slugs of passages we offered can become sources.
+* ``usage.total_tokens`` is the upstream's word, read leniently (``reported_tokens``): any JSON
+  number counts, anything else (or a ``usage`` that is no object) counts as not reported; a valid
+  reply is never thrown away over its usage figure.
 * Failures raise ``AssistantUnavailable`` with a short reason for the log; the upstream's body is
   never passed on.
 """
@@ -18,10 +21,12 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import math
 import random
 import re
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -34,6 +39,10 @@ logger = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_REPLY_CHARS = 8_000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+#: A JSON number (RFC 8259 section 6).
+_JSON_NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+#: Reported token counts saturate here (the largest BIGINT); ``settled_tokens`` bounds them.
+MAX_REPORTED_TOKENS = 2**63 - 1
 
 SYSTEM_PROMPT = """You are the support assistant of Orbsurv, a product with user accounts, \
 sign-in with passwords and TOTP one-time codes, projects, software packages with resumable \
@@ -60,12 +69,12 @@ class _Choice(msgspec.Struct):
 
 
 class _Usage(msgspec.Struct):
-    total_tokens: int | None = None
+    total_tokens: msgspec.Raw = msgspec.Raw()  # empty when absent
 
 
 class _Completion(msgspec.Struct):
     choices: list[_Choice]
-    usage: _Usage | None = None
+    usage: msgspec.Raw = msgspec.Raw()  # read by ``reported_tokens``, whatever its shape
 
 
 class _Delta(msgspec.Struct):
@@ -84,6 +93,31 @@ def clean(text: str) -> str:
     """Untrusted model text made safe to store and show: no control characters or lone
     surrogates (newlines and tabs stay)."""
     return _CONTROL.sub("", text)
+
+
+def reported_tokens(usage: msgspec.Raw | bytes) -> int | None:
+    """``usage.total_tokens`` of a completion as whole tokens, or ``None`` when it is not
+    reported. ``usage`` is the raw JSON of the completion's ``usage`` (empty when absent).
+
+    Any JSON number counts (RFC 8259 section 6: ``12``, ``12.0``, ``1e30``, even ``1e400``, which
+    no float holds): a fraction is rounded up, and the count saturates at
+    ``±MAX_REPORTED_TOKENS`` so a huge exponent costs nothing to read. ``true``, strings, null
+    and a ``usage`` that is no object count as not reported. The result is the upstream's word:
+    the caller bounds it (``settled_tokens``)."""
+    if not bytes(usage).strip():
+        return None  # no usage at all
+    try:
+        text = bytes(msgspec.json.decode(usage, type=_Usage).total_tokens).strip()
+    except msgspec.DecodeError:  # ValidationError included: usage is not an object
+        return None
+    if not _JSON_NUMBER.fullmatch(text):
+        return None
+    number = Decimal(text.decode("ascii"))
+    if number >= MAX_REPORTED_TOKENS:
+        return MAX_REPORTED_TOKENS
+    if number <= -MAX_REPORTED_TOKENS:
+        return -MAX_REPORTED_TOKENS
+    return math.ceil(number)
 
 
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
@@ -216,8 +250,9 @@ class OpenAICompatibleAssistant:
         text = clean(completion.choices[0].message.content)[:MAX_REPLY_CHARS].strip()
         if not text:
             raise AssistantUnavailable("the answer had no content")
-        tokens = completion.usage.total_tokens if completion.usage else None
-        return AssistantReply(text, cited_sources(text, passages), tokens)
+        return AssistantReply(
+            text, cited_sources(text, passages), reported_tokens(completion.usage)
+        )
 
     async def stream(
         self, conversation: Sequence[Turn], passages: Sequence[Passage]
