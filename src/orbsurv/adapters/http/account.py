@@ -350,9 +350,15 @@ def _given(value: Any) -> Any:
     return value
 
 
+# Files a system's zoneinfo directory holds that are not IANA zone names: ``localtime`` is the
+# host's own setting, ``posixrules`` and ``Factory`` are tooling artifacts.
+_NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
 @cache
 def _zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
+    """IANA time zone names this host knows (``zoneinfo``), without ``_NOT_ZONES``."""
+    return frozenset(zoneinfo.available_timezones()) - _NOT_ZONES
 
 
 def _checked_timezone(value: str | None) -> str | None:
