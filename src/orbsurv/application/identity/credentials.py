@@ -24,6 +24,7 @@ password and a code, the password's guess stays spent too until the code is also
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from orbsurv.application.identity.policy import IdentityPolicy
 from orbsurv.application.identity.ports import PasswordHasher, RateDecision, RateLimiter
@@ -94,6 +95,45 @@ async def both_proved(limiter: RateLimiter, user_id: str) -> None:
     await limiter.reset(second_factor_budget(user_id))
 
 
+async def record_failed_check(
+    audit: AuditLog,
+    policy: IdentityPolicy,
+    user: User,
+    spent: RateDecision,
+    context: RequestContext,
+    now: datetime,
+    *,
+    proof: str,
+    counter: str,
+) -> None:
+    """Audit a wrong ``proof`` (``password`` or ``otp``) inside a session: ``<proof>_check.failed``
+    with the failures ``spent`` counted (under ``counter``), and ``login.locked_out`` on the
+    failure that spends the budget. The caller commits."""
+    await audit.record(
+        AuditEvent(
+            action=f"{proof}_check.failed",
+            occurred_at=now,
+            context=context,
+            actor_user_id=user.id,
+            target_type="user",
+            target_id=user.id,
+            metadata={counter: spent.count},
+        )
+    )
+    if spent.count == policy.account_failure_limit:
+        await audit.record(
+            AuditEvent(
+                action="login.locked_out",
+                occurred_at=now,
+                context=context,
+                actor_user_id=user.id,
+                target_type="account",
+                target_id=user.email,
+                metadata={"lock_seconds": policy.account_lock_seconds, "via": f"{proof}_check"},
+            )
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class CheckCurrentPassword:
     """Re-authentication inside a session: the password must be right, and wrong guesses spend
@@ -123,29 +163,15 @@ class CheckCurrentPassword:
         spent = await spend_guess(self.limiter, policy, account_budget(user.id))
         if await self.hasher.verify(user.password_hash, password):
             return
-        now = self.clock.now()
-        await self.audit.record(
-            AuditEvent(
-                action="password_check.failed",
-                occurred_at=now,
-                context=context,
-                actor_user_id=user.id,
-                target_type="user",
-                target_id=user.id,
-                metadata={"account_failures": spent.count},
-            )
+        await record_failed_check(
+            self.audit,
+            policy,
+            user,
+            spent,
+            context,
+            self.clock.now(),
+            proof="password",
+            counter="account_failures",
         )
-        if spent.count == policy.account_failure_limit:
-            await self.audit.record(
-                AuditEvent(
-                    action="login.locked_out",
-                    occurred_at=now,
-                    context=context,
-                    actor_user_id=user.id,
-                    target_type="account",
-                    target_id=user.email,
-                    metadata={"lock_seconds": policy.account_lock_seconds, "via": "password_check"},
-                )
-            )
         await self.uow.commit()
         raise InvalidInput("The current password is incorrect.", code="wrong_password")

@@ -15,6 +15,7 @@ from orbsurv.application.identity.credentials import (
     CheckCurrentPassword,
     account_budget,
     both_proved,
+    record_failed_check,
     second_factor_budget,
     second_factor_open,
     spend_code_guess,
@@ -76,33 +77,16 @@ class ManageOtp:
         user.otp_last_step = step
 
     async def _code_failed(self, user: User, spent: RateDecision, context: RequestContext) -> None:
-        now = self.clock.now()
-        await self.audit.record(
-            AuditEvent(
-                action="otp_check.failed",
-                occurred_at=now,
-                context=context,
-                actor_user_id=user.id,
-                target_type="user",
-                target_id=user.id,
-                metadata={"otp_failures": spent.count},
-            )
+        await record_failed_check(
+            self.audit,
+            self.policy,
+            user,
+            spent,
+            context,
+            self.clock.now(),
+            proof="otp",
+            counter="otp_failures",
         )
-        if spent.count == self.policy.account_failure_limit:
-            await self.audit.record(
-                AuditEvent(
-                    action="login.locked_out",
-                    occurred_at=now,
-                    context=context,
-                    actor_user_id=user.id,
-                    target_type="account",
-                    target_id=user.email,
-                    metadata={
-                        "lock_seconds": self.policy.account_lock_seconds,
-                        "via": "otp_check",
-                    },
-                )
-            )
         await self.uow.commit()
 
     async def _save(self, user: User, action: str, context: RequestContext) -> None:
