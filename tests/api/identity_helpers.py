@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
+import pyotp
 import sqlalchemy as sa
 from dishka import Provider, Scope, provide
 from litestar import Litestar
@@ -114,3 +116,38 @@ class HasherProvider(Provider):
     def password_hasher(self) -> Iterator[PasswordHasher]:
         yield self.hasher
         self.hasher.inner.close()
+
+
+# --- one-time codes (RFC 6238) ---------------------------------------------------------------
+
+
+def wrong_code(totp: pyotp.TOTP, n: int) -> str:
+    """A six-digit code that matches none of the steps in the window (n varies it)."""
+    now = datetime.now(UTC).timestamp()
+    valid = {totp.at(now + shift) for shift in (-60, -30, 0, 30, 60)}
+    code = n
+    while f"{code % 1_000_000:06d}" in valid:
+        code += 1
+    return f"{code % 1_000_000:06d}"
+
+
+def next_code(totp: pyotp.TOTP) -> str:
+    """The next step's code: in the window and not yet spent."""
+    return totp.at(datetime.now(UTC).timestamp() + 30)
+
+
+async def enrol(client: Client, auth: dict[str, str]) -> pyotp.TOTP:
+    setup = await client.post("/api/v1/auth/otp/setup", json={"password": PASSWORD}, headers=auth)
+    assert setup.status_code == 200, setup.text
+    totp = pyotp.TOTP(setup.json()["secret"])
+    confirmed = await client.post(
+        "/api/v1/auth/otp/confirm", json={"otp": totp.now()}, headers=auth
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    return totp
+
+
+async def disable(client: Client, auth: dict[str, str], code: str) -> Any:
+    return await client.request(
+        "DELETE", "/api/v1/auth/otp", json={"password": PASSWORD, "otp": code}, headers=auth
+    )

@@ -4,7 +4,6 @@ One-time codes have a budget of their own that only a right code gives back."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pyotp
@@ -12,7 +11,17 @@ import pytest
 from litestar import Litestar
 
 from orbsurv.domain.identity import Role
-from tests.api.identity_helpers import PASSWORD, Client, bearer, create_account, login
+from tests.api.identity_helpers import (
+    PASSWORD,
+    Client,
+    bearer,
+    create_account,
+    disable,
+    enrol,
+    login,
+    next_code,
+    wrong_code,
+)
 from tests.api.test_conventions import assert_problem
 
 WRONG = "not the password at all"
@@ -113,38 +122,6 @@ async def test_a_right_current_password_clears_the_count(client: Client) -> None
             await login(client, "lk@example.com", password=WRONG), 401, "invalid_credentials"
         )
     assert (await login(client, "lk@example.com")).status_code == 200
-
-
-def wrong_code(totp: pyotp.TOTP, n: int) -> str:
-    """A six-digit code that matches none of the steps in the window (n varies it)."""
-    now = datetime.now(UTC).timestamp()
-    valid = {totp.at(now + shift) for shift in (-60, -30, 0, 30, 60)}
-    code = n
-    while f"{code % 1_000_000:06d}" in valid:
-        code += 1
-    return f"{code % 1_000_000:06d}"
-
-
-def next_code(totp: pyotp.TOTP) -> str:
-    """The next step's code: in the window and not yet spent."""
-    return totp.at(datetime.now(UTC).timestamp() + 30)
-
-
-async def enrol(client: Client, auth: dict[str, str]) -> pyotp.TOTP:
-    setup = await client.post("/api/v1/auth/otp/setup", json={"password": PASSWORD}, headers=auth)
-    assert setup.status_code == 200, setup.text
-    totp = pyotp.TOTP(setup.json()["secret"])
-    confirmed = await client.post(
-        "/api/v1/auth/otp/confirm", json={"otp": totp.now()}, headers=auth
-    )
-    assert confirmed.status_code == 200, confirmed.text
-    return totp
-
-
-async def disable(client: Client, auth: dict[str, str], code: str) -> Any:
-    return await client.request(
-        "DELETE", "/api/v1/auth/otp", json={"password": PASSWORD, "otp": code}, headers=auth
-    )
 
 
 async def otp_enabled(client: Client, auth: dict[str, str]) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -33,10 +32,14 @@ from tests.api.identity_helpers import (
     WrappedHasher,
     bearer,
     create_account,
+    disable,
+    enrol,
     fetch,
     login,
+    next_code,
     register,
     sign_up_admin,
+    wrong_code,
 )
 from tests.api.test_conventions import assert_problem
 from tests.conftest import SettingsFactory, truncate_all
@@ -171,15 +174,8 @@ async def test_a_totp_code_opens_one_session_however_many_logins_carry_it(
         plain = (await login(client, "dev@example.com")).json()
         auth = bearer(plain["access_token"])
         client.cookies.clear()
-        setup = await client.post(
-            "/api/v1/auth/otp/setup", json={"password": PASSWORD}, headers=auth
-        )
-        totp = pyotp.TOTP(setup.json()["secret"])
-        confirmed = await client.post(
-            "/api/v1/auth/otp/confirm", json={"otp": totp.now()}, headers=auth
-        )
-        assert confirmed.status_code == 200, confirmed.text
-        fresh = totp.at(datetime.now(UTC).timestamp() + 30)  # the next step: unused, in window
+        totp = await enrol(client, auth)
+        fresh = next_code(totp)  # the next step: unused, in window
         answers = await asyncio.gather(
             *(login(client, "dev@example.com", scope="dev", otp=fresh) for _ in range(4))
         )
@@ -343,28 +339,10 @@ async def test_parallel_wrong_codes_get_no_more_checks_than_the_budget(
     async with serve(app) as client:
         auth = bearer((await register(client))["access_token"])
         client.cookies.clear()
-        setup = await client.post(
-            "/api/v1/auth/otp/setup", json={"password": PASSWORD}, headers=auth
-        )
-        totp = pyotp.TOTP(setup.json()["secret"])
-        confirmed = await client.post(
-            "/api/v1/auth/otp/confirm", json={"otp": totp.now()}, headers=auth
-        )
-        assert confirmed.status_code == 200, confirmed.text
-        now = datetime.now(UTC).timestamp()
-        valid = {totp.at(now + shift) for shift in (-60, -30, 0, 30, 60)}
-        wrong = [c for c in (f"{n:06d}" for n in range(100, 200)) if c not in valid][:16]
-        answers = await asyncio.gather(
-            *(
-                client.request(
-                    "DELETE",
-                    "/api/v1/auth/otp",
-                    json={"password": PASSWORD, "otp": code},
-                    headers=auth,
-                )
-                for code in wrong
-            )
-        )
+        totp = await enrol(client, auth)
+        wrong = {wrong_code(totp, 100 + n) for n in range(16)}
+        assert len(wrong) == 16
+        answers = await asyncio.gather(*(disable(client, auth, code) for code in wrong))
         statuses = [answer.status_code for answer in answers]
         assert statuses.count(400) <= 5, statuses
         assert set(statuses) == {400, 429}, [a.text for a in answers]
@@ -374,13 +352,7 @@ async def test_parallel_wrong_codes_get_no_more_checks_than_the_budget(
                 answer.status_code,
                 "invalid_otp" if answer.status_code == 400 else "too_many_attempts",
             )
-        right = await client.request(
-            "DELETE",
-            "/api/v1/auth/otp",
-            json={"password": PASSWORD, "otp": totp.at(now + 30)},
-            headers=auth,
-        )
-        assert_problem(right, 429, "too_many_attempts")
+        assert_problem(await disable(client, auth, next_code(totp)), 429, "too_many_attempts")
     enabled = await fetch(pg_settings, "SELECT otp_enabled FROM users")
     assert [row.otp_enabled for row in enabled] == [True]
 
