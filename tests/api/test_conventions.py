@@ -16,6 +16,7 @@ from orbsurv.adapters.http.problems import exception_handlers
 from orbsurv.application.system.readiness import CheckReadiness
 from orbsurv.main.app import make_app
 from orbsurv.main.logs import JsonFormatter, RequestIdFilter
+from tests.api.identity_helpers import sign_up
 from tests.conftest import SettingsFactory
 from tests.services import free_port
 
@@ -127,6 +128,29 @@ async def test_validation_errors_name_the_field(
     client: AsyncTestClient[Litestar], body: Any, field: str
 ) -> None:
     problem = assert_problem(await client.post("/api/v1/users", json=body), 422, "validation_error")
+    assert [error["field"] for error in problem["errors"]] == [field]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("q=a&q=b", "q"),  # the handler's own parameter
+        ("page=1&page=2", "page"),  # the paging dependency's
+        ("limit=1&limit=50", "limit"),
+        ("page_size=5&page_size=1", "page_size"),
+    ],
+)
+async def test_a_single_valued_query_parameter_given_twice_is_refused(
+    client: AsyncTestClient[Litestar], query: str, field: str
+) -> None:
+    """No value of a repeated parameter wins silently, whether the handler declares it or a
+    dependency it resolves does."""
+    auth = await sign_up(client)
+    path = "/api/v1/software-packages" if field == "q" else "/api/v1/auth/sessions"
+    assert (await client.get(path, headers=auth)).status_code == 200
+    problem = assert_problem(
+        await client.get(f"{path}?{query}", headers=auth), 422, "validation_error"
+    )
     assert [error["field"] for error in problem["errors"]] == [field]
 
 

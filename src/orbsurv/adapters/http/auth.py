@@ -14,7 +14,6 @@ import base64
 import functools
 import hashlib
 import hmac
-import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +26,7 @@ from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.context import header
 from orbsurv.adapters.http.di import app_container
+from orbsurv.adapters.http.media import resolved_dependencies
 from orbsurv.application.console.denials import RecordDenial
 from orbsurv.application.identity.authenticate import Authenticate
 from orbsurv.application.identity.sessions import IssuedTokens
@@ -185,20 +185,9 @@ def sign_in_needs(
     """Whether the handler needs a signed-in caller, and the ``requires(permission)``
     dependencies it resolves (itself or through another dependency)."""
     security = handler.resolve_security() if isinstance(handler, HTTPRouteHandler) else []
-    signed_in = bool(security) and all(security)
-    providers = handler.resolve_dependencies()
-    wanted, seen = list(handler.parsed_fn_signature.parameters), set()
-    checks: list[Callable[..., Awaitable[Principal]]] = []
-    while wanted:
-        name = wanted.pop()
-        if name == "principal":
-            signed_in = True
-        elif name in providers and name not in seen:
-            seen.add(name)
-            dependency = providers[name].dependency
-            if dependency in _PERMISSION_CHECKS:
-                checks.append(dependency)
-            wanted.extend(inspect.signature(dependency).parameters)
+    used = resolved_dependencies(handler)
+    checks = [p.dependency for p in used.values() if p.dependency in _PERMISSION_CHECKS]
+    signed_in = (bool(security) and all(security)) or "principal" in used
     return signed_in or bool(checks), tuple(checks)
 
 

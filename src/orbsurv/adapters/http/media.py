@@ -10,13 +10,45 @@ from urllib.parse import unquote_to_bytes
 
 import msgspec
 from litestar import Request
+from litestar.di import Provide
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.handlers import HTTPRouteHandler
+from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.params import BodyKwarg
 
 from orbsurv.adapters.http.context import header
 from orbsurv.adapters.http.inputs import MalformedBody, check_headers, check_strings, decode_json
+
+
+@cache
+def resolved_dependencies(handler: BaseRouteHandler) -> dict[str, Provide]:
+    """The dependencies the handler resolves, by name: those its signature names, and theirs."""
+    providers = handler.resolve_dependencies()
+    wanted = list(handler.parsed_fn_signature.parameters)
+    used: dict[str, Provide] = {}
+    while wanted:
+        name = wanted.pop()
+        if name in providers and name not in used:
+            used[name] = providers[name]
+            wanted.extend(providers[name].parsed_fn_signature.parameters)
+    return used
+
+
+@cache
+def single_valued(handler: BaseRouteHandler) -> frozenset[str]:
+    """The parameters that take one value, the handler's own and its dependencies' (the
+    paging dependency's ``page``, ``page_size`` and ``limit``): a query that repeats one is
+    refused rather than have one of its values win silently."""
+    signatures = [
+        handler.parsed_fn_signature,
+        *(provider.parsed_fn_signature for provider in resolved_dependencies(handler).values()),
+    ]
+    return frozenset(
+        name
+        for signature in signatures
+        for name, field in signature.parameters.items()
+        if not field.is_non_string_collection
+    )
 
 
 @cache
@@ -97,16 +129,10 @@ async def screen_inputs(request: Request[Any, Any, Any]) -> None:
     if request.scope.get("query_string"):
         query = request.query_params
         check_strings(query.multi_items())
-        if isinstance(handler, HTTPRouteHandler):
-            declared = handler.parsed_fn_signature.parameters
-            for name in query:
-                field = declared.get(name)
-                if (
-                    field is not None
-                    and not field.is_non_string_collection
-                    and len(query.getall(name)) > 1
-                ):
-                    raise ValidationException(extra=[{"key": name, "message": "give it once"}])
+        once = single_valued(handler)
+        for name in query:
+            if name in once and len(query.getall(name)) > 1:
+                raise ValidationException(extra=[{"key": name, "message": "give it once"}])
     if isinstance(handler, HTTPRouteHandler) and handler.request_max_body_size is None:
         return  # an upload route streams its own body and screens its own fields as they arrive
     content_type = media_type(request)
