@@ -321,6 +321,7 @@ async def test_the_export_streams_every_order_without_personal_network_data(
         repo = SqlOrderRepository(conn)
         for item in placed:
             await repo.add(item)
+        assert await repo.cancel(placed[3].id, T0 + timedelta(hours=1))
         await conn.commit()
     export = SqlOrderExport(engine)
     columns = export.columns()
@@ -329,3 +330,7 @@ async def test_the_export_streams_every_order_without_personal_network_data(
     assert {"email", "plan_type", "price_cents", "currency", "status"} <= set(columns)
     rows = [row async for row in export.rows()]
     assert [row["email"] for row in rows] == [f"u{n}@example.com" for n in reversed(range(5))]
+    cancelled = [row async for row in export.rows(OrderStatus.CANCELLED)]
+    assert [row["email"] for row in cancelled] == ["u3@example.com"]
+    pending = [row["email"] async for row in export.rows(OrderStatus.PENDING)]
+    assert pending == [f"u{n}@example.com" for n in (4, 2, 1, 0)]

@@ -355,6 +355,14 @@ async def test_csv_export_is_safe_and_streams(
     assert not any(cell.startswith(("=", "+", "-", "@")) for cell in cells)
     assert "'=HYPERLINK" in export.text
     assert "ip" not in rows[0]
+    page = await client.get("/api/v1/admin/waitlist", params={"page_size": 1}, headers=auth)
+    paged_csv = {"format": "csv", "cursor": page.json()["next_cursor"]}
+    problem = assert_problem(
+        await client.get("/api/v1/admin/waitlist", params=paged_csv, headers=auth),
+        422,
+        "validation_error",
+    )
+    assert [error["field"] for error in problem["errors"]] == ["cursor"]
 
 
 async def test_cookie_activity(console: tuple[Litestar, Client, dict[str, str]]) -> None:

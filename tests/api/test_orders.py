@@ -574,6 +574,19 @@ async def test_the_console_lists_exports_counts_and_cancels(
     assert [row[0] for row in audited] == [placed[0]["id"]]  # once, not per repeat
     only = await client.get("/api/v1/admin/orders", params={"status": "cancelled"}, headers=admin)
     assert [item["id"] for item in only.json()["items"]] == [placed[0]["id"]]
+    cancelled_csv = await client.get(
+        "/api/v1/admin/orders", params={"format": "csv", "status": "cancelled"}, headers=admin
+    )
+    assert [row["id"] for row in csv.DictReader(io.StringIO(cancelled_csv.text))] == [
+        placed[0]["id"]
+    ]
+    paged_csv = {"format": "csv", "cursor": first["next_cursor"]}
+    problem = assert_problem(
+        await client.get("/api/v1/admin/orders", params=paged_csv, headers=admin),
+        422,
+        "validation_error",
+    )
+    assert [error["field"] for error in problem["errors"]] == ["cursor"]
 
     assert_problem(
         await client.patch(

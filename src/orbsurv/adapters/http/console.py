@@ -16,6 +16,7 @@ from dishka import FromDishka
 from litestar import MediaType, Request, Response, delete, get, post, route
 from litestar.di import NamedDependency, Provide
 from litestar.enums import HttpMethod
+from litestar.exceptions import ValidationException
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPI, OpenAPIMediaType, OpenAPIType, Schema
 from litestar.params import JSONBody, Parameter
@@ -381,6 +382,15 @@ def _cell(value: Any) -> str:
     return f"'{text}" if text.startswith(FORMULA_PREFIXES) else text
 
 
+def whole_list_export(cursor: str | None) -> None:
+    """A CSV export streams the whole list, so a ``cursor`` beside ``format=csv`` would be
+    ignored: it is refused instead (422 naming it)."""
+    if cursor is not None:
+        raise ValidationException(
+            extra=[{"key": "cursor", "message": "is not used with format=csv (the whole list)"}]
+        )
+
+
 async def csv_stream(
     header: list[str], rows: AsyncIterator[dict[str, Any]]
 ) -> AsyncIterator[bytes]:
@@ -400,7 +410,9 @@ async def csv_stream(
     "/admin/{kind:str}",
     tags=["console"],
     summary="Submissions: waitlist, contacts, pilot-requests, investor-interest, client-errors",
-    description="Keyset pages, or `?format=csv` for a streamed export of the whole list.",
+    description=(
+        "Keyset pages, or `?format=csv` for a streamed export of the whole list (no `cursor`: 422)."
+    ),
     media_type=CSV,
     responses={
         200: ResponseSpec(StreamPage, description="A keyset page (JSON), or the CSV export")
@@ -427,6 +439,7 @@ async def submissions(
             f"No console list called {kind!r}; the lists are {', '.join(sorted(SUBMISSIONS))}."
         )
     if format == "csv":
+        whole_list_export(cursor)
         stamp = datetime.now(UTC).strftime("%Y%m%d")
         # A Stream takes the handler's media type (CSV); the JSON page below sets its own.
         return Stream(

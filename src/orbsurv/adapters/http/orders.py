@@ -27,7 +27,7 @@ from litestar.response import Stream
 from orbsurv.adapters.http.auth import SECURITY, current_principal, requires, with_session_cookies
 from orbsurv.adapters.http.bodies import decode_body
 from orbsurv.adapters.http.client import request_context
-from orbsurv.adapters.http.console import CSV, csv_stream
+from orbsurv.adapters.http.console import CSV, csv_stream, whole_list_export
 from orbsurv.adapters.http.di import inject
 from orbsurv.adapters.http.identity import TokenPair
 from orbsurv.adapters.http.leads import Protected
@@ -294,7 +294,8 @@ async def my_orders(
     summary="Pre-orders",
     description=(
         "Keyset pages (`cursor`, `next_cursor`), optionally filtered by `status`, or "
-        "`?format=csv` for a streamed export of every order (formula-leading cells defused)."
+        "`?format=csv` for a streamed export of every order, or of those in `status` "
+        "(formula-leading cells defused; no `cursor`: 422)."
     ),
     media_type=CSV,
     responses={
@@ -323,9 +324,10 @@ async def admin_orders(
     ] = "json",
 ) -> Any:
     if format == "csv":
+        whole_list_export(cursor)
         stamp = datetime.now(UTC).strftime("%Y%m%d")
         return Stream(
-            csv_stream(export.columns(), export.rows()),
+            csv_stream(export.columns(), export.rows(OrderStatus(status) if status else None)),
             headers={
                 "Content-Disposition": f'attachment; filename="orders-{stamp}.csv"',
                 "X-Content-Type-Options": "nosniff",

@@ -237,8 +237,10 @@ class SqlOrderExport:
     def columns(self) -> list[str]:
         return [column.name for column in orders.columns if column.name not in self.HIDDEN]
 
-    async def rows(self) -> AsyncIterator[dict[str, Any]]:
+    async def rows(self, status: OrderStatus | None = None) -> AsyncIterator[dict[str, Any]]:
         query = sa.select(orders).order_by(orders.c.created_at.desc(), orders.c.id.desc())
+        if status is not None:
+            query = query.where(orders.c.status == status.value)
         async with self._engine.connect() as conn:
             result = await conn.stream(query.execution_options(yield_per=1000))
             async for row in result:

@@ -88,6 +88,7 @@ class OrderExport(Protocol):
         """The exported columns, in order (a header even when there is no order)."""
         ...
 
-    def rows(self) -> AsyncIterator[dict[str, Any]]:
-        """Every order, newest first, streamed from the database."""
+    def rows(self, status: OrderStatus | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Every order (only those in ``status`` when given), newest first, streamed from the
+        database."""
         ...
