@@ -155,6 +155,47 @@ def test_worker_runs_until_told_to_stop(tmp_path: Path) -> None:
     assert "worker stopped" in worker.stderr.read()
 
 
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads the workers from /proc")
+def test_a_worker_that_will_not_stop_is_killed(tmp_path: Path) -> None:
+    """SIGINT to ``serve`` stops it even when a worker cannot stop (a stopped process here; a
+    worker interrupted in its start-up, in life): it is killed after ``WORKER_STOP_SECONDS``."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from orbsurv.main.cli import WORKER_STOP_SECONDS
+    from tests.e2e.conftest import CLI, wait_until_healthy
+    from tests.services import free_port
+
+    port = free_port()
+    server = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=clean_env(ENV="test"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}", server)
+        children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+        assert len(children) == 1, children
+        worker = int(children[0])
+        os.kill(worker, signal.SIGSTOP)
+        started = time.monotonic()
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=WORKER_STOP_SECONDS + 30) == 0
+        assert time.monotonic() - started >= WORKER_STOP_SECONDS - 1  # it was waited for
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{worker}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # reaped by the server, or by init once the server is gone
+        assert not Path(f"/proc/{worker}").exists()
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+
+
 async def test_concurrent_writes_on_the_embedded_database(live_server: str) -> None:
     """SQLite with concurrent writers (and the in-process mail loop): nobody gets "locked"."""
     import asyncio

@@ -158,6 +158,13 @@ def _served_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+# After SIGINT or SIGTERM, a worker still running this many seconds later is killed. A worker
+# signalled during its start-up never stops on its own: granian 2.8 deadlocks in its signal
+# handler while the ASGI lifespan starts (Ctrl-C from a terminal while the second of two workers
+# starts), and without this limit `serve` waited for it for ever.
+WORKER_STOP_SECONDS = 10
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from granian import Granian
     from granian.constants import Interfaces
@@ -199,6 +206,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         reload=args.reload,
         log_enabled=False,
         respawn_failed_workers=True,
+        workers_kill_timeout=WORKER_STOP_SECONDS,
     ).serve()
     return 0
 
