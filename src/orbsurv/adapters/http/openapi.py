@@ -224,6 +224,9 @@ def complete(app: Litestar) -> dict[str, Any]:
         struct = structs.get(name)
         if struct is not None and struct.__struct_config__.forbid_unknown_fields:
             schema["additionalProperties"] = False
+    # Litestar keeps a handler's paths in a set: without sorting, aliases came out in an order
+    # that changed with the hash seed, so the same code printed different documents.
+    document["paths"] = dict(sorted(paths.items()))
     return document
 
 
