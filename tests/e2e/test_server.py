@@ -74,6 +74,28 @@ def test_the_document_is_the_same_whatever_the_hash_seed(tmp_path: Path) -> None
     assert len(printed) == 1
 
 
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
+    """``orbsurv openapi | head``: the pipe closes after a few bytes; the command ends quietly,
+    with the status a shell gives a command its pipe reader left (128 + SIGPIPE)."""
+    import subprocess
+
+    from tests.e2e.conftest import CLI
+
+    printing = subprocess.Popen(
+        [*CLI, "openapi"],
+        cwd=tmp_path,
+        env=clean_env(ENV="test"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert printing.stdout is not None
+    assert printing.stderr is not None
+    assert printing.stdout.read(10).startswith(b"{")
+    printing.stdout.close()
+    assert printing.wait(timeout=60) == 141
+    assert b"Traceback" not in printing.stderr.read()
+
+
 def test_bad_configuration_names_the_variable(tmp_path: Path) -> None:
     result = run_cli("check", cwd=tmp_path, env=clean_env(ACCESS_TOKEN_EXPIRE_MINUTES="later"))
     assert result.returncode == 2
