@@ -97,7 +97,7 @@ def test_serve_says_where_it_listens_and_what_it_uses(tmp_path: Path) -> None:
         assert httpx.get(f"{url}/api/v1/readyz").status_code == 200
     assert login.status_code == 200, login.text  # the seeded account counts as verified
     log = (tmp_path / "server.log").read_text()
-    assert f"listening on {url}" in log
+    assert f"starting 1 worker(s) on {url}" in log
     assert f"database sqlite+aiosqlite:///{state}/orbsurv.db" in log
     assert f"storage local files under {state}/uploads" in log
     assert "mail console" in log

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import secrets
 import stat
 from pathlib import Path
@@ -412,6 +413,23 @@ def test_serve_runs_several_workers_with_redis(
         monkeypatch.setenv(name, value)
     assert main(["serve", "--port", "8405", "--workers", "2"]) == 0
     assert _Granian.started == [2]
+    assert (serve_env / "metrics").is_dir()  # the operator's directory stays
+
+
+def test_the_metrics_directory_serve_made_is_removed_when_it_stops(
+    serve_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in production(REDIS_URL="redis://127.0.0.1:6379/0").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    made: list[Path] = []
+    monkeypatch.setattr(
+        _Granian, "serve", lambda self: made.append(Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]))
+    )
+    assert main(["serve", "--port", "8405", "--workers", "2"]) == 0
+    assert len(made) == 1
+    assert made[0].name.startswith("orbsurv-metrics-")
+    assert not made[0].exists()
 
 
 @pytest.mark.parametrize("count", ["0", "-1", "two"])

@@ -8,6 +8,7 @@ import getpass
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -166,9 +167,6 @@ WORKER_STOP_SECONDS = 10
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from granian import Granian
-    from granian.constants import Interfaces
-
     settings = _settings(workers=args.workers)  # before anything starts or migrates
     if settings.env != "production":
         # Development and test keep their database current at start.
@@ -177,6 +175,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             # Links in mail open this server, on whatever port it was asked to bind; the worker
             # processes read the settings from this environment.
             os.environ["BACKEND_URL"] = _served_url(args.host, args.port)
+    chosen_metrics = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     metrics = _metrics_directory(args.workers)
     storage = (
         f"s3 bucket {settings.s3_bucket}"
@@ -189,13 +188,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
         else "console (`orbsurv mail list` shows the messages)"
     )
     print(
-        f"orbsurv: listening on http://{args.host}:{args.port} (docs at /api/v1/docs), "
-        f"{args.workers} worker(s), ENV={settings.env}\n"
+        f"orbsurv: starting {args.workers} worker(s) on http://{args.host}:{args.port}, "
+        f"ENV={settings.env}; it answers once they are up (docs at /api/v1/docs)\n"
         f"orbsurv: database {_shown_url(settings.database_url)}; storage {storage}; mail {mail}; "
         f"cache {'redis' if settings.redis_url else 'in-memory'}"
         + (f"; metrics aggregated in {metrics}" if metrics else ""),
         flush=True,
     )
+    try:
+        _serve(args)
+    finally:
+        if metrics and not chosen_metrics:  # ours: a fresh directory made for this run
+            shutil.rmtree(metrics, ignore_errors=True)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from granian import Granian
+    from granian.constants import Interfaces
+
     Granian(
         "orbsurv.main.asgi:create_app",
         factory=True,
@@ -208,7 +219,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         respawn_failed_workers=True,
         workers_kill_timeout=WORKER_STOP_SECONDS,
     ).serve()
-    return 0
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
