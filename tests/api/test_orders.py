@@ -320,7 +320,9 @@ async def test_unknown_tokens(oclient: Client) -> None:
         assert_problem(
             await oclient.get("/api/v1/orders", params={"token": token}), 404, "not_found"
         )
-    assert_problem(await oclient.get("/api/v1/orders"), 404, "not_found")
+    # No token at all is a malformed request, not an unknown link (docs/api.md: 422 naming it).
+    problem = assert_problem(await oclient.get("/api/v1/orders"), 422, "validation_error")
+    assert problem["errors"] == [{"field": "token", "message": "is required (a query parameter)"}]
     assert_problem(
         await oclient.post(
             "/api/v1/auth/register-from-order", json={"token": "made-up", "password": PASSWORD}

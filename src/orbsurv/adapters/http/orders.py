@@ -212,7 +212,7 @@ async def place_order(
 @inject
 async def view_order_link(
     use_case: FromDishka[ViewOrderLink],
-    token: Annotated[str, Parameter(description="The token from the link in the mail")] = "",
+    token: Annotated[str, Parameter(description="The token from the link in the mail")],
 ) -> OrderLinkOut:
     preview = await use_case(token)
     order = preview.order
