@@ -112,6 +112,11 @@ async def test_a_prefetched_reset_link_still_works_and_the_form_needs_no_script(
     )
     assert differ.status_code == 400
     assert "differ" in differ.text
+    # The API's field names are not the page's: the page names its own fields.
+    api_names = {"new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD}
+    unnamed = await mclient.post(_path(link), data=api_names)
+    assert unnamed.status_code == 400
+    assert "both fields" in unnamed.text
     weak = await mclient.post(_path(link), data={"password": "short", "again": "short"})
     assert weak.status_code == 400
     assert token not in weak.text

@@ -204,9 +204,15 @@ async def confirm_reset(
     return Done(status="password_reset")
 
 
+# The page's fields may arrive empty (it answers with the form and a message, not a 422).
+PageNewPassword = Annotated[
+    str, msgspec.Meta(max_length=4096, description="The new password: 8 to 128 characters")
+]
+
+
 class ResetPageForm(msgspec.Struct, kw_only=True):
-    password: Password = ""
-    again: Password = ""
+    password: PageNewPassword = ""
+    again: PageNewPassword = ""
 
 
 @get(
@@ -244,6 +250,8 @@ async def reset_page_submit(
     request: Request[Any, Any, Any], use_case: FromDishka[ResetPassword], token: Token = ""
 ) -> Response[Any]:
     data = await decode_body(request, ResetPageForm, optional=True) or ResetPageForm()
+    if not data.password and not data.again:
+        return pages.html(400, *pages.reset_form("Enter the new password in both fields."))
     if data.password != data.again:
         return pages.html(400, *pages.reset_form("The two passwords differ."))
     try:

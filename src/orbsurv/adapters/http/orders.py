@@ -33,7 +33,7 @@ from orbsurv.adapters.http.identity import TokenPair
 from orbsurv.adapters.http.leads import Protected
 from orbsurv.adapters.http.openapi import documented
 from orbsurv.adapters.http.pagination import KEYSET_PAGING, encode_cursor, provide_cursor
-from orbsurv.adapters.http.schemas import Email, Name, Password, blank_to_none, request_email
+from orbsurv.adapters.http.schemas import Email, Name, NewPassword, blank_to_none, request_email
 from orbsurv.application.orders.manage import CancelOrder, ListMyOrders, ListOrders
 from orbsurv.application.orders.place import OrderRequest, PlaceOrder
 from orbsurv.application.orders.ports import OrderExport
@@ -137,7 +137,7 @@ class RegistrationFromOrder(msgspec.Struct, kw_only=True):
     account takes the address the link was mailed to."""
 
     token: Token
-    password: Password
+    password: NewPassword
     name: Name | None = None
     organization: Name | None = None
 

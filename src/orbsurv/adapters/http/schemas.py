@@ -18,14 +18,11 @@ Email = Annotated[
         max_length=254, examples=["ada@example.com"], extra_json_schema={"format": "email"}
     ),
 ]
-# The policy (8..128 characters, not a common password) answers with a precise message; the
-# schema cap only stops absurd bodies before they are decoded.
+# A password the account already has (sign-in, confirmations): checked against its hash, never
+# against the policy, which may have changed since it was set; the cap only stops absurd bodies
+# before they are decoded.
 Password = Annotated[
-    str,
-    msgspec.Meta(
-        max_length=4096,
-        description="8 to 128 characters; any characters; common passwords are refused",
-    ),
+    str, msgspec.Meta(max_length=4096, description="The account's password, as it was set")
 ]
 # A new password: the schema says the policy (8..128, NIST SP 800-63B 3.1.1.2), while decoding
 # still takes up to 4096 so a too-long one gets the policy's precise 422 message.
