@@ -120,7 +120,7 @@ async def test_the_assistant_quotes_passages_or_says_it_found_nothing() -> None:
     passages = [Passage("a-slug", "A title", "Some text. " * 100, 2.0)]
     reply = await assistant.reply([], passages)
     assert reply.sources == ("a-slug",)
-    assert "(/resources/a-slug)" in reply.text
+    assert "(/api/v1/resources/a-slug)" in reply.text
     assert len(reply.text) < 600  # an excerpt, not the whole passage
     streamed = "".join([part async for part in assistant.stream([], passages)])
     assert streamed == reply.text

@@ -53,7 +53,7 @@ async def test_sends_the_system_prompt_passages_and_history(model: StubModel) ->
     system, *turns = body["messages"]
     assert system["role"] == "system"
     assert system["content"].startswith(SYSTEM_PROMPT)
-    assert "[/resources/reset-your-password] Reset a forgotten password" in system["content"]
+    assert "[/api/v1/resources/reset-your-password] Reset a forgotten password" in system["content"]
     assert turns == [
         {"role": "user", "content": "Hello"},
         {"role": "assistant", "content": "Hi, how can I help?"},

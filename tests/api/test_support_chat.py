@@ -91,7 +91,7 @@ async def test_the_knowledge_base_answers_with_sources(chat_factory: Factory) ->
     assert first.status_code == 201, first.text
     body = first.json()
     assert body["sources"][0] == "reset-your-password"
-    assert "/resources/reset-your-password" in body["assistant_reply"]
+    assert "/api/v1/resources/reset-your-password" in body["assistant_reply"]
     assert body["status"] == "complete"
     assert first.headers["cache-control"] == "no-store"
 
@@ -239,7 +239,7 @@ async def test_the_model_gets_trimmed_history_and_the_system_prompt(
     messages = model.requests[-1]["body"]["messages"]
     assert messages[0]["role"] == "system"
     assert "Answer only questions about using Orbsurv" in messages[0]["content"]
-    assert "[/resources/reset-your-password]" in messages[0]["content"]
+    assert "[/api/v1/resources/reset-your-password]" in messages[0]["content"]
     contents = [m["content"] for m in messages[1:]]
     assert contents[-1] == "How do I reset my password?"
     assert first not in contents  # the oldest turn no longer fits 100 tokens

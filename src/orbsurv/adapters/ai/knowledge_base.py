@@ -198,6 +198,11 @@ def _excerpt(text: str) -> str:
     return f"{cut}…"
 
 
+def resource_path(slug: str) -> str:
+    """Where a reader opens the resource a reply cites: its route on this service."""
+    return f"/api/v1/resources/{slug}"
+
+
 class KnowledgeBaseAssistant:
     """``SupportAssistant`` without a model: quotes the best passages and names their slugs;
     says plainly when nothing matched."""
@@ -211,7 +216,7 @@ class KnowledgeBaseAssistant:
         used = list(passages[: self._per_reply])
         lines = ["Here is what the Orbsurv knowledge base says:"]
         for passage in used:
-            where = f"/resources/{passage.slug}"
+            where = resource_path(passage.slug)
             lines.append(f"\n{passage.title} ({where}):\n{_excerpt(passage.text)}")
         return AssistantReply("\n".join(lines), tuple(p.slug for p in used))
 
