@@ -28,7 +28,14 @@ async def test_every_error_response_is_documented_as_problem_json(
                 continue
             responses = operation["responses"]
             assert "default" in responses, (path, method)
+            security = operation["security"]
+            if security and all(security):  # signed-in callers only
+                assert "401" in responses, (path, method)
+            if operation.get("requestBody") or len(operation["parameters"]) > 1:  # + X-Request-ID
+                assert {"400", "422"} & responses.keys(), (path, method)
             for status, response in responses.items():
+                if "$ref" in response:  # components.responses
+                    response = schema["components"]["responses"][response["$ref"].split("/")[-1]]
                 if status == "default" or status[0] in "45":
                     media = list(response["content"])
                     if path.endswith(("/verify-page", "/password-reset/page")) and status == "400":

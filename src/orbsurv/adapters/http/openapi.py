@@ -58,6 +58,20 @@ REQUEST_ID_PARAMETER = {
     ),
 }
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+# Answers every signed-in operation and every operation that takes input can give, written once
+# and referenced (``components.responses``) where a route does not describe its own.
+SHARED_RESPONSES: dict[str, tuple[str, str]] = {
+    "401": (
+        "Unauthenticated",
+        "Not signed in, or the access token is invalid, expired or revoked "
+        "(`unauthenticated`, `invalid_token`, `token_revoked`).",
+    ),
+    "422": (
+        "ValidationFailed",
+        "A parameter or body field that does not fit its schema: `errors` names each "
+        "(`validation_error`).",
+    ),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +204,28 @@ def _share_problem_schema(document: dict[str, Any], components: dict[str, Any]) 
         del components["ProblemDetail"]
 
 
+def _share_common_answers(document: dict[str, Any]) -> None:
+    shared = document["components"].setdefault("responses", {})
+    for name, description in SHARED_RESPONSES.values():
+        shared[name] = {
+            "description": description,
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": dict(PROBLEM_REF)}},
+        }
+    for operation in _operations(document):
+        answers = operation.setdefault("responses", {})
+        security = operation.get("security") or []
+        wanted = {
+            "401": bool(security) and all(security),  # no anonymous ``{}`` alternative
+            "422": bool(operation.get("requestBody") or operation.get("parameters")),
+        }
+        for status, (name, _) in SHARED_RESPONSES.items():
+            if wanted[status] and status not in answers:
+                answers[status] = {"$ref": f"#/components/responses/{name}"}
+        operation["responses"] = dict(  # by status, ``default`` last
+            sorted(answers.items(), key=lambda item: (item[0] == "default", item[0]))
+        )
+
+
 def complete(app: Litestar) -> dict[str, Any]:
     """The document ``/api/v1/openapi.json`` serves and ``orbsurv openapi`` prints."""
     document: dict[str, Any] = app.openapi_schema.to_schema()
@@ -211,6 +247,7 @@ def complete(app: Litestar) -> dict[str, Any]:
                 if operation is not None:
                     _apply(operation, meta, schemas)
     _share_problem_schema(document, components)
+    _share_common_answers(document)
     for operation in _operations(document):
         for status in NO_BODY_STATUSES & operation.get("responses", {}).keys():
             operation["responses"][status].pop("content", None)
