@@ -1,5 +1,6 @@
-"""Per-request context: the request id, echoed on every response and carried by every log line;
-and the response headers every answer carries, errors and 404s included.
+"""Per-request context: the request id, echoed on every response and carried by every log line
+the request causes (there is no access-log line); and the response headers every answer
+carries, errors and 404s included.
 
 * ``X-Content-Type-Options: nosniff`` on every response (OWASP Secure Headers).
 * ``Cache-Control: no-store`` unless the handler chose a policy: token responses and personal

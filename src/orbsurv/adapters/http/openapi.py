@@ -54,7 +54,7 @@ REQUEST_ID_PARAMETER = {
     "schema": {"type": "string"},
     "description": (
         "Kept when it is at most 128 characters of [A-Za-z0-9._-], generated otherwise; echoed "
-        "on the response and written to every log line."
+        "on the response and written to every log line the request causes."
     ),
 }
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
