@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -334,3 +335,37 @@ async def test_the_export_streams_every_order_without_personal_network_data(
     assert [row["email"] for row in cancelled] == ["u3@example.com"]
     pending = [row["email"] async for row in export.rows(OrderStatus.PENDING)]
     assert pending == [f"u{n}@example.com" for n in (4, 2, 1, 0)]
+
+
+async def test_placements_for_one_address_take_turns(engine: AsyncEngine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite: a writing transaction holds the one write lock from BEGIN IMMEDIATE")
+    dsn = engine.url.render_as_string(hide_password=False).replace("+asyncpg", "")
+
+    async def waiting() -> bool:
+        conn = await asyncpg.connect(dsn)
+        try:
+            count = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
+            )
+        finally:
+            await conn.close()
+        return bool(count)
+
+    async def place(email: str) -> None:
+        async with engine.connect() as conn:
+            await SqlOrderRepository(conn).take_turn(email)
+            await conn.commit()
+
+    async with engine.connect() as first:
+        await SqlOrderRepository(first).take_turn("a@example.com")
+        await asyncio.wait_for(place("b@example.com"), 30)  # another address: no wait
+        second = asyncio.create_task(place("a@example.com"))
+        deadline = asyncio.get_running_loop().time() + 30
+        while not await waiting():
+            assert not second.done(), "the second placement did not wait for its turn"
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)  # polling for a state, with a deadline
+        await first.commit()  # ends the first turn
+    await asyncio.wait_for(second, 30)

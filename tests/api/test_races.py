@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from datetime import datetime
+from typing import Any, ClassVar
 
 import asyncpg
 import httpx
@@ -21,7 +22,9 @@ from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from orbsurv.adapters.persistence.console import SqlConsoleReader
+from orbsurv.adapters.persistence.orders import SqlOrderRepository
 from orbsurv.application.console.ports import ConsoleReader
+from orbsurv.application.orders.ports import OrderRepository
 from orbsurv.domain.identity import Role
 from orbsurv.main.app import make_app
 from orbsurv.main.settings import Settings
@@ -41,11 +44,25 @@ from tests.api.identity_helpers import (
     sign_up_admin,
     wrong_code,
 )
+from tests.api.test_account import deliver, mail_to, text_of, token_in
 from tests.api.test_conventions import assert_problem
-from tests.conftest import SettingsFactory, truncate_all
+from tests.conftest import SettingsFactory, SmtpServer, truncate_all
 
 NEW_PASSWORD = "a much better horse"
 DEADLINE_SECONDS = 60
+
+
+async def someone_waits_for_a_lock(dsn: str) -> bool:
+    """Whether a session of this database is waiting for a lock (a row or an advisory one)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        waiting = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+    finally:
+        await conn.close()
+    return bool(waiting)
 
 
 @asynccontextmanager
@@ -225,15 +242,7 @@ class LockGate:
         self.go = asyncio.Event()
 
     async def someone_waits_for_a_lock(self) -> bool:
-        conn = await asyncpg.connect(self.dsn)
-        try:
-            waiting = await conn.fetchval(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-        finally:
-            await conn.close()
-        return bool(waiting)
+        return await someone_waits_for_a_lock(self.dsn)
 
 
 class GatedReader:
@@ -424,3 +433,98 @@ async def test_parallel_articles_with_one_title_all_get_a_slug(pg_settings: Sett
             headers=admin,
         )
         assert_problem(chosen, 409, "slug_taken")
+
+
+class OrderGate:
+    """Pauses one placement ``before`` or ``after`` its read of when the address's orders were
+    all cancelled, until released."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.paused = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def hold(self) -> None:
+        self.paused.set()
+        await asyncio.wait_for(self.release.wait(), DEADLINE_SECONDS)
+
+
+class GatedOrders(SqlOrderRepository):
+    gates: ClassVar[list[OrderGate]] = []
+
+    async def all_cancelled_at(self, email: str) -> datetime | None:
+        gate = self.gates.pop(0) if self.gates else None
+        if gate is not None and gate.where == "before":
+            await gate.hold()
+        found = await super().all_cancelled_at(email)
+        if gate is not None and gate.where == "after":
+            await gate.hold()
+        return found
+
+
+class GatedOrdersProvider(Provider):
+    @provide(scope=Scope.REQUEST)
+    def orders(self, connection: AsyncConnection) -> OrderRepository:
+        return GatedOrders(connection)
+
+
+async def test_two_orders_racing_a_cancellation_never_mail_a_dead_link(
+    make_settings: SettingsFactory, postgres_url: str, smtp_server: SmtpServer
+) -> None:
+    """B's clock is read before an operator cancels the address's last order, and B reads the
+    cancellation after it; A comes after the cancellation. Both would read "every order
+    cancelled": B replaces the old link, and A, finding B's link issued (by B's clock) before
+    the cancellation, replaced it again, so B's mail carried a dead link although B's order
+    was pending. Placements for one address now take turns: A reads B's pending order."""
+    await truncate_all(postgres_url)
+    settings = make_settings(
+        DATABASE_URL=postgres_url,
+        INPROCESS_WORKER="false",
+        SMTP_HOST=smtp_server.host,
+        SMTP_PORT=str(smtp_server.port),
+        SMTP_TLS="none",
+    )
+    buyer = "ada@example.com"
+
+    def cart(plan_type: str) -> dict[str, str]:
+        return {"name": "Ada Lovelace", "email": buyer, "plan_type": plan_type}
+
+    GatedOrders.gates.clear()
+    app = make_app(settings, GatedOrdersProvider())
+    async with serve(app) as client:
+        await create_account(app, "admin@example.com", Role.ADMIN)
+        admin = bearer((await login(client, "admin@example.com")).json()["access_token"])
+        client.cookies.clear()
+        first = await client.post("/api/v1/orders", json=cart("starter"))
+        assert first.status_code == 201, first.text
+        assert await deliver(app) == 1
+
+        late, early = OrderGate("before"), OrderGate("after")
+        GatedOrders.gates[:] = [late]
+        b = asyncio.create_task(client.post("/api/v1/orders", json=cart("perimeter")))
+        await asyncio.wait_for(late.paused.wait(), DEADLINE_SECONDS)
+        order_id = first.json()["id"]
+        cancel = {"status": "cancelled"}
+        cancelled = await client.patch(
+            f"/api/v1/admin/orders/{order_id}", json=cancel, headers=admin
+        )
+        assert cancelled.status_code == 200, cancelled.text
+        GatedOrders.gates[:] = [early]
+        a = asyncio.create_task(client.post("/api/v1/orders", json=cart("enterprise")))
+        dsn = postgres_url.replace("+asyncpg", "")
+        deadline = asyncio.get_running_loop().time() + DEADLINE_SECONDS
+        # A either reads at once (no turns: "every order cancelled", before B commits) or waits.
+        while not early.paused.is_set() and not await someone_waits_for_a_lock(dsn):
+            assert asyncio.get_running_loop().time() < deadline, "A neither read nor waited"
+            await asyncio.sleep(0.01)  # polling for a state, with a deadline
+        late.release.set()
+        early.release.set()
+        assert (await b).status_code == 201
+        assert (await a).status_code == 201
+
+        await deliver(app)
+        _first_link, *new = [m for m in mail_to(smtp_server, buyer) if "signup" in text_of(m)]
+        assert len(new) == 1, "the orders after the cancellation share one new link"
+        opened = await client.get("/api/v1/orders", params={"token": token_in(new[0])})
+        assert opened.status_code == 200, opened.text
+        assert opened.json()["plan_type"] == "enterprise"  # the newest pending order it stands for

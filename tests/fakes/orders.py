@@ -32,6 +32,9 @@ class FakeOrders:
             None,
         )
 
+    async def take_turn(self, email: str) -> None:
+        return None  # the unit tests that use this fake place one order at a time
+
     async def all_cancelled_at(self, email: str) -> datetime | None:
         mine = [o for o in self.rows.values() if o.email == email]
         if any(o.status is OrderStatus.PENDING for o in mine):

@@ -82,6 +82,15 @@ class SqlOrderRepository:
             .limit(1)
         )
 
+    async def take_turn(self, email: str) -> None:
+        if self._conn.dialect.name == "postgresql":
+            # A transaction-scoped advisory lock on the address's hash: released at commit or
+            # rollback, and no row needs to exist yet (the first order has no link row to lock).
+            key = sa.func.hashtextextended(f"orbsurv:orders:{email}", 0)
+            await self._conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+        # SQLite: a writing transaction already holds the database's one write lock from its
+        # BEGIN IMMEDIATE (``database.py``), so placements take turns anyway.
+
     async def all_cancelled_at(self, email: str) -> datetime | None:
         pending = (
             sa.select(orders.c.id)

@@ -83,7 +83,10 @@ class PlaceOrder:
         account = await self.users.get_by_email(request.email)
         owner = account.id if account is not None and account.email_verified else None
         order = self._order(request, plan, now, user_id=owner)
-        cancelled_at = None if account else await self.orders.all_cancelled_at(request.email)
+        cancelled_at = None
+        if account is None:  # this placement may issue or replace the address's link
+            await self.orders.take_turn(request.email)
+            cancelled_at = await self.orders.all_cancelled_at(request.email)
         await self.orders.add(order)
         if account is not None:
             notice = await self.limiter.hit(

@@ -20,6 +20,13 @@ class OrderRepository(Protocol):
         (neither completed by a sign-up nor cancelled by an operator)."""
         ...
 
+    async def take_turn(self, email: str) -> None:
+        """Wait for, then hold until the transaction ends, the address's turn to place an
+        order: placements for one address run one after another, so each reads the orders and
+        link the one before it committed. (Two that both read "every order cancelled" would
+        both replace the link, and the first one's mail would carry a dead link.)"""
+        ...
+
     async def all_cancelled_at(self, email: str) -> datetime | None:
         """When the address's last pending order was cancelled: the newest ``updated_at`` of its
         cancelled orders while none is pending; ``None`` while one is pending or when none was
