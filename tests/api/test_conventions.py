@@ -154,6 +154,21 @@ async def test_a_single_valued_query_parameter_given_twice_is_refused(
     assert [error["field"] for error in problem["errors"]] == [field]
 
 
+async def test_a_repeated_name_that_is_no_query_parameter_is_ignored(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    """Only query parameters are single-valued: the name of the request, of a dependency
+    (``principal``, ``paging``) or of nothing at all is ignored, repeated or not."""
+    auth = await sign_up(client)
+    for path in (
+        "/api/v1/users/me?request=1&request=2&x=1&x=2",
+        "/api/v1/auth/sessions?principal=1&principal=2&paging=1&paging=2",
+        "/api/v1/readyz?request=1&request=2",
+    ):
+        answer = await client.get(path, headers=auth)
+        assert answer.status_code == 200, (path, answer.text)
+
+
 async def test_a_missing_query_parameter_is_named(client: AsyncTestClient[Litestar]) -> None:
     response = await client.get("/api/v1/auth/verify?other=secret-value")
     problem = assert_problem(response, 422, "validation_error")

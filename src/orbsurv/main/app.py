@@ -36,7 +36,12 @@ from orbsurv.adapters.http.identity import ROUTES as IDENTITY_ROUTES
 from orbsurv.adapters.http.identity import auth_me, users_me
 from orbsurv.adapters.http.leads import FORM_ROUTES
 from orbsurv.adapters.http.leads import ROUTES as INTAKE_ROUTES
-from orbsurv.adapters.http.media import enforce_body_media_type, screen_inputs
+from orbsurv.adapters.http.media import (
+    SINGLE_VALUED,
+    enforce_body_media_type,
+    screen_inputs,
+    single_valued_query,
+)
 from orbsurv.adapters.http.methods import HeadAsGet, allow_header_fixer
 from orbsurv.adapters.http.metrics import HttpMetrics
 from orbsurv.adapters.http.openapi import complete as complete_openapi
@@ -254,6 +259,7 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
         logging_config=None,
         debug=False,
     )
+    app.state[SINGLE_VALUED] = single_valued_query(app)
     document_orders(app.openapi_schema)  # before the problems: bodies bring their 422
     document_problems(app.openapi_schema)
     document_exports(app.openapi_schema)

@@ -9,12 +9,13 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import msgspec
-from litestar import Request
+from litestar import Litestar, Request
 from litestar.di import Provide
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.params import BodyKwarg
+from litestar.routes import HTTPRoute
 
 from orbsurv.adapters.http.context import header
 from orbsurv.adapters.http.inputs import MalformedBody, check_headers, check_strings, decode_json
@@ -34,21 +35,25 @@ def resolved_dependencies(handler: BaseRouteHandler) -> dict[str, Provide]:
     return used
 
 
-@cache
-def single_valued(handler: BaseRouteHandler) -> frozenset[str]:
-    """The parameters that take one value, the handler's own and its dependencies' (the
-    paging dependency's ``page``, ``page_size`` and ``limit``): a query that repeats one is
-    refused rather than have one of its values win silently."""
-    signatures = [
-        handler.parsed_fn_signature,
-        *(provider.parsed_fn_signature for provider in resolved_dependencies(handler).values()),
-    ]
-    return frozenset(
-        name
-        for signature in signatures
-        for name, field in signature.parameters.items()
-        if not field.is_non_string_collection
-    )
+SINGLE_VALUED = "single_valued_query"  # app.state: what ``single_valued_query`` built
+
+
+def single_valued_query(app: Litestar) -> dict[BaseRouteHandler, frozenset[str]]:
+    """For each route handler of ``app``, its query parameters that take one value, its own and
+    those of the dependencies it resolves (the paging dependency's ``page``, ``page_size`` and
+    ``limit``), by the name a client sends, as Litestar's parameter model of the route has
+    them. A query that repeats one is refused rather than have one of its values win
+    silently; a name that is no query parameter (``request``, a dependency's) is ignored like
+    any unknown name. Built once, after the routes are registered."""
+    table: dict[BaseRouteHandler, frozenset[str]] = {}
+    for route in app.routes:
+        if isinstance(route, HTTPRoute):
+            for handler, model in route.route_handler_map.values():
+                names = frozenset(
+                    p.field_alias for p in model.expected_query_params if not p.is_sequence
+                )
+                table[handler] = table.get(handler, frozenset()) | names
+    return table
 
 
 @cache
@@ -129,7 +134,7 @@ async def screen_inputs(request: Request[Any, Any, Any]) -> None:
     if request.scope.get("query_string"):
         query = request.query_params
         check_strings(query.multi_items())
-        once = single_valued(handler)
+        once = request.app.state[SINGLE_VALUED].get(handler, frozenset())
         for name in query:
             if name in once and len(query.getall(name)) > 1:
                 raise ValidationException(extra=[{"key": name, "message": "give it once"}])
