@@ -363,6 +363,10 @@ async def test_csv_export_is_safe_and_streams(
         "validation_error",
     )
     assert [error["field"] for error in problem["errors"]] == ["cursor"]
+    empty_cursor = {"format": "csv", "cursor": ""}  # none, as on the JSON list's first page
+    exported = await client.get("/api/v1/admin/waitlist", params=empty_cursor, headers=auth)
+    assert exported.status_code == 200, exported.text
+    assert exported.text == export.text
 
 
 async def test_cookie_activity(console: tuple[Litestar, Client, dict[str, str]]) -> None:

@@ -384,8 +384,9 @@ def _cell(value: Any) -> str:
 
 def whole_list_export(cursor: str | None) -> None:
     """A CSV export streams the whole list, so a ``cursor`` beside ``format=csv`` would be
-    ignored: it is refused instead (422 naming it)."""
-    if cursor is not None:
+    ignored: it is refused instead (422 naming it). An empty one means none, as on the JSON
+    list's first page."""
+    if cursor:
         raise ValidationException(
             extra=[{"key": "cursor", "message": "is not used with format=csv (the whole list)"}]
         )
