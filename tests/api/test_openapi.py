@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+
+from orbsurv.adapters.http.auth import permission_checks
+from tests.api.identity_helpers import sign_up
 
 
 async def test_schema_and_docs_are_served(client: AsyncTestClient[Litestar]) -> None:
@@ -217,3 +221,40 @@ async def test_every_keyset_list_refuses_offset_pages(client: AsyncTestClient[Li
     assert "GET /api/v1/admin/audit-events" in keyset
     offset = {route for route, description in keyset.items() if "keyset" not in description}
     assert offset == set()
+
+
+async def test_every_operation_behind_a_permission_documents_its_403(
+    client: AsyncTestClient[Litestar], app: Litestar
+) -> None:
+    user = await sign_up(client, "plain@example.com")
+    refused = await client.get("/api/v1/admin/ping", headers=user)
+    assert refused.status_code == 403, refused.text
+    document = (await client.get("/api/v1/openapi.json")).json()
+    undocumented, guarded = [], 0
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            if not handler.include_in_schema or not permission_checks(handler):
+                continue
+            path = re.sub(r"\{(\w+):[^}]+\}", r"{\1}", route.path)
+            for method in handler.http_methods - {"HEAD", "OPTIONS"}:
+                guarded += 1
+                if "403" not in document["paths"][path][method.lower()]["responses"]:
+                    undocumented.append(f"{method} {path}")
+    assert guarded > 20
+    assert undocumented == []
+
+
+async def test_the_sign_in_routes_document_the_401_they_answer(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    await sign_up(client, "ada@example.com")
+    wrong = await client.post(
+        "/api/v1/auth/login", json={"email": "ada@example.com", "password": "not the password"}
+    )
+    assert wrong.status_code == 401, wrong.text
+    client.cookies.clear()
+    assert (await client.post("/api/v1/auth/refresh", json={})).status_code == 401
+    assert (await client.post("/api/v1/auth/logout", json={})).status_code == 401
+    paths = (await client.get("/api/v1/openapi.json")).json()["paths"]
+    for path in ("/api/v1/auth/login", "/api/v1/auth/refresh", "/api/v1/auth/logout"):
+        assert "401" in paths[path]["post"]["responses"], path

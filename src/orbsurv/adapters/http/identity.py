@@ -283,7 +283,12 @@ async def create_user(
         "once spent, 429 `too_many_attempts` for dev sign-ins whatever the password."
     ),
     status_code=200,
-    opt=documented(body=LoginJson, form=LoginForm, responses={200: TokenPair}),
+    opt=documented(
+        body=LoginJson,
+        form=LoginForm,
+        responses={200: TokenPair},
+        problems={401: "invalid_credentials (unknown account or wrong password), invalid_otp"},
+    ),
 )
 @inject
 async def login(request: Request[Any, Any, Any], use_case: FromDishka[LogIn]) -> Response[Any]:
@@ -323,7 +328,13 @@ async def login(request: Request[Any, Any, Any], use_case: FromDishka[LogIn]) ->
         "any other reuse is 401 `refresh_token_reused` and ends the session."
     ),
     status_code=200,
-    opt=documented(body=RefreshRequest, form=True, body_required=False, responses={200: TokenPair}),
+    opt=documented(
+        body=RefreshRequest,
+        form=True,
+        body_required=False,
+        responses={200: TokenPair},
+        problems={401: "invalid_refresh_token: missing, unknown, expired, reused or revoked"},
+    ),
 )
 @inject
 async def refresh(
@@ -353,7 +364,13 @@ async def refresh(
         "revoked or unknown one is 401 `invalid_refresh_token` and ends nothing."
     ),
     status_code=204,
-    opt=documented(body=LogoutRequest, form=True, body_required=False, responses={204: None}),
+    opt=documented(
+        body=LogoutRequest,
+        form=True,
+        body_required=False,
+        responses={204: None},
+        problems={401: "invalid_refresh_token: the refresh token is not a live one"},
+    ),
 )
 @inject
 async def logout(request: Request[Any, Any, Any], use_case: FromDishka[LogOut]) -> Response[None]:

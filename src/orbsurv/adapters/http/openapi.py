@@ -39,6 +39,7 @@ import msgspec
 from litestar import Litestar
 from litestar.routes import HTTPRoute
 
+from orbsurv.adapters.http.auth import permission_checks
 from orbsurv.adapters.http.problems import PROBLEM_MEDIA_TYPE
 
 OPT_KEY = "openapi"
@@ -65,6 +66,12 @@ SHARED_RESPONSES: dict[str, tuple[str, str]] = {
         "Unauthenticated",
         "Not signed in, or the access token is invalid, expired or revoked "
         "(`unauthenticated`, `invalid_token`, `token_revoked`).",
+    ),
+    "403": (
+        "Forbidden",
+        "Signed in, but the role does not allow this (`forbidden`), a dev session opened with a "
+        "one-time code is needed (`dev_session_required`), or a cookie-authenticated write "
+        "lacks its `X-CSRF-Token` (`csrf_failed`).",
     ),
     "422": (
         "ValidationFailed",
@@ -204,26 +211,36 @@ def _share_problem_schema(document: dict[str, Any], components: dict[str, Any]) 
         del components["ProblemDetail"]
 
 
-def _share_common_answers(document: dict[str, Any]) -> None:
+def _share_common_answers(document: dict[str, Any], guarded: set[tuple[str, str]]) -> None:
+    """``guarded``: the ``(path, method)`` of operations behind a permission."""
     shared = document["components"].setdefault("responses", {})
     for name, description in SHARED_RESPONSES.values():
         shared[name] = {
             "description": description,
             "content": {PROBLEM_MEDIA_TYPE: {"schema": dict(PROBLEM_REF)}},
         }
-    for operation in _operations(document):
-        answers = operation.setdefault("responses", {})
-        security = operation.get("security") or []
-        wanted = {
-            "401": bool(security) and all(security),  # no anonymous ``{}`` alternative
-            "422": bool(operation.get("requestBody") or operation.get("parameters")),
-        }
-        for status, (name, _) in SHARED_RESPONSES.items():
-            if wanted[status] and status not in answers:
-                answers[status] = {"$ref": f"#/components/responses/{name}"}
-        operation["responses"] = dict(  # by status, ``default`` last
-            sorted(answers.items(), key=lambda item: (item[0] == "default", item[0]))
-        )
+    for path, item in document.get("paths", {}).items():
+        for method in METHODS:
+            operation = item.get(method)
+            if operation is not None:
+                _add_common_answers(operation, (path, method) in guarded, method)
+
+
+def _add_common_answers(operation: dict[str, Any], guarded: bool, method: str) -> None:
+    answers = operation.setdefault("responses", {})
+    security = operation.get("security") or []
+    signed_in = bool(security) and all(security)  # no anonymous ``{}`` alternative
+    wanted = {
+        "401": signed_in,
+        "403": guarded or (signed_in and method not in {"get", "head", "options"}),  # CSRF
+        "422": bool(operation.get("requestBody") or operation.get("parameters")),
+    }
+    for status, (name, _) in SHARED_RESPONSES.items():
+        if wanted[status] and status not in answers:
+            answers[status] = {"$ref": f"#/components/responses/{name}"}
+    operation["responses"] = dict(  # by status, ``default`` last
+        sorted(answers.items(), key=lambda item: (item[0] == "default", item[0]))
+    )
 
 
 def complete(app: Litestar) -> dict[str, Any]:
@@ -232,6 +249,7 @@ def complete(app: Litestar) -> dict[str, Any]:
     components: dict[str, Any] = document.setdefault("components", {}).setdefault("schemas", {})
     schemas = _Schemas(components)
     paths = document.get("paths", {})
+    guarded: set[tuple[str, str]] = set()
     for route in app.routes:
         if not isinstance(route, HTTPRoute):
             continue
@@ -239,6 +257,9 @@ def complete(app: Litestar) -> dict[str, Any]:
         if item is None:
             continue
         for handler in route.route_handlers:
+            if permission_checks(handler):
+                path = _openapi_path(route.path)
+                guarded.update((path, method.lower()) for method in handler.http_methods)
             meta = handler.opt.get(OPT_KEY)
             if not isinstance(meta, Documented):
                 continue
@@ -247,7 +268,7 @@ def complete(app: Litestar) -> dict[str, Any]:
                 if operation is not None:
                     _apply(operation, meta, schemas)
     _share_problem_schema(document, components)
-    _share_common_answers(document)
+    _share_common_answers(document, guarded)
     for operation in _operations(document):
         for status in NO_BODY_STATUSES & operation.get("responses", {}).keys():
             operation["responses"][status].pop("content", None)
