@@ -20,13 +20,12 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.datastructures import Cookie
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 
 from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.context import header
 from orbsurv.adapters.http.di import app_container
-from orbsurv.adapters.http.media import resolved_dependencies
 from orbsurv.application.console.denials import RecordDenial
 from orbsurv.application.identity.authenticate import Authenticate
 from orbsurv.application.identity.sessions import IssuedTokens
@@ -176,6 +175,20 @@ _PRINCIPAL = "orbsurv.principal"  # where sign_in_first leaves it, in the scope'
 
 
 _PERMISSION_CHECKS: set[Callable[..., Awaitable[Principal]]] = set()  # made by ``requires``
+
+
+@functools.cache
+def resolved_dependencies(handler: BaseRouteHandler) -> dict[str, Provide]:
+    """The dependencies the handler resolves, by name: those its signature names, and theirs."""
+    providers = handler.resolve_dependencies()
+    wanted = list(handler.parsed_fn_signature.parameters)
+    used: dict[str, Provide] = {}
+    while wanted:
+        name = wanted.pop()
+        if name in providers and name not in used:
+            used[name] = providers[name]
+            wanted.extend(providers[name].parsed_fn_signature.parameters)
+    return used
 
 
 @functools.cache

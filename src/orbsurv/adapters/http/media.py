@@ -10,7 +10,6 @@ from urllib.parse import unquote_to_bytes
 
 import msgspec
 from litestar import Litestar, Request
-from litestar.di import Provide
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
@@ -19,21 +18,6 @@ from litestar.routes import HTTPRoute
 
 from orbsurv.adapters.http.context import header
 from orbsurv.adapters.http.inputs import MalformedBody, check_headers, check_strings, decode_json
-
-
-@cache
-def resolved_dependencies(handler: BaseRouteHandler) -> dict[str, Provide]:
-    """The dependencies the handler resolves, by name: those its signature names, and theirs."""
-    providers = handler.resolve_dependencies()
-    wanted = list(handler.parsed_fn_signature.parameters)
-    used: dict[str, Provide] = {}
-    while wanted:
-        name = wanted.pop()
-        if name in providers and name not in used:
-            used[name] = providers[name]
-            wanted.extend(providers[name].parsed_fn_signature.parameters)
-    return used
-
 
 SINGLE_VALUED = "single_valued_query"  # app.state: what ``single_valued_query`` built
 
