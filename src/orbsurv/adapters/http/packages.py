@@ -917,8 +917,15 @@ async def admin_packages(
             data_container=bytes, description="One range of the file.", generate_examples=False
         ),
         304: ResponseSpec(data_container=None, description="The ETag matched If-None-Match."),
-        404: ResponseSpec(None, description="No such package or version (or not visible)"),
+        404: ResponseSpec(
+            None,
+            description=(
+                "No such package or version (or not visible); `object_missing` when its "
+                "stored file is lost"
+            ),
+        ),
         416: ResponseSpec(None, description="Content-Range: bytes */size"),
+        503: ResponseSpec(None, description="storage_unavailable (Retry-After)"),
     },
 )
 @inject
@@ -938,7 +945,7 @@ async def download_version(
         modified_at=version.created_at,
         file_name=version.file_name,
     )
-    return download_response(request, storage, item, on_complete=lambda: count(version.id))
+    return await download_response(request, storage, item, on_complete=lambda: count(version.id))
 
 
 SINGLE_FIELDS = ("name", "description", "category", "language", "version", "is_public", "sha256")
