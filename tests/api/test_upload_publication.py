@@ -294,3 +294,31 @@ async def test_reuploading_lost_bytes_heals_the_blob(
         got = await download(client, auth, package_id, version_id)
         assert got.status_code == 200, got.text
         assert got.content == data
+
+
+async def test_two_workers_publish_a_stuck_upload_once(
+    client: Client, auth: dict[str, str], switch: Switch, settings: Settings
+) -> None:
+    import asyncio
+
+    from orbsurv.main.worker import publish_uploads
+
+    data = blob(2500, seed=6)
+    url = await tus_create(client, auth, len(data), "4.0.0")
+    switch.down = True
+    assert (await tus_patch(client, auth, url, 0, data)).status_code == 503
+    switch.down = False
+    workers = [build_container(settings, ScannerProvider(switch)) for _ in range(2)]
+    try:
+        published = 0
+        deadline = time.monotonic() + DEADLINE
+        while published == 0:
+            assert time.monotonic() < deadline, "no worker published the upload"
+            published = sum(await asyncio.gather(*(publish_uploads(w) for w in workers)))
+        assert published == 1
+        assert sum(await asyncio.gather(*(publish_uploads(w) for w in workers))) == 0
+    finally:
+        for worker in workers:
+            await worker.close()
+    assert await versions(settings) == ["4.0.0"]
+    assert (await state_of(client, auth, url))["status"] == "completed"

@@ -812,15 +812,30 @@ class CompleteUpload:
         digest = hashlib.sha256() if known_sha256 is None else None
         size = 0
 
+        # The lock is extended while the bytes are read (a large file takes longer to scan
+        # than the lock lives), so neither the worker nor a retry starts a second publication.
+        beat = _Heartbeat(
+            self.lock, name, token, self.policy.lock_ttl_seconds, self.policy.idle_timeout_seconds
+        )
+
         async def hashed() -> AsyncIterator[bytes]:
             nonlocal size
             async for chunk in self.storage.read(key):
+                beat.progress()
                 if digest is not None:
                     await _update(digest, chunk)
                 size += len(chunk)
                 yield chunk
 
-        verdict = await scan_stream(self.scanner, hashed())
+        beating = asyncio.create_task(beat.run())
+        try:
+            verdict = await scan_stream(self.scanner, hashed())
+        finally:
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
+        if beat.lost:
+            raise UploadBusy("This request lost its lock on the upload; retry in a moment.")
         sha256 = digest.hexdigest() if digest is not None else known_sha256
         assert sha256 is not None
         declared = record.details.sha256
