@@ -30,6 +30,11 @@ The policy, and why:
   publishes the version in one transaction that also marks the session completed with its
   result. A retry returns the stored result; a crash midway leaves a session in ``finalizing``
   that the next call finishes.
+* **Never "done" before published.** A tus client takes ``Upload-Offset == Upload-Length`` for
+  success, so while a publication is pending (the scanner or the storage failed after the last
+  byte) HEAD tells one byte short; the client's retry sends the last byte again, and that PATCH
+  (or an empty one at the length, or ``/complete``) publishes. The worker's
+  ``PublishPendingUploads`` retries too, until the publication succeeds or the session expires.
 """
 
 from __future__ import annotations
@@ -495,14 +500,18 @@ class AppendUploadChunk:
             )
         hasher = hashlib.new(command.checksum.algorithm) if command.checksum else None
         received = 0
-        async for chunk in _guarded(command.body, self.policy.idle_timeout_seconds):
-            received += len(chunk)
-            if received > allowed:
-                raise UploadTooLarge(
-                    f"The chunk goes past the declared size of {session.length} bytes."
-                )
-            if hasher is not None:
-                hasher.update(chunk)
+        try:
+            async for chunk in _guarded(command.body, self.policy.idle_timeout_seconds):
+                received += len(chunk)
+                if received > allowed:
+                    raise UploadTooLarge(
+                        f"The chunk goes past the declared size of {session.length} bytes."
+                    )
+                if hasher is not None:
+                    hasher.update(chunk)
+        except BodyInterrupted:  # nothing published: the client resumes from HEAD
+            offset = session.length - 1 if publication_pending(record) else session.length
+            return Appended(command.upload_id, offset, session.state, interrupted=True)
         if (
             command.checksum is not None
             and hasher is not None
