@@ -1,6 +1,7 @@
 """clamd down when the last tus byte arrives, through the real server: the stock tus clients
 (tuspy, tus-js-client) never report success for an upload that is not published, and once
-clamd answers again their retry publishes it.
+clamd answers again their retry publishes it. And a stored file lost from disk: a
+problem+json from us, not the server's plain answer.
 
 clamd sits behind a gate of our own: a loopback port that forwards to the test clamd while
 open and refuses connections while closed, as a clamd that is down does.
@@ -106,7 +107,7 @@ def gate(clamd_server: ClamdServer) -> Iterator[Gate]:
 
 
 @pytest.fixture
-def env(tmp_path: Path, gate: Gate) -> dict[str, str]:
+def base_env(tmp_path: Path) -> dict[str, str]:
     return clean_env(
         **SECRETS,
         ENV="test",
@@ -114,10 +115,17 @@ def env(tmp_path: Path, gate: Gate) -> dict[str, str]:
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'orbsurv.db'}",
         UPLOAD_ROOT=str(tmp_path / "uploads"),
         VAR_DIR=str(tmp_path / "var"),
-        MALWARE_SCANNER="clamd",
-        CLAMD_ADDRESS=f"tcp://127.0.0.1:{gate.port}",
-        CLAMD_TIMEOUT_SECONDS="10",
     )
+
+
+@pytest.fixture
+def env(base_env: dict[str, str], gate: Gate) -> dict[str, str]:
+    return {
+        **base_env,
+        "MALWARE_SCANNER": "clamd",
+        "CLAMD_ADDRESS": f"tcp://127.0.0.1:{gate.port}",
+        "CLAMD_TIMEOUT_SECONDS": "10",
+    }
 
 
 def sessions(database: Path) -> list[tuple[str, int, int]]:
@@ -230,3 +238,34 @@ def test_tus_js_client_reports_no_success_until_published(
         assert status["status"] == "completed"
         assert status["sha256"] == hashlib.sha256(data).hexdigest()
         assert versions(database) == ["2.0.0"]
+
+
+def test_a_lost_local_file_is_a_problem_not_the_servers_404(
+    tmp_path: Path, base_env: dict[str, str]
+) -> None:
+    """Local storage hands whole files to the server (pathsend): a file gone from disk was the
+    server's own plain-text 404 after a 200 had begun; it is our problem+json now."""
+    with serve(tmp_path / "srv", base_env) as server:
+        auth = sign_up(server.url)
+        created = httpx.post(
+            f"{server.url}/api/v1/projects",
+            headers=auth,
+            data={"name": "Lost", "description": "x", "is_public": "false"},
+            files={"file": ("lost.zip", b"lost bytes" * 100, "application/zip")},
+            timeout=60,
+        )
+        assert created.status_code == 201, created.text
+        path = f"{server.url}/api/v1/projects/{created.json()['id']}/download"
+        assert httpx.get(path, headers=auth, timeout=60).content == b"lost bytes" * 100
+        with sqlite3.connect(tmp_path / "orbsurv.db") as conn:
+            [(key,)] = conn.execute("SELECT object_key FROM projects")
+        (tmp_path / "uploads" / key).unlink()
+        for method in ("GET", "HEAD"):
+            got = httpx.request(method, path, headers=auth, timeout=60)
+            assert got.status_code == 404
+            assert got.headers["content-type"].startswith("application/problem+json")
+            assert got.headers["x-request-id"]
+            if method == "GET":
+                assert got.json()["code"] == "object_missing"
+                assert got.json()["request_id"] == got.headers["x-request-id"]
+        assert "the stored object is missing" in server.log.read_text()
