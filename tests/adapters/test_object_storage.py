@@ -85,6 +85,7 @@ async def test_delete(storage: ObjectStorage) -> None:
     await storage.put(key, chunks(b"x"))
     await storage.delete(key)
     assert await storage.size(key) is None
+    assert await storage.stat(key) is None  # what downloads and deduplication check
 
 
 async def test_too_large_keeps_nothing(storage: ObjectStorage) -> None:
@@ -332,6 +333,8 @@ async def test_s3_unreachable_is_storage_unavailable() -> None:
     assert raised.value.code == "storage_unavailable"
     with pytest.raises(StorageUnavailable):
         await storage.stat(unique("x"))
+    with pytest.raises(StorageUnavailable):
+        await storage.size(unique("x"))
     with pytest.raises(StorageUnavailable):
         await read_all(storage, unique("x"))
     storage.close()

@@ -156,3 +156,47 @@ async def test_get_without_a_tail(engine: AsyncEngine) -> None:
     assert record is not None
     assert record.tail is None
     assert await store.get(new_id()) is None
+
+
+async def test_awaiting_publication_lists_full_unpublished_quiet_sessions(
+    engine: AsyncEngine,
+) -> None:
+    store = SqlUploadStore(engine, default_quota=1024**3)
+    owner = await _user(engine)
+    changed = T0 + timedelta(minutes=1)
+
+    async def full(protocol: str, state: UploadState, *, offset: int = 20 * MiB) -> str:
+        record = _record(owner)
+        record.protocol = protocol
+        await store.create(record, T0, max_open=None)
+        upload_id = record.session.id
+        if offset:
+            assert await store.record_progress(
+                upload_id,
+                expected_offset=0,
+                new_offset=offset,
+                part=None,
+                tail=None,
+                drop_tail=False,
+                now=changed,
+            )
+        if state is not UploadState.RECEIVING:
+            assert await store.move(
+                upload_id, from_states=(UploadState.RECEIVING,), to=state, now=changed
+            )
+        return upload_id
+
+    finalizing = await full("orbsurv", UploadState.FINALIZING)
+    tus_receiving = await full("tus", UploadState.RECEIVING)
+    await full("orbsurv", UploadState.RECEIVING)  # waits for /complete
+    await full("tus", UploadState.RECEIVING, offset=MiB)  # bytes still coming
+    await full("tus", UploadState.ABORTED)
+
+    quiet = changed + timedelta(seconds=1)
+    found = await store.awaiting_publication(changed, changed_before=quiet, limit=10)
+    assert {record.session.id for record in found} == {finalizing, tus_receiving}
+    # Changed too recently (the request that got the last byte is publishing), or expired.
+    assert await store.awaiting_publication(changed, changed_before=changed, limit=10) == []
+    late = T0 + timedelta(hours=2)
+    assert await store.awaiting_publication(late, changed_before=late, limit=10) == []
+    assert len(await store.awaiting_publication(changed, changed_before=quiet, limit=1)) == 1

@@ -192,6 +192,7 @@ from orbsurv.application.packages.uploads import (
     CreateUpload,
     GetUploadStatus,
     PublishPackage,
+    PublishPendingUploads,
     SweepUploads,
     UploadPolicy,
 )
@@ -618,6 +619,7 @@ class PackagesProvider(Provider):
     append = provide(AppendUploadChunk, scope=Scope.APP)
     abort = provide(AbortUpload, scope=Scope.APP)
     sweep = provide(SweepUploads, scope=Scope.APP)
+    publish_pending = provide(PublishPendingUploads, scope=Scope.APP)
     list_packages = provide(ListPackages, scope=Scope.APP)
     list_versions = provide(ListVersions, scope=Scope.APP)
     find_version = provide(FindVersion, scope=Scope.APP)

@@ -14,7 +14,7 @@ from dishka import AsyncContainer
 from orbsurv.application.account.mail_requests import ProcessMailRequests
 from orbsurv.application.files.projects import SweepObjects
 from orbsurv.application.outbox import DeliverOutbox
-from orbsurv.application.packages.uploads import SweepUploads
+from orbsurv.application.packages.uploads import PublishPendingUploads, SweepUploads
 
 logger = logging.getLogger("orbsurv.worker")
 
@@ -53,11 +53,18 @@ async def sweep_uploads(container: AsyncContainer) -> int:
     return await sweep()
 
 
+async def publish_uploads(container: AsyncContainer) -> int:
+    """Uploads whose every byte is stored but whose publication failed: published again."""
+    publish = await container.get(PublishPendingUploads)
+    return await publish()
+
+
 JOBS: Sequence[Job] = (
     Job(name="mail-requests", interval=1.0, run=process_mail_requests),
     Job(name="deliver-outbox", interval=1.0, run=deliver_outbox),
     Job(name="sweep-objects", interval=60.0, run=sweep_objects),
     Job(name="sweep-uploads", interval=60.0, run=sweep_uploads),
+    Job(name="publish-uploads", interval=10.0, run=publish_uploads),
 )
 
 

@@ -14,11 +14,24 @@ extension (granian does), the server sends the file itself and no byte passes th
 ``on_complete`` runs once, after the last byte of a whole-body GET was handed to the server
 while the client was still connected: downloads are counted per completed full transfer, never
 per range request, HEAD or abandoned transfer.
+
+The stored object is checked (its size, through the storage port) before the answer starts,
+for GET and HEAD alike, so a fault is a problem+json with ``X-Request-ID`` and a log line, never
+the server's bare 500: a storage that cannot be reached is 503 ``storage_unavailable`` with
+``Retry-After``; an object that is missing (or has another size than recorded) is 404
+``object_missing``, logged at error level. 404 rather than 503 because no retry brings the
+bytes back: there is no current representation to send (RFC 9110 section 15.5.5), a 503
+would make clients retry and monitors count an outage where an operator must act; the code
+tells it apart from an unknown id. (A package version's bytes come back when the same bytes
+are uploaded again: the upload heals the blob.) A read that fails once the answer started
+is logged with the request id and the connection is cut (the exception reaches the server,
+which closes it): the client sees a short body, never a complete-looking wrong one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,7 +44,9 @@ from litestar.types import Receive, Send
 
 from orbsurv.adapters.http.problems import problem
 from orbsurv.adapters.storage.local import LocalObjectStorage
+from orbsurv.application.errors import ObjectNotFound
 from orbsurv.application.ports import ObjectStorage
+from orbsurv.domain.errors import DependencyUnavailable, NotFound
 from orbsurv.domain.files import (
     ByteRange,
     RangeNotSatisfiable,
@@ -43,7 +58,14 @@ from orbsurv.domain.files import (
     strong_etag,
 )
 
+logger = logging.getLogger("orbsurv.downloads")
+
 PATH_SEND = "http.response.pathsend"
+RETRY_AFTER_SECONDS = 5  # told to clients when the storage cannot be reached
+MISSING = (
+    "The stored file is missing; the operators are told. Uploading the same bytes again "
+    "restores a package version."
+)
 OCTET_STREAM = "application/octet-stream"
 
 DOWNLOAD_RESPONSE_HEADERS = (
@@ -78,7 +100,7 @@ class DownloadResponse(ASGIResponse):
     """Headers as given; the body streams from storage (or goes by ``pathsend``)."""
 
     _should_set_content_length = False
-    __slots__ = ("_chunks", "_on_complete", "_path")
+    __slots__ = ("_chunks", "_key", "_on_complete", "_path")
 
     def __init__(
         self,
@@ -89,6 +111,7 @@ class DownloadResponse(ASGIResponse):
         path: Path | None = None,
         on_complete: Callable[[], Awaitable[None]] | None = None,
         is_head_response: bool = False,
+        key: str = "",
     ) -> None:
         super().__init__(
             status_code=status_code,
@@ -99,6 +122,7 @@ class DownloadResponse(ASGIResponse):
         self._chunks = chunks
         self._path = path
         self._on_complete = on_complete
+        self._key = key
 
     async def __call__(self, scope: Any, receive: Receive, send: Send) -> None:
         if (
@@ -111,6 +135,16 @@ class DownloadResponse(ASGIResponse):
             if self._on_complete is not None:
                 await self._on_complete()
             return
+        if self._chunks is not None and not self.is_head_response:
+            # The first bytes are read before the answer starts: a read that fails there still
+            # reaches the app's exception handlers (a problem+json), not a cut stream.
+            stream = self._chunks()
+            try:
+                first = await anext(stream, None)
+            except ObjectNotFound:
+                logger.error("download of %s: the stored object is missing", self._key)
+                raise NotFound(MISSING, code="object_missing") from None
+            self._chunks = lambda: _prepended(first, stream)
         await super().__call__(scope, receive, send)
 
     async def send_body(self, send: Send, receive: Receive) -> None:
@@ -127,11 +161,26 @@ class DownloadResponse(ASGIResponse):
                     return
 
         listener = asyncio.create_task(listen())
+        sent = 0
         try:
-            async for chunk in self._chunks():
+            chunks = self._chunks()
+            while True:
+                try:
+                    chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    break
+                except Exception as error:
+                    logger.error(
+                        "download of %s failed after %d bytes (%s); the connection is cut",
+                        self._key,
+                        sent,
+                        getattr(error, "code", type(error).__name__),
+                    )
+                    raise
                 if disconnected.is_set():
                     return
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                sent += len(chunk)
             if disconnected.is_set():
                 return
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -139,6 +188,14 @@ class DownloadResponse(ASGIResponse):
             listener.cancel()
         if self._on_complete is not None:
             await self._on_complete()
+
+
+async def _prepended(first: bytes | None, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if first is None:
+        return
+    yield first
+    async for chunk in rest:
+        yield chunk
 
 
 class Download(Response[None]):
@@ -173,14 +230,45 @@ def _local_path(storage: ObjectStorage, key: str) -> Path | None:
     return None
 
 
-def download_response(
+async def _stored_fault(
+    request: Request[Any, Any, Any], storage: ObjectStorage, item: Downloadable
+) -> Response[Any] | None:
+    """The problem to answer when the object of ``item`` cannot be served (see the module
+    docstring), ``None`` when it is there with its recorded size."""
+    try:
+        size = await storage.size(item.key)
+    except DependencyUnavailable as failed:
+        logger.warning("download of %s: the storage failed (%s)", item.key, failed.code)
+        return problem(
+            request,
+            503,
+            "The file storage is unavailable; try again in a moment.",
+            code="storage_unavailable",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    if size == item.size:
+        return None
+    logger.error(
+        "download of %s: the stored object is %s",
+        item.key,
+        "missing" if size is None else f"{size} bytes, not the {item.size} recorded",
+    )
+    return problem(request, 404, MISSING, code="object_missing")
+
+
+async def download_response(
     request: Request[Any, Any, Any],
     storage: ObjectStorage,
     item: Downloadable,
     *,
     on_complete: Callable[[], Awaitable[None]] | None = None,
 ) -> Response[Any]:
-    """The RFC 9110 answer to a GET or HEAD of ``item`` (see the module docstring)."""
+    """The RFC 9110 answer to a GET or HEAD of ``item`` (see the module docstring), or the
+    problem of a stored object that cannot be served (404 ``object_missing``, 503
+    ``storage_unavailable``)."""
+    fault = await _stored_fault(request, storage, item)
+    if fault is not None:
+        return fault
     etag = strong_etag(item.sha256)
     headers = {
         "ETag": etag,
@@ -225,6 +313,7 @@ def download_response(
                 headers=headers,
                 chunks=lambda: storage.read(item.key, start=start, end=end),
                 is_head_response=head,
+                key=item.key,
             )
         )
     headers["Content-Length"] = str(item.size)
@@ -236,5 +325,6 @@ def download_response(
             path=_local_path(storage, item.key),
             on_complete=None if head else on_complete,
             is_head_response=head,
+            key=item.key,
         )
     )

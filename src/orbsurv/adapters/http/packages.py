@@ -376,8 +376,12 @@ async def tus_create(
     summary="The upload's offset (tus HEAD)",
     description=(
         "`Upload-Offset`: bytes durably stored; `Upload-Length`; `Upload-Expires`; "
-        "`Cache-Control: no-store`. Resume a PATCH from `Upload-Offset`. 404 for an unknown "
-        "or aborted upload, 410 once expired."
+        "`Cache-Control: no-store`. Resume a PATCH from `Upload-Offset`. `Upload-Offset` equals "
+        "`Upload-Length` only once the version is published: while the publication that the "
+        "last byte starts is pending (a scanner or storage that failed), it is one byte short, "
+        "and a PATCH of that byte (or an empty PATCH at the length) publishes, answering 503 "
+        "with `Retry-After` while the dependency is still down. 404 for an unknown or aborted "
+        "upload, 410 once expired."
     ),
     security=SECURITY,
     responses={**_STATUS_DOC, 410: ResponseSpec(None, description="The upload expired")},
@@ -396,7 +400,7 @@ async def upload_head(
         200,
         {
             **headers,
-            "Upload-Offset": str(status.offset),
+            "Upload-Offset": str(status.resume_offset),
             "Upload-Length": str(status.size),
             "Upload-Expires": _http_date(status.expires_at),
             "Cache-Control": "no-store",
@@ -438,7 +442,11 @@ async def _body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
         "status}` (204 to tus clients) with `Upload-Offset`. 409 with the current offset on a "
         "mismatch; 413 past the declared size; 423 while another request writes to the upload; "
         "460 on a checksum mismatch (offset unchanged). A body cut short keeps the bytes that "
-        "were stored: HEAD tells where to resume. A client silent for "
+        "were stored: HEAD tells where to resume. A tus upload publishes its version with its "
+        "last byte; when that fails for a dependency (503 `scanner_unavailable` or "
+        "`storage_unavailable`, with `Retry-After`) every byte stays stored, HEAD tells one "
+        "byte short, and a PATCH of the last byte again (or an empty one at the length) "
+        "publishes. A client silent for "
         "`UPLOAD_IDLE_TIMEOUT_SECONDS` is dropped with its stored bytes kept."
     ),
     security=SECURITY,
@@ -917,8 +925,15 @@ async def admin_packages(
             data_container=bytes, description="One range of the file.", generate_examples=False
         ),
         304: ResponseSpec(data_container=None, description="The ETag matched If-None-Match."),
-        404: ResponseSpec(None, description="No such package or version (or not visible)"),
+        404: ResponseSpec(
+            None,
+            description=(
+                "No such package or version (or not visible); `object_missing` when its "
+                "stored file is lost"
+            ),
+        ),
         416: ResponseSpec(None, description="Content-Range: bytes */size"),
+        503: ResponseSpec(None, description="storage_unavailable (Retry-After)"),
     },
 )
 @inject
@@ -938,7 +953,7 @@ async def download_version(
         modified_at=version.created_at,
         file_name=version.file_name,
     )
-    return download_response(request, storage, item, on_complete=lambda: count(version.id))
+    return await download_response(request, storage, item, on_complete=lambda: count(version.id))
 
 
 SINGLE_FIELDS = ("name", "description", "category", "language", "version", "is_public", "sha256")

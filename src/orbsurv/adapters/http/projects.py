@@ -407,9 +407,12 @@ async def update_project(
             data_container=bytes, description="One range of the file.", generate_examples=False
         ),
         304: ResponseSpec(data_container=None, description="The ETag matched If-None-Match."),
-        404: _problem("No such project, or another user's private project."),
+        404: _problem(
+            "No such project, or another user's private project; `object_missing` when its "
+            "stored file is lost."
+        ),
         416: _problem("The range cannot be served; Content-Range: bytes */size."),
-        503: _problem("Storage unavailable."),
+        503: _problem("Storage unavailable (`storage_unavailable`, Retry-After)."),
     },
 )
 @inject
@@ -429,7 +432,7 @@ async def download_project(
         modified_at=project.created_at,
         file_name=project.file_name,
     )
-    return download_response(request, storage, item, on_complete=lambda: count(project.id))
+    return await download_response(request, storage, item, on_complete=lambda: count(project.id))
 
 
 @delete(

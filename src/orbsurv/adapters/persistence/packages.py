@@ -321,6 +321,26 @@ class SqlUploadStore:
             records = [await self._get(conn, upload_id) for upload_id in ids]
         return [record for record in records if record is not None]
 
+    async def awaiting_publication(
+        self, now: datetime, *, changed_before: datetime, limit: int
+    ) -> list[UploadRecord]:
+        c = upload_sessions.c
+        full = c.offset == c.length
+        pending = sa.or_(
+            c.state == UploadState.FINALIZING.value,
+            sa.and_(c.state == UploadState.RECEIVING.value, c.protocol == "tus"),
+        )
+        async with self._engine.connect() as conn:
+            found = await conn.execute(
+                sa.select(c.id)
+                .where(full, pending, c.expires_at > now, c.updated_at < changed_before)
+                .order_by(c.updated_at)
+                .limit(limit)
+            )
+            ids: list[str] = list(found.scalars())
+            records = [await self._get(conn, upload_id) for upload_id in ids]
+        return [record for record in records if record is not None]
+
     async def delete(self, upload_id: str) -> None:
         async with self._engine.begin() as conn:
             for table in (upload_parts, upload_tails):
@@ -419,8 +439,22 @@ class SqlPackageCatalog:
             )
             return found.first() is not None
 
+    async def blob_key(self, sha256: str) -> str | None:
+        async with self._engine.connect() as conn:
+            key: str | None = await conn.scalar(
+                sa.select(package_blobs.c.storage_key).where(package_blobs.c.sha256 == sha256)
+            )
+            return key
+
     async def publish(
-        self, record: UploadRecord, *, sha256: str, version_id: str, package_id: str, now: datetime
+        self,
+        record: UploadRecord,
+        *,
+        sha256: str,
+        version_id: str,
+        package_id: str,
+        now: datetime,
+        heal_blob: bool = False,
     ) -> Publication:
         s, d = record.session, record.details
         try:
@@ -438,14 +472,21 @@ class SqlPackageCatalog:
                 # ``create`` reserved the size (every protocol): settle it as stored bytes.
                 quota = SqlStorageQuota(conn, self._quota)
                 await quota.commit(s.owner_id, reserved=s.length, stored=s.length)
+                bump: dict[str, Any] = {"ref_count": package_blobs.c.ref_count + 1}
+                lost_key: str | None = None
+                if heal_blob:  # the blob stores its bytes under the upload's key from now on
+                    bump["storage_key"] = record.storage_key
+                    lost_key = await conn.scalar(
+                        sa.select(package_blobs.c.storage_key).where(
+                            package_blobs.c.sha256 == sha256
+                        )
+                    )
                 bumped = await conn.execute(
-                    package_blobs.update()
-                    .where(package_blobs.c.sha256 == sha256)
-                    .values(ref_count=package_blobs.c.ref_count + 1)
+                    package_blobs.update().where(package_blobs.c.sha256 == sha256).values(**bump)
                 )
                 redundant = None
                 if bumped.rowcount == 1:
-                    redundant = record.storage_key
+                    redundant = lost_key if heal_blob else record.storage_key
                 else:
                     await conn.execute(
                         package_blobs.insert().values(

@@ -124,6 +124,14 @@ class UploadStore(Protocol):
         """Open sessions past ``expires_at`` (and ended ones kept for retries past it)."""
         ...
 
+    async def awaiting_publication(
+        self, now: datetime, *, changed_before: datetime, limit: int
+    ) -> list[UploadRecord]:
+        """Unexpired sessions with every byte stored whose publication is pending: those in
+        ``finalizing``, and tus sessions still ``receiving`` at their full length; only those
+        last changed before ``changed_before``, oldest change first, at most ``limit``."""
+        ...
+
     async def delete(self, upload_id: str) -> None:
         """The session row with its parts and tail rows."""
         ...
@@ -203,11 +211,25 @@ class PackageSummary:
 
 class PackageCatalog(Protocol):
     async def publish(
-        self, record: UploadRecord, *, sha256: str, version_id: str, package_id: str, now: datetime
+        self,
+        record: UploadRecord,
+        *,
+        sha256: str,
+        version_id: str,
+        package_id: str,
+        now: datetime,
+        heal_blob: bool = False,
     ) -> Publication:
         """In one transaction: take a reference on the blob (or create it with the upload's
         object), find or create the owner's package by name (metadata only at creation), add
-        the version and mark the session completed. Raises ``VersionExists``."""
+        the version and mark the session completed. With ``heal_blob`` an existing blob takes
+        the upload's object as its own (its object was lost; ``redundant_key`` is then the
+        lost key). Raises ``VersionExists``."""
+        ...
+
+    async def blob_key(self, sha256: str) -> str | None:
+        """The storage key of the blob holding the bytes of ``sha256`` (hex), ``None`` when
+        no blob does."""
         ...
 
     async def version_exists(self, owner_id: str, package_name: str, version: str) -> bool: ...

@@ -30,6 +30,11 @@ The policy, and why:
   publishes the version in one transaction that also marks the session completed with its
   result. A retry returns the stored result; a crash midway leaves a session in ``finalizing``
   that the next call finishes.
+* **Never "done" before published.** A tus client takes ``Upload-Offset == Upload-Length`` for
+  success, so while a publication is pending (the scanner or the storage failed after the last
+  byte) HEAD tells one byte short; the client's retry sends the last byte again, and that PATCH
+  (or an empty one at the length, or ``/complete``) publishes. The worker's
+  ``PublishPendingUploads`` retries too, until the publication succeeds or the session expires.
 """
 
 from __future__ import annotations
@@ -67,7 +72,7 @@ from orbsurv.application.ports import (
     scan_stream,
 )
 from orbsurv.domain.audit import AuditEvent, RequestContext, malware_detected
-from orbsurv.domain.errors import FieldInvalid, InvalidInput
+from orbsurv.domain.errors import DependencyUnavailable, DomainError, FieldInvalid, InvalidInput
 from orbsurv.domain.identity import Principal
 from orbsurv.domain.packages import (
     COMPLETED_UPLOAD,
@@ -212,6 +217,29 @@ class UploadStatus:
     details: UploadDetails
     protocol: str
     result: UploadResult | None
+    publication_pending: bool = False
+
+    @property
+    def resume_offset(self) -> int:
+        """The offset a tus client is told (HEAD): the bytes stored, less one while the
+        publication that the last byte starts is pending. tus clients take ``Upload-Offset ==
+        Upload-Length`` for "done" (tus 1.0 core; tus-js-client reports success on such a HEAD
+        without another request), so that is said only of a published upload; one byte short,
+        the client sends the last byte again, and that PATCH publishes (see
+        ``AppendUploadChunk``)."""
+        return self.offset - 1 if self.publication_pending else self.offset
+
+
+def publication_pending(record: UploadRecord) -> bool:
+    """Every byte is stored and the version is not published yet: the session is finalizing
+    (a completion began and did not finish), or it is a tus upload whose last byte arrived (a
+    tus upload publishes itself; its client never calls ``/complete``)."""
+    session = record.session
+    if session.offset != session.length:
+        return False
+    if session.state is UploadState.FINALIZING:
+        return True
+    return session.state is UploadState.RECEIVING and record.protocol == "tus"
 
 
 def _status(record: UploadRecord, now: datetime) -> UploadStatus:
@@ -226,6 +254,7 @@ def _status(record: UploadRecord, now: datetime) -> UploadStatus:
         details=record.details,
         protocol=record.protocol,
         result=session.result,
+        publication_pending=state is not UploadState.EXPIRED and publication_pending(record),
     )
 
 
@@ -414,6 +443,8 @@ class AppendUploadChunk:
 
     async def __call__(self, principal: Principal, command: AppendChunk) -> Appended:
         record = await _load(self.store, command.upload_id, principal)
+        if _resends_the_end(record, command.offset):
+            return await self._publish_again(principal, command, record)
         record.session.check_writable(command.offset, self.clock.now())
         if command.content_length is not None and command.content_length > record.session.remaining:
             raise UploadTooLarge(
@@ -450,6 +481,52 @@ class AppendUploadChunk:
                 result=result,
             )
         return appended
+
+    async def _publish_again(
+        self, principal: Principal, command: AppendChunk, record: UploadRecord
+    ) -> Appended:
+        """A PATCH at the end of an upload whose bytes are all stored: the last byte again
+        (at ``length - 1``, where HEAD put the client) or nothing (at ``length``). The bytes
+        are read and dropped (the stored ones are the upload's; a body longer than what is
+        left is 413, a wrong ``Upload-Checksum`` 460) and the publication runs, or answers
+        its stored result once done. Raises what ``CompleteUpload`` raises: a dependency that
+        fails again is 503 and the offset HEAD tells stays one byte short."""
+        session = record.session
+        allowed = session.length - command.offset
+        if command.content_length is not None and command.content_length > allowed:
+            raise UploadTooLarge(
+                f"The chunk goes past the declared size of {session.length} bytes "
+                f"({allowed} bytes remain)."
+            )
+        hasher = hashlib.new(command.checksum.algorithm) if command.checksum else None
+        received = 0
+        try:
+            async for chunk in _guarded(command.body, self.policy.idle_timeout_seconds):
+                received += len(chunk)
+                if received > allowed:
+                    raise UploadTooLarge(
+                        f"The chunk goes past the declared size of {session.length} bytes."
+                    )
+                if hasher is not None:
+                    hasher.update(chunk)
+        except BodyInterrupted:  # nothing published: the client resumes from HEAD
+            offset = session.length - 1 if publication_pending(record) else session.length
+            return Appended(command.upload_id, offset, session.state, interrupted=True)
+        if (
+            command.checksum is not None
+            and hasher is not None
+            and hasher.digest() != command.checksum.digest
+        ):
+            raise ChecksumMismatch(
+                "The chunk does not match its Upload-Checksum; the offset did not move."
+            )
+        result = await self.finish(principal, command.upload_id)
+        return Appended(
+            upload_id=command.upload_id,
+            offset=session.length,
+            state=UploadState.COMPLETED,
+            result=result,
+        )
 
     async def _append(
         self, principal: Principal, command: AppendChunk, beat: _Heartbeat, record: UploadRecord
@@ -636,6 +713,17 @@ class AppendUploadChunk:
         return Appended(session.id, durable, state, interrupted=interrupted)
 
 
+def _resends_the_end(record: UploadRecord, offset: int) -> bool:
+    """Is a PATCH at ``offset`` the end of an upload whose bytes are all stored, sent again to
+    get it published (or to learn that it is)? See ``UploadStatus.resume_offset``."""
+    session = record.session
+    if offset not in (session.length - 1, session.length):
+        return False
+    if session.state is UploadState.COMPLETED:
+        return session.result is not None
+    return publication_pending(record)
+
+
 # --- complete ---------------------------------------------------------------------------
 
 
@@ -643,9 +731,15 @@ class AppendUploadChunk:
 class CompleteUpload:
     """Assemble, verify (size, declared SHA-256), scan and publish. Idempotent.
 
+    Publish or discard, nothing between: a refusal (size, digest, malware, a version that
+    exists) aborts the session and drops its bytes; a dependency that fails (the scanner, the
+    storage, the database) leaves the session ``finalizing`` with its bytes, so the next
+    attempt (``/complete``, a tus PATCH at the end, or the worker's ``PublishPendingUploads``)
+    goes on from there. The version appears in one transaction or not at all.
+
     Raises ``UploadNotFound``, ``UploadIncomplete`` (409), ``UploadExpired`` (410),
     ``UploadBusy`` (423), ``DigestMismatch`` (409), ``VersionExists`` (409),
-    ``MalwareDetected`` (422)."""
+    ``MalwareDetected`` (422), ``ScannerUnavailable`` / ``StorageUnavailable`` (503)."""
 
     store: UploadStore
     catalog: PackageCatalog
@@ -657,23 +751,29 @@ class CompleteUpload:
     trail: AuditTrail
 
     async def __call__(self, principal: Principal, upload_id: str) -> UploadResult:
-        record = await _load(self.store, upload_id, principal)
+        return await self.publish(await _load(self.store, upload_id, principal))
+
+    async def publish(self, record: UploadRecord) -> UploadResult:
+        """Complete the session ``record`` names (as read from the store, by its owner or the
+        worker), under the upload's lock: ``UploadBusy`` while another request holds it."""
         if record.session.state is UploadState.COMPLETED and record.session.result:
             return record.session.result
+        upload_id = record.session.id
         name = lock_name(upload_id)
         token = await self.lock.acquire(name, self.policy.lock_ttl_seconds)
         if token is None:
             raise UploadBusy("This upload is busy; retry in a moment.")
         try:
-            return await self._complete(principal, upload_id, name, token)
+            return await self._complete(record.session.owner_id, upload_id, name, token)
         finally:
             with contextlib.suppress(Exception):
                 await self.lock.release(name, token)
 
-    async def _complete(
-        self, principal: Principal, upload_id: str, name: str, token: str
-    ) -> UploadResult:
-        record = await _load(self.store, upload_id, principal)
+    async def _complete(self, owner_id: str, upload_id: str, name: str, token: str) -> UploadResult:
+        found = await self.store.get(upload_id)
+        if found is None or found.session.owner_id != owner_id:
+            raise UploadNotFound("No such upload.")
+        record = found
         session = record.session
         if session.state is UploadState.COMPLETED and session.result:
             return session.result
@@ -721,15 +821,30 @@ class CompleteUpload:
         digest = hashlib.sha256() if known_sha256 is None else None
         size = 0
 
+        # The lock is extended while the bytes are read (a large file takes longer to scan
+        # than the lock lives), so neither the worker nor a retry starts a second publication.
+        beat = _Heartbeat(
+            self.lock, name, token, self.policy.lock_ttl_seconds, self.policy.idle_timeout_seconds
+        )
+
         async def hashed() -> AsyncIterator[bytes]:
             nonlocal size
             async for chunk in self.storage.read(key):
+                beat.progress()
                 if digest is not None:
                     await _update(digest, chunk)
                 size += len(chunk)
                 yield chunk
 
-        verdict = await scan_stream(self.scanner, hashed())
+        beating = asyncio.create_task(beat.run())
+        try:
+            verdict = await scan_stream(self.scanner, hashed())
+        finally:
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
+        if beat.lost:
+            raise UploadBusy("This request lost its lock on the upload; retry in a moment.")
         sha256 = digest.hexdigest() if digest is not None else known_sha256
         assert sha256 is not None
         declared = record.details.sha256
@@ -744,26 +859,17 @@ class CompleteUpload:
             failure = MalwareDetected("file", verdict.signature)
             await self.trail.record(
                 _malware_event(
-                    self.clock, principal, upload_id, verdict.signature, record.details.file_name
+                    self.clock, owner_id, upload_id, verdict.signature, record.details.file_name
                 )
             )
         if failure is not None:
             await self._discard(record)
             raise failure
         try:
-            publication = await self.catalog.publish(
-                record,
-                sha256=sha256,
-                version_id=str(uuid.uuid4()),
-                package_id=str(uuid.uuid4()),
-                now=self.clock.now(),
-            )
+            return await _publish(self.catalog, self.storage, self.clock, record, sha256)
         except VersionExists:
             await self._discard(record)
             raise
-        if publication.redundant_key is not None:
-            await self.storage.delete(publication.redundant_key)
-        return publication.result
 
     async def _discard(self, record: UploadRecord) -> None:
         await self.store.move(
@@ -775,13 +881,55 @@ class CompleteUpload:
         await _drop_bytes(self.storage, record)
 
 
+async def _publish(
+    catalog: PackageCatalog,
+    storage: ObjectStorage,
+    clock: Clock,
+    record: UploadRecord,
+    sha256: str,
+) -> UploadResult:
+    """Publish the verified, scanned bytes of ``record`` (a ``finalizing`` session) as its
+    version, in the catalogue's one transaction. Content addressing: when a blob with these
+    bytes exists, the version shares it and the upload's own object goes; but first the
+    blob's object is checked, and when it is gone (lost outside the application) the blob
+    takes this upload's object instead (healed), so a version is never linked to nothing.
+    Raises ``VersionExists``; ``StorageUnavailable`` when the check cannot be made."""
+    shared = await catalog.blob_key(sha256)
+    heal = (
+        shared is not None and shared != record.storage_key and await storage.size(shared) is None
+    )
+    if heal:
+        logger.error(
+            "the object %s of blob %s is missing; upload %s stores it again",
+            shared,
+            sha256,
+            record.session.id,
+        )
+    publication = await catalog.publish(
+        record,
+        sha256=sha256,
+        version_id=str(uuid.uuid4()),
+        package_id=str(uuid.uuid4()),
+        now=clock.now(),
+        heal_blob=heal,
+    )
+    if publication.redundant_key is not None:
+        try:
+            await storage.delete(publication.redundant_key)
+        except Exception:  # published: the orphan sweep removes the object later
+            logger.warning(
+                "could not delete %s; left to the sweep", publication.redundant_key, exc_info=True
+            )
+    return publication.result
+
+
 def _malware_event(
-    clock: Clock, principal: Principal, upload_id: str, signature: str, file_name: str
+    clock: Clock, owner_id: str, upload_id: str, signature: str, file_name: str
 ) -> AuditEvent:
     return malware_detected(
         clock.now(),
         RequestContext(),
-        actor_user_id=principal.user_id,
+        actor_user_id=owner_id,
         target_type="package_upload",
         target_id=upload_id,
         signature=signature,
@@ -872,7 +1020,7 @@ class PublishPackage:
             failure = MalwareDetected("file", verdict.signature)
             await self.trail.record(
                 _malware_event(
-                    self.clock, principal, upload_id, verdict.signature, details.file_name
+                    self.clock, principal.user_id, upload_id, verdict.signature, details.file_name
                 )
             )
         if failure is not None:
@@ -901,13 +1049,7 @@ class PublishPackage:
             await self.storage.delete(key)
             raise
         try:
-            publication = await self.catalog.publish(
-                record,
-                sha256=sha256,
-                version_id=str(uuid.uuid4()),
-                package_id=str(uuid.uuid4()),
-                now=self.clock.now(),
-            )
+            result = await _publish(self.catalog, self.storage, self.clock, record, sha256)
         except BaseException:
             await self.store.move(  # gives the reservation back
                 upload_id,
@@ -919,9 +1061,7 @@ class PublishPackage:
             await self.store.delete(upload_id)
             raise
         await self.store.delete(upload_id)  # nothing to resume: the session has served
-        if publication.redundant_key is not None:
-            await self.storage.delete(publication.redundant_key)
-        return publication.result
+        return result
 
 
 # --- abort ------------------------------------------------------------------------------
@@ -1071,6 +1211,58 @@ class SweepUploads:
         return cleaned
 
 
+PUBLISH_BATCH = 20  # sessions per pass of the publication job
+
+
+@dataclass(frozen=True, slots=True)
+class PublishPendingUploads:
+    """The worker's job: publish the uploads whose every byte is stored and whose publication
+    did not finish (see ``publication_pending``: a scanner or storage that was down when the
+    last byte arrived, a process that died meanwhile), until it succeeds or the session
+    expires (the sweep then removes it). Returns how many it published.
+
+    A session is left alone for ``policy.lock_ttl_seconds`` after its last change, so the
+    request that received the last byte publishes it itself. Safe with several workers: each
+    publication takes the upload's lock (``CompleteUpload.publish``); a session another worker
+    or a request holds is skipped this pass. A refusal (malware, a digest that does not match,
+    a version published meanwhile) discards the session as ``/complete`` would; a dependency
+    that fails again leaves it for the next pass."""
+
+    store: UploadStore
+    complete: CompleteUpload
+    clock: Clock
+    policy: UploadPolicy
+
+    async def __call__(self) -> int:
+        now = self.clock.now()
+        quiet_since = now - timedelta(seconds=self.policy.lock_ttl_seconds)
+        published = 0
+        for record in await self.store.awaiting_publication(
+            now, changed_before=quiet_since, limit=PUBLISH_BATCH
+        ):
+            upload_id = record.session.id
+            try:
+                await self.complete.publish(record)
+            except UploadBusy:
+                continue  # a request or another worker is on it
+            except DependencyUnavailable as failed:
+                logger.warning(
+                    "upload %s: publication failed again (%s); retrying later",
+                    upload_id,
+                    failed.code,
+                )
+                continue
+            except DomainError as refused:  # discarded, as /complete would
+                logger.info("upload %s: not published (%s)", upload_id, refused.code)
+                continue
+            except Exception:
+                logger.exception("upload %s: publication failed; retrying later", upload_id)
+                continue
+            published += 1
+            logger.info("upload %s: published by the worker", upload_id)
+        return published
+
+
 def _upload_id_of(key: str) -> str:
     """``packages/uploads/<upload id>/...`` -> the upload id."""
     return key.removeprefix(UPLOADS_PREFIX).split("/", 1)[0]
@@ -1082,5 +1274,6 @@ __all__: list[Any] = [
     "CompleteUpload",
     "CreateUpload",
     "GetUploadStatus",
+    "PublishPendingUploads",
     "SweepUploads",
 ]
