@@ -221,10 +221,20 @@ class Stack:
         return self.server.url
 
     def heal_all(self) -> None:
+        """Every proxy back to ``pass``, Redis running; then wait (up to ``HEAL`` seconds) for
+        readiness, so a row that failed half-way does not spill into the next one."""
         for proxy in self.proxies.values():
             proxy.set_mode("pass")
         if self.redis is not None and self.redis.process is None:
             self.redis.start()
+        deadline = time.monotonic() + HEAL
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}{API}/readyz", timeout=5).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
 
     def worker(self) -> subprocess.Popen[bytes]:
         """``orbsurv worker`` with the server's configuration; the caller stops it."""
