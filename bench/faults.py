@@ -1,6 +1,7 @@
 """The failure-mode table's times: runs the fault tier (``tests/faults/test_rows.py``) and prints,
-per row, the seconds from the fault to the first clear answer and from the repair to the first
-success, with the row's outcome (a failing row's times are those it reached before failing).
+per row, the seconds from the fault to the first answer and from the repair to the first
+success, with the row's outcome (a failing row's times are those it reached before failing: its
+"answer" was not the clear one, or came too late).
 
 Needs what the tier needs: PostgreSQL on 127.0.0.1:5432 (else its rows skip), ``redis-server``,
 clamd (else its rows skip), and the right to mount a tmpfs (else the disk row skips).
@@ -62,12 +63,13 @@ def main() -> int:
     failed = sum(1 for outcome in results.values() if outcome == "failed")
     width = max([len(row) for row in times] + [20])
     print()
-    print(f"{'row':<{width}}  {'first clear answer (s)':>22}  {'healed after (s)':>16}")
+    print(f"{'row':<{width}}  {'first clear answer (s)':>22}  {'healed after (s)':>16}  outcome")
     for row in sorted(times):
         entry = times[row]
         answer = f"{entry['answer']:.2f}" if "answer" in entry else "-"
         healed = f"{entry['healed']:.2f}" if "healed" in entry else "-"
-        print(f"{row:<{width}}  {answer:>22}  {healed:>16}")
+        outcome = "passed" if entry.get("passed") else "FAILED (times reached before failing)"
+        print(f"{row:<{width}}  {answer:>22}  {healed:>16}  {outcome}")
     print(f"\n{len(results)} rows run, {failed} failed (pytest exit code {completed.returncode})")
     return completed.returncode
 

@@ -96,10 +96,13 @@ def run_async(factory: Callable[[], Any]) -> Any:
 class FaultTimes:
     """Row name → ``{"answer": seconds, "healed": seconds}``, written at the end of the run."""
 
-    rows: dict[str, dict[str, float]] = field(default_factory=dict)
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    current: set[str] = field(default_factory=set)  # rows the running test has recorded
 
     def record(self, row: str, *, answer: float | None = None, healed: float | None = None) -> None:
+        self.current.add(row)
         entry = self.rows.setdefault(row, {})
+        entry["passed"] = False  # until the test has passed
         if answer is not None:
             entry["answer"] = round(answer, 2)
         if healed is not None:
@@ -120,10 +123,33 @@ class FaultTimes:
 
 
 @pytest.fixture(scope="session")
-def fault_times() -> Iterator[FaultTimes]:
+def fault_times_session() -> Iterator[FaultTimes]:
     times = FaultTimes()
     yield times
     times.write()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.stash[PASSED] = report.passed
+    return report
+
+
+PASSED = pytest.StashKey[bool]()
+
+
+@pytest.fixture
+def fault_times(
+    fault_times_session: FaultTimes, request: pytest.FixtureRequest
+) -> Iterator[FaultTimes]:
+    """The run's recorder; the rows this test records are marked passed when it passes."""
+    fault_times_session.current.clear()
+    yield fault_times_session
+    passed = request.node.stash.get(PASSED, False)
+    for row in fault_times_session.current:
+        fault_times_session.rows[row]["passed"] = passed
 
 
 # --- dependencies of the run's own ----------------------------------------------------------
@@ -403,14 +429,16 @@ def embedded_stack(tmp_path_factory: pytest.TempPathFactory, common: Common) -> 
         disk.unmount()
 
 
-@pytest.fixture(params=["postgres", "embedded"])
+@pytest.fixture(
+    params=[
+        pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.redis]),
+        "embedded",
+    ]
+)
 def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     """A row that applies to both stacks runs once on each."""
-    if request.param == "postgres":
-        request.applymarker(pytest.mark.postgres)
-    chosen: Stack = request.getfixturevalue(
-        f"{'pg' if request.param == 'postgres' else 'embedded'}_stack"
-    )
+    name = "pg_stack" if request.param == "postgres" else "embedded_stack"
+    chosen: Stack = request.getfixturevalue(name)
     chosen.model.reset()
     yield chosen
     chosen.heal_all()

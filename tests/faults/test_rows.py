@@ -116,7 +116,7 @@ def attempt(call: Any) -> httpx.Response | None:
 def test_postgres(pg: Stack, mode: Mode, fault_times: FaultTimes) -> None:
     """PostgreSQL refusing, hung or resetting: 503 ``dependency_unavailable`` within the bound;
     once it is back the same process serves again (its pool drops the dead connections)."""
-    row = f"postgres/{mode}"
+    row = f"postgres/database/{mode}"
     email, _ = sign_up(pg.url)
     pg.proxies["postgres"].set_mode(mode)
     response, answer = timed(lambda: login(pg.url, email))
@@ -157,7 +157,7 @@ def test_redis_down_or_hung(pg: Stack, fault: str, fault_times: FaultTimes) -> N
     """Redis down (its process killed) or hung: requests answer within the bound (done, or 503
     ``dependency_unavailable``), a revoked token stays revoked, and Redis coming back heals."""
     assert pg.redis is not None
-    row = f"redis/{fault}"
+    row = f"postgres/redis/{fault}"
     email, _ = sign_up(pg.url)
     _, revoked = revoked_session(pg.url)
     if fault == "down":
@@ -187,7 +187,7 @@ def test_redis_restarted_empty_keeps_revocations(
     """Redis restarted empty (its data lost): no revoked token comes back, neither on the running
     process nor on one started afterwards (a deploy, another host), and sign-in works."""
     assert pg.redis is not None
-    row = "redis/restarted empty"
+    row = "postgres/redis/restarted empty"
     email, _ = sign_up(pg.url)
     _, revoked = revoked_session(pg.url)
     started = time.monotonic()
@@ -214,7 +214,7 @@ def test_redis_restarted_empty_keeps_revocations(
 def test_s3(pg: Stack, mode: Mode, fault_times: FaultTimes) -> None:
     """S3 refusing, hung or resetting: an upload is 503 ``storage_unavailable`` within the bound
     and leaves no project behind; files stored earlier are there once S3 is back."""
-    row = f"s3/{mode}"
+    row = f"postgres/s3/{mode}"
     _, auth = sign_up(pg.url)
     before = upload(pg.url, auth, payload(64 * 1024, "before"), name="Kept")
     assert before.status_code == 201, before.text
@@ -246,7 +246,7 @@ def test_s3_lost_object(pg: Stack, fault_times: FaultTimes) -> None:
     assert pg.s3 is not None
     from orbsurv.adapters.storage.s3 import make_s3_client
 
-    row = "s3/object lost"
+    row = "postgres/s3/object lost"
     client = make_s3_client(
         endpoint_url=pg.s3.endpoint_url,
         region=pg.s3.region,
@@ -462,7 +462,7 @@ def test_stalled_clients(stack: Stack, fault_times: FaultTimes) -> None:
         answers = [
             client.answer(timeout=max(0.1, deadline - time.monotonic())) for client in stalled
         ]
-        fault_times.record(row, answer=time.monotonic() - started, healed=0.0)
+        fault_times.record(row, answer=time.monotonic() - started)  # nothing to heal
         for answer in answers:
             assert answer is not None, "a stalled upload was never answered or closed"
             if answer:
