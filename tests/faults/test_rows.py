@@ -281,6 +281,89 @@ def test_s3_lost_object(pg: Stack, fault_times: FaultTimes) -> None:
     assert healed.content == data
 
 
+UPLOADS = f"{API}/software-packages/uploads"
+
+
+def patch_chunk(url: str, auth: dict[str, str], upload_id: str, offset: int, body: bytes) -> Any:
+    return httpx.patch(
+        f"{url}{UPLOADS}/{upload_id}",
+        content=body,
+        headers={
+            **auth,
+            "Content-Type": "application/offset+octet-stream",
+            "Upload-Offset": str(offset),
+        },
+        timeout=BOUND + 10,
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_s3_down_mid_upload_keeps_the_bytes(pg: Stack, fault_times: FaultTimes) -> None:
+    """S3 down in the middle of a resumable upload and again at its completion: each request is
+    503 ``storage_unavailable``, the bytes already acknowledged are kept (HEAD), the upload is
+    never reported done while unpublished, and the client finishes it once S3 is back."""
+    row = "postgres/s3/down mid-upload"
+    _, auth = sign_up(pg.url)
+    data = payload(256 * 1024, "resumable-" + os.urandom(4).hex())
+    half = len(data) // 2
+    created = httpx.post(
+        f"{pg.url}{UPLOADS}/init",
+        json={
+            "package_name": f"faults-{os.urandom(3).hex()}",
+            "version": "1.0.0",
+            "file_name": "p.bin",
+            "size": len(data),
+        },
+        headers=auth,
+        timeout=BOUND + 10,
+    )
+    assert created.status_code == 201, created.text
+    upload_id = created.json()["upload_id"]
+    first = patch_chunk(pg.url, auth, upload_id, 0, data[:half])
+    assert first.status_code in {200, 204}, first.text
+    pg.proxies["s3"].set_mode("refuse")
+    response, answer = timed(lambda: patch_chunk(pg.url, auth, upload_id, half, data[half:]))
+    if response.status_code not in {200, 204}:  # an adapter that buffers may take it in
+        assert_clear(response, 503, "storage_unavailable")
+    assert answer < BOUND
+    pg.proxies["s3"].set_mode("pass")
+    started = time.monotonic()
+
+    def offset() -> int | None:
+        head = httpx.head(f"{pg.url}{UPLOADS}/{upload_id}", headers=auth, timeout=BOUND + 10)
+        return int(head.headers["upload-offset"]) if head.status_code == 200 else None
+
+    kept, _ = until(offset, HEAL, "HEAD after S3 is back")
+    assert kept >= half  # what was acknowledged is kept
+    if kept < len(data):
+        rest = patch_chunk(pg.url, auth, upload_id, kept, data[kept:])
+        assert rest.status_code in {200, 204}, rest.text
+    pg.proxies["s3"].set_mode("refuse")
+    complete_url = f"{pg.url}{UPLOADS}/{upload_id}/complete"
+    refused, took = timed(lambda: httpx.post(complete_url, headers=auth, timeout=BOUND + 10))
+    assert_clear(refused, 503, "storage_unavailable")
+    assert took < BOUND
+    fault_times.record(row, answer=max(answer, took))
+    pg.proxies["s3"].set_mode("pass")
+    started = time.monotonic()
+    done, _ = until(
+        lambda: ok(httpx.post(complete_url, headers=auth, timeout=BOUND + 10)),
+        HEAL,
+        "the completion once S3 is back",
+    )
+    fault_times.record(row, healed=time.monotonic() - started)
+    body = done.json()
+    download = httpx.get(
+        f"{pg.url}{API}/software-packages/{body['package_id']}/versions/"
+        f"{body['version_id']}/download",
+        headers=auth,
+        timeout=60,
+    )
+    assert download.status_code == 200, download.text[:300]
+    assert download.content == data
+
+
 # --- local disk full (embedded) --------------------------------------------------------------
 
 
