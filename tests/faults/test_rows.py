@@ -123,6 +123,9 @@ def test_postgres(pg: Stack, mode: Mode, fault_times: FaultTimes) -> None:
     fault_times.record(row, answer=answer)
     assert_clear(response, 503, "dependency_unavailable")
     assert answer < BOUND
+    ready, took = timed(lambda: httpx.get(f"{pg.url}{API}/readyz", timeout=BOUND + 10))
+    assert ready.status_code == 503  # a load balancer keeps traffic away meanwhile
+    assert took < BOUND
     pg.proxies["postgres"].set_mode("pass")
     _, healed = until(lambda: ok(login(pg.url, email)), HEAL, "login after PostgreSQL is back")
     fault_times.record(row, healed=healed)
@@ -550,6 +553,27 @@ def test_stalled_clients(stack: Stack, fault_times: FaultTimes) -> None:
             assert answer is not None, "a stalled upload was never answered or closed"
             if answer:
                 assert answer.split(b" ", 2)[1] == b"408", answer[:200]
+    finally:
+        for client in stalled:
+            client.close()
+
+
+def test_stalled_headers(stack: Stack, fault_times: FaultTimes) -> None:
+    """Many clients that send half a request head and stall do not stop the server from
+    answering everyone else within the bound."""
+    row = f"{stack.kind}/client/stalled headers"
+    _, auth = sign_up(stack.url)
+    host = stack.url.removeprefix("http://")
+    started = time.monotonic()
+    stalled = [
+        StalledClient(stack.url, f"GET {API}/users/me HTTP/1.1\r\nHost: {host}\r\n".encode())
+        for _ in range(32)
+    ]
+    try:
+        other, took = timed(lambda: me(stack.url, auth))
+        assert other.status_code == 200, other.text
+        assert took < BOUND
+        fault_times.record(row, answer=time.monotonic() - started)
     finally:
         for client in stalled:
             client.close()
