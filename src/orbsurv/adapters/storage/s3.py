@@ -71,8 +71,12 @@ def make_s3_client(
     secret_access_key: str | None,
     connect_timeout: float = 5,
     read_timeout: float = 30,
-    max_attempts: int = 3,
+    max_attempts: int = 2,
 ) -> S3Client:
+    """A client whose every call is bounded: ``connect_timeout`` and ``read_timeout`` seconds
+    per attempt (the read timeout is the longest silence while waiting for bytes) and
+    ``max_attempts`` attempts in all, retried with botocore's standard mode (exponential
+    backoff with jitter, at most 20 s between attempts, only for transient errors)."""
     return boto3.client(
         "s3",
         endpoint_url=endpoint_url,
@@ -80,7 +84,8 @@ def make_s3_client(
         aws_access_key_id=access_key_id,
         aws_secret_access_key=secret_access_key,
         config=Config(
-            retries={"max_attempts": max_attempts, "mode": "standard"},
+            # attempts in all, the first included (botocore's ``max_attempts`` counts retries)
+            retries={"total_max_attempts": max_attempts, "mode": "standard"},
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             max_pool_connections=32,
