@@ -12,7 +12,9 @@ metadata (``x-amz-meta-sha256``) only when the object goes up in one PutObject: 
 multipart object's metadata when the upload is created, before the digest is known, so ``stat``
 reports ``sha256=None`` for such objects (callers keep the digest ``put`` returned).
 
-Connection failures, timeouts and S3's own 5xx answers become ``StorageUnavailable``.
+Connection failures, timeouts, S3's own 5xx answers and refusals that only the operator can fix
+(a missing bucket, bad credentials, a skewed clock: ``_REFUSALS``) become ``StorageUnavailable``
+(HTTP 503); every call is bounded by the client's timeouts and attempts (``make_s3_client``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
     HTTPClientError,
+    IncompleteReadError,
 )
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
@@ -101,12 +104,30 @@ def _is_missing(error: ClientError) -> bool:
     return _code(error) in {"404", "NoSuchKey", "NotFound"}
 
 
+#: S3 error codes that say the store (or its configuration: bucket, credentials, clock), not
+#: the request, is at fault: the operator has to act, the client can only retry later.
+_REFUSALS = frozenset(
+    {
+        "NoSuchBucket",
+        "SlowDown",
+        "ServiceUnavailable",
+        "InternalError",
+        "RequestTimeout",
+        "AccessDenied",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "RequestTimeTooSkewed",
+    }
+)
+
+
 def _unavailable(error: Exception) -> StorageUnavailable | None:
     if isinstance(error, BotoConnectionError | HTTPClientError):
         return StorageUnavailable("The object storage cannot be reached; try again later.")
     if isinstance(error, ClientError):
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if status >= 500 or _code(error) in {"NoSuchBucket", "SlowDown", "ServiceUnavailable"}:
+        if status >= 500 or status == 403 or _code(error) in _REFUSALS:
             return StorageUnavailable("The object storage refused to serve; try again later.")
     return None
 
@@ -220,7 +241,7 @@ class S3ObjectStorage:
             while True:
                 try:
                     chunk = await loop.run_in_executor(self._pool, body.read, READ_CHUNK)
-                except (BotoConnectionError, HTTPClientError) as error:
+                except (BotoConnectionError, HTTPClientError, IncompleteReadError) as error:
                     raise StorageUnavailable("The object storage stopped answering.") from error
                 if not chunk:
                     break
