@@ -1,6 +1,9 @@
 """problem+json: every failure path answers in one shape with a stable ``code``.
 
-Domain errors map to statuses here, in one place. A 500 never carries exception text.
+Domain errors map to statuses here, in one place. A 500 never carries exception text and means
+a bug of ours: a dependency's failure is 503 with ``Retry-After`` (``dependency_unavailable`` or
+the dependency's own code; SQLAlchemy's errors are classified by ``database_unavailable``) and a
+full disk is 507 ``insufficient_storage``, each logged as one line naming the root cause's class.
 """
 
 from __future__ import annotations
