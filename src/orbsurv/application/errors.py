@@ -27,6 +27,20 @@ class StorageUnavailable(DependencyUnavailable):
     code = "storage_unavailable"
 
 
+class DatabaseUnavailable(DependencyUnavailable):
+    """The database cannot be reached, refused a connection, or did not answer within its
+    timeout (HTTP 503 ``dependency_unavailable``)."""
+
+    code = "dependency_unavailable"
+
+
+class StorageFull(StorageUnavailable):
+    """The disk under the object storage is full (ENOSPC) or over its quota (EDQUOT): HTTP 507
+    ``insufficient_storage``. Nothing partial is kept."""
+
+    code = "insufficient_storage"
+
+
 class MailDeliveryFailed(DomainError):
     """The mail server refused or could not be reached; the caller may retry later."""
 

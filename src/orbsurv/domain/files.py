@@ -282,3 +282,32 @@ def content_disposition(file_name: str) -> str:
     if ascii_name != file_name:
         header += f"; filename*=UTF-8''{quote(file_name, safe='')}"
     return header
+
+
+# RFC 9110 §5.6.2 token, §5.6.4 quoted-string (obs-text left out: non-ASCII bytes are obsolete
+# in fields and cannot travel in an S3 Content-Type), §5.6.3 OWS, §5.6.6 parameters.
+_TCHARS = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_QUOTED = r'"(?:[\t !\x23-\x5b\x5d-\x7e]|\\[\t \x21-\x7e])*"'
+_MEDIA_TYPE = re.compile(
+    rf"{_TCHARS}/{_TCHARS}(?:[ \t]*;[ \t]*(?:{_TCHARS}=(?:{_TCHARS}|{_QUOTED}))?)*",
+)
+MAX_MEDIA_TYPE = 255  # characters
+
+
+def check_media_type(value: str, field: str) -> str:
+    """``value`` when it is a media type by the grammar of RFC 9110 §8.3.1
+    (``type "/" subtype *( OWS ";" OWS [ parameter ] )``, names are tokens, parameter values
+    tokens or quoted strings), else ``FieldInvalid`` naming ``field``.
+
+    A client-supplied media type is stored and handed to storage as a header (S3
+    ``Content-Type``), so it is checked before any adapter sees it: CR, LF, other controls and
+    non-ASCII characters (RFC 9110's obsolete ``obs-text``) are refused, and so is anything longer
+    than ``MAX_MEDIA_TYPE`` characters.
+    """
+    if len(value) > MAX_MEDIA_TYPE:
+        raise FieldInvalid(field, f"must be at most {MAX_MEDIA_TYPE} characters")
+    if _MEDIA_TYPE.fullmatch(value) is None:
+        raise FieldInvalid(
+            field, "must be a media type such as application/zip (RFC 9110 section 8.3.1)"
+        )
+    return value

@@ -241,7 +241,13 @@ class CoreProvider(Provider):
 
     @provide(scope=Scope.APP)
     async def engine(self, settings: Settings) -> AsyncIterator[AsyncEngine]:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            pool_timeout=settings.db_pool_timeout_seconds,
+            connect_timeout=settings.db_connect_timeout_seconds,
+            statement_timeout=settings.db_statement_timeout_seconds,
+        )
         yield engine
         await engine.dispose()
 
@@ -545,7 +551,11 @@ class FilesProvider(Provider):
     def scanner(self, settings: Settings) -> MalwareScanner:
         if settings.malware_scanner == "clamd":
             assert settings.clamd_address is not None
-            return ClamdScanner(settings.clamd_address, timeout=settings.clamd_timeout_seconds)
+            return ClamdScanner(
+                settings.clamd_address,
+                timeout=settings.clamd_timeout_seconds,
+                connect_timeout=settings.clamd_connect_timeout_seconds,
+            )
         return SignatureScanner(settings.malware_sha256_denylist)
 
     @provide(scope=Scope.APP)
@@ -656,7 +666,7 @@ class RedisCacheProvider(Provider):
     @provide(scope=Scope.APP)
     async def redis(self, settings: Settings) -> AsyncIterator[Redis]:
         assert settings.redis_url is not None
-        client = make_redis(settings.redis_url)
+        client = make_redis(settings.redis_url, timeout=settings.redis_timeout_seconds)
         yield client
         await client.aclose()
 
@@ -708,6 +718,9 @@ class S3StorageProvider(Provider):
             region=settings.s3_region,
             access_key_id=settings.aws_access_key_id,
             secret_access_key=settings.aws_secret_access_key,
+            connect_timeout=settings.s3_connect_timeout_seconds,
+            read_timeout=settings.s3_read_timeout_seconds,
+            max_attempts=settings.s3_max_attempts,
         )
         storage = S3ObjectStorage(client, settings.s3_bucket)
         yield storage
@@ -741,6 +754,7 @@ class SmtpMailProvider(Provider):
             security=settings.smtp_tls,
             username=settings.smtp_username,
             password=settings.smtp_password,
+            timeout=settings.smtp_timeout_seconds,
         )
 
     mailer = alias(source=SmtpMailer, provides=Mailer)

@@ -117,7 +117,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     inprocess_worker: bool | None = None  # None: on in development, off elsewhere
 
     database_url: str = "sqlite+aiosqlite:///./var/orbsurv.db"
+    # PostgreSQL bounds (seconds, connections): see docs/configuration.md and "Time bounds" in
+    # docs/operations.md. SQLite keeps its own busy timeout (15 s) and ignores these.
+    db_connect_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0
+    db_statement_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 15.0
+    db_pool_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=60)] = 3.0
+    db_pool_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 10
     redis_url: str | None = None
+    redis_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=60)] = 2.0
 
     jwt_secret_key: str = ""
     email_verify_secret: str = ""
@@ -141,6 +148,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     s3_region: str | None = None
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
+    s3_connect_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=60)] = 3.0
+    s3_read_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=600)] = 10.0
+    s3_max_attempts: Annotated[int, msgspec.Meta(ge=1, le=10)] = 2
 
     mail_backend: Literal["smtp", "console"] | None = None  # None: smtp when SMTP_HOST is set
     max_upload_bytes: PositiveInt = 5 * GiB
@@ -149,6 +159,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     malware_scanner: Literal["signature", "clamd"] = "signature"
     malware_sha256_denylist: tuple[str, ...] = ()
     clamd_address: str | None = None
+    clamd_connect_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=60)] = 3.0
     clamd_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
 
     # resumable package uploads (bytes, seconds)
@@ -164,6 +175,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     smtp_password: str | None = None
     smtp_from: str = "Orbsurv <no-reply@orbsurv.local>"
     smtp_tls: Literal["starttls", "ssl", "plain"] = "starttls"
+    smtp_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
 
     ai_base_url: str | None = None
     ai_api_key: str | None = None

@@ -181,6 +181,7 @@ class OpenAICompatibleAssistant:
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
         )
         self._model = model
+        self._read_timeout = read_timeout
         self._max_retries = max_retries
         self._max_retry_wait = max_retry_wait
         self._backoff_base = backoff_base
@@ -239,7 +240,12 @@ class OpenAICompatibleAssistant:
     ) -> AssistantReply:
         response = await self._send(self._payload(conversation, passages, stream=False))
         try:
-            body = await response.aread()
+            # the whole answer within one read timeout: a body that trickles in byte by byte
+            # never trips httpx's per-read timeout
+            async with asyncio.timeout(self._read_timeout):
+                body = await response.aread()
+        except TimeoutError as exc:
+            raise AssistantUnavailable("the answer did not arrive in time") from exc
         except httpx.HTTPError as exc:
             raise AssistantUnavailable(f"reading the answer failed: {type(exc).__name__}") from exc
         finally:

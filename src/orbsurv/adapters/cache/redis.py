@@ -5,11 +5,11 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 
-def make_redis(url: str) -> Redis:
+def make_redis(url: str, *, timeout: float = 2.0) -> Redis:
     return Redis.from_url(
         url,
-        socket_connect_timeout=2,
-        socket_timeout=2,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
         health_check_interval=30,
         decode_responses=False,
     )

@@ -68,5 +68,6 @@ async def readyz(
         503,
         f"Not ready: {failing}.",
         code="dependency_unavailable",
+        headers={"Retry-After": "1"},
         extra={"checks": report.checks},
     )

@@ -70,6 +70,7 @@ from orbsurv.application.packages.uploads import (
 )
 from orbsurv.application.ports import ObjectStorage
 from orbsurv.domain.errors import FieldInvalid, InvalidInput
+from orbsurv.domain.files import check_media_type
 from orbsurv.domain.identity import Permission, Principal
 from orbsurv.domain.packages import UploadState
 from orbsurv.domain.pagination import PageRequest
@@ -342,6 +343,9 @@ async def tus_create(
     for key, field in (("package_name", "package_name"), ("version", "version")):
         if not meta.get(key):
             raise FieldInvalid(field, f"is required in Upload-Metadata ({key})")
+    for key in ("filetype", "content_type"):  # named as the client sent it
+        if (declared := meta.get(key, "").strip()) != "":
+            check_media_type(declared, key)
     details = UploadDetails(
         package_name=meta["package_name"],
         version=meta["version"],

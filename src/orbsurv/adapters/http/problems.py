@@ -1,6 +1,9 @@
 """problem+json: every failure path answers in one shape with a stable ``code``.
 
-Domain errors map to statuses here, in one place. A 500 never carries exception text.
+Domain errors map to statuses here, in one place. A 500 never carries exception text and means
+a bug of ours: a dependency's failure is 503 with ``Retry-After`` (``dependency_unavailable`` or
+the dependency's own code; SQLAlchemy's errors are classified by ``database_unavailable``) and a
+full disk is 507 ``insufficient_storage``, each logged as one line naming the root cause's class.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from litestar.exceptions import HTTPException, SerializationException, Validatio
 from litestar.openapi.spec import OpenAPI, OpenAPIMediaType, OpenAPIResponse, Operation, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 from litestar.types import ExceptionHandlersMap
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from orbsurv.adapters.http.inputs import MalformedBody
-from orbsurv.application.errors import ObjectTooLarge
+from orbsurv.application.errors import ObjectTooLarge, StorageFull
 from orbsurv.domain import errors as domain
 from orbsurv.domain import packages as uploads
 
@@ -45,7 +49,11 @@ _CODE_BY_STATUS = {
     429: "rate_limited",
     500: "internal_error",
     503: "dependency_unavailable",
+    507: "insufficient_storage",
 }
+
+#: Seconds a client is asked to wait before retrying after a dependency's failure.
+RETRY_AFTER_SECONDS = 1
 
 _STATUS_BY_ERROR: list[tuple[type[domain.DomainError], int]] = [
     # resumable uploads (tus 1.0: 410 for an expired upload, 460 for a checksum mismatch)
@@ -60,6 +68,7 @@ _STATUS_BY_ERROR: list[tuple[type[domain.DomainError], int]] = [
     (domain.Unauthenticated, 401),
     (domain.Forbidden, 403),
     (domain.RateLimited, 429),
+    (StorageFull, 507),
     (domain.DependencyUnavailable, 503),
     (ObjectTooLarge, 413),
 ]
@@ -201,6 +210,14 @@ def _domain_handler(request: Request[Any, Any, Any], exc: domain.DomainError) ->
     headers: dict[str, str] = {}
     if isinstance(exc, domain.RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, domain.DependencyUnavailable) and not isinstance(exc, StorageFull):
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        # one line, no traceback: the root cause's class says which failure it was
+        logger.warning(
+            "%s on %s %s%s", exc.code, request.method, request.url.path, _root_cause(exc)
+        )
+    if isinstance(exc, StorageFull):
+        logger.warning("storage full on %s %s", request.method, request.url.path)
     if isinstance(exc, uploads.OffsetMismatch):
         headers["Upload-Offset"] = str(exc.expected)
         return problem(
@@ -226,14 +243,64 @@ def _domain_handler(request: Request[Any, Any, Any], exc: domain.DomainError) ->
     return problem(request, status, exc.message, code=exc.code, headers=headers)
 
 
-def _database_handler(request: Request[Any, Any, Any], exc: OperationalError) -> Response[Any]:
-    logger.warning("database unavailable on %s %s", request.method, request.url.path, exc_info=exc)
+#: SQLSTATE classes that mean the database, not the statement, failed: connection exception
+#: (08), insufficient resources such as too many connections or a full disk (53), operator
+#: intervention such as ``statement_timeout`` (57014), shutdown or start-up (57P01..57P03),
+#: and system errors (58). Serialization failures and deadlocks (40001, 40P01) are transient
+#: too: the transaction was rolled back and a retry can succeed.
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57", "58")
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether an exception SQLAlchemy raised means the database (not our statement) failed.
+
+    True for ``OperationalError`` (SQLite's "database is locked", PostgreSQL's operational
+    failures), ``InterfaceError`` (a connection asyncpg found closed), a pool checkout that
+    waited ``DB_POOL_TIMEOUT_SECONDS`` (``sqlalchemy.exc.TimeoutError``), any DBAPI error on a
+    connection SQLAlchemy invalidated as disconnected, and PostgreSQL errors whose SQLSTATE
+    names the server's condition (``_UNAVAILABLE_SQLSTATE_CLASSES``, ``_TRANSIENT_SQLSTATES``).
+    Anything else (a constraint we broke, bad SQL) is our bug and stays a 500.
+    """
+    if isinstance(exc, PoolTimeout | OperationalError | InterfaceError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    state = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+    return state.startswith(_UNAVAILABLE_SQLSTATE_CLASSES) or state in _TRANSIENT_SQLSTATES
+
+
+def _root_cause(exc: BaseException) -> str:
+    """`` (<class of the innermost cause>[ <SQLSTATE>])``, or ``""`` when nothing caused it:
+    enough to tell a refusal from a reset or a timeout in the log, never the driver's text."""
+    cause: BaseException | None = exc.__cause__ or exc.__context__
+    root: BaseException | None = None
+    state: str | None = None
+    for _ in range(8):
+        if cause is None:
+            break
+        root = cause
+        state = state or getattr(cause, "sqlstate", None)
+        cause = cause.__cause__ or cause.__context__
+    if root is None:
+        return ""
+    return f" ({type(root).__name__}{f' {state}' if state else ''})"
+
+
+def _database_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if not database_unavailable(exc):
+        return _unexpected_handler(request, exc)
+    logger.warning(
+        "database unavailable on %s %s%s", request.method, request.url.path, _root_cause(exc)
+    )
     return problem(
         request,
         503,
         "The database is busy or unavailable; try again in a moment.",
         code="dependency_unavailable",
-        headers={"Retry-After": "1"},
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
 
 
@@ -246,7 +313,8 @@ exception_handlers: ExceptionHandlersMap = {
     ValidationException: _validation_handler,
     HTTPException: _http_handler,
     domain.DomainError: _domain_handler,
-    OperationalError: _database_handler,
+    DBAPIError: _database_handler,
+    PoolTimeout: _database_handler,
     Exception: _unexpected_handler,
 }
 

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from orbsurv.adapters.persistence.migrations import SchemaRevisions, current_revisions
+from orbsurv.application.errors import DatabaseUnavailable
 from orbsurv.application.ports import DependencyNotReady
 
 
@@ -63,8 +64,26 @@ def ensure_sqlite_directory(url: str) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
-    """An engine whose errors never quote the values a statement was bound with."""
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    pool_timeout: float = 3.0,
+    connect_timeout: float = 5.0,
+    statement_timeout: float = 15.0,
+) -> AsyncEngine:
+    """An engine whose errors never quote the values a statement was bound with.
+
+    On PostgreSQL every wait is bounded (seconds): ``connect_timeout`` for opening a connection
+    (TCP, TLS and start-up), ``pool_timeout`` for a checkout from the fixed pool of
+    ``pool_size`` connections, and ``statement_timeout`` for one statement: the server cancels
+    it (``statement_timeout``, SQLSTATE 57014) and, should the server not answer at all, the
+    client gives up one second later (asyncpg ``command_timeout``) and the connection is
+    discarded. A failure to connect or a client-side timeout raises ``DatabaseUnavailable``
+    (see ``_translate_connect`` and ``_translate_statement_error``); the errors SQLAlchemy
+    wraps itself are classified at the HTTP edge (``adapters/http/problems.py``). SQLite keeps
+    its busy timeout (15 s) and ignores these bounds.
+    """
     if is_sqlite(url):
         ensure_sqlite_directory(url)
         engine = create_async_engine(url, hide_parameters=True)
@@ -78,17 +97,59 @@ def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
         hide_parameters=True,  # bound values (hashes, secrets) never enter exception text
         pool_size=pool_size,
         max_overflow=0,
-        pool_timeout=30,
+        pool_timeout=pool_timeout,
         pool_recycle=1800,
         # Last in, first out: the few connections a steady load needs stay hot (their prepared
         # statements cached) and the rest of the pool stays idle, instead of every checkout
-        # rotating through all 20 after one burst.
+        # rotating through the whole pool after one burst.
         pool_use_lifo=True,
+        connect_args={
+            "timeout": connect_timeout,
+            "command_timeout": statement_timeout + 1.0,
+            "server_settings": {"statement_timeout": str(max(1, round(statement_timeout * 1000)))},
+        },
     )
+    event.listen(engine.sync_engine, "do_connect", _translate_connect)
+    event.listen(engine.sync_engine, "handle_error", _translate_statement_error)
     event.listen(engine.sync_engine.pool, "connect", _mark_idle)
     event.listen(engine.sync_engine.pool, "checkin", _mark_idle)
     event.listen(engine.sync_engine.pool, "checkout", _ping_if_idle(engine))
     return engine
+
+
+#: SQLSTATEs PostgreSQL refuses a new connection with: too many connections (53300), the server
+#: starting up or shutting down (57P01..57P03), out of memory or disk (53xxx).
+_REFUSED_CLASSES = ("53", "57", "08")
+
+
+def _translate_connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+    """Open a DBAPI connection; a refusal, a reset or no answer within the connect timeout
+    becomes ``DatabaseUnavailable`` (asyncpg raises them as bare ``OSError`` and
+    ``TimeoutError``, which SQLAlchemy passes through unwrapped)."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except (OSError, TimeoutError) as exc:
+        raise DatabaseUnavailable("The database cannot be reached; try again shortly.") from exc
+    except Exception as exc:
+        state = str(getattr(exc, "sqlstate", None) or "")
+        if state.startswith(_REFUSED_CLASSES):
+            raise DatabaseUnavailable(
+                "The database refused a connection; try again shortly."
+            ) from exc
+        raise
+
+
+def _translate_statement_error(context: Any) -> BaseException | None:
+    """A statement that raised a bare ``TimeoutError`` (asyncpg's ``command_timeout``: the
+    server did not answer) or ``OSError`` (the socket broke) becomes ``DatabaseUnavailable``,
+    and its connection is discarded: its state is unknown."""
+    original = context.original_exception
+    if isinstance(original, DatabaseUnavailable):
+        return None
+    if isinstance(original, TimeoutError | OSError):
+        context.is_disconnect = True
+        return DatabaseUnavailable("The database did not answer in time; try again shortly.")
+    return None
 
 
 IDLE_PING_SECONDS = 5.0

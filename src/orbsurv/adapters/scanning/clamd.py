@@ -6,10 +6,11 @@ by its length as a 4-byte unsigned big-endian integer, then a zero-length chunk;
 by ``open``, fed as the bytes pass, so an upload is scanned while it streams.
 
 Nothing passes silently: a clamd that cannot be reached, times out (``timeout`` seconds per
-operation), closes the connection, or answers anything but OK or FOUND raises
-``ScannerUnavailable`` (HTTP 503). clamd refuses streams past its ``StreamMaxLength`` (default
-25 MiB) with an error, so that setting must be at least ``MAX_UPLOAD_BYTES``; its ``ReadTimeout``
-must outlast the slowest expected gap between two chunks of an upload.
+operation, ``connect_timeout`` seconds to connect), closes or resets the connection, or answers
+anything but OK or FOUND raises ``ScannerUnavailable`` (HTTP 503). clamd refuses streams past
+its ``StreamMaxLength`` (default 25 MiB) with an error, so that setting must be at least
+``MAX_UPLOAD_BYTES``; its ``ReadTimeout`` must outlast the slowest expected gap between two
+chunks of an upload.
 
 The address is ``tcp://host:port`` or ``unix:///path/to/clamd.ctl`` (a bare path means a Unix
 socket).
@@ -100,13 +101,18 @@ class ClamdScanSession:
 class ClamdScanner:
     """``MalwareScanner`` backed by clamd (TCP or Unix socket)."""
 
-    def __init__(self, address: str, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, address: str, *, timeout: float = 30.0, connect_timeout: float = 3.0
+    ) -> None:
+        """``timeout``: seconds any one send or read may take; ``connect_timeout``: seconds to
+        open the connection."""
         self._address = parse_address(address)
         self._timeout = timeout
+        self._connect_timeout = connect_timeout
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(self._connect_timeout):
                 if isinstance(self._address, str):
                     return await asyncio.open_unix_connection(self._address)
                 host, port = self._address

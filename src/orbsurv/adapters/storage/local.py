@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
+import functools
 import hashlib
 import itertools
 import json
@@ -26,13 +28,19 @@ import os
 import secrets
 import shutil
 from collections import OrderedDict
-from collections.abc import AsyncIterable, AsyncIterator, Generator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Generator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Concatenate, ParamSpec, TypeVar
 
-from orbsurv.application.errors import InvalidMultipart, ObjectNotFound, ObjectTooLarge
+from orbsurv.application.errors import (
+    InvalidMultipart,
+    ObjectNotFound,
+    ObjectTooLarge,
+    StorageFull,
+    StorageUnavailable,
+)
 from orbsurv.application.ports import (
     MAX_PART_NUMBER,
     ListedObject,
@@ -48,6 +56,40 @@ WRITE_BUFFER = 1024 * 1024  # bytes gathered before one write (and hash update) 
 MIN_PART_SIZE = 5 * 1024 * 1024  # as S3, so both adapters behave alike
 _META = ".meta"
 _MULTIPART = ".multipart"
+
+
+#: errno values that mean the filesystem under the root cannot take more bytes.
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+#: errno values that mean the filesystem failed or refuses writes (not our request's fault).
+DISK_FAILED = frozenset({errno.EIO, errno.EROFS})
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _disk_errors(
+    method: Callable[Concatenate[LocalObjectStorage, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[LocalObjectStorage, P], Coroutine[Any, Any, R]]:
+    """Translate a write's ``OSError`` into the port's errors: ENOSPC or EDQUOT raises
+    ``StorageFull`` (HTTP 507), EIO or EROFS ``StorageUnavailable`` (HTTP 503). The method has
+    already removed what it wrote in part (its temporary file, its claim on the data file)."""
+
+    @functools.wraps(method)
+    async def translated(self: LocalObjectStorage, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(self, *args, **kwargs)
+        except OSError as error:
+            if error.errno in DISK_FULL:
+                raise StorageFull(
+                    "The storage disk is full; nothing of this upload was kept."
+                ) from error
+            if error.errno in DISK_FAILED:
+                raise StorageUnavailable(
+                    "The storage disk failed a write; try again later."
+                ) from error
+            raise
+
+    return translated
 
 
 def _fsync_dir(path: Path) -> None:
@@ -195,6 +237,7 @@ class LocalObjectStorage:
 
     # --- whole objects --------------------------------------------------------------------
 
+    @_disk_errors
     async def put(
         self,
         key: str,
@@ -277,6 +320,7 @@ class LocalObjectStorage:
 
     # --- multipart ------------------------------------------------------------------------
 
+    @_disk_errors
     async def create_multipart(self, key: str, *, content_type: str | None = None) -> str:
         self._path(key)  # validate now, not at completion
         upload_id = secrets.token_hex(16)
@@ -289,7 +333,11 @@ class LocalObjectStorage:
                 "content_type": content_type,
                 "started_at": datetime.now(UTC).isoformat(),
             }
-            (directory / "upload.json").write_text(json.dumps(body))
+            try:
+                (directory / "upload.json").write_text(json.dumps(body))
+            except BaseException:
+                shutil.rmtree(directory, ignore_errors=True)
+                raise
 
         await asyncio.to_thread(run)
         return upload_id
@@ -332,6 +380,7 @@ class LocalObjectStorage:
                 found[part.number] = (source, part, placed_at, st.st_mtime_ns)
         return {n: (path, part, at) for n, (path, part, at, _) in sorted(found.items())}
 
+    @_disk_errors
     async def upload_part(
         self,
         key: str,
@@ -450,6 +499,9 @@ class LocalObjectStorage:
                     upload_id, _RunningDigest([*covered, (number, etag)], offset + size, digest)
                 )
         finally:
+            if not published:  # give the disk back (a full disk above all)
+                with contextlib.suppress(OSError):
+                    await asyncio.to_thread(_drop_tail, handle, offset, offset + size)
             os.close(handle)
             # A part that got no marker can never be listed, so its bytes bind nobody: the
             # claim ends void and the region may be written in place again.
@@ -464,6 +516,7 @@ class LocalObjectStorage:
 
         return await asyncio.to_thread(run)
 
+    @_disk_errors
     async def complete_multipart(
         self, key: str, upload_id: str, parts: Sequence[UploadedPart]
     ) -> StoredObject:
@@ -610,6 +663,15 @@ def _walk(root: Path, prefix: str) -> Generator[ListedObject, None, None]:
 _DATA = "data"  # the shared file parts with an offset are written into
 _CLAIMS = "claims"  # the ledger of writes into it
 _PLACED = ".placed"  # suffix of a placed part's marker file
+
+
+def _drop_tail(handle: int, offset: int, end: int) -> None:
+    """Cut the data file back to ``offset`` when nothing lies past ``end`` (the failed part's
+    region, still claimed by its writer): its bytes bind nobody, and on a full disk they are
+    the space the next attempt needs. A file longer than ``end`` holds another part's bytes
+    further on and is left as it is."""
+    if os.fstat(handle).st_size <= end:
+        os.ftruncate(handle, offset)
 
 
 def _pwrite_all(handle: int, data: bytes | bytearray | memoryview, at: int) -> None:

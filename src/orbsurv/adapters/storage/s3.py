@@ -12,7 +12,9 @@ metadata (``x-amz-meta-sha256``) only when the object goes up in one PutObject: 
 multipart object's metadata when the upload is created, before the digest is known, so ``stat``
 reports ``sha256=None`` for such objects (callers keep the digest ``put`` returned).
 
-Connection failures, timeouts and S3's own 5xx answers become ``StorageUnavailable``.
+Connection failures, timeouts, S3's own 5xx answers and refusals that only the operator can fix
+(a missing bucket, bad credentials, a skewed clock: ``_REFUSALS``) become ``StorageUnavailable``
+(HTTP 503); every call is bounded by the client's timeouts and attempts (``make_s3_client``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
     HTTPClientError,
+    IncompleteReadError,
 )
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
@@ -71,8 +74,12 @@ def make_s3_client(
     secret_access_key: str | None,
     connect_timeout: float = 5,
     read_timeout: float = 30,
-    max_attempts: int = 3,
+    max_attempts: int = 2,
 ) -> S3Client:
+    """A client whose every call is bounded: ``connect_timeout`` and ``read_timeout`` seconds
+    per attempt (the read timeout is the longest silence while waiting for bytes) and
+    ``max_attempts`` attempts in all, retried with botocore's standard mode (exponential
+    backoff with jitter, at most 20 s between attempts, only for transient errors)."""
     return boto3.client(
         "s3",
         endpoint_url=endpoint_url,
@@ -80,7 +87,8 @@ def make_s3_client(
         aws_access_key_id=access_key_id,
         aws_secret_access_key=secret_access_key,
         config=Config(
-            retries={"max_attempts": max_attempts, "mode": "standard"},
+            # attempts in all, the first included (botocore's ``max_attempts`` counts retries)
+            retries={"total_max_attempts": max_attempts, "mode": "standard"},
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             max_pool_connections=32,
@@ -96,12 +104,30 @@ def _is_missing(error: ClientError) -> bool:
     return _code(error) in {"404", "NoSuchKey", "NotFound"}
 
 
+#: S3 error codes that say the store (or its configuration: bucket, credentials, clock), not
+#: the request, is at fault: the operator has to act, the client can only retry later.
+_REFUSALS = frozenset(
+    {
+        "NoSuchBucket",
+        "SlowDown",
+        "ServiceUnavailable",
+        "InternalError",
+        "RequestTimeout",
+        "AccessDenied",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "RequestTimeTooSkewed",
+    }
+)
+
+
 def _unavailable(error: Exception) -> StorageUnavailable | None:
     if isinstance(error, BotoConnectionError | HTTPClientError):
         return StorageUnavailable("The object storage cannot be reached; try again later.")
     if isinstance(error, ClientError):
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if status >= 500 or _code(error) in {"NoSuchBucket", "SlowDown", "ServiceUnavailable"}:
+        if status >= 500 or status == 403 or _code(error) in _REFUSALS:
             return StorageUnavailable("The object storage refused to serve; try again later.")
     return None
 
@@ -215,7 +241,7 @@ class S3ObjectStorage:
             while True:
                 try:
                     chunk = await loop.run_in_executor(self._pool, body.read, READ_CHUNK)
-                except (BotoConnectionError, HTTPClientError) as error:
+                except (BotoConnectionError, HTTPClientError, IncompleteReadError) as error:
                     raise StorageUnavailable("The object storage stopped answering.") from error
                 if not chunk:
                     break

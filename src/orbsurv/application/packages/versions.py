@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from orbsurv.application.packages.ports import UploadDetails, VersionScheme
 from orbsurv.domain.errors import FieldInvalid
+from orbsurv.domain.files import check_media_type
 from orbsurv.domain.packages import check_sha256
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -74,6 +75,12 @@ def optional_text(value: str | None, field: str) -> str | None:
     return storable(value.strip(), field, MAX_TEXT[field])
 
 
+def _media_type(value: str | None) -> str | None:
+    """The declared media type, checked by RFC 9110's grammar (``check_media_type``)."""
+    text = optional_text(value, "content_type")
+    return None if text is None else check_media_type(text, "content_type")
+
+
 def check_details(details: UploadDetails, scheme: VersionScheme) -> UploadDetails:
     """The declaration, normalised; raises ``FieldInvalid`` naming the first bad field."""
     return replace(
@@ -84,6 +91,6 @@ def check_details(details: UploadDetails, scheme: VersionScheme) -> UploadDetail
         description=storable(details.description or "", "description", MAX_TEXT["description"]),
         category=optional_text(details.category, "category"),
         language=optional_text(details.language, "language"),
-        content_type=optional_text(details.content_type, "content_type"),
+        content_type=_media_type(details.content_type),
         sha256=check_sha256(details.sha256),
     )

@@ -26,11 +26,21 @@ class ReadinessReport:
 
 
 def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())[:300]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    """The exception's class and that of its root cause (``DBAPIError <- ConnectionRefusedError``),
+    never its text: driver messages may quote addresses, statements or credentials."""
+    names = [type(exc).__name__]
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and len(names) < 4:
+        names.append(type(cause).__name__)
+        cause = cause.__cause__ or cause.__context__
+    return names[0] if len(names) == 1 else f"{names[0]} <- {names[-1]}"
 
 
 class CheckReadiness:
+    """Run every probe at once, each bounded by ``timeout_seconds``; a failing probe is reported
+    by its state (``timeout``, ``unavailable`` or the probe's own) and logged as one line naming
+    the dependency and the exception's class."""
+
     def __init__(self, probes: Sequence[DependencyProbe], timeout_seconds: float = 2.0) -> None:
         self._probes = probes
         self._timeout = timeout_seconds
@@ -48,10 +58,10 @@ class CheckReadiness:
         except TimeoutError:
             logger.warning("readiness: %s did not answer within %.1fs", probe.name, self._timeout)
             return "timeout"
-        except Exception as exc:
-            logger.warning(
-                "readiness: %s is unavailable: %s", probe.name, _reason(exc), exc_info=True
-            )
+        except Exception as exc:  # noqa: BLE001 - whatever a probe raises, it is not ready
+            # one line per failing probe, no traceback: a probe fails on every poll while its
+            # dependency is down, and a chained traceback each time would flood the log
+            logger.warning("readiness: %s is unavailable: %s", probe.name, _reason(exc))
             return "unavailable"
         return "ok"
 
