@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from litestar.exceptions import LitestarException
 from litestar.testing import AsyncTestClient
 
 from orbsurv.domain.identity import Role
@@ -118,13 +117,6 @@ async def test_a_paused_s3_is_503_within_its_bounds_and_keeps_nothing(
     assert await usage(settings) == [(0, 0)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=LitestarException,
-    reason="a download starts its response before its first storage call, so a paused S3 "
-    "breaks the response instead of answering 503; a storage call before the response "
-    "starts (downloads) makes this pass, and the mark must then go",
-)
 async def test_a_download_from_a_paused_s3_is_503_within_its_bounds(
     make_settings: SettingsFactory, s3_server: S3Server
 ) -> None:
