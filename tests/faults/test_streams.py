@@ -4,8 +4,9 @@
   has connections leaves every other database-backed request as fast as before, and each is
   answered 408 after the idle timeout with nothing left behind (no object, no quota
   reservation, no cleanup marker).
-* Support chat takes at most one connection at a time: one more parallel message than the pool
-  has connections all succeed, and a catalogue read meanwhile is not held up.
+* Support chat takes at most one connection at a time, and none while the model writes: one
+  more parallel message than the pool has connections all succeed, and a catalogue read
+  meanwhile is not held up.
 * A user streams at most UPLOAD_MAX_CONCURRENT_PER_USER bodies at once: one more is 429
   ``too_many_uploads`` with Retry-After at once, and the slots come back when the uploads end.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +28,7 @@ import asyncpg
 import httpx
 import pytest
 
+from tests.ai_stub import Answer, StubModel, stub_model
 from tests.conftest import create_postgres_database, drop_postgres_database
 from tests.e2e.conftest import clean_env, running_server
 from tests.services import require
@@ -35,7 +38,7 @@ pytestmark = pytest.mark.slow
 PASSWORD = "correct horse battery"
 IDLE_SECONDS = 3
 PER_USER = 4
-PG_POOL = 10
+PG_POOL = 20  # the default, set explicitly (DB_POOL_SIZE)
 SQLITE_POOL = 15  # SQLAlchemy's own pool for SQLite files: 5 connections + 10 overflow
 BOUNDARY = "stalledboundary42"
 
@@ -64,9 +67,16 @@ class Server:
         return asyncio.run(query())
 
 
+@pytest.fixture(scope="module")
+def model() -> Iterator[StubModel]:
+    """An OpenAI-compatible model on loopback that takes its time to answer."""
+    with stub_model() as stub:
+        yield stub
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, model: StubModel
 ) -> Iterator[Server]:
     workdir = tmp_path_factory.mktemp(f"streams-{request.param}")
     env = clean_env(
@@ -75,6 +85,9 @@ def server(
         UPLOAD_MAX_CONCURRENT_PER_USER=str(PER_USER),
         SUPPORT_MESSAGES_PER_MINUTE="1000",
         SUPPORT_DAILY_TOKENS="100000000",
+        AI_BASE_URL=model.base_url,
+        AI_MODEL="stub",
+        AI_MAX_RETRIES="0",
     )
     if request.param == "sqlite":
         database_url = "sqlite+aiosqlite:///./var/orbsurv.db"
@@ -196,28 +209,44 @@ def test_stalled_uploads_hold_no_connection_and_are_answered_408_leaving_nothing
         assert all(row[0] == 0 for row in reserved), reserved
 
 
-def test_parallel_chat_messages_all_succeed_and_do_not_block_other_reads(server: Server) -> None:
+def test_parallel_chat_messages_all_succeed_and_do_not_block_other_reads(
+    server: Server, model: StubModel
+) -> None:
+    """One more message than the pool has connections while the model takes a second to
+    answer each: a request that held its connection while the model wrote, then asked the
+    pool for a second to store the reply, deadlocked them all (500 after the pool's 30 s
+    timeout) and held up every other database read meanwhile."""
+    model.reset()
+    model.default = Answer(delay=1.0)
     token, _ = register(server.url)
     reader, _ = register(server.url)
-    parallel = max(server.pool + 1, 21 if server.database_url.startswith("postgres") else 16)
+    parallel = server.pool + 1
+    start = threading.Barrier(parallel + 1)
 
     def ask(n: int) -> int:
-        response = httpx.post(
-            f"{server.url}/api/v1/support-chat/messages",
-            json={"message": f"How do I upload a package? ({n})"},
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=60,
-        )
+        with httpx.Client(timeout=60) as client:
+            start.wait()
+            response = client.post(
+                f"{server.url}/api/v1/support-chat/messages",
+                json={"message": f"How do I upload a package? ({n})"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
         return response.status_code
 
-    with ThreadPoolExecutor(max_workers=parallel + 1) as pool:
-        asked = [pool.submit(ask, n) for n in range(parallel)]
-        read = pool.submit(timed_get, server.url, "/api/v1/software-packages", reader)
-        statuses = [future.result() for future in asked]
-        read_status, read_seconds = read.result()
-    assert statuses == [201] * parallel
-    assert read_status == 200
-    assert read_seconds < 5.0, f"GET /software-packages waited {read_seconds:.1f} s"
+    def read() -> tuple[int, float]:
+        start.wait()
+        return timed_get(server.url, "/api/v1/software-packages", reader)
+
+    for _ in range(2):  # two bursts: the second with every cache warm
+        with ThreadPoolExecutor(max_workers=parallel + 1) as pool:
+            asked = [pool.submit(ask, n) for n in range(parallel)]
+            reading = pool.submit(read)
+            statuses = [future.result() for future in asked]
+            read_status, read_seconds = reading.result()
+        assert statuses == [201] * parallel
+        assert read_status == 200
+        assert read_seconds < 1.0, f"GET /software-packages waited {read_seconds:.1f} s"
+        start.reset()
 
 
 def test_one_upload_more_than_the_per_user_limit_is_429_and_slots_come_back(
