@@ -51,6 +51,7 @@ from orbsurv.adapters.http.packages import CATALOGUE_ROUTES, UPLOAD_ROUTES
 from orbsurv.adapters.http.pagination import provide_page_request
 from orbsurv.adapters.http.problems import document_problems, exception_handlers
 from orbsurv.adapters.http.projects import PROJECT_ROUTES
+from orbsurv.adapters.http.streams import BodyDeadlines
 from orbsurv.adapters.http.support import ROUTES as SUPPORT_ROUTES
 from orbsurv.application.identity.authenticate import Authenticate
 from orbsurv.application.identity.ports import ProfileCache, TokenDenylist
@@ -265,7 +266,12 @@ def make_app(settings: Settings, *extra_providers: Provider) -> Litestar:
     document_exports(app.openapi_schema)
     app.state.openapi_document = msgspec.json.encode(complete_openapi(app))
     app.before_send.append(allow_header_fixer(app))  # type: ignore[arg-type]
-    app.asgi_handler = RequestContextMiddleware(HeadAsGet(app.asgi_handler, app), metrics)
+    deadlines = BodyDeadlines(
+        HeadAsGet(app.asgi_handler, app),
+        idle_seconds=settings.upload_idle_timeout_seconds,
+        max_seconds=settings.upload_body_max_seconds,
+    )
+    app.asgi_handler = RequestContextMiddleware(deadlines, metrics)
     return app
 
 

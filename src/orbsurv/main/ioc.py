@@ -23,6 +23,7 @@ from orbsurv.adapters.cache.locks import RedisLock
 from orbsurv.adapters.cache.memory import MemoryRateLimiter, MemoryTokenDenylist
 from orbsurv.adapters.cache.profiles import MemoryProfileCache, RedisProfileCache
 from orbsurv.adapters.cache.redis import CacheProbe, MemoryCacheProbe, RedisProbe, make_redis
+from orbsurv.adapters.cache.slots import FallbackSlots, MemorySlots, RedisSlots
 from orbsurv.adapters.clock import SystemClock
 from orbsurv.adapters.mail.composer import JinjaEmailComposer
 from orbsurv.adapters.mail.console import ConsoleMailer
@@ -60,6 +61,7 @@ from orbsurv.adapters.persistence.support import (
     SqlSupportReplies,
     SqlTokenBudget,
 )
+from orbsurv.adapters.persistence.transactions import SqlTransactions
 from orbsurv.adapters.persistence.unit_of_work import SqlUnitOfWork
 from orbsurv.adapters.persistence.users import SqlUserLookup, SqlUserRepository
 from orbsurv.adapters.persistence.waitlist import GroupCommitWaitlist
@@ -108,6 +110,8 @@ from orbsurv.application.content.manage import (
 )
 from orbsurv.application.content.ports import ResourceRepository
 from orbsurv.application.files.ports import (
+    FilesTransactions,
+    FilesWork,
     ObjectCleanups,
     ProjectDownloads,
     ProjectRepository,
@@ -208,6 +212,7 @@ from orbsurv.application.ports import (
     OutboxStore,
     UnitOfWork,
 )
+from orbsurv.application.slots import Slots, UploadGate
 from orbsurv.application.support.chat import (
     AnswerSupport,
     AskSupport,
@@ -220,7 +225,8 @@ from orbsurv.application.support.ports import (
     PassageRetriever,
     SupportAssistant,
     SupportReplies,
-    TokenBudget,
+    SupportTransactions,
+    SupportWork,
 )
 from orbsurv.application.system.readiness import CheckReadiness
 from orbsurv.domain.files import normalise_extensions
@@ -501,11 +507,23 @@ class SupportProvider(Provider):
     def replies(self, engine: AsyncEngine) -> SupportReplies:
         return SqlSupportReplies(engine)
 
+    @provide(scope=Scope.APP)
+    def transactions(self, engine: AsyncEngine) -> SupportTransactions:
+        """Short transactions: a chat request never holds a connection while the model writes."""
+
+        def work(connection: AsyncConnection) -> SupportWork:
+            return SupportWork(
+                conversations=SqlConversationRepository(connection),
+                budget=SqlTokenBudget(connection),
+                uow=SqlUnitOfWork(connection),
+            )
+
+        return SqlTransactions(engine, work)
+
     conversations = provide(
         SqlConversationRepository, scope=Scope.REQUEST, provides=ConversationRepository
     )
-    budget = provide(SqlTokenBudget, scope=Scope.REQUEST, provides=TokenBudget)
-    ask = provide(AskSupport, scope=Scope.REQUEST)
+    ask = provide(AskSupport, scope=Scope.APP)
     answer = provide(AnswerSupport, scope=Scope.APP)
     history = provide(ReadSupportHistory, scope=Scope.REQUEST)
     review = provide(ReviewSupportChats, scope=Scope.REQUEST)
@@ -562,13 +580,35 @@ class FilesProvider(Provider):
     def downloads(self, engine: AsyncEngine) -> ProjectDownloads:
         return SqlProjectDownloads(engine)
 
+    @provide(scope=Scope.APP)
+    def transactions(
+        self, engine: AsyncEngine, clock: Clock, settings: Settings
+    ) -> FilesTransactions:
+        """Short transactions for the upload, which must hold no connection while it streams."""
+
+        def work(connection: AsyncConnection) -> FilesWork:
+            notifier = OutboxAlertNotifier(SqlOutbox(connection, clock), settings.alert_emails)
+            return FilesWork(
+                projects=SqlProjectRepository(connection),
+                quota=SqlStorageQuota(connection, settings.user_quota_bytes),
+                cleanups=SqlObjectCleanups(connection),
+                audit=AlertingAuditLog(SqlAuditLog(connection), SqlAlertSink(connection), notifier),
+                uow=SqlUnitOfWork(connection),
+            )
+
+        return SqlTransactions(engine, work)
+
+    @provide(scope=Scope.APP)
+    def gate(self, slots: Slots, settings: Settings) -> UploadGate:
+        return UploadGate(slots, per_user=settings.upload_max_concurrent_per_user)
+
     @provide(scope=Scope.REQUEST)
     def quota(self, connection: AsyncConnection, settings: Settings) -> StorageQuota:
         return SqlStorageQuota(connection, settings.user_quota_bytes)
 
     projects = provide(SqlProjectRepository, scope=Scope.REQUEST, provides=ProjectRepository)
     cleanups = provide(SqlObjectCleanups, scope=Scope.REQUEST, provides=ObjectCleanups)
-    upload = provide(UploadProject, scope=Scope.REQUEST)
+    upload = provide(UploadProject, scope=Scope.APP)
     get_project = provide(GetProject, scope=Scope.REQUEST)
     list_projects = provide(ListProjects, scope=Scope.REQUEST)
     update_project = provide(UpdateProject, scope=Scope.REQUEST)
@@ -650,6 +690,10 @@ class MemoryCacheProvider(Provider):
         return MemoryCacheProbe()
 
     @provide(scope=Scope.APP)
+    def slots(self) -> Slots:
+        return MemorySlots()
+
+    @provide(scope=Scope.APP)
     def denylist(self) -> TokenDenylist:
         return MemoryTokenDenylist()
 
@@ -677,6 +721,10 @@ class RedisCacheProvider(Provider):
     @provide(scope=Scope.APP)
     def lock(self, redis: Redis) -> Lock:
         return RedisLock(redis)
+
+    @provide(scope=Scope.APP)
+    def slots(self, redis: Redis) -> Slots:
+        return FallbackSlots(RedisSlots(redis))
 
     @provide(scope=Scope.APP)
     async def denylist(self, redis: Redis) -> AsyncIterator[TokenDenylist]:

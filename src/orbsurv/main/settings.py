@@ -168,6 +168,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     upload_lock_ttl_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
     upload_chunk_bytes: Annotated[int, msgspec.Meta(ge=1, le=5 * 1024**3)] = 8 * 1024 * 1024
     upload_max_open_sessions: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 20
+    # every streamed request body (project and package uploads, PATCH chunks): seconds from the
+    # request's start to its body's last byte (UPLOAD_IDLE_TIMEOUT_SECONDS bounds each silence)
+    upload_body_max_seconds: Annotated[float, msgspec.Meta(gt=0, le=7 * 24 * 3600)] = 3600.0
+    upload_max_concurrent_per_user: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 4
 
     smtp_host: str | None = None
     smtp_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 587

@@ -18,7 +18,7 @@ from orbsurv.adapters.http import pages
 from orbsurv.adapters.http.auth import SECURITY, current_principal
 from orbsurv.adapters.http.bodies import decode_body
 from orbsurv.adapters.http.client import request_context
-from orbsurv.adapters.http.di import inject
+from orbsurv.adapters.http.di import app_container, inject, inject_app
 from orbsurv.adapters.http.openapi import documented
 from orbsurv.adapters.http.schemas import (
     Accepted,
@@ -405,16 +405,15 @@ async def dashboard(
     description=UPDATE_NOTE,
     security=SECURITY,
 )
-@inject
+@inject_app
 async def update_profile(
     request: Request[Any, Any, Any],
     data: JSONBody[ProfileUpdate],
-    use_case: FromDishka[UpdateProfile],
     profile: FromDishka[GetProfile],
 ) -> UserOut:
     principal = await current_principal(request)
     if isinstance(data.email, str) and data.email.strip():
-        current = await profile(principal)
+        current = await profile(principal)  # may read on a connection of its own: done first
         if request_email(request, data.email) != current.email:
             raise FieldInvalid("email", "cannot change here; use PATCH /api/v1/account/email")
     changes = ProfileChanges(
@@ -422,7 +421,10 @@ async def update_profile(
         organization=_given(data.organization),
         username=_given(data.username),
     )
-    return UserOut.of(await use_case(principal, changes, request_context(request)))
+    # The request's connection is taken only now, so the request never holds two at once.
+    async with app_container(request.app.state)() as scope:
+        use_case = await scope.get(UpdateProfile)
+        return UserOut.of(await use_case(principal, changes, request_context(request)))
 
 
 @route(

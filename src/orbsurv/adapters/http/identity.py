@@ -26,7 +26,7 @@ from orbsurv.adapters.http.auth import (
 )
 from orbsurv.adapters.http.bodies import decode_body
 from orbsurv.adapters.http.client import request_context
-from orbsurv.adapters.http.di import inject
+from orbsurv.adapters.http.di import app_container, inject
 from orbsurv.adapters.http.encoded import EncodedJson
 from orbsurv.adapters.http.openapi import documented
 from orbsurv.adapters.http.schemas import (
@@ -372,8 +372,7 @@ async def refresh(
         problems={401: "invalid_refresh_token: the refresh token is not a live one"},
     ),
 )
-@inject
-async def logout(request: Request[Any, Any, Any], use_case: FromDishka[LogOut]) -> Response[None]:
+async def logout(request: Request[Any, Any, Any]) -> Response[None]:
     data = await decode_body(request, LogoutRequest, optional=True) or LogoutRequest()
     principal: Principal | None = None
     refresh_token = blank_to_none(data.refresh_token)
@@ -392,14 +391,18 @@ async def logout(request: Request[Any, Any, Any], use_case: FromDishka[LogOut]) 
         else:
             if not with_bearer:
                 check_csrf(request, principal.session_id)
-    await use_case(
-        LogoutCommand(
-            context=request_context(request),
-            principal=principal,
-            refresh_token=refresh_token,
-            everywhere=data.everywhere,
+    # The token was checked first (it may read the database on a connection of its own when
+    # the cache cannot answer): the request's connection is taken only now.
+    async with app_container(request.app.state)() as scope:
+        use_case = await scope.get(LogOut)
+        await use_case(
+            LogoutCommand(
+                context=request_context(request),
+                principal=principal,
+                refresh_token=refresh_token,
+                everywhere=data.everywhere,
+            )
         )
-    )
     response: Response[None] = Response(None, status_code=204)
     response.cookies.extend(cookies_of(request).clear())
     return response

@@ -12,7 +12,7 @@ from litestar.exceptions import HTTPException
 from orbsurv.adapters.http.auth import access_token
 from orbsurv.adapters.http.bodies import decode_body
 from orbsurv.adapters.http.client import request_context
-from orbsurv.adapters.http.di import inject, inject_app
+from orbsurv.adapters.http.di import app_container, inject, inject_app
 from orbsurv.adapters.http.inputs import in_utc
 from orbsurv.adapters.http.media import media_type, strict_validation_error
 from orbsurv.adapters.http.openapi import documented
@@ -282,10 +282,7 @@ async def _optional_user(request: Request[Any, Any, Any]) -> str | None:
     status_code=202,
     opt=documented(body=(EventIn, EventBatch)),
 )
-@inject
-async def analytics_events(
-    request: Request[Any, Any, Any], use_case: FromDishka[RecordEvents]
-) -> EventsAccepted:
+async def analytics_events(request: Request[Any, Any, Any]) -> EventsAccepted:
     if media_type(request) != "application/json":
         raise HTTPException(status_code=415, detail="Send the events as application/json.")
     body = await request.body()
@@ -317,7 +314,12 @@ async def analytics_events(
         )
         for index, event in enumerate(incoming)
     ]
-    count = await use_case(events, await _optional_user(request), request_context(request))
+    # Who is asking first: the check may read the database (when the cache cannot answer) on a
+    # connection of its own, so the request's connection is taken only after it.
+    user_id = await _optional_user(request)
+    async with app_container(request.app.state)() as scope:
+        use_case = await scope.get(RecordEvents)
+        count = await use_case(events, user_id, request_context(request))
     return EventsAccepted(accepted=count)
 
 

@@ -34,7 +34,7 @@ from litestar.params import JSONBody, Parameter
 from multipart import MultipartSegment
 
 from orbsurv.adapters.http.auth import SECURITY, current_principal, requires
-from orbsurv.adapters.http.di import inject
+from orbsurv.adapters.http.di import inject, inject_app
 from orbsurv.adapters.http.downloads import (
     DOWNLOAD_DESCRIPTION,
     Downloadable,
@@ -69,10 +69,11 @@ from orbsurv.application.packages.uploads import (
     UploadStatus,
 )
 from orbsurv.application.ports import ObjectStorage
+from orbsurv.application.slots import UploadGate
 from orbsurv.domain.errors import FieldInvalid, InvalidInput
 from orbsurv.domain.files import check_media_type
 from orbsurv.domain.identity import Permission, Principal
-from orbsurv.domain.packages import UploadState
+from orbsurv.domain.packages import UploadResult, UploadState
 from orbsurv.domain.pagination import PageRequest
 
 TUS_VERSION = "1.0.0"
@@ -451,7 +452,9 @@ async def _body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
         "`storage_unavailable`, with `Retry-After`) every byte stays stored, HEAD tells one "
         "byte short, and a PATCH of the last byte again (or an empty one at the length) "
         "publishes. A client silent for "
-        "`UPLOAD_IDLE_TIMEOUT_SECONDS` is dropped with its stored bytes kept."
+        "`UPLOAD_IDLE_TIMEOUT_SECONDS` (or a body longer than `UPLOAD_BODY_MAX_SECONDS`) is "
+        "dropped with its stored bytes kept. 429 `too_many_uploads` while "
+        "`UPLOAD_MAX_CONCURRENT_PER_USER` bodies of the user stream already."
     ),
     security=SECURITY,
     request_max_body_size=None,
@@ -490,11 +493,15 @@ async def _body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
         413: ResponseSpec(None, description="Past the declared size"),
         415: ResponseSpec(None, description="Wrong Content-Type"),
         423: ResponseSpec(None, description="Another request is writing to this upload"),
+        429: ResponseSpec(None, description="too_many_uploads: too many bodies streaming"),
     },
 )
-@inject
+@inject_app
 async def upload_patch(
-    request: Request[Any, Any, Any], upload_id: UploadId, use_case: FromDishka[AppendUploadChunk]
+    request: Request[Any, Any, Any],
+    upload_id: UploadId,
+    use_case: FromDishka[AppendUploadChunk],
+    gate: FromDishka[UploadGate],
 ) -> Response[Any]:
     headers = _tus_headers(request)
     principal = await current_principal(request)
@@ -510,16 +517,17 @@ async def upload_patch(
         raise InvalidInput("Upload-Offset is required.", code="upload_offset_required")
     checksum_header = request.headers.get("upload-checksum")
     checksum = Checksum.parse(checksum_header) if checksum_header else None
-    appended = await use_case(
-        principal,
-        AppendChunk(
-            upload_id=upload_id,
-            offset=offset,
-            body=_body(request),
-            content_length=_int_header(request, "content-length"),
-            checksum=checksum,
-        ),
-    )
+    async with gate.hold(principal.user_id):
+        appended = await use_case(
+            principal,
+            AppendChunk(
+                upload_id=upload_id,
+                offset=offset,
+                body=_body(request),
+                content_length=_int_header(request, "content-length"),
+                checksum=checksum,
+            ),
+        )
     answer = {**headers, "Upload-Offset": str(appended.offset), "Cache-Control": "no-store"}
     if appended.result is not None:
         answer["X-Package-Id"] = appended.result.package_id
@@ -973,7 +981,10 @@ SINGLE_FIELDS = ("name", "description", "category", "language", "version", "is_p
         "`file` part as the last part. The file streams to storage while it is hashed and "
         "scanned; `MAX_UPLOAD_BYTES` applies as bytes arrive. A new name creates the package "
         "with these fields; an existing one of yours gets the version (its metadata stays). "
-        "Answers 201 `{package_id, version_id, sha256, size}`."
+        "Answers 201 `{package_id, version_id, sha256, size}`. A body silent for "
+        "`UPLOAD_IDLE_TIMEOUT_SECONDS` or longer than `UPLOAD_BODY_MAX_SECONDS` is 408 "
+        "`request_timeout` and keeps nothing; 429 `too_many_uploads` while "
+        "`UPLOAD_MAX_CONCURRENT_PER_USER` bodies of the user stream already."
     ),
     status_code=201,
     security=SECURITY,
@@ -994,17 +1005,38 @@ SINGLE_FIELDS = ("name", "description", "category", "language", "version", "is_p
     ),
     responses={
         400: ResponseSpec(None, description="Malformed multipart body"),
+        408: ResponseSpec(None, description="request_timeout: the body stalled"),
         409: ResponseSpec(None, description="The version exists, or the SHA-256 differs"),
         413: ResponseSpec(None, description="Past MAX_UPLOAD_BYTES"),
         415: ResponseSpec(None, description="Not multipart/form-data"),
+        429: ResponseSpec(None, description="too_many_uploads: too many bodies streaming"),
     },
 )
-@inject
+@inject_app
 async def publish_package(
-    request: Request[Any, Any, Any], use_case: FromDishka[PublishPackage]
+    request: Request[Any, Any, Any],
+    use_case: FromDishka[PublishPackage],
+    gate: FromDishka[UploadGate],
 ) -> Response[CompleteOut]:
     principal = await current_principal(request)
-    form = _Form(request, _boundary(request))
+    boundary = _boundary(request)
+    async with gate.hold(principal.user_id):
+        result = await _publish(request, principal, boundary, use_case)
+    return Response(
+        CompleteOut(
+            package_id=result.package_id,
+            version_id=result.version_id,
+            sha256=result.sha256,
+            size=result.size,
+        ),
+        status_code=201,
+    )
+
+
+async def _publish(
+    request: Request[Any, Any, Any], principal: Principal, boundary: str, use_case: PublishPackage
+) -> UploadResult:
+    form = _Form(request, boundary)
     fields: dict[str, str] = {}
     file_name: str | None = None
     file_type: str | None = None
@@ -1039,16 +1071,7 @@ async def publish_package(
         content_type=file_type,
         sha256=fields.get("sha256"),
     )
-    result = await use_case(principal, details, form.file_body())
-    return Response(
-        CompleteOut(
-            package_id=result.package_id,
-            version_id=result.version_id,
-            sha256=result.sha256,
-            size=result.size,
-        ),
-        status_code=201,
-    )
+    return await use_case(principal, details, form.file_body())
 
 
 CATALOGUE_ROUTES = [

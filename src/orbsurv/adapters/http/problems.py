@@ -38,6 +38,7 @@ _CODE_BY_STATUS = {
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
+    408: "request_timeout",
     409: "conflict",
     410: "gone",
     411: "length_required",

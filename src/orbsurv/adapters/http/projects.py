@@ -26,7 +26,7 @@ from multipart import MultipartError, MultipartSegment, ParserLimitReached, Push
 
 from orbsurv.adapters.http.auth import SECURITY, current_principal
 from orbsurv.adapters.http.client import request_context
-from orbsurv.adapters.http.di import inject
+from orbsurv.adapters.http.di import inject, inject_app
 from orbsurv.adapters.http.downloads import DOWNLOAD_DESCRIPTION, Downloadable, download_response
 from orbsurv.adapters.http.openapi import documented, multipart_upload
 from orbsurv.adapters.http.problems import ProblemDetail
@@ -44,6 +44,7 @@ from orbsurv.application.files.projects import (
     Viewer,
 )
 from orbsurv.application.ports import ObjectStorage
+from orbsurv.application.slots import UploadGate
 from orbsurv.domain.errors import FieldInvalid, Forbidden, InvalidInput
 from orbsurv.domain.files import Project, Visibility, resolve_visibility
 from orbsurv.domain.identity import Permission, Principal
@@ -267,23 +268,38 @@ def _boundary(request: Request[Any, Any, Any]) -> str:
         401: _problem("Not signed in."),
         411: _problem("No Content-Length."),
         413: _problem("Past MAX_UPLOAD_BYTES or the storage quota (`quota_exceeded`)."),
+        408: _problem("The body stalled or took too long (`request_timeout`); nothing kept."),
         415: _problem("Not multipart/form-data."),
         422: _problem(
             "A field, the file name or extension is invalid, the file is empty or missing, "
             "or it carries malware (`malware_detected`)."
         ),
+        429: _problem("Too many uploads of yours in progress (`too_many_uploads`)."),
         503: _problem("Storage (`storage_unavailable`) or scanner (`scanner_unavailable`) down."),
     },
 )
-@inject
+@inject_app
 async def upload_project(
-    request: Request[Any, Any, Any], use_case: FromDishka[UploadProject]
+    request: Request[Any, Any, Any],
+    use_case: FromDishka[UploadProject],
+    gate: FromDishka[UploadGate],
 ) -> ProjectOut:
     principal = await current_principal(request)
     boundary = _boundary(request)
     length = request.content_length
     if length is None:
         raise HTTPException(status_code=411, detail="Send a Content-Length with the upload.")
+    async with gate.hold(principal.user_id):
+        return await _upload(request, principal, boundary, length, use_case)
+
+
+async def _upload(
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    boundary: str,
+    length: int,
+    use_case: UploadProject,
+) -> ProjectOut:
     form = _Form(request, boundary)
     fields: dict[str, str] = {}
     file_name: str | None = None

@@ -19,7 +19,7 @@ from litestar.response.sse import ServerSentEventMessage
 from orbsurv.adapters.http.auth import SECURITY, requires
 from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.content import statuses
-from orbsurv.adapters.http.di import inject
+from orbsurv.adapters.http.di import inject, inject_app
 from orbsurv.adapters.http.pagination import KEYSET_PAGING, encode_cursor, provide_cursor
 from orbsurv.adapters.http.schemas import blank_to_none
 from orbsurv.application.support.chat import (
@@ -203,7 +203,7 @@ def _wants_stream(request: Request[Any, Any, Any]) -> bool:
         ),
     },
 )
-@inject
+@inject_app  # both use cases are APP scope: the request holds no connection of its own
 async def ask(
     request: Request[Any, Any, Any],
     principal: NamedDependency[Principal],

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from orbsurv.adapters.persistence.database import reads_only
-from orbsurv.adapters.persistence.keyset import newest_first
+from orbsurv.adapters.persistence.keyset import newest_first, newest_first_batches
 from orbsurv.adapters.persistence.leads import LISTS, as_dict
 from orbsurv.adapters.persistence.tables import (
     audit_events,
@@ -174,8 +174,8 @@ class SqlConsoleReader:
 
 
 class SqlSubmissionExport:
-    """Streams a whole list on a connection of its own (server-side cursor on PostgreSQL), so an
-    export of any size holds one batch in memory, not the list."""
+    """Streams a whole list in batches, each read on a short connection of its own, so an export
+    of any size holds one batch in memory and no connection while the client reads."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = reads_only(engine)
@@ -186,8 +186,8 @@ class SqlSubmissionExport:
 
     async def rows(self, kind: str) -> AsyncIterator[dict[str, Any]]:
         table = LISTS[kind]
-        query = sa.select(table).order_by(table.c.created_at.desc(), table.c.id.desc())
-        async with self._engine.connect() as conn:
-            result = await conn.stream(query.execution_options(yield_per=1000))
-            async for row in result:
-                yield as_dict(row)
+        query = sa.select(table)
+        async for row in newest_first_batches(
+            self._engine, query, created_at=table.c.created_at, id_=table.c.id
+        ):
+            yield as_dict(row)

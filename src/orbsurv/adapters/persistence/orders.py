@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from orbsurv.adapters.persistence.keyset import newest_first
+from orbsurv.adapters.persistence.keyset import newest_first, newest_first_batches
 from orbsurv.adapters.persistence.tables import order_links, orders, users
 from orbsurv.domain.orders import Order, OrderStatus, RegistrationLink
 from orbsurv.domain.pagination import Cursor, CursorPage, Page, PageRequest
@@ -236,7 +236,8 @@ class SqlRegistrationLinks:
 
 
 class SqlOrderExport:
-    """Streams every order on a connection of its own (server-side cursor on PostgreSQL)."""
+    """Streams every order in batches, each read on a short connection of its own, so a client
+    that downloads slowly holds no connection."""
 
     HIDDEN = frozenset({"ip", "user_agent"})  # personal data the export does not need
 
@@ -247,10 +248,10 @@ class SqlOrderExport:
         return [column.name for column in orders.columns if column.name not in self.HIDDEN]
 
     async def rows(self, status: OrderStatus | None = None) -> AsyncIterator[dict[str, Any]]:
-        query = sa.select(orders).order_by(orders.c.created_at.desc(), orders.c.id.desc())
+        query = sa.select(orders)
         if status is not None:
             query = query.where(orders.c.status == status.value)
-        async with self._engine.connect() as conn:
-            result = await conn.stream(query.execution_options(yield_per=1000))
-            async for row in result:
-                yield {str(key): value for key, value in row._mapping.items()}
+        async for row in newest_first_batches(
+            self._engine, query, created_at=orders.c.created_at, id_=orders.c.id
+        ):
+            yield {str(key): value for key, value in row._mapping.items()}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from orbsurv.application.ports import AuditLog, UnitOfWork
 from orbsurv.domain.files import Project, Visibility
 from orbsurv.domain.pagination import Page, PageRequest
 
@@ -124,3 +126,23 @@ class ProjectDownloads(Protocol):
     async def count(self, project_id: str) -> None:
         """Add one completed full download (an atomic increment)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class FilesWork:
+    """The files context's repositories on one transaction (``FilesTransactions``)."""
+
+    projects: ProjectRepository
+    quota: StorageQuota
+    cleanups: ObjectCleanups
+    audit: AuditLog
+    uow: UnitOfWork
+
+
+class FilesTransactions(Protocol):
+    """Short transactions for use cases that outlive a request's transaction (an upload that
+    streams for as long as its client takes): ``async with transactions() as work:`` takes one
+    pooled connection and gives it back when the block ends; what ``work.uow`` did not commit
+    is rolled back. Nothing is held between two blocks."""
+
+    def __call__(self) -> AbstractAsyncContextManager[FilesWork]: ...

@@ -7,14 +7,15 @@ Upload policy, in order:
    cleanup marker for the object key is written, both committed before the bytes stream: two
    concurrent uploads cannot both squeeze under the quota, and a crash mid-stream leaves a marker
    the worker's sweep turns into a removed object and a released reservation.
-3. The bytes stream to storage while they are hashed (by the storage) and scanned (by the
+3. No database connection is held from here until the bytes have all arrived (a client paces
+   them): the bytes stream to storage while they are hashed (by the storage) and scanned (by the
    ``MalwareScanner``, fed the same chunks); the limit (the smaller of the reservation and
    ``MAX_UPLOAD_BYTES``) is enforced as bytes arrive. Any failure (too large, a client that went
    away, storage or scanner down) removes the object, releases the reservation and the marker.
 4. An empty file is refused (422). Malware is refused (422 ``malware_detected``): nothing is
    kept, a ``malware.detected`` audit event raises the "malware found" alert.
 5. Otherwise the row, the quota settlement (reservation → stored bytes) and the marker's removal
-   commit in one transaction.
+   commit in one transaction (a short one of its own, like the reservation's).
 
 Deleting (owner or admin) removes the row, frees the bytes and writes a "delete" marker in one
 transaction, then removes the object and the marker: the row and the object both go, and a crash
@@ -34,6 +35,7 @@ from datetime import timedelta
 from orbsurv.application.errors import MalwareDetected, ObjectTooLarge
 from orbsurv.application.files.ports import (
     Cleanup,
+    FilesTransactions,
     ObjectCleanups,
     ProjectChanges,
     ProjectDownloads,
@@ -101,13 +103,13 @@ def project_not_found() -> NotFound:
 
 @dataclass(frozen=True, slots=True)
 class UploadProject:
-    projects: ProjectRepository
-    quota: StorageQuota
-    cleanups: ObjectCleanups
+    """Holds no pooled connection while the bytes stream (house plan, "When things fail"): the
+    reservation is one short transaction before them, the row (or the undo) one short
+    transaction after them, so a client that stalls mid-body ties up nothing but its socket."""
+
+    transactions: FilesTransactions
     storage: ObjectStorage
     scanner: MalwareScanner
-    audit: AuditLog
-    uow: UnitOfWork
     clock: Clock
     policy: FilesPolicy
 
@@ -116,7 +118,8 @@ class UploadProject:
     ) -> Project:
         """Store one project file; raise ``FieldInvalid`` (422), ``ObjectTooLarge`` or
         ``QuotaExceeded`` (413), ``MalwareDetected`` (422), ``StorageUnavailable`` or
-        ``ScannerUnavailable`` (503)."""
+        ``ScannerUnavailable`` (503). Whatever ``chunks`` raises (a body that timed out, a
+        client that went away) is raised again once the upload is undone."""
         name = check_project_name(new.name)
         description = check_description(new.description)
         version = check_version(new.version)
@@ -130,9 +133,10 @@ class UploadProject:
         key = f"{PROJECT_PREFIX}{owner}/{project_id}"
         reserved = max(0, new.declared_size)
         now = self.clock.now()
-        await self.quota.reserve(owner, reserved)
-        await self.cleanups.add(Cleanup(key, "upload", owner, reserved, now))
-        await self.uow.commit()
+        async with self.transactions() as work:
+            await work.quota.reserve(owner, reserved)
+            await work.cleanups.add(Cleanup(key, "upload", owner, reserved, now))
+            await work.uow.commit()
 
         session: ScanSession | None = None
         try:
@@ -150,7 +154,7 @@ class UploadProject:
                 raise MalwareDetected("file", verdict.signature)
         except BaseException as error:
             if session is not None:
-                await session.abort()
+                await asyncio.shield(session.abort())
             await asyncio.shield(self._discard(key, owner, reserved))
             if isinstance(error, MalwareDetected):
                 await self._record_malware(viewer, key, file_name, error.signature)
@@ -172,21 +176,26 @@ class UploadProject:
             created_at=self.clock.now(),
             updated_at=self.clock.now(),
         )
-        await self.projects.add(project)
-        await self.quota.commit(owner, reserved, stored.size)
-        await self.cleanups.remove(key)
-        await self.audit.record(
-            AuditEvent(
-                "project.uploaded",
-                project.created_at,
-                viewer.context,
-                actor_user_id=owner,
-                target_type="project",
-                target_id=project_id,
-                metadata={"size": stored.size, "sha256": stored.sha256},
-            )
-        )
-        await self.uow.commit()
+        try:
+            async with self.transactions() as work:
+                await work.projects.add(project)
+                await work.quota.commit(owner, reserved, stored.size)
+                await work.cleanups.remove(key)
+                await work.audit.record(
+                    AuditEvent(
+                        "project.uploaded",
+                        project.created_at,
+                        viewer.context,
+                        actor_user_id=owner,
+                        target_type="project",
+                        target_id=project_id,
+                        metadata={"size": stored.size, "sha256": stored.sha256},
+                    )
+                )
+                await work.uow.commit()
+        except BaseException:
+            await asyncio.shield(self._discard(key, owner, reserved))
+            raise
         return project
 
     async def _discard(self, key: str, owner: str, reserved: int) -> None:
@@ -194,35 +203,36 @@ class UploadProject:
         object cannot be removed now (storage down), its marker becomes a "delete" marker the
         sweep retries within a minute. If even that fails, the upload marker stays for it."""
         try:
-            await self.uow.rollback()
             try:
                 await self.storage.delete(key)
                 removed = True
             except DomainError:
                 removed = False
-            await self.quota.release(owner, reserved)
-            await self.cleanups.remove(key)
-            if not removed:
-                await self.cleanups.add(Cleanup(key, "delete", owner, 0, self.clock.now()))
-            await self.uow.commit()
+            async with self.transactions() as work:
+                await work.quota.release(owner, reserved)
+                await work.cleanups.remove(key)
+                if not removed:
+                    await work.cleanups.add(Cleanup(key, "delete", owner, 0, self.clock.now()))
+                await work.uow.commit()
         except Exception:
             logger.warning("upload cleanup of %s left to the sweep", key, exc_info=True)
 
     async def _record_malware(
         self, viewer: Viewer, key: str, file_name: str, signature: str
     ) -> None:
-        await self.audit.record(
-            malware_detected(
-                self.clock.now(),
-                viewer.context,
-                actor_user_id=viewer.user_id,
-                target_type="project",
-                target_id=key,
-                signature=signature,
-                file_name=file_name,
+        async with self.transactions() as work:
+            await work.audit.record(
+                malware_detected(
+                    self.clock.now(),
+                    viewer.context,
+                    actor_user_id=viewer.user_id,
+                    target_type="project",
+                    target_id=key,
+                    signature=signature,
+                    file_name=file_name,
+                )
             )
-        )
-        await self.uow.commit()
+            await work.uow.commit()
 
 
 async def _scanned(chunks: AsyncIterable[bytes], session: ScanSession) -> AsyncIterator[bytes]:

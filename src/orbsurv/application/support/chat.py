@@ -10,6 +10,11 @@ Policy, and why:
   the next UTC midnight) and stores nothing.
 * The question is stored before the assistant is called, in its own committed transaction, so no
   database transaction stays open while a model thinks, and the question survives any failure.
+* One request holds at most one pooled connection at a time, and none while the model writes:
+  retrieval reads on a connection of its own and gives it back, the question is stored on
+  another short one, the reply on a third (``SupportTransactions``, ``SupportReplies``). A
+  request that held its connection and then asked the same pool for another deadlocked the
+  pool under load: N parallel requests each holding one of N connections, all waiting.
 * The assistant sees only the recent turns that fit the history budget and the passages retrieved
   for the question.
 * An assistant failure stores a fixed fallback reply marked ``degraded``; the upstream's error
@@ -35,7 +40,8 @@ from orbsurv.application.support.ports import (
     Settlement,
     SupportAssistant,
     SupportReplies,
-    TokenBudget,
+    SupportTransactions,
+    SupportWork,
 )
 from orbsurv.domain.audit import AuditEvent, RequestContext
 from orbsurv.domain.errors import NotFound, RateLimited
@@ -112,11 +118,9 @@ async def _own_conversation(
 class AskSupport:
     """Checks the limits, stores the question and prepares the turn (commits)."""
 
-    conversations: ConversationRepository
-    budget: TokenBudget
+    transactions: SupportTransactions
     retriever: PassageRetriever
     limiter: RateLimiter
-    uow: UnitOfWork
     clock: Clock
     policy: ChatPolicy
 
@@ -133,15 +137,22 @@ class AskSupport:
             raise RateLimited(
                 "Too many support messages; wait a moment.", retry_after=decision.retry_after
             )
-        # Retrieval reads on connections of its own: before this transaction takes any lock.
+        # Retrieval reads on a connection of its own, given back before the transaction below.
         passages = await self.retriever.search(question.text, policy.passages)
+        async with self.transactions() as work:
+            return await self._store(work, question, passages)
+
+    async def _store(
+        self, work: SupportWork, question: SupportQuestion, passages: list[Passage]
+    ) -> OpenTurn:
+        policy = self.policy
         now = self.clock.now()
         history: list[Turn] = []
         if question.conversation_id is not None:
             conversation = await _own_conversation(
-                self.conversations, question.conversation_id, question.user_id
+                work.conversations, question.conversation_id, question.user_id
             )
-            stored = await self.conversations.recent(conversation.id, policy.history_messages)
+            stored = await work.conversations.recent(conversation.id, policy.history_messages)
             # A fallback reply is not the assistant's words: the model does not see it again.
             history = [
                 Turn(message.speaker, message.text)
@@ -163,14 +174,14 @@ class AskSupport:
         )
         reserved = min(prompt + policy.reply_tokens, policy.daily_tokens)
         day = now.date().isoformat()
-        if not await self.budget.reserve(question.user_id, day, reserved, policy.daily_tokens):
+        if not await work.budget.reserve(question.user_id, day, reserved, policy.daily_tokens):
             raise RateLimited(
                 "Your support chat allowance for today is spent; it renews at midnight UTC.",
                 retry_after=seconds_until_next_day(now),
                 code="token_budget_exhausted",
             )
         if question.conversation_id is None:
-            await self.conversations.add(conversation)
+            await work.conversations.add(conversation)
         message = ChatMessage(
             conversation_id=conversation.id,
             user_id=question.user_id,
@@ -179,8 +190,8 @@ class AskSupport:
             created_at=now,
             tokens=estimate_tokens(question.text),
         )
-        await self.conversations.add_message(message)
-        await self.uow.commit()
+        await work.conversations.add_message(message)
+        await work.uow.commit()
         return OpenTurn(
             conversation_id=conversation.id,
             message_id=message.id,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from orbsurv.application.ports import UnitOfWork
 from orbsurv.domain.pagination import Cursor, CursorPage
 from orbsurv.domain.support import AssistantReply, ChatMessage, Conversation, Passage, Turn
 
@@ -93,3 +95,21 @@ class SupportReplies(Protocol):
     async def record(self, reply: ChatMessage, settlement: Settlement) -> None:
         """Store the reply and give back to the budget what was reserved but not used."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class SupportWork:
+    """The chat's repositories on one transaction (``SupportTransactions``)."""
+
+    conversations: ConversationRepository
+    budget: TokenBudget
+    uow: UnitOfWork
+
+
+class SupportTransactions(Protocol):
+    """Short transactions: ``async with transactions() as work:`` takes one pooled connection
+    and gives it back when the block ends; what ``work.uow`` did not commit is rolled back. A
+    question is stored in one, its reply (``SupportReplies``) in another, and no connection is
+    held while the model writes."""
+
+    def __call__(self) -> AbstractAsyncContextManager[SupportWork]: ...
