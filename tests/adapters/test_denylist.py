@@ -12,16 +12,19 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orbsurv.adapters.cache.denylist import RedisTokenDenylist
 from orbsurv.adapters.cache.memory import ExpiringSet, MemoryTokenDenylist
 from orbsurv.adapters.cache.redis import make_redis
+from orbsurv.adapters.persistence.sessions import SqlSessionRepository, SqlSessionRevocations
 from orbsurv.adapters.security.tokens import JwtTokenCodec
 from orbsurv.application.identity.authenticate import Authenticate
 from orbsurv.application.identity.ports import CacheUnavailable, Revocation
 from orbsurv.application.identity.sessions import SessionIssuer
 from orbsurv.domain.errors import DependencyUnavailable, Unauthenticated
 from orbsurv.domain.identity import Role, Scope
+from tests.adapters.test_sessions_repository import seed_session
 from tests.faults.revocation_fixtures import own_redis
 from tests.services import free_port
 
@@ -64,7 +67,7 @@ async def started() -> AsyncIterator[Start]:
     running: list[Any] = []
     clients: list[Redis] = []
 
-    async def start(kind: str, source: FakeRevocations, **options: Any) -> Any:
+    async def start(kind: str, source: Any, **options: Any) -> Any:
         denylist: Any
         if kind == "memory":
             denylist = MemoryTokenDenylist(source, lifetime_seconds=LIFETIME, **options)
@@ -335,3 +338,21 @@ def test_a_revocation_is_kept_past_the_leeway() -> None:
     codec = JwtTokenCodec("s" * 32, 900)
     assert codec.accepted_for_seconds == codec.access_ttl_seconds + 5 + 1
     assert timedelta(seconds=codec.accepted_for_seconds) > timedelta(minutes=15, seconds=5)
+
+
+async def test_the_mirror_reads_the_sessions_table(
+    kind: str, started: Start, engine: AsyncEngine
+) -> None:
+    """Built from the real sessions table (SQLite and PostgreSQL): a session revoked a moment
+    ago is refused by a denylist that never heard of it; a live one is not."""
+    revoked, live = (
+        await seed_session(engine, refresh_hash="r"),
+        await seed_session(engine, refresh_hash="l"),
+    )
+    async with engine.connect() as conn:
+        await SqlSessionRepository(conn).revoke(revoked.id, datetime.now(UTC), "logout")
+        await conn.commit()
+    denylist = await started(kind, SqlSessionRevocations(engine))
+    await asyncio.wait_for(denylist.wait_synced(), 30)
+    assert await denylist.is_session_revoked(revoked.id)
+    assert not await denylist.is_session_revoked(live.id)

@@ -131,9 +131,10 @@ class MemoryTokenDenylist:
 
     Its mirror is read from the database when it starts, retried every ``retry_seconds`` until
     the database answers; until then ``is_session_revoked`` raises ``CacheUnavailable`` and the
-    caller asks the database. Revocations made in this process are added as they happen; with
-    ``poll_seconds`` it also reads the newest revocations from the database that often (for
-    processes sharing one database, e.g. ``orbsurv worker`` beside ``serve``).
+    caller asks the database. Revocations made in this process are added as they happen: without
+    Redis one process serves the API (``check_worker_count``), so none comes from elsewhere. With
+    ``poll_seconds`` it also reads the newest revocations from the database that often (off by
+    default).
     """
 
     def __init__(
