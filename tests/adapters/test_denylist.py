@@ -298,7 +298,8 @@ async def test_redis_restarted_empty_then_healed_from_the_database(started: Star
     and once Redis is back resubscribes and reads the database again, without a restart."""
     with own_redis() as redis:
         source = FakeRevocations()
-        worker = await started(redis.url, source, poll_seconds=300)
+        # The default resync delay, to measure the time to heal as deployed.
+        worker = await started(redis.url, source, poll_seconds=300, resync_delay=0.5)
         await asyncio.wait_for(worker.wait_synced(), 30)
         redis.stop()
         await poll(lambda: _unsynced(worker), deadline_seconds=10)

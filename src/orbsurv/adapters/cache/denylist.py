@@ -49,6 +49,7 @@ class RedisTokenDenylist:
         self._mirror = RevocationMirror(revocations, lifetime_seconds=lifetime_seconds, clock=clock)
         self._poll_seconds = poll_seconds
         self._poller: asyncio.Task[None] | None = None
+        self._publishing: set[asyncio.Task[None]] = set()
         self._follower = ChannelFollower(
             redis,
             CHANNEL,
@@ -73,6 +74,8 @@ class RedisTokenDenylist:
         await self._follower.wait_synced()
 
     async def stop(self) -> None:
+        if self._publishing:
+            await asyncio.wait(set(self._publishing), timeout=2.0)
         if self._poller is not None:
             self._poller.cancel()
             await asyncio.wait({self._poller}, timeout=2.0)
@@ -80,14 +83,22 @@ class RedisTokenDenylist:
         await self._follower.stop()
 
     async def revoke_sessions(self, session_ids: Sequence[str], ttl_seconds: int) -> None:
+        """This worker refuses the sessions at once; the message to the others is sent in the
+        background, so a silent Redis never delays the caller's answer (the revocation is
+        already committed, and a message that is lost is read from the database)."""
         if not session_ids:
             return
         self._mirror.add(session_ids, ttl_seconds)
+        message = f"{ttl_seconds} {' '.join(session_ids)}"
+        task = asyncio.create_task(self._publish(message, len(session_ids)))
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+
+    async def _publish(self, message: str, count: int) -> None:
         try:
-            await self._redis.publish(CHANNEL, f"{ttl_seconds} {' '.join(session_ids)}")
+            await self._redis.publish(CHANNEL, message)
         except (RedisError, OSError):
-            # Committed in the sessions table: the other workers read it from there.
-            logger.warning("could not publish %d revocation(s)", len(session_ids), exc_info=True)
+            logger.warning("could not publish %d revocation(s); the database has them", count)
 
     async def is_session_revoked(self, session_id: str) -> bool:
         if session_id in self._mirror:
