@@ -357,3 +357,17 @@ async def test_the_mirror_reads_the_sessions_table(
     await asyncio.wait_for(denylist.wait_synced(), 30)
     assert await denylist.is_session_revoked(revoked.id)
     assert not await denylist.is_session_revoked(live.id)
+
+
+@pytest.mark.redis
+async def test_a_quiet_channel_on_a_live_redis_stays_synced(redis_url: str, started: Start) -> None:
+    """The PONGs keep a quiet subscription trusted: no needless resync (and database reads)."""
+    source = FakeRevocations()
+    worker = await started(redis_url, source, heartbeat_seconds=0.1, poll_seconds=300)
+    await asyncio.wait_for(worker.wait_synced(), 30)
+    reads = source.reads
+    until = time.monotonic() + 1.0  # ten heartbeats, three of which would drop a silent one
+    while time.monotonic() < until:
+        assert worker.synced
+        await asyncio.sleep(0.02)
+    assert source.reads == reads
