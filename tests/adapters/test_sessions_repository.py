@@ -8,8 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from orbsurv.adapters.persistence.sessions import SqlSessionRepository, SqlSessionStatus
+from orbsurv.adapters.persistence.sessions import (
+    SqlSessionRepository,
+    SqlSessionRevocations,
+    SqlSessionStatus,
+)
 from orbsurv.adapters.persistence.users import SqlUserRepository
+from orbsurv.domain.errors import DependencyUnavailable
 from orbsurv.domain.identity import Role, Scope, Session, User, new_id
 
 NOW = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
@@ -136,3 +141,38 @@ async def test_parallel_rotation_has_exactly_one_winner(
 
     results = await asyncio.gather(*(contend(n) for n in range(contenders)))
     assert sum(results) == 1
+
+
+async def test_recent_revocations_are_read_since_a_cutoff(engine: AsyncEngine) -> None:
+    early = await seed_session(engine, refresh_hash="e")
+    late = await seed_session(engine, refresh_hash="l")
+    live = await seed_session(engine, refresh_hash="v")
+    async with engine.connect() as conn:
+        repo = SqlSessionRepository(conn)
+        await repo.revoke(early.id, NOW + timedelta(seconds=1), "logout")
+        await repo.revoke(late.id, NOW + timedelta(seconds=10), "password_changed")
+        await conn.commit()
+    revocations = SqlSessionRevocations(engine)
+    found = await revocations.revoked_since(NOW + timedelta(seconds=5))
+    assert {(r.session_id, r.revoked_at) for r in found} >= {(late.id, NOW + timedelta(seconds=10))}
+    assert early.id not in {r.session_id for r in found}
+    everything = {r.session_id for r in await revocations.revoked_since(NOW)}
+    assert {early.id, late.id} <= everything
+    assert live.id not in everything
+    assert all(r.revoked_at.tzinfo is not None for r in found)
+
+
+@pytest.mark.postgres
+async def test_an_unreachable_database_is_dependency_unavailable() -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from tests.services import free_port
+
+    engine = create_async_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/none")
+    try:
+        with pytest.raises(DependencyUnavailable):
+            await SqlSessionStatus(engine).is_revoked("any")
+        with pytest.raises(DependencyUnavailable):
+            await SqlSessionRevocations(engine).revoked_since(NOW)
+    finally:
+        await engine.dispose()

@@ -55,7 +55,11 @@ from orbsurv.adapters.persistence.orders import (
 )
 from orbsurv.adapters.persistence.outbox import SqlOutbox
 from orbsurv.adapters.persistence.packages import SqlPackageCatalog, SqlUploadStore
-from orbsurv.adapters.persistence.sessions import SqlSessionRepository, SqlSessionStatus
+from orbsurv.adapters.persistence.sessions import (
+    SqlSessionRepository,
+    SqlSessionRevocations,
+    SqlSessionStatus,
+)
 from orbsurv.adapters.persistence.support import (
     SqlConversationRepository,
     SqlSupportReplies,
@@ -142,6 +146,7 @@ from orbsurv.application.identity.ports import (
     ProfileCache,
     RateLimiter,
     SessionRepository,
+    SessionRevocations,
     SessionStatus,
     TokenCodec,
     TokenDenylist,
@@ -311,6 +316,10 @@ class IdentityProvider(Provider):
     @provide(scope=Scope.APP)
     def session_status(self, engine: AsyncEngine) -> SessionStatus:
         return SqlSessionStatus(engine)
+
+    @provide(scope=Scope.APP)
+    def session_revocations(self, engine: AsyncEngine) -> SessionRevocations:
+        return SqlSessionRevocations(engine)
 
     authenticate = provide(Authenticate, scope=Scope.APP)
 
@@ -694,8 +703,13 @@ class MemoryCacheProvider(Provider):
         return MemorySlots()
 
     @provide(scope=Scope.APP)
-    def denylist(self) -> TokenDenylist:
-        return MemoryTokenDenylist()
+    async def denylist(
+        self, revocations: SessionRevocations, codec: TokenCodec
+    ) -> AsyncIterator[TokenDenylist]:
+        denylist = MemoryTokenDenylist(revocations, lifetime_seconds=codec.accepted_for_seconds)
+        await denylist.start()
+        yield denylist
+        await denylist.stop()
 
     @provide(scope=Scope.APP)
     def limiter(self) -> RateLimiter:
@@ -727,8 +741,19 @@ class RedisCacheProvider(Provider):
         return FallbackSlots(RedisSlots(redis))
 
     @provide(scope=Scope.APP)
-    async def denylist(self, redis: Redis) -> AsyncIterator[TokenDenylist]:
-        denylist = RedisTokenDenylist(redis)
+    async def denylist(
+        self,
+        redis: Redis,
+        revocations: SessionRevocations,
+        codec: TokenCodec,
+        settings: Settings,
+    ) -> AsyncIterator[TokenDenylist]:
+        denylist = RedisTokenDenylist(
+            redis,
+            revocations,
+            lifetime_seconds=codec.accepted_for_seconds,
+            poll_seconds=settings.revocation_poll_seconds,
+        )
         await denylist.start()
         yield denylist
         await denylist.stop()

@@ -132,6 +132,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     access_token_expire_minutes: Annotated[int, msgspec.Meta(ge=1, le=1440)] = 15
     refresh_token_expire_minutes: PositiveInt = 30 * 24 * 60
     refresh_reuse_grace_seconds: Annotated[int, msgspec.Meta(ge=0, le=300)] = 10
+    # How often each worker reads the newest revocations from the database (seconds): the bound
+    # for a revocation whose Redis message never reached a worker.
+    revocation_poll_seconds: Annotated[float, msgspec.Meta(ge=0.5, le=300)] = 5.0
     auth_require_verified_email: bool = False
     dev_master_otp: str | None = None
     trusted_proxies: tuple[str, ...] = ()

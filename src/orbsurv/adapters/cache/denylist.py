@@ -1,95 +1,120 @@
-"""The access-token denylist on Redis, mirrored in every worker.
+"""The access-token denylist: a mirror of the database in every worker, kept fresh by Redis.
 
-Revocations are written to Redis (a key per session, expiring with the longest access token it
-could still have) and published on a channel. Each worker keeps an in-process mirror: it
-subscribes, loads every current key, and from then on answers from memory, so an authenticated
-request costs no network round trip. While the mirror is (re)syncing it asks Redis directly;
-when Redis does not answer it raises ``CacheUnavailable`` and the caller asks the database.
+The sessions table is the source of truth: every revocation is committed there before anyone is
+told. Each worker keeps an in-process mirror (``RevocationMirror``) so that an authenticated
+request costs no round trip. The mirror is built from the database at start and again after
+every Redis (re)subscribe; a revocation is then PUBLISHed on a channel for the other workers to
+add at once. Redis carries only that broadcast, so a Redis that restarts empty loses nothing.
+
+While the subscription is not in place (starting, Redis down or silent, the database read after
+a resubscribe not done) the mirror may miss a revocation, so ``is_session_revoked`` raises
+``CacheUnavailable`` for every session it does not hold and the caller asks the database. As a
+backstop the mirror also reads the newest revocations from the database every
+``poll_seconds``: a revocation whose message never reached a worker (its subscription silently
+cut) is honoured there within that bound, before the heartbeat notices the silence.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from orbsurv.adapters.cache.follower import ChannelFollower
-from orbsurv.adapters.cache.memory import ExpiringSet
-from orbsurv.application.identity.ports import CacheUnavailable
+from orbsurv.adapters.cache.memory import RevocationMirror
+from orbsurv.application.identity.ports import CacheUnavailable, SessionRevocations
 
 logger = logging.getLogger(__name__)
 
-PREFIX = "orbsurv:deny:sid:"
 CHANNEL = "orbsurv:deny"
 
 
 class RedisTokenDenylist:
-    def __init__(self, redis: Redis, *, resync_delay: float = 0.5) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        revocations: SessionRevocations,
+        *,
+        lifetime_seconds: float,
+        poll_seconds: float = 5.0,
+        resync_delay: float = 0.5,
+        heartbeat_seconds: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._redis = redis
-        self._mirror = ExpiringSet()
+        self._mirror = RevocationMirror(revocations, lifetime_seconds=lifetime_seconds, clock=clock)
+        self._poll_seconds = poll_seconds
+        self._poller: asyncio.Task[None] | None = None
+        self._publishing: set[asyncio.Task[None]] = set()
         self._follower = ChannelFollower(
             redis,
             CHANNEL,
             on_message=self._apply,
-            on_synced=self._load_snapshot,
+            on_synced=self._load,
             resync_delay=resync_delay,
+            heartbeat_seconds=heartbeat_seconds,
         )
 
     @property
     def synced(self) -> bool:
+        """Subscribed, and the mirror read from the database since."""
         return self._follower.synced
 
     async def start(self) -> None:
         self._follower.start()
+        if self._poller is None:
+            self._poller = asyncio.create_task(self._poll(), name="denylist:poll")
 
     async def wait_synced(self) -> None:
         """Return once the mirror holds every current revocation."""
         await self._follower.wait_synced()
 
     async def stop(self) -> None:
+        if self._publishing:
+            await asyncio.wait(set(self._publishing), timeout=2.0)
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.wait({self._poller}, timeout=2.0)
+            self._poller = None
         await self._follower.stop()
 
     async def revoke_sessions(self, session_ids: Sequence[str], ttl_seconds: int) -> None:
+        """This worker refuses the sessions at once; the message to the others is sent in the
+        background, so a silent Redis never delays the caller's answer (the revocation is
+        already committed, and a message that is lost is read from the database)."""
         if not session_ids:
             return
-        for session_id in session_ids:
-            self._mirror.add(session_id, ttl_seconds)
+        self._mirror.add(session_ids, ttl_seconds)
+        message = f"{ttl_seconds} {' '.join(session_ids)}"
+        task = asyncio.create_task(self._publish(message, len(session_ids)))
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+
+    async def _publish(self, message: str, count: int) -> None:
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for session_id in session_ids:
-                    pipe.set(f"{PREFIX}{session_id}", b"1", ex=ttl_seconds)
-                pipe.publish(CHANNEL, f"{ttl_seconds} {' '.join(session_ids)}")
-                await pipe.execute()
+            await self._redis.publish(CHANNEL, message)
         except (RedisError, OSError):
-            # The sessions table already says "revoked"; workers that cannot see Redis ask it.
-            logger.warning("could not publish %d revocation(s)", len(session_ids), exc_info=True)
+            logger.warning("could not publish %d revocation(s); the database has them", count)
 
     async def is_session_revoked(self, session_id: str) -> bool:
         if session_id in self._mirror:
             return True
-        if self._follower.synced:
-            return False
-        try:
-            return bool(await self._redis.exists(f"{PREFIX}{session_id}"))
-        except (RedisError, OSError) as exc:
-            raise CacheUnavailable("Redis did not answer") from exc
+        if not self._follower.synced:
+            raise CacheUnavailable("the denylist mirror is not in step with the database")
+        return False
 
-    async def _load_snapshot(self) -> None:
-        keys = [key async for key in self._redis.scan_iter(match=f"{PREFIX}*", count=1000)]
-        if keys:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.pttl(key)
-                ttls = await pipe.execute()
-            for key, ttl_ms in zip(keys, ttls, strict=True):
-                if ttl_ms and ttl_ms > 0:
-                    name = key.decode() if isinstance(key, bytes) else str(key)
-                    self._mirror.add(name.removeprefix(PREFIX), ttl_ms / 1000)
-        logger.info("denylist mirror synced (%d revoked sessions)", len(keys))
+    async def _load(self) -> None:
+        await self._mirror.load()
+        logger.info("denylist mirror read from the database")
+
+    async def _poll(self) -> None:
+        await asyncio.sleep(self._poll_seconds)
+        await self._mirror.poll(self._poll_seconds)
 
     def _apply(self, data: bytes) -> None:
         ttl, _, ids = data.decode().partition(" ")
-        for session_id in ids.split():
-            self._mirror.add(session_id, float(ttl))
+        self._mirror.add(ids.split(), float(ttl))

@@ -3,6 +3,11 @@
 A ``ChannelFollower`` subscribes, then calls ``on_synced`` (load a snapshot, or drop a local cache)
 and from then on hands every message to ``on_message``. While it is not synced -- starting,
 reconnecting, Redis gone -- ``synced`` is false and its owner must not trust local state.
+
+A subscription that goes quiet is not trusted either: the follower PINGs on its own connection
+every ``heartbeat_seconds`` and, when nothing (not even the PONG) has come back for three of
+them, drops the connection and resyncs. A Redis that stops answering with the connection open
+(packets dropped) would otherwise look like a quiet channel for as long as TCP keeps it.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +31,10 @@ class ChannelFollower:
         on_message: Callable[[bytes], None],
         on_synced: Callable[[], Awaitable[None]],
         resync_delay: float = 0.5,
+        heartbeat_seconds: float = 1.0,
     ) -> None:
         self._redis = redis
+        self._heartbeat = heartbeat_seconds
         self._channel = channel
         self._on_message = on_message
         self._on_synced = on_synced
@@ -64,10 +72,7 @@ class ChannelFollower:
                 await pubsub.subscribe(self._channel)
                 await self._on_synced()
                 self._synced.set()
-                while not self._stopping:
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is not None and message.get("type") == "message":
-                        self._on_message(message["data"])
+                await self._listen(pubsub)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -81,3 +86,22 @@ class ChannelFollower:
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
                 except Exception:
                     logger.debug("closing the pubsub connection failed", exc_info=True)
+
+    async def _listen(self, pubsub: PubSub) -> None:
+        """Hand messages over until stopped; raise ``ConnectionError`` once Redis is silent for
+        three heartbeats (the PONGs to our PINGs count as answers)."""
+        loop = asyncio.get_running_loop()
+        heard = loop.time()
+        ping_at = heard + self._heartbeat
+        while not self._stopping:
+            message = await pubsub.get_message(timeout=min(1.0, self._heartbeat))
+            now = loop.time()
+            if message is not None:
+                heard = now
+                if message.get("type") == "message":
+                    self._on_message(message["data"])
+            if now - heard > 3 * self._heartbeat:
+                raise ConnectionError(f"Redis has not answered for {now - heard:.1f}s")
+            if now >= ping_at:
+                await pubsub.ping()
+                ping_at = now + self._heartbeat

@@ -6,11 +6,13 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from orbsurv.adapters.persistence.database import reads_only
 from orbsurv.adapters.persistence.tables import refresh_tokens, sessions
-from orbsurv.application.identity.ports import RefreshTokenRecord
+from orbsurv.application.identity.ports import RefreshTokenRecord, Revocation
+from orbsurv.domain.errors import DependencyUnavailable
 from orbsurv.domain.identity import Scope, Session
 
 
@@ -185,6 +187,17 @@ class SqlSessionRepository:
         return list(result.scalars())
 
 
+# What a database that is down, refusing, hung (a checkout or statement timeout) or cut mid-query
+# raises here: asyncpg's refused connection is a bare OSError, SQLAlchemy wraps the rest.
+_UNAVAILABLE = (SQLAlchemyError, OSError, TimeoutError)
+
+
+def _unavailable() -> DependencyUnavailable:
+    return DependencyUnavailable(
+        "The database is unavailable, so the session cannot be checked; try again shortly."
+    )
+
+
 class SqlSessionStatus:
     """Revocation from the source of truth, for when the denylist cache cannot answer."""
 
@@ -192,10 +205,33 @@ class SqlSessionStatus:
         self._engine = reads_only(engine)
 
     async def is_revoked(self, session_id: str) -> bool:
-        async with self._engine.connect() as conn:
-            revoked_at = (
-                await conn.execute(
-                    sa.select(sessions.c.revoked_at).where(sessions.c.id == session_id)
-                )
-            ).first()
+        try:
+            async with self._engine.connect() as conn:
+                revoked_at = (
+                    await conn.execute(
+                        sa.select(sessions.c.revoked_at).where(sessions.c.id == session_id)
+                    )
+                ).first()
+        except _UNAVAILABLE as exc:
+            raise _unavailable() from exc
         return revoked_at is None or revoked_at[0] is not None
+
+
+class SqlSessionRevocations:
+    """Recent revocations, read outside any request transaction (``ix_sessions_revoked_at``)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = reads_only(engine)
+
+    async def revoked_since(self, cutoff: datetime) -> list[Revocation]:
+        try:
+            async with self._engine.connect() as conn:
+                rows = await conn.execute(
+                    sa.select(sessions.c.id, sessions.c.revoked_at).where(
+                        sessions.c.revoked_at >= cutoff
+                    )
+                )
+                found = [Revocation(row.id, row.revoked_at) for row in rows]
+        except _UNAVAILABLE as exc:
+            raise _unavailable() from exc
+        return found

@@ -83,6 +83,8 @@ sessions = sa.Table(
     sa.Column("ip", sa.String(64), nullable=True),
     sa.Column("user_agent", sa.String(512), nullable=True),
     sa.Index("ix_sessions_user_id_created_at", "user_id", "created_at"),
+    # Every worker's denylist mirror reads the recent revocations at start and polls them.
+    sa.Index("ix_sessions_revoked_at", "revoked_at"),
 )
 
 refresh_tokens = sa.Table(

@@ -18,6 +18,10 @@ ISSUER = "orbsurv"
 AUDIENCE = "orbsurv-api"
 MAX_TOKEN_LENGTH = 4096
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "sid", "jti", "iat", "nbf", "exp", "typ", "role", "scope"]
+# Clock skew allowed past ``exp`` (and before ``nbf``) between the issuing and the verifying
+# process (seconds). The one place it is set: the denylist keeps a revocation for
+# ``accepted_for_seconds``, which includes it.
+LEEWAY_SECONDS = 5
 
 
 def _invalid(reason: str = "The access token is invalid or expired.") -> Unauthenticated:
@@ -30,7 +34,12 @@ class JwtTokenCodec:
     cost a dictionary lookup instead of a full decode."""
 
     def __init__(
-        self, secret: str, ttl_seconds: int, *, leeway_seconds: int = 5, remember: int = 4096
+        self,
+        secret: str,
+        ttl_seconds: int,
+        *,
+        leeway_seconds: int = LEEWAY_SECONDS,
+        remember: int = 4096,
     ) -> None:
         self._secret = secret
         self._ttl = ttl_seconds
@@ -41,6 +50,13 @@ class JwtTokenCodec:
     @property
     def access_ttl_seconds(self) -> int:
         return self._ttl
+
+    @property
+    def accepted_for_seconds(self) -> int:
+        """``exp`` is ``iat + ttl`` and a token is accepted until ``exp + leeway``; ``iat`` is
+        the issue time rounded down, so one second more covers every token of a session
+        revoked at or after it was issued."""
+        return self._ttl + self._leeway + 1
 
     def issue_access(
         self,

@@ -1,7 +1,11 @@
 """Authenticate: an access token in, a Principal out, without touching SQL on the hot path.
 
-The JWT is verified locally; revocation is checked in the denylist cache. When the cache cannot
-answer, the sessions table does (correct but slower) -- never "let everything through".
+The JWT is verified locally; revocation is checked in the denylist, a copy of the sessions
+table's recent revocations in this process. When the copy cannot be trusted (not yet read from
+the database, or Redis, which keeps it in step across workers, unreachable) the sessions table
+answers (correct but slower) -- never "let everything through". When the database cannot answer
+either, ``SessionStatus`` raises ``DependencyUnavailable`` (503): the request is refused, not let
+through.
 """
 
 from __future__ import annotations

@@ -128,7 +128,26 @@ class SessionRepository(Protocol):
 class SessionStatus(Protocol):
     """The source of truth for revocation, consulted when the cache cannot answer."""
 
-    async def is_revoked(self, session_id: str) -> bool: ...
+    async def is_revoked(self, session_id: str) -> bool:
+        """``True`` for a revoked or unknown session. Raise ``DependencyUnavailable`` when the
+        database cannot answer: never guess."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    session_id: str
+    revoked_at: datetime
+
+
+class SessionRevocations(Protocol):
+    """Recent revocations from the source of truth, to build and refresh a denylist mirror."""
+
+    async def revoked_since(self, cutoff: datetime) -> list[Revocation]:
+        """Every session whose ``revoked_at`` is at or after ``cutoff`` (timezone-aware UTC),
+        in no particular order. Raise ``DependencyUnavailable`` when the database cannot
+        answer."""
+        ...
 
 
 class TokenCodec(Protocol):
@@ -150,7 +169,16 @@ class TokenCodec(Protocol):
         ...
 
     @property
-    def access_ttl_seconds(self) -> int: ...
+    def access_ttl_seconds(self) -> int:
+        """The lifetime of an access token, from ``iat`` to ``exp`` (seconds)."""
+        ...
+
+    @property
+    def accepted_for_seconds(self) -> int:
+        """The longest after its issue that an access token can still be accepted (seconds):
+        its lifetime, the clock-skew leeway allowed past ``exp``, and one second for the
+        whole-second ``iat``. A revocation must be remembered this long after it was made."""
+        ...
 
 
 class CacheUnavailable(Exception):
@@ -158,12 +186,20 @@ class CacheUnavailable(Exception):
 
 
 class TokenDenylist(Protocol):
+    """A fast copy of recent revocations; the sessions table is the source of truth.
+
+    Callers write the revocation to the database and commit it before calling
+    ``revoke_sessions``: losing the cache loses speed, never a revocation."""
+
     async def revoke_sessions(self, session_ids: Sequence[str], ttl_seconds: int) -> None:
-        """Make every access token of these sessions fail at once, on every worker."""
+        """Make every access token of these (already committed) revoked sessions fail at once
+        on every worker, for ``ttl_seconds`` (``TokenCodec.accepted_for_seconds``). Never
+        raises for a cache fault: the other workers learn it from the database."""
         ...
 
     async def is_session_revoked(self, session_id: str) -> bool:
-        """Raise ``CacheUnavailable`` when the answer cannot be trusted."""
+        """Raise ``CacheUnavailable`` when the answer cannot be trusted (the copy is not in
+        step with the database); the caller then asks ``SessionStatus``."""
         ...
 
 

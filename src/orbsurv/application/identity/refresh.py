@@ -85,6 +85,7 @@ class RotateRefreshToken:
         if user is None or not user.is_active:
             await self._sessions.revoke(session.id, self._clock.now(), "account_inactive")
             await self._uow.commit()
+            await self._issuer.revoke_in_cache([session.id])
             raise Unauthenticated(INVALID, code="invalid_refresh_token")
         await self._uow.commit()
         return self._issuer.tokens_for(user, session, refresh_token)

@@ -68,6 +68,10 @@ class SessionIssuer:
         return IssuedTokens(access, refresh_token, expires_in, session, user)
 
     async def revoke_in_cache(self, session_ids: list[str]) -> None:
-        """After the revocation is committed: make live access tokens fail on every worker."""
+        """After the revocation is committed: make live access tokens fail on every worker.
+
+        Remembered for as long as any access token of these sessions could still be accepted
+        (``TokenCodec.accepted_for_seconds``: lifetime + leeway), not just the lifetime: a
+        token issued a moment before the revocation lives that long after it."""
         if session_ids:
-            await self._denylist.revoke_sessions(session_ids, self._codec.access_ttl_seconds)
+            await self._denylist.revoke_sessions(session_ids, self._codec.accepted_for_seconds)
