@@ -14,6 +14,8 @@ from orbsurv.adapters.cache.redis import make_redis
 from orbsurv.adapters.persistence.database import make_engine
 from orbsurv.adapters.persistence.locks import SqlLock
 from orbsurv.application.locking import Lock
+from orbsurv.domain.errors import DependencyUnavailable
+from tests.services import free_port
 
 
 @pytest.fixture(params=["memory", "redis", "sqlite", "postgres"])
@@ -92,3 +94,17 @@ async def test_concurrent_acquires_have_one_winner(lock: Lock) -> None:
     n = name()
     tokens = await asyncio.gather(*(lock.acquire(n, 30) for _ in range(8)))
     assert sum(token is not None for token in tokens) == 1
+
+
+async def test_a_redis_that_does_not_answer_is_a_dependency_fault_not_a_crash() -> None:
+    """Taking the lock is 503-worthy (nothing was done); extending says "not held" and
+    releasing lets the lock lapse, so neither turns a finished operation into a failure."""
+    client = make_redis(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5)
+    lock = RedisLock(client)
+    try:
+        with pytest.raises(DependencyUnavailable):
+            await lock.acquire(name(), 5)
+        assert await lock.extend(name(), "token", 5) is False
+        await lock.release(name(), "token")
+    finally:
+        await client.aclose()

@@ -22,10 +22,10 @@ import time
 from collections.abc import Callable, Sequence
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from orbsurv.adapters.cache.follower import ChannelFollower
 from orbsurv.adapters.cache.memory import RevocationMirror
+from orbsurv.adapters.cache.redis import REDIS_FAULTS
 from orbsurv.application.identity.ports import CacheUnavailable, SessionRevocations
 
 logger = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class RedisTokenDenylist:
     async def _publish(self, message: str, count: int) -> None:
         try:
             await self._redis.publish(CHANNEL, message)
-        except (RedisError, OSError):
+        except REDIS_FAULTS:
             logger.warning("could not publish %d revocation(s); the database has them", count)
 
     async def is_session_revoked(self, session_id: str) -> bool:

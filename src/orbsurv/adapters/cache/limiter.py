@@ -15,10 +15,10 @@ import time
 from collections.abc import Sequence
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from orbsurv.adapters.batching import Batcher
 from orbsurv.adapters.cache.memory import MemoryRateLimiter
+from orbsurv.adapters.cache.redis import REDIS_FAULTS
 from orbsurv.application.identity.ports import RateDecision
 
 MAX_BATCH = 128  # events per script call; one call in flight at a time
@@ -139,7 +139,7 @@ class FallbackRateLimiter:
             return await self._primary.hit(
                 key, limit=limit, window_seconds=window_seconds, block_seconds=block_seconds
             )
-        except (RedisError, OSError):
+        except REDIS_FAULTS:
             return await self._degraded().hit(
                 key, limit=limit, window_seconds=window_seconds, block_seconds=block_seconds
             )
@@ -147,23 +147,23 @@ class FallbackRateLimiter:
     async def peek(self, key: str, *, limit: int) -> RateDecision:
         try:
             return await self._primary.peek(key, limit=limit)
-        except (RedisError, OSError):
+        except REDIS_FAULTS:
             return await self._degraded().peek(key, limit=limit)
 
     async def peek_many(self, checks: Sequence[tuple[str, int]]) -> list[RateDecision]:
         try:
             return await self._primary.peek_many(checks)
-        except (RedisError, OSError):
+        except REDIS_FAULTS:
             return await self._degraded().peek_many(checks)
 
     async def reset(self, key: str) -> None:
         try:
             await self._primary.reset(key)
-        except (RedisError, OSError):
+        except REDIS_FAULTS:
             await self._degraded().reset(key)
 
     async def give_back(self, key: str) -> None:
         try:
             await self._primary.give_back(key)
-        except (RedisError, OSError):
+        except REDIS_FAULTS:
             await self._degraded().give_back(key)

@@ -2,16 +2,26 @@
 
 Redis: ``SET name token NX PX ttl`` takes the lock; extending and releasing compare the owner
 token in a Lua script, so the check and the write are one atomic step (the single-instance
-pattern of the Redis ``SET`` documentation).
+pattern of the Redis ``SET`` documentation). When Redis fails, taking a lock raises
+``DependencyUnavailable`` (503: nothing was done); extending answers ``False`` (the holder can no
+longer prove it holds the lock, so it stops); releasing logs and lets the lock lapse at its TTL,
+so a finished operation is not turned into a failure.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 
 from redis.asyncio import Redis
+
+from orbsurv.adapters.cache.redis import REDIS_FAULTS
+from orbsurv.domain.errors import DependencyUnavailable
+
+logger = logging.getLogger(__name__)
+UNAVAILABLE = "The lock service (Redis) is unavailable; try again in a moment."
 
 _EXTEND = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -37,19 +47,29 @@ class RedisLock:
 
     async def acquire(self, name: str, ttl_seconds: float) -> str | None:
         token = secrets.token_hex(16)
-        taken = await self._redis.set(
-            self._prefix + name, token, nx=True, px=max(1, int(ttl_seconds * 1000))
-        )
+        try:
+            taken = await self._redis.set(
+                self._prefix + name, token, nx=True, px=max(1, int(ttl_seconds * 1000))
+            )
+        except REDIS_FAULTS as exc:
+            raise DependencyUnavailable(UNAVAILABLE) from exc
         return token if taken else None
 
     async def extend(self, name: str, token: str, ttl_seconds: float) -> bool:
-        done = await self._extend(
-            keys=[self._prefix + name], args=[token, max(1, int(ttl_seconds * 1000))]
-        )
+        try:
+            done = await self._extend(
+                keys=[self._prefix + name], args=[token, max(1, int(ttl_seconds * 1000))]
+            )
+        except REDIS_FAULTS:
+            logger.warning("could not extend lock %s: Redis unavailable", name)
+            return False
         return bool(done)
 
     async def release(self, name: str, token: str) -> None:
-        await self._release(keys=[self._prefix + name], args=[token])
+        try:
+            await self._release(keys=[self._prefix + name], args=[token])
+        except REDIS_FAULTS:
+            logger.warning("could not release lock %s: Redis unavailable; it lapses", name)
 
 
 class MemoryLock:

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from orbsurv.adapters.cache.follower import ChannelFollower
+from orbsurv.adapters.cache.redis import REDIS_FAULTS
 from orbsurv.domain.identity import User
 
 logger = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ class RedisProfileCache:
             return
         try:
             await self._redis.publish(CHANNEL, " ".join(user_ids))
-        except (RedisError, OSError):
+        except REDIS_FAULTS:
             logger.warning(
                 "could not publish a profile change; other workers may serve it for up to %ss",
                 60,

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+#: What a Redis call raises when Redis (not our code) fails: the client's own errors, the
+#: socket's, and the ``RuntimeError`` uvloop raises for a write on a transport that a reset
+#: closed underneath the client ("unable to perform operation on <TCPTransport closed=True>").
+REDIS_FAULTS: tuple[type[Exception], ...] = (RedisError, OSError, RuntimeError)
 
 
 def make_redis(url: str, *, timeout: float = 2.0) -> Redis:

@@ -19,7 +19,8 @@ import time
 from collections.abc import Callable
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+
+from orbsurv.adapters.cache.redis import REDIS_FAULTS
 
 logger = logging.getLogger(__name__)
 
@@ -139,18 +140,18 @@ class FallbackSlots:
     async def acquire(self, key: str, limit: int, lease_seconds: float) -> str | None:
         try:
             return await self._primary.acquire(key, limit, lease_seconds)
-        except (RedisError, OSError):
+        except REDIS_FAULTS:
             return await self._degraded().acquire(key, limit, lease_seconds)
 
     async def renew(self, key: str, token: str, lease_seconds: float) -> bool:
         try:
             if await self._primary.renew(key, token, lease_seconds):
                 return True
-        except (RedisError, OSError):
+        except REDIS_FAULTS:
             pass
         return await self._fallback.renew(key, token, lease_seconds)
 
     async def release(self, key: str, token: str) -> None:
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*REDIS_FAULTS):
             await self._primary.release(key, token)
         await self._fallback.release(key, token)
