@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from orbsurv.adapters.http.problems import database_unavailable
-from orbsurv.adapters.persistence.database import make_engine
+from orbsurv.adapters.persistence.database import database_unavailable, make_engine
 from orbsurv.application.errors import DatabaseUnavailable
 from tests.api.fault_servers import BlackHole
 from tests.services import POSTGRES_PORT

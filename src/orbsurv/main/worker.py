@@ -6,15 +6,20 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from dishka import AsyncContainer
+from redis.exceptions import RedisError
 
+from orbsurv.adapters.faults import root_cause
+from orbsurv.adapters.persistence.database import database_unavailable
 from orbsurv.application.account.mail_requests import ProcessMailRequests
 from orbsurv.application.files.projects import SweepObjects
 from orbsurv.application.outbox import DeliverOutbox
 from orbsurv.application.packages.uploads import PublishPendingUploads, SweepUploads
+from orbsurv.domain.errors import DependencyUnavailable
 
 logger = logging.getLogger("orbsurv.worker")
 
@@ -68,15 +73,44 @@ JOBS: Sequence[Job] = (
 )
 
 
+def dependency_fault(exc: Exception) -> bool:
+    """Whether a job failed because a dependency did (the database, Redis, storage, the
+    scanner, the mail server), not because of a bug of ours."""
+    return isinstance(
+        exc, DependencyUnavailable | RedisError | OSError | TimeoutError
+    ) or database_unavailable(exc)
+
+
 async def _loop(job: Job, container: AsyncContainer, stop: asyncio.Event) -> None:
+    """Run ``job`` every ``interval`` seconds. While a dependency is down the job is retried
+    on the same interval (so it heals within one interval of the dependency's return) and
+    logged once when the outage starts and once when it ends, not every second; any other
+    failure is a bug and is logged with its traceback every time."""
+    failing_since: float | None = None
     while not stop.is_set():
         try:
             done = await job.run(container)
+            if failing_since is not None:
+                logger.info(
+                    "job %s works again after %.0fs",
+                    job.name,
+                    time.monotonic() - failing_since,
+                )
+                failing_since = None
             if done:
                 logger.info("job %s processed %d item(s)", job.name, done)
                 continue  # there may be more: go again at once
-        except Exception:
-            logger.exception("job %s failed; retrying in %.0fs", job.name, job.interval)
+        except Exception as exc:
+            if not dependency_fault(exc):
+                logger.exception("job %s failed; retrying in %.0fs", job.name, job.interval)
+            elif failing_since is None:
+                failing_since = time.monotonic()
+                logger.warning(
+                    "job %s: a dependency is unavailable%s; retrying every %.0fs",
+                    job.name,
+                    root_cause(exc) or f" ({type(exc).__name__})",
+                    job.interval,
+                )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=job.interval)
 

@@ -19,10 +19,12 @@ from litestar.exceptions import HTTPException, SerializationException, Validatio
 from litestar.openapi.spec import OpenAPI, OpenAPIMediaType, OpenAPIResponse, Operation, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 from litestar.types import ExceptionHandlersMap
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from orbsurv.adapters.faults import root_cause
 from orbsurv.adapters.http.inputs import MalformedBody
+from orbsurv.adapters.persistence.database import database_unavailable
 from orbsurv.application.errors import ObjectTooLarge, StorageFull
 from orbsurv.domain import errors as domain
 from orbsurv.domain import packages as uploads
@@ -214,9 +216,7 @@ def _domain_handler(request: Request[Any, Any, Any], exc: domain.DomainError) ->
     if isinstance(exc, domain.DependencyUnavailable) and not isinstance(exc, StorageFull):
         headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         # one line, no traceback: the root cause's class says which failure it was
-        logger.warning(
-            "%s on %s %s%s", exc.code, request.method, request.url.path, _root_cause(exc)
-        )
+        logger.warning("%s on %s %s%s", exc.code, request.method, request.url.path, root_cause(exc))
     if isinstance(exc, StorageFull):
         logger.warning("storage full on %s %s", request.method, request.url.path)
     if isinstance(exc, uploads.OffsetMismatch):
@@ -244,57 +244,11 @@ def _domain_handler(request: Request[Any, Any, Any], exc: domain.DomainError) ->
     return problem(request, status, exc.message, code=exc.code, headers=headers)
 
 
-#: SQLSTATE classes that mean the database, not the statement, failed: connection exception
-#: (08), insufficient resources such as too many connections or a full disk (53), operator
-#: intervention such as ``statement_timeout`` (57014), shutdown or start-up (57P01..57P03),
-#: and system errors (58). Serialization failures and deadlocks (40001, 40P01) are transient
-#: too: the transaction was rolled back and a retry can succeed.
-_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57", "58")
-_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
-
-
-def database_unavailable(exc: BaseException) -> bool:
-    """Whether an exception SQLAlchemy raised means the database (not our statement) failed.
-
-    True for ``OperationalError`` (SQLite's "database is locked", PostgreSQL's operational
-    failures), ``InterfaceError`` (a connection asyncpg found closed), a pool checkout that
-    waited ``DB_POOL_TIMEOUT_SECONDS`` (``sqlalchemy.exc.TimeoutError``), any DBAPI error on a
-    connection SQLAlchemy invalidated as disconnected, and PostgreSQL errors whose SQLSTATE
-    names the server's condition (``_UNAVAILABLE_SQLSTATE_CLASSES``, ``_TRANSIENT_SQLSTATES``).
-    Anything else (a constraint we broke, bad SQL) is our bug and stays a 500.
-    """
-    if isinstance(exc, PoolTimeout | OperationalError | InterfaceError):
-        return True
-    if not isinstance(exc, DBAPIError):
-        return False
-    if exc.connection_invalidated:
-        return True
-    state = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
-    return state.startswith(_UNAVAILABLE_SQLSTATE_CLASSES) or state in _TRANSIENT_SQLSTATES
-
-
-def _root_cause(exc: BaseException) -> str:
-    """`` (<class of the innermost cause>[ <SQLSTATE>])``, or ``""`` when nothing caused it:
-    enough to tell a refusal from a reset or a timeout in the log, never the driver's text."""
-    cause: BaseException | None = exc.__cause__ or exc.__context__
-    root: BaseException | None = None
-    state: str | None = None
-    for _ in range(8):
-        if cause is None:
-            break
-        root = cause
-        state = state or getattr(cause, "sqlstate", None)
-        cause = cause.__cause__ or cause.__context__
-    if root is None:
-        return ""
-    return f" ({type(root).__name__}{f' {state}' if state else ''})"
-
-
 def _database_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if not database_unavailable(exc):
         return _unexpected_handler(request, exc)
     logger.warning(
-        "database unavailable on %s %s%s", request.method, request.url.path, _root_cause(exc)
+        "database unavailable on %s %s%s", request.method, request.url.path, root_cause(exc)
     )
     return problem(
         request,

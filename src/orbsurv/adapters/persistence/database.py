@@ -9,7 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from orbsurv.adapters.persistence.migrations import SchemaRevisions, current_revisions
@@ -201,3 +202,32 @@ class DatabaseProbe:
         gap = self._schema.gap(current)
         if gap is not None:
             raise DependencyNotReady(f"{gap}; run `orbsurv migrate`")
+
+
+#: SQLSTATE classes that mean the database, not the statement, failed: connection exception
+#: (08), insufficient resources such as too many connections or a full disk (53), operator
+#: intervention such as ``statement_timeout`` (57014), shutdown or start-up (57P01..57P03),
+#: and system errors (58). Serialization failures and deadlocks (40001, 40P01) are transient
+#: too: the transaction was rolled back and a retry can succeed.
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57", "58")
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether an exception SQLAlchemy raised means the database (not our statement) failed.
+
+    True for ``OperationalError`` (SQLite's "database is locked", PostgreSQL's operational
+    failures), ``InterfaceError`` (a connection asyncpg found closed), a pool checkout that
+    waited ``DB_POOL_TIMEOUT_SECONDS`` (``sqlalchemy.exc.TimeoutError``), any DBAPI error on a
+    connection SQLAlchemy invalidated as disconnected, and PostgreSQL errors whose SQLSTATE
+    names the server's condition (``_UNAVAILABLE_SQLSTATE_CLASSES``, ``_TRANSIENT_SQLSTATES``).
+    Anything else (a constraint we broke, bad SQL) is our bug and stays a 500.
+    """
+    if isinstance(exc, PoolTimeout | OperationalError | InterfaceError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    state = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+    return state.startswith(_UNAVAILABLE_SQLSTATE_CLASSES) or state in _TRANSIENT_SQLSTATES
