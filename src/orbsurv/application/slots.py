@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from orbsurv.application.faults import log_failure
 from orbsurv.domain.errors import RateLimited
 
 logger = logging.getLogger(__name__)
@@ -77,13 +78,14 @@ class UploadGate:
                 await renewing
             try:
                 await asyncio.shield(self.slots.release(key, token))
-            except Exception:  # the lease runs out by itself
-                logger.warning("could not release an upload slot of %s", key, exc_info=True)
+            # the lease runs out by itself; log_failure keeps a bug's traceback
+            except Exception as exc:  # noqa: BLE001
+                log_failure(logger, exc, "could not release an upload slot of %s", key)
 
     async def _renew(self, key: str, token: str) -> None:
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
             try:
                 await self.slots.renew(key, token, self.lease_seconds)
-            except Exception:
-                logger.warning("could not renew an upload slot of %s", key, exc_info=True)
+            except Exception as exc:  # noqa: BLE001 (log_failure keeps a bug's traceback)
+                log_failure(logger, exc, "could not renew an upload slot of %s", key)

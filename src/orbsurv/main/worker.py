@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from dishka import AsyncContainer
 from redis.exceptions import RedisError
 
-from orbsurv.adapters.faults import root_cause
 from orbsurv.adapters.persistence.database import database_unavailable
 from orbsurv.application.account.mail_requests import ProcessMailRequests
+from orbsurv.application.faults import root_cause
 from orbsurv.application.files.projects import SweepObjects
 from orbsurv.application.outbox import DeliverOutbox
 from orbsurv.application.packages.uploads import PublishPendingUploads, SweepUploads

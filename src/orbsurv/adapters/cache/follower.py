@@ -19,7 +19,12 @@ from collections.abc import Awaitable, Callable
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
+from orbsurv.adapters.cache.redis import REDIS_FAULTS
+from orbsurv.application.faults import DEPENDENCY_FAULTS, log_failure
+
 logger = logging.getLogger(__name__)
+#: The channel is lost to Redis or, while resyncing, to the database.
+FAULTS = (*DEPENDENCY_FAULTS, *REDIS_FAULTS)
 
 
 class ChannelFollower:
@@ -75,9 +80,15 @@ class ChannelFollower:
                 await self._listen(pubsub)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:  # noqa: BLE001 (log_failure keeps a bug's traceback)
                 if self._synced.is_set():
-                    logger.warning("lost Redis channel %s; resyncing", self._channel, exc_info=True)
+                    log_failure(
+                        logger,
+                        exc,
+                        "lost Redis channel %s; resyncing",
+                        self._channel,
+                        faults=FAULTS,
+                    )
                 self._synced.clear()
                 await asyncio.sleep(self._resync_delay)
             finally:

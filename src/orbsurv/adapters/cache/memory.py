@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
+from orbsurv.application.faults import log_failure
 from orbsurv.application.identity.ports import (
     CacheUnavailable,
     RateDecision,
@@ -105,9 +106,9 @@ class RevocationMirror:
         while True:
             try:
                 await self.catch_up()
-            except Exception:
+            except Exception as exc:  # noqa: BLE001 (log_failure keeps a bug's traceback)
                 if not self._failing:
-                    logger.warning("could not read revocations from the database", exc_info=True)
+                    log_failure(logger, exc, "could not read revocations from the database")
                 self._failing = True
             else:
                 if self._failing:
@@ -163,10 +164,8 @@ class MemoryTokenDenylist:
             return
         try:
             await self._mirror.load()
-        except Exception:
-            logger.warning(
-                "could not read revocations; asking the database per request", exc_info=True
-            )
+        except Exception as exc:  # noqa: BLE001 (log_failure keeps a bug's traceback)
+            log_failure(logger, exc, "could not read revocations; asking the database per request")
         else:
             self._loaded.set()
             if self._poll_seconds is None:

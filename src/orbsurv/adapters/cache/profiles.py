@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from orbsurv.adapters.cache.follower import ChannelFollower
 from orbsurv.adapters.cache.redis import REDIS_FAULTS
+from orbsurv.application.faults import describe
 from orbsurv.domain.identity import User
 
 logger = logging.getLogger(__name__)
@@ -102,9 +103,9 @@ class RedisProfileCache:
             return
         try:
             await self._redis.publish(CHANNEL, " ".join(user_ids))
-        except REDIS_FAULTS:
+        except REDIS_FAULTS as exc:
             logger.warning(
-                "could not publish a profile change; other workers may serve it for up to %ss",
+                "could not publish a profile change; other workers may serve it for up to %ss (%s)",
                 60,
-                exc_info=True,
+                describe(exc),
             )

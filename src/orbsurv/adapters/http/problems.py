@@ -22,10 +22,10 @@ from litestar.types import ExceptionHandlersMap
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from orbsurv.adapters.faults import root_cause
 from orbsurv.adapters.http.inputs import MalformedBody
 from orbsurv.adapters.persistence.database import database_unavailable
 from orbsurv.application.errors import ObjectTooLarge, StorageFull
+from orbsurv.application.faults import root_cause
 from orbsurv.domain import errors as domain
 from orbsurv.domain import packages as uploads
 

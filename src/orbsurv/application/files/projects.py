@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from orbsurv.application.errors import MalwareDetected, ObjectTooLarge
+from orbsurv.application.faults import log_failure
 from orbsurv.application.files.ports import (
     Cleanup,
     FilesTransactions,
@@ -214,8 +215,8 @@ class UploadProject:
                 if not removed:
                     await work.cleanups.add(Cleanup(key, "delete", owner, 0, self.clock.now()))
                 await work.uow.commit()
-        except Exception:
-            logger.warning("upload cleanup of %s left to the sweep", key, exc_info=True)
+        except Exception as exc:  # noqa: BLE001 (log_failure keeps a bug's traceback)
+            log_failure(logger, exc, "upload cleanup of %s left to the sweep", key)
 
     async def _record_malware(
         self, viewer: Viewer, key: str, file_name: str, signature: str
@@ -369,8 +370,8 @@ class DeleteProject:
             await self.storage.delete(deleted.object_key)
             await self.cleanups.remove(deleted.object_key)
             await self.uow.commit()
-        except DomainError:
-            logger.warning("object %s left to the sweep", deleted.object_key, exc_info=True)
+        except DomainError as exc:
+            log_failure(logger, exc, "object %s left to the sweep", deleted.object_key)
 
 
 @dataclass(frozen=True, slots=True)

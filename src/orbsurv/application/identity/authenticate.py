@@ -35,7 +35,9 @@ class Authenticate:
         try:
             revoked = await self._denylist.is_session_revoked(claims.session_id)
         except CacheUnavailable:
-            logger.warning("denylist unavailable; checking the session in the database")
+            # The denylist logs its outage once when it starts and once when it ends; a line
+            # per request would flood the log for as long as the outage lasts.
+            logger.debug("denylist unavailable; checking the session in the database")
             revoked = await self._status.is_revoked(claims.session_id)
         if revoked:
             raise Unauthenticated("This session has ended; sign in again.", code="token_revoked")

@@ -53,6 +53,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from orbsurv.application.errors import MalwareDetected, ObjectTooLarge, QuotaExceeded
+from orbsurv.application.faults import log_failure
 from orbsurv.application.locking import Lock
 from orbsurv.application.packages.ports import (
     AuditTrail,
@@ -342,8 +343,8 @@ class _Heartbeat:
                 if not await self.lock.extend(self.name, self.token, self.ttl):
                     self.lost = True
                     return
-            except Exception:
-                logger.warning("could not extend the lock on %s", self.name, exc_info=True)
+            except Exception as exc:  # noqa: BLE001 (log_failure keeps a bug's traceback)
+                log_failure(logger, exc, "could not extend the lock on %s", self.name)
 
 
 async def _guarded(body: AsyncIterable[bytes], idle: float) -> AsyncIterator[bytes]:
@@ -916,9 +917,10 @@ async def _publish(
     if publication.redundant_key is not None:
         try:
             await storage.delete(publication.redundant_key)
-        except Exception:  # published: the orphan sweep removes the object later
-            logger.warning(
-                "could not delete %s; left to the sweep", publication.redundant_key, exc_info=True
+        # published: the orphan sweep removes the object later; log_failure keeps a bug's traceback
+        except Exception as exc:  # noqa: BLE001
+            log_failure(
+                logger, exc, "could not delete %s; left to the sweep", publication.redundant_key
             )
     return publication.result
 
@@ -1255,8 +1257,8 @@ class PublishPendingUploads:
             except DomainError as refused:  # discarded, as /complete would
                 logger.info("upload %s: not published (%s)", upload_id, refused.code)
                 continue
-            except Exception:
-                logger.exception("upload %s: publication failed; retrying later", upload_id)
+            except Exception as exc:  # noqa: BLE001 (log_failure keeps a bug's traceback)
+                log_failure(logger, exc, "upload %s: publication failed; retrying later", upload_id)
                 continue
             published += 1
             logger.info("upload %s: published by the worker", upload_id)

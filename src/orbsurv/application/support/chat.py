@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from orbsurv.application.faults import log_failure
 from orbsurv.application.identity.ports import RateLimiter
 from orbsurv.application.ports import AuditLog, Clock, UnitOfWork
 from orbsurv.application.support.ports import (
@@ -249,8 +250,8 @@ class AnswerSupport:
         status = ReplyStatus.COMPLETE
         try:
             reply = await self.assistant.reply(turn.turns, turn.passages)
-        except Exception:
-            logger.exception("support assistant failed; storing the fallback reply")
+        except Exception as exc:  # noqa: BLE001 (log_failure keeps a bug's traceback)
+            log_failure(logger, exc, "support assistant failed; storing the fallback reply")
             reply, status = _fallback(turn.passages), ReplyStatus.DEGRADED
         message = self._message(turn, reply.text, reply.sources, status)
         await self._store(turn, message, reply.tokens)
@@ -268,8 +269,10 @@ class AnswerSupport:
                     parts.append(delta)
                     yield delta
                 status = ReplyStatus.COMPLETE
-            except Exception:
-                logger.exception("support assistant stream failed; storing the fallback reply")
+            except Exception as exc:  # noqa: BLE001 (log_failure keeps a bug's traceback)
+                log_failure(
+                    logger, exc, "support assistant stream failed; storing the fallback reply"
+                )
                 status = ReplyStatus.DEGRADED
                 tail = f"\n\n{FALLBACK_REPLY}" if parts else FALLBACK_REPLY
                 parts.append(tail)

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from orbsurv.application.faults import describe
 from orbsurv.application.ports import DependencyNotReady, DependencyProbe
 
 logger = logging.getLogger(__name__)
@@ -25,17 +26,6 @@ class ReadinessReport:
         return [name for name, state in self.checks.items() if state != "ok"]
 
 
-def _reason(exc: BaseException) -> str:
-    """The exception's class and that of its root cause (``DBAPIError <- ConnectionRefusedError``),
-    never its text: driver messages may quote addresses, statements or credentials."""
-    names = [type(exc).__name__]
-    cause = exc.__cause__ or exc.__context__
-    while cause is not None and len(names) < 4:
-        names.append(type(cause).__name__)
-        cause = cause.__cause__ or cause.__context__
-    return names[0] if len(names) == 1 else f"{names[0]} <- {names[-1]}"
-
-
 class CheckReadiness:
     """Run every probe at once, each bounded by ``timeout_seconds``; a failing probe is reported
     by its state (``timeout``, ``unavailable`` or the probe's own) and logged as one line naming
@@ -44,14 +34,34 @@ class CheckReadiness:
     def __init__(self, probes: Sequence[DependencyProbe], timeout_seconds: float = 2.0) -> None:
         self._probes = probes
         self._timeout = timeout_seconds
+        self._abandoned: set[asyncio.Task[None]] = set()
+
+    def _abandon(self, task: asyncio.Task[None]) -> None:
+        """Cancel a probe that overran and let it wind down in the background: closing a
+        connection to a silent server can itself take the driver's own timeout, which must not
+        be added to the probe's bound (``asyncio.wait_for`` waits for the cancellation)."""
+        task.cancel()
+        self._abandoned.add(task)
+
+        def forget(done: asyncio.Task[None]) -> None:
+            self._abandoned.discard(done)
+            if not done.cancelled():
+                done.exception()  # retrieved: a late failure is the timeout already reported
+
+        task.add_done_callback(forget)
 
     def including(self, *probes: DependencyProbe) -> CheckReadiness:
         """The same check over more probes (``orbsurv check`` adds the mail server)."""
         return CheckReadiness([*self._probes, *probes], self._timeout)
 
     async def _run(self, probe: DependencyProbe) -> str:
+        task = asyncio.ensure_future(probe.check())
         try:
-            await asyncio.wait_for(probe.check(), self._timeout)
+            done, _ = await asyncio.wait({task}, timeout=self._timeout)
+            if not done:
+                self._abandon(task)
+                raise TimeoutError
+            task.result()
         except DependencyNotReady as exc:
             logger.warning("readiness: %s: %s", probe.name, exc.state)
             return exc.state
@@ -61,7 +71,7 @@ class CheckReadiness:
         except Exception as exc:  # noqa: BLE001 - whatever a probe raises, it is not ready
             # one line per failing probe, no traceback: a probe fails on every poll while its
             # dependency is down, and a chained traceback each time would flood the log
-            logger.warning("readiness: %s is unavailable: %s", probe.name, _reason(exc))
+            logger.warning("readiness: %s is unavailable: %s", probe.name, describe(exc))
             return "unavailable"
         return "ok"
 
