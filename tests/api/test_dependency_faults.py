@@ -27,10 +27,10 @@ from litestar.testing import AsyncTestClient
 from orbsurv.domain.identity import Role
 from orbsurv.main.app import make_app
 from orbsurv.main.settings import Settings
-from tests.api.fault_servers import BlackHole, FaultProxy, Resetter
 from tests.api.identity_helpers import Client, bearer, create_account, fetch, login
 from tests.api.test_conventions import assert_problem
 from tests.conftest import S3Server, SettingsFactory
+from tests.fault_proxy import FaultProxy, Resetter, black_hole
 
 API = "/api/v1"
 PACKAGES = f"{API}/software-packages"
@@ -89,17 +89,15 @@ def assert_no_leak(body: dict[str, Any]) -> None:
 
 
 @pytest.fixture
-def black_hole() -> Iterator[BlackHole]:
-    server = BlackHole()
-    server.start()
-    yield server
-    server.close()
+def hole() -> Iterator[FaultProxy]:
+    with black_hole() as server:
+        yield server
 
 
 async def test_a_paused_s3_is_503_within_its_bounds_and_keeps_nothing(
-    make_settings: SettingsFactory, black_hole: BlackHole
+    make_settings: SettingsFactory, hole: FaultProxy
 ) -> None:
-    settings = s3_settings(make_settings, f"http://127.0.0.1:{black_hole.port}", **FAST_S3)
+    settings = s3_settings(make_settings, f"http://127.0.0.1:{hole.port}", **FAST_S3)
     app = make_app(settings)
     async with AsyncTestClient(app) as client:
         auth = await sign_in(app, client)
@@ -112,7 +110,7 @@ async def test_a_paused_s3_is_503_within_its_bounds_and_keeps_nothing(
     assert_no_leak(body)
     # the PutObject and the DeleteObject of the clean-up: one read timeout each, no retries
     assert elapsed < 5, elapsed
-    assert black_hole.accepted >= 1
+    assert hole.accepted >= 1
     assert await count(settings, "projects") == 0
     assert await usage(settings) == [(0, 0)]
 
@@ -120,16 +118,14 @@ async def test_a_paused_s3_is_503_within_its_bounds_and_keeps_nothing(
 async def test_a_download_from_a_paused_s3_is_503_within_its_bounds(
     make_settings: SettingsFactory, s3_server: S3Server
 ) -> None:
-    proxy = FaultProxy(int(s3_server.endpoint_url.rsplit(":", 1)[1]))
-    proxy.start()
-    try:
+    with FaultProxy("127.0.0.1", int(s3_server.endpoint_url.rsplit(":", 1)[1])) as proxy:
         settings = s3_settings(make_settings, f"http://127.0.0.1:{proxy.port}", **FAST_S3)
         app = make_app(settings)
         async with AsyncTestClient(app) as client:
             auth = await sign_in(app, client)
             created = await upload_project(client, auth, b"stored while S3 answered")
             assert created.status_code == 201, created.text
-            proxy.mode = "blackhole"
+            proxy.set_mode("blackhole")
             started = time.monotonic()
             response = await client.get(
                 f"{API}/projects/{created.json()['id']}/download", headers=auth
@@ -138,14 +134,12 @@ async def test_a_download_from_a_paused_s3_is_503_within_its_bounds(
             body = assert_problem(response, 503, "storage_unavailable")
             assert_no_leak(body)
             assert elapsed < 5, elapsed
-            proxy.mode = "pass"
+            proxy.set_mode("pass")
             again = await client.get(
                 f"{API}/projects/{created.json()['id']}/download", headers=auth
             )
             assert again.status_code == 200
             assert again.content == b"stored while S3 answered"
-    finally:
-        proxy.close()
 
 
 # --- clamd that resets the connection ------------------------------------------------------
@@ -154,9 +148,7 @@ async def test_a_download_from_a_paused_s3_is_503_within_its_bounds(
 async def test_a_clamd_that_resets_is_503_and_keeps_nothing(
     make_settings: SettingsFactory,
 ) -> None:
-    resetter = Resetter()
-    resetter.start()
-    try:
+    with Resetter() as resetter:
         settings = make_settings(
             MALWARE_SCANNER="clamd",
             CLAMD_ADDRESS=f"tcp://127.0.0.1:{resetter.port}",
@@ -170,8 +162,6 @@ async def test_a_clamd_that_resets_is_503_and_keeps_nothing(
                 body = assert_problem(response, 503, "scanner_unavailable")
                 assert response.headers["retry-after"] == "1"
                 assert_no_leak(body)
-    finally:
-        resetter.close()
     assert await count(settings, "projects") == 0
     assert await usage(settings) == [(0, 0)]
     assert [p for p in Path(settings.upload_root).rglob("*") if p.is_file()] == []

@@ -21,7 +21,6 @@ import asyncio
 import concurrent.futures
 import json
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -44,9 +43,15 @@ from tests.conftest import (
     create_postgres_database,
     drop_postgres_database,
 )
-from tests.faults.proxy import FaultProxy
+from tests.fault_proxy import FaultProxy
 from tests.live import CLI, Server, clean_env, serving
-from tests.services import clamd_missing_reason, free_port, require, start_clamd, wait_for_port
+from tests.services import (
+    RedisProcess,
+    clamd_missing_reason,
+    free_port,
+    require,
+    start_clamd,
+)
 
 API = "/api/v1"
 PASSWORD = "correct horse battery"
@@ -153,50 +158,6 @@ def fault_times(
 
 
 # --- dependencies of the run's own ----------------------------------------------------------
-
-
-class RedisProcess:
-    """A ``redis-server`` on a free loopback port, nothing persisted, that a row can stop, start
-    and restart empty on the same port."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.skip("redis-server is not installed")
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.directory),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        if not wait_for_port("127.0.0.1", self.port, 20):
-            raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=20)
-        self.process = None
-
-    def restart_empty(self) -> None:
-        self.stop()
-        self.start()
 
 
 class Tmpfs:

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fault_proxy import Mode
 from tests.faults.conftest import (
     API,
     BOUND,
@@ -31,7 +32,6 @@ from tests.faults.conftest import (
     sign_up,
     until,
 )
-from tests.faults.proxy import Mode
 from tests.live import serving
 
 pytestmark = [pytest.mark.slow]
