@@ -42,15 +42,9 @@ FAST_S3 = {
 
 
 def s3_settings(make_settings: SettingsFactory, endpoint: str, **env: str) -> Settings:
+    """The test bucket reached at ``endpoint`` (moto, a proxy in front of it, a black hole)."""
     return make_settings(
-        STORAGE_BACKEND="s3",
-        S3_BUCKET="orbsurv-test",
-        S3_ENDPOINT_URL=endpoint,
-        S3_REGION="us-east-1",
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        ALLOWED_PROJECT_EXTENSIONS="zip",
-        **env,
+        **S3Server(endpoint_url=endpoint).env(), ALLOWED_PROJECT_EXTENSIONS="zip", **env
     )
 
 

@@ -68,14 +68,7 @@ def settings(request: pytest.FixtureRequest, make_settings: SettingsFactory) -> 
     if request.param == "local":
         return make_settings()
     server: S3Server = request.getfixturevalue("s3_server")
-    return make_settings(
-        STORAGE_BACKEND="s3",
-        S3_BUCKET=server.bucket,
-        S3_ENDPOINT_URL=server.endpoint_url,
-        S3_REGION=server.region,
-        AWS_ACCESS_KEY_ID=server.access_key_id,
-        AWS_SECRET_ACCESS_KEY=server.secret_access_key,
-    )
+    return make_settings(**server.env())
 
 
 @pytest.fixture

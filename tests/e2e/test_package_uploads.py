@@ -73,7 +73,15 @@ def head_offset(base: str, auth: dict[str, str], upload_id: str) -> int:
     return int(response.headers["upload-offset"])
 
 
-def patch(base: str, auth: dict[str, str], upload_id: str, offset: int, body: bytes) -> Any:
+def patch(
+    base: str,
+    auth: dict[str, str],
+    upload_id: str,
+    offset: int,
+    body: bytes,
+    timeout: float = DEADLINE,
+) -> Any:
+    """A tus PATCH of ``body`` at ``offset``; waits up to ``timeout`` seconds for the answer."""
     return httpx.patch(
         f"{base}{UPLOADS}/{upload_id}",
         content=body,
@@ -82,7 +90,7 @@ def patch(base: str, auth: dict[str, str], upload_id: str, offset: int, body: by
             "Content-Type": "application/offset+octet-stream",
             "Upload-Offset": str(offset),
         },
-        timeout=DEADLINE,
+        timeout=timeout,
     )
 
 
@@ -294,12 +302,7 @@ def shared_env(tmp_path: Path, s3_server: S3Server, redis_url: str) -> Iterator[
             LOG_LEVEL="WARNING",
             DATABASE_URL=url,
             REDIS_URL=redis_url,
-            STORAGE_BACKEND="s3",
-            S3_BUCKET=s3_server.bucket,
-            S3_ENDPOINT_URL=s3_server.endpoint_url,
-            S3_REGION=s3_server.region,
-            AWS_ACCESS_KEY_ID=s3_server.access_key_id,
-            AWS_SECRET_ACCESS_KEY=s3_server.secret_access_key,
+            **s3_server.env(),
             VAR_DIR=str(tmp_path / "var"),
             UPLOAD_IDLE_TIMEOUT_SECONDS="5",
         )

@@ -42,6 +42,7 @@ from tests.conftest import (
     SmtpServer,
     create_postgres_database,
     drop_postgres_database,
+    moto_s3,
 )
 from tests.fault_proxy import FaultProxy
 from tests.live import CLI, Server, clean_env, serving
@@ -315,60 +316,41 @@ def _base_env(workdir: Path) -> dict[str, str]:
 def pg_stack(tmp_path_factory: pytest.TempPathFactory, common: Common) -> Iterator[Stack]:
     """The production shape: PostgreSQL, Redis, S3, clamd, SMTP and the AI model, all proxied."""
     require("postgres")
-    from moto.server import ThreadedMotoServer
-
-    from orbsurv.adapters.storage.s3 import make_s3_client
-
     workdir = tmp_path_factory.mktemp("faults-pg")
     name, direct_url = run_async(create_postgres_database)
     upgrade(direct_url)
     redis = RedisProcess(workdir)
     redis.start()
-    moto_port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
-    moto.start()
-    s3 = S3Server(endpoint_url=f"http://127.0.0.1:{moto_port}", bucket="orbsurv-faults")
-    make_s3_client(
-        endpoint_url=s3.endpoint_url,
-        region=s3.region,
-        access_key_id=s3.access_key_id,
-        secret_access_key=s3.secret_access_key,
-    ).create_bucket(Bucket=s3.bucket)
-    proxies = _new_proxies(common)
-    proxies["postgres"] = FaultProxy(POSTGRES_HOST, POSTGRES_PORT)
-    proxies["redis"] = FaultProxy("127.0.0.1", redis.port)
-    proxies["s3"] = FaultProxy("127.0.0.1", moto_port)
-    env = {
-        **_base_env(workdir),
-        **_env_for(proxies),
-        "DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:{proxies['postgres'].port}/{name}",
-        "REDIS_URL": f"redis://127.0.0.1:{proxies['redis'].port}/0",
-        "STORAGE_BACKEND": "s3",
-        "S3_BUCKET": s3.bucket,
-        "S3_ENDPOINT_URL": f"http://127.0.0.1:{proxies['s3'].port}",
-        "S3_REGION": s3.region,
-        "AWS_ACCESS_KEY_ID": s3.access_key_id,
-        "AWS_SECRET_ACCESS_KEY": s3.secret_access_key,
-    }
-    try:
-        with serving(workdir, env, deadline_seconds=120) as server:
-            yield Stack(
-                "postgres",
-                server,
-                workdir,
-                env,
-                proxies,
-                common.smtp,
-                common.model,
-                redis=redis,
-                s3=s3,
-            )
-    finally:
-        for proxy in proxies.values():
-            proxy.close()
-        redis.stop()
-        moto.stop()
-        run_async(lambda: drop_postgres_database(name))
+    with moto_s3("orbsurv-faults") as s3:
+        proxies = _new_proxies(common)
+        proxies["postgres"] = FaultProxy(POSTGRES_HOST, POSTGRES_PORT)
+        proxies["redis"] = FaultProxy("127.0.0.1", redis.port)
+        proxies["s3"] = FaultProxy("127.0.0.1", int(s3.endpoint_url.rsplit(":", 1)[1]))
+        env = {
+            **_base_env(workdir),
+            **_env_for(proxies),
+            "DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:{proxies['postgres'].port}/{name}",
+            "REDIS_URL": f"redis://127.0.0.1:{proxies['redis'].port}/0",
+            **s3.env(f"http://127.0.0.1:{proxies['s3'].port}"),
+        }
+        try:
+            with serving(workdir, env, deadline_seconds=120) as server:
+                yield Stack(
+                    "postgres",
+                    server,
+                    workdir,
+                    env,
+                    proxies,
+                    common.smtp,
+                    common.model,
+                    redis=redis,
+                    s3=s3,
+                )
+        finally:
+            for proxy in proxies.values():
+                proxy.close()
+            redis.stop()
+            run_async(lambda: drop_postgres_database(name))
 
 
 @pytest.fixture(scope="session")
