@@ -6,6 +6,7 @@ import asyncio
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
@@ -159,9 +160,22 @@ class S3Server:
     access_key_id: str = "testing"
     secret_access_key: str = "testing"
 
+    def env(self, endpoint_url: str | None = None) -> dict[str, str]:
+        """The settings that store files in this bucket, reached at ``endpoint_url`` (a proxy
+        in front of it, say) or at the server's own."""
+        return {
+            "STORAGE_BACKEND": "s3",
+            "S3_BUCKET": self.bucket,
+            "S3_ENDPOINT_URL": endpoint_url or self.endpoint_url,
+            "S3_REGION": self.region,
+            "AWS_ACCESS_KEY_ID": self.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
+        }
 
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3Server]:
+
+@contextmanager
+def moto_s3(bucket: str = "orbsurv-test") -> Iterator[S3Server]:
+    """moto's S3 server on a free loopback port with ``bucket`` created; stopped on exit."""
     from moto.server import ThreadedMotoServer
 
     from orbsurv.adapters.storage.s3 import make_s3_client
@@ -169,16 +183,24 @@ def s3_server() -> Iterator[S3Server]:
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    info = S3Server(endpoint_url=f"http://127.0.0.1:{port}")
-    client = make_s3_client(
-        endpoint_url=info.endpoint_url,
-        region=info.region,
-        access_key_id=info.access_key_id,
-        secret_access_key=info.secret_access_key,
-    )
-    client.create_bucket(Bucket=info.bucket)
-    yield info
-    server.stop()
+    try:
+        info = S3Server(endpoint_url=f"http://127.0.0.1:{port}", bucket=bucket)
+        client = make_s3_client(
+            endpoint_url=info.endpoint_url,
+            region=info.region,
+            access_key_id=info.access_key_id,
+            secret_access_key=info.secret_access_key,
+        )
+        client.create_bucket(Bucket=info.bucket)
+        yield info
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    with moto_s3() as info:
+        yield info
 
 
 # --- clamd (started here, offline, with a signature database written here) ------------

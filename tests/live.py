@@ -72,17 +72,25 @@ class Server:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
+    def kill(self) -> None:
+        """SIGKILL the whole process group (a crash: no shutdown runs) and reap it."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=60)
+
 
 @contextmanager
-def serving(workdir: Path, env: dict[str, str], deadline_seconds: float = 60) -> Iterator[Server]:
-    """``orbsurv serve`` in ``workdir`` with exactly ``env``; stopped (SIGTERM, then SIGKILL after
-    20 s) on exit."""
+def serving(
+    workdir: Path, env: dict[str, str], deadline_seconds: float = 60, *, workers: int = 1
+) -> Iterator[Server]:
+    """``orbsurv serve`` (``workers`` processes) in ``workdir`` with exactly ``env``, once it
+    answers ``/healthz`` within ``deadline_seconds``; stopped (SIGTERM, then SIGKILL after 20 s)
+    on exit."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log_path = workdir / f"server-{port}.log"
     log = log_path.open("wb")
     process = subprocess.Popen(
-        [*CLI, "serve", "--port", str(port)],
+        [*CLI, "serve", "--port", str(port), "--workers", str(workers)],
         cwd=workdir,
         env=env,
         stdout=log,
@@ -105,7 +113,9 @@ def serving(workdir: Path, env: dict[str, str], deadline_seconds: float = 60) ->
 
 
 @contextmanager
-def running_server(workdir: Path, env: dict[str, str]) -> Iterator[str]:
+def running_server(
+    workdir: Path, env: dict[str, str], deadline_seconds: float = 60, *, workers: int = 1
+) -> Iterator[str]:
     """``serving``, yielding only the base URL."""
-    with serving(workdir, env) as server:
+    with serving(workdir, env, deadline_seconds, workers=workers) as server:
         yield server.url

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -104,6 +107,74 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+# --- a redis-server of the test's own (one it may stop, pause and restart) -----------------
+
+
+class RedisProcess:
+    """A ``redis-server`` on a free loopback port, nothing persisted (no RDB, no AOF), that a test
+    can stop, pause (SIGSTOP: connections stay open, nothing answers), resume and restart empty
+    on the same port. ``start`` skips the test when ``redis-server`` is not installed."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip("redis-server is not installed")
+        assert self.process is None, "already running"
+        command = [binary, "--bind", "127.0.0.1", "--port", str(self.port)]
+        command += ["--save", "", "--appendonly", "no"]
+        if self.directory is not None:
+            command += ["--dir", str(self.directory)]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 20
+        while not port_open("127.0.0.1", self.port, timeout=0.2):
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.process.returncode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not start within 20 seconds")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Kill it: everything it held is gone."""
+        if self.process is not None:
+            if self.process.poll() is None:
+                os.kill(self.process.pid, signal.SIGCONT)  # a paused one dies as well
+                self.process.kill()
+            self.process.wait(timeout=20)
+            self.process = None
+
+    def pause(self) -> None:
+        """Black-hole it: connections stay open, nothing answers."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGCONT)
+
+    def restart_empty(self) -> None:
+        self.stop()
+        self.start()
+
+
+@contextmanager
+def own_redis(directory: Path | None = None) -> Iterator[RedisProcess]:
+    """A started ``RedisProcess``, stopped on exit."""
+    server = RedisProcess(directory)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 # --- clamd (started by the fixture with a signature database it writes itself) ---------------

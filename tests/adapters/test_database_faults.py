@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from orbsurv.adapters.persistence.database import database_unavailable, make_engine
 from orbsurv.application.errors import DatabaseUnavailable
-from tests.api.fault_servers import BlackHole
+from tests.fault_proxy import black_hole
 from tests.services import POSTGRES_PORT
 
 
@@ -26,8 +26,7 @@ async def test_a_statement_over_the_timeout_is_classified(postgres_url: str) -> 
         assert not database_unavailable(broken.value)  # our bug: stays a 500
     finally:
         await engine.dispose()
-    hole = BlackHole()
-    hole.start()
+    hole = black_hole()
     engine = make_engine(
         postgres_url.replace(f":{POSTGRES_PORT}/", f":{hole.port}/"), connect_timeout=0.5
     )

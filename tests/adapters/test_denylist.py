@@ -25,8 +25,7 @@ from orbsurv.application.identity.sessions import SessionIssuer
 from orbsurv.domain.errors import DependencyUnavailable, Unauthenticated
 from orbsurv.domain.identity import Role, Scope
 from tests.adapters.test_sessions_repository import seed_session
-from tests.faults.revocation_fixtures import own_redis
-from tests.services import free_port
+from tests.services import free_port, own_redis
 
 LIFETIME = 60 * 15 + 5 + 1
 

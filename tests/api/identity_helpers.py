@@ -75,6 +75,16 @@ async def create_account(app: Litestar, email: str, role: Role) -> str:
     return user.id
 
 
+async def signed_in(
+    app: Litestar, client: Client, email: str = "ada@example.com", role: Role = Role.USER
+) -> dict[str, str]:
+    """An account made through the use case, logged in over HTTP: its bearer header."""
+    await create_account(app, email, role)
+    response = await login(client, email)
+    assert response.status_code == 200, response.text
+    return bearer(response.json()["access_token"])
+
+
 async def fetch(settings: Settings, query: str, **params: Any) -> list[sa.Row[Any]]:
     engine = make_engine(settings.database_url)
     try:

@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orbsurv.adapters.persistence.migrations import upgrade
 from orbsurv.main.app import make_app
-from tests.api.fault_servers import BlackHole, FaultProxy
 from tests.api.identity_helpers import sign_up
 from tests.api.test_conventions import assert_problem
 from tests.conftest import (
@@ -30,7 +29,8 @@ from tests.conftest import (
     create_postgres_database,
     drop_postgres_database,
 )
-from tests.services import POSTGRES_PORT, free_port, require
+from tests.fault_proxy import FaultProxy, black_hole
+from tests.services import POSTGRES_HOST, POSTGRES_PORT, free_port, require
 
 SESSIONS = "/api/v1/auth/sessions"
 #: Small bounds so a hung database is noticed quickly here (seconds).
@@ -47,12 +47,10 @@ def _behind(proxy: FaultProxy, url: str) -> str:
 
 
 @pytest.fixture
-async def proxy() -> AsyncIterator[FaultProxy]:
+def proxy() -> Iterator[FaultProxy]:
     require("postgres")
-    server = FaultProxy(POSTGRES_PORT)
-    server.start()
-    yield server
-    server.close()
+    with FaultProxy(POSTGRES_HOST, POSTGRES_PORT) as server:
+        yield server
 
 
 def assert_database_503(response: Any) -> None:
@@ -70,7 +68,8 @@ async def test_a_reset_connection_is_503_and_the_next_request_heals(
     async with AsyncTestClient(make_app(settings)) as client:
         auth = await sign_up(client, f"{uuid.uuid4().hex[:8]}@example.com")
         assert (await client.get(SESSIONS, headers=auth)).status_code == 200
-        proxy.reset_all()  # PostgreSQL resets every pooled connection
+        proxy.set_mode("reset")  # PostgreSQL resets every pooled connection
+        proxy.set_mode("pass")
         assert_database_503(await client.get(SESSIONS, headers=auth))
         healed = await client.get(SESSIONS, headers=auth)
         assert healed.status_code == 200, healed.text
@@ -83,11 +82,10 @@ async def test_a_refused_connection_is_503_until_the_database_is_back(
     app = make_app(settings)
     async with AsyncTestClient(app) as client:
         auth = await sign_up(client, f"{uuid.uuid4().hex[:8]}@example.com")
-        proxy.mode = "refuse"
-        proxy.reset_all()
+        proxy.set_mode("refuse")  # open connections reset, new ones refused
         for _ in range(2):  # the broken pooled connection, then a refused new one
             assert_database_503(await client.get(SESSIONS, headers=auth))
-        proxy.mode = "pass"
+        proxy.set_mode("pass")
         healed = await client.get(SESSIONS, headers=auth)
         assert healed.status_code == 200, healed.text
 
@@ -100,14 +98,14 @@ async def test_a_black_holed_database_is_503_within_the_bounds(
     settings = make_settings(DATABASE_URL=_behind(proxy, postgres_url), **FAST)
     async with AsyncTestClient(make_app(settings)) as client:
         auth = await sign_up(client, f"{uuid.uuid4().hex[:8]}@example.com")
-        proxy.mode = "blackhole"
+        proxy.set_mode("blackhole")
         for _ in range(2):  # a pooled connection, then a new one
             started = time.monotonic()
             async with asyncio.timeout(30):
                 response = await client.get(SESSIONS, headers=auth)
             assert_database_503(response)
             assert time.monotonic() - started < 6
-        proxy.mode = "pass"
+        proxy.set_mode("pass")
         healed = await client.get(SESSIONS, headers=auth)
         assert healed.status_code == 200, healed.text
 
@@ -115,9 +113,7 @@ async def test_a_black_holed_database_is_503_within_the_bounds(
 async def test_an_unreachable_database_is_503(
     make_settings: SettingsFactory, postgres_url: str
 ) -> None:
-    hole = BlackHole()
-    hole.start()
-    try:
+    with black_hole() as hole:
         for port in (free_port(), hole.port):  # refused, then accepted and never answered
             url = postgres_url.replace(f":{POSTGRES_PORT}/", f":{port}/")
             settings = make_settings(DATABASE_URL=url, **FAST)
@@ -128,8 +124,6 @@ async def test_an_unreachable_database_is_503(
                 )
                 assert_database_503(response)
                 assert time.monotonic() - started < 5
-    finally:
-        hole.close()
 
 
 async def test_an_exhausted_pool_is_503_after_the_pool_timeout(
@@ -218,7 +212,8 @@ async def test_a_database_fault_logs_one_line_without_driver_text(
     settings = make_settings(DATABASE_URL=_behind(proxy, postgres_url), **FAST)
     async with AsyncTestClient(make_app(settings)) as client:
         auth = await sign_up(client, f"{uuid.uuid4().hex[:8]}@example.com")
-        proxy.reset_all()
+        proxy.set_mode("reset")
+        proxy.set_mode("pass")
         with caplog.at_level(logging.WARNING, logger="orbsurv"):
             assert_database_503(await client.get(SESSIONS, headers=auth))
     records = [r for r in caplog.records if r.name.startswith("orbsurv")]

@@ -13,7 +13,6 @@ them: each a clear answer in bounded time, nothing partial kept, no reservation 
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import subprocess
 import time
@@ -24,13 +23,13 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from orbsurv.domain.identity import Role
 from orbsurv.main.app import make_app
 from orbsurv.main.settings import Settings
-from tests.api.fault_servers import BlackHole, FaultProxy, Resetter
-from tests.api.identity_helpers import Client, bearer, create_account, fetch, login
+from tests.api.identity_helpers import Client, fetch, signed_in
 from tests.api.test_conventions import assert_problem
+from tests.api.test_upload_publication import metadata as tus_metadata
 from tests.conftest import S3Server, SettingsFactory
+from tests.fault_proxy import FaultProxy, Resetter, black_hole
 
 API = "/api/v1"
 PACKAGES = f"{API}/software-packages"
@@ -43,23 +42,10 @@ FAST_S3 = {
 
 
 def s3_settings(make_settings: SettingsFactory, endpoint: str, **env: str) -> Settings:
+    """The test bucket reached at ``endpoint`` (moto, a proxy in front of it, a black hole)."""
     return make_settings(
-        STORAGE_BACKEND="s3",
-        S3_BUCKET="orbsurv-test",
-        S3_ENDPOINT_URL=endpoint,
-        S3_REGION="us-east-1",
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        ALLOWED_PROJECT_EXTENSIONS="zip",
-        **env,
+        **S3Server(endpoint_url=endpoint).env(), ALLOWED_PROJECT_EXTENSIONS="zip", **env
     )
-
-
-async def sign_in(app: Any, client: Client, email: str = "ada@example.com") -> dict[str, str]:
-    await create_account(app, email, Role.USER)
-    response = await login(client, email)
-    assert response.status_code == 200, response.text
-    return bearer(response.json()["access_token"])
 
 
 async def upload_project(client: Client, auth: dict[str, str], data: bytes) -> Any:
@@ -89,20 +75,18 @@ def assert_no_leak(body: dict[str, Any]) -> None:
 
 
 @pytest.fixture
-def black_hole() -> Iterator[BlackHole]:
-    server = BlackHole()
-    server.start()
-    yield server
-    server.close()
+def hole() -> Iterator[FaultProxy]:
+    with black_hole() as server:
+        yield server
 
 
 async def test_a_paused_s3_is_503_within_its_bounds_and_keeps_nothing(
-    make_settings: SettingsFactory, black_hole: BlackHole
+    make_settings: SettingsFactory, hole: FaultProxy
 ) -> None:
-    settings = s3_settings(make_settings, f"http://127.0.0.1:{black_hole.port}", **FAST_S3)
+    settings = s3_settings(make_settings, f"http://127.0.0.1:{hole.port}", **FAST_S3)
     app = make_app(settings)
     async with AsyncTestClient(app) as client:
-        auth = await sign_in(app, client)
+        auth = await signed_in(app, client)
         started = time.monotonic()
         response = await upload_project(client, auth, b"project bytes")
         elapsed = time.monotonic() - started
@@ -112,7 +96,7 @@ async def test_a_paused_s3_is_503_within_its_bounds_and_keeps_nothing(
     assert_no_leak(body)
     # the PutObject and the DeleteObject of the clean-up: one read timeout each, no retries
     assert elapsed < 5, elapsed
-    assert black_hole.accepted >= 1
+    assert hole.accepted >= 1
     assert await count(settings, "projects") == 0
     assert await usage(settings) == [(0, 0)]
 
@@ -120,16 +104,14 @@ async def test_a_paused_s3_is_503_within_its_bounds_and_keeps_nothing(
 async def test_a_download_from_a_paused_s3_is_503_within_its_bounds(
     make_settings: SettingsFactory, s3_server: S3Server
 ) -> None:
-    proxy = FaultProxy(int(s3_server.endpoint_url.rsplit(":", 1)[1]))
-    proxy.start()
-    try:
+    with FaultProxy("127.0.0.1", int(s3_server.endpoint_url.rsplit(":", 1)[1])) as proxy:
         settings = s3_settings(make_settings, f"http://127.0.0.1:{proxy.port}", **FAST_S3)
         app = make_app(settings)
         async with AsyncTestClient(app) as client:
-            auth = await sign_in(app, client)
+            auth = await signed_in(app, client)
             created = await upload_project(client, auth, b"stored while S3 answered")
             assert created.status_code == 201, created.text
-            proxy.mode = "blackhole"
+            proxy.set_mode("blackhole")
             started = time.monotonic()
             response = await client.get(
                 f"{API}/projects/{created.json()['id']}/download", headers=auth
@@ -138,14 +120,12 @@ async def test_a_download_from_a_paused_s3_is_503_within_its_bounds(
             body = assert_problem(response, 503, "storage_unavailable")
             assert_no_leak(body)
             assert elapsed < 5, elapsed
-            proxy.mode = "pass"
+            proxy.set_mode("pass")
             again = await client.get(
                 f"{API}/projects/{created.json()['id']}/download", headers=auth
             )
             assert again.status_code == 200
             assert again.content == b"stored while S3 answered"
-    finally:
-        proxy.close()
 
 
 # --- clamd that resets the connection ------------------------------------------------------
@@ -154,9 +134,7 @@ async def test_a_download_from_a_paused_s3_is_503_within_its_bounds(
 async def test_a_clamd_that_resets_is_503_and_keeps_nothing(
     make_settings: SettingsFactory,
 ) -> None:
-    resetter = Resetter()
-    resetter.start()
-    try:
+    with Resetter() as resetter:
         settings = make_settings(
             MALWARE_SCANNER="clamd",
             CLAMD_ADDRESS=f"tcp://127.0.0.1:{resetter.port}",
@@ -164,14 +142,12 @@ async def test_a_clamd_that_resets_is_503_and_keeps_nothing(
         )
         app = make_app(settings)
         async with AsyncTestClient(app) as client:
-            auth = await sign_in(app, client)
+            auth = await signed_in(app, client)
             for size in (10, 300_000):  # reset before the verdict, and while bytes stream
                 response = await upload_project(client, auth, b"x" * size)
                 body = assert_problem(response, 503, "scanner_unavailable")
                 assert response.headers["retry-after"] == "1"
                 assert_no_leak(body)
-    finally:
-        resetter.close()
     assert await count(settings, "projects") == 0
     assert await usage(settings) == [(0, 0)]
     assert [p for p in Path(settings.upload_root).rglob("*") if p.is_file()] == []
@@ -215,7 +191,7 @@ async def test_a_full_disk_is_507_for_every_upload_path_and_keeps_nothing(
     )
     app = make_app(settings)
     async with AsyncTestClient(app) as client:
-        auth = await sign_in(app, client)
+        auth = await signed_in(app, client)
         project = await upload_project(client, auth, TOO_BIG)
         body = assert_problem(project, 507, "insufficient_storage")
         assert "Retry-After" not in project.headers
@@ -267,10 +243,6 @@ async def test_a_full_disk_is_507_for_every_upload_path_and_keeps_nothing(
 # --- media types a client declares -----------------------------------------------------------
 
 
-def tus_metadata(**values: str) -> str:
-    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
-
-
 @contextlib.asynccontextmanager
 async def storage_client(
     backend: str, make_settings: SettingsFactory, s3_server: S3Server | None
@@ -294,7 +266,7 @@ async def test_a_bad_media_type_is_422_naming_the_field_on_every_storage(
 ) -> None:
     s3_server = request.getfixturevalue("s3_server") if backend == "s3" else None
     async with storage_client(backend, make_settings, s3_server) as (app, client):
-        auth = await sign_in(app, client)
+        auth = await signed_in(app, client)
         init = await client.post(
             f"{PACKAGES}/uploads/init",
             json={
@@ -308,30 +280,21 @@ async def test_a_bad_media_type_is_422_naming_the_field_on_every_storage(
         )
         body = assert_problem(init, 422, "validation_error")
         assert body["errors"][0]["field"] == "content_type"
-        tus = await client.post(
-            f"{PACKAGES}/uploads",
-            headers={
-                **auth,
-                "Tus-Resumable": "1.0.0",
-                "Upload-Length": "4",
-                "Upload-Metadata": tus_metadata(
-                    package_name="orbit", version="1.0.0", filetype=media_type
-                ),
-            },
-        )
-        body = assert_problem(tus, 422, "validation_error")
+
+        async def tus_create(filetype: str) -> Any:
+            return await client.post(
+                f"{PACKAGES}/uploads",
+                headers={
+                    **auth,
+                    "Tus-Resumable": "1.0.0",
+                    "Upload-Length": "4",
+                    "Upload-Metadata": tus_metadata(
+                        package_name="orbit", version="1.0.0", filetype=filetype
+                    ),
+                },
+            )
+
+        body = assert_problem(await tus_create(media_type), 422, "validation_error")
         assert body["errors"][0]["field"] == "filetype"
-        good = await client.post(
-            f"{PACKAGES}/uploads",
-            headers={
-                **auth,
-                "Tus-Resumable": "1.0.0",
-                "Upload-Length": "4",
-                "Upload-Metadata": tus_metadata(
-                    package_name="orbit",
-                    version="1.0.0",
-                    filetype='application/x-tar; charset="utf-8"',
-                ),
-            },
-        )
+        good = await tus_create('application/x-tar; charset="utf-8"')
         assert good.status_code == 201, good.text

@@ -11,14 +11,12 @@ from typing import Any
 import pytest
 from dishka import Provider, decorate
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from orbsurv.application.errors import StorageUnavailable
 from orbsurv.application.ports import ObjectStorage
-from orbsurv.domain.identity import Role
 from orbsurv.main.app import make_app
 from orbsurv.main.settings import Settings
-from tests.api.identity_helpers import Client, bearer, create_account, fetch, login
+from tests.api.identity_helpers import Client, fetch, signed_in
 from tests.conftest import S3Server, SettingsFactory
 
 API = "/api/v1"
@@ -70,14 +68,7 @@ def settings(request: pytest.FixtureRequest, make_settings: SettingsFactory) -> 
     if request.param == "local":
         return make_settings()
     server: S3Server = request.getfixturevalue("s3_server")
-    return make_settings(
-        STORAGE_BACKEND="s3",
-        S3_BUCKET=server.bucket,
-        S3_ENDPOINT_URL=server.endpoint_url,
-        S3_REGION=server.region,
-        AWS_ACCESS_KEY_ID=server.access_key_id,
-        AWS_SECRET_ACCESS_KEY=server.secret_access_key,
-    )
+    return make_settings(**server.env())
 
 
 @pytest.fixture
@@ -91,17 +82,8 @@ async def app(settings: Settings, provider: UnreachableProvider) -> Litestar:
 
 
 @pytest.fixture
-async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(app) as client:
-        yield client
-
-
-@pytest.fixture
 async def auth(app: Litestar, client: Client) -> dict[str, str]:
-    await create_account(app, "ada@example.com", Role.USER)
-    response = await login(client, "ada@example.com")
-    assert response.status_code == 200, response.text
-    return bearer(response.json()["access_token"])
+    return await signed_in(app, client)
 
 
 async def downloads(client: Client, auth: dict[str, str], settings: Settings) -> list[str]:

@@ -283,14 +283,7 @@ async def test_the_sweeper_deletes_old_objects_no_row_or_blob_names(
     env = {"UPLOAD_SESSION_TTL_SECONDS": "2"}
     if backend == "s3":
         server: S3Server = request.getfixturevalue("s3_server")
-        env.update(
-            STORAGE_BACKEND="s3",
-            S3_BUCKET=server.bucket,
-            S3_ENDPOINT_URL=server.endpoint_url,
-            S3_REGION=server.region,
-            AWS_ACCESS_KEY_ID=server.access_key_id,
-            AWS_SECRET_ACCESS_KEY=server.secret_access_key,
-        )
+        env.update(server.env())
     settings = make_settings(**env)
     app = make_app(settings)
     async with AsyncTestClient(app) as client:

@@ -8,22 +8,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from dishka import Provider, Scope, provide
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from orbsurv.adapters.scanning.signature import SignatureScanner
 from orbsurv.application.errors import ScannerUnavailable
 from orbsurv.application.ports import MalwareScanner, ObjectStorage, ScanSession
-from orbsurv.domain.identity import Role
 from orbsurv.main.app import build_container, make_app
 from orbsurv.main.settings import Settings
-from tests.api.identity_helpers import Client, bearer, create_account, fetch, login
+from tests.api.identity_helpers import Client, fetch, signed_in
 from tests.conftest import SettingsFactory
 
 BASE = "/api/v1/software-packages"
@@ -76,17 +74,8 @@ async def app(settings: Settings, switch: Switch) -> Litestar:
 
 
 @pytest.fixture
-async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(app) as client:
-        yield client
-
-
-@pytest.fixture
 async def auth(app: Litestar, client: Client) -> dict[str, str]:
-    await create_account(app, "ada@example.com", Role.USER)
-    response = await login(client, "ada@example.com")
-    assert response.status_code == 200, response.text
-    return bearer(response.json()["access_token"])
+    return await signed_in(app, client)
 
 
 def blob(size: int, seed: int) -> bytes:
@@ -118,6 +107,17 @@ async def tus_patch(
     return await client.patch(
         url, content=body, headers={**auth, **TUS, **OCTETS, "Upload-Offset": str(offset)}
     )
+
+
+async def unpublished(
+    client: Client, auth: dict[str, str], switch: Switch, data: bytes, version: str
+) -> str:
+    """A tus upload of ``data`` whose bytes all arrived while the scanner was down (503, nothing
+    published); its URL. The scanner is left down."""
+    url = await tus_create(client, auth, len(data), version)
+    switch.down = True
+    assert (await tus_patch(client, auth, url, 0, data)).status_code == 503
+    return url
 
 
 async def tus_offset(client: Client, auth: dict[str, str], url: str) -> int:
@@ -189,9 +189,7 @@ async def test_an_empty_patch_at_the_length_publishes_and_more_bytes_are_413(
     client: Client, auth: dict[str, str], switch: Switch, settings: Settings
 ) -> None:
     data = blob(500, seed=2)
-    url = await tus_create(client, auth, len(data), "1.0.0")
-    switch.down = True
-    assert (await tus_patch(client, auth, url, 0, data)).status_code == 503
+    url = await unpublished(client, auth, switch, data, "1.0.0")
     switch.down = False
     too_much = await tus_patch(client, auth, url, len(data) - 1, data[-1:] + b"x")
     assert too_much.status_code == 413, too_much.text
@@ -238,9 +236,7 @@ async def test_the_worker_publishes_an_upload_left_finalizing(
     client: Client, auth: dict[str, str], switch: Switch, settings: Settings
 ) -> None:
     data = blob(4000, seed=4)
-    url = await tus_create(client, auth, len(data), "3.0.0")
-    switch.down = True
-    assert (await tus_patch(client, auth, url, 0, data)).status_code == 503
+    url = await unpublished(client, auth, switch, data, "3.0.0")
 
     from orbsurv.main.worker import publish_uploads
 
@@ -304,9 +300,7 @@ async def test_two_workers_publish_a_stuck_upload_once(
     from orbsurv.main.worker import publish_uploads
 
     data = blob(2500, seed=6)
-    url = await tus_create(client, auth, len(data), "4.0.0")
-    switch.down = True
-    assert (await tus_patch(client, auth, url, 0, data)).status_code == 503
+    url = await unpublished(client, auth, switch, data, "4.0.0")
     switch.down = False
     workers = [build_container(settings, ScannerProvider(switch)) for _ in range(2)]
     try:

@@ -9,16 +9,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,8 +24,9 @@ import pytest
 from tusclient import client as tus
 
 from tests.conftest import S3Server, create_postgres_database, drop_postgres_database
-from tests.e2e.conftest import CLI, clean_env, wait_until_healthy
-from tests.services import IN_CI, free_port, require
+from tests.e2e.conftest import clean_env
+from tests.live import serving
+from tests.services import IN_CI, require
 
 API = "/api/v1"
 UPLOADS = f"{API}/software-packages/uploads"
@@ -42,45 +39,6 @@ SECRETS = {
     "EMAIL_VERIFY_SECRET": "e2e-verify-" + "v" * 40,
     "PASSWORD_RESET_SECRET": "e2e-reset-" + "r" * 40,
 }
-
-
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def kill(self) -> None:
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=60)
-
-
-@contextmanager
-def serve(workdir: Path, env: dict[str, str]) -> Iterator[Server]:
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    log_path = workdir / f"server-{port}.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [*CLI, "serve", "--port", str(port)],
-        cwd=workdir,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    server = Server(f"http://127.0.0.1:{port}", process, log_path)
-    try:
-        wait_until_healthy(server.url, process, deadline_seconds=DEADLINE)
-        yield server
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-        log.close()
 
 
 def sign_up(base: str) -> dict[str, str]:
@@ -115,7 +73,15 @@ def head_offset(base: str, auth: dict[str, str], upload_id: str) -> int:
     return int(response.headers["upload-offset"])
 
 
-def patch(base: str, auth: dict[str, str], upload_id: str, offset: int, body: bytes) -> Any:
+def patch(
+    base: str,
+    auth: dict[str, str],
+    upload_id: str,
+    offset: int,
+    body: bytes,
+    timeout: float = DEADLINE,
+) -> Any:
+    """A tus PATCH of ``body`` at ``offset``; waits up to ``timeout`` seconds for the answer."""
     return httpx.patch(
         f"{base}{UPLOADS}/{upload_id}",
         content=body,
@@ -124,7 +90,7 @@ def patch(base: str, auth: dict[str, str], upload_id: str, offset: int, body: by
             "Content-Type": "application/offset+octet-stream",
             "Upload-Offset": str(offset),
         },
-        timeout=DEADLINE,
+        timeout=timeout,
     )
 
 
@@ -198,8 +164,9 @@ class RawPatch:
 # --- one server on the default adapters (SQLite, local files, the database lock) ----------
 
 
-@pytest.fixture
-def local_env(tmp_path: Path) -> dict[str, str]:
+def default_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The default adapters with everything under ``tmp_path``: SQLite at ``orbsurv.db``, files
+    under ``uploads``; fixed secrets; plus ``extra``."""
     return clean_env(
         **SECRETS,
         ENV="test",
@@ -207,14 +174,18 @@ def local_env(tmp_path: Path) -> dict[str, str]:
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'orbsurv.db'}",
         UPLOAD_ROOT=str(tmp_path / "uploads"),
         VAR_DIR=str(tmp_path / "var"),
-        UPLOAD_IDLE_TIMEOUT_SECONDS="3",
-        UPLOAD_LOCK_TTL_SECONDS="5",
+        **extra,
     )
+
+
+@pytest.fixture
+def local_env(tmp_path: Path) -> dict[str, str]:
+    return default_env(tmp_path, UPLOAD_IDLE_TIMEOUT_SECONDS="3", UPLOAD_LOCK_TTL_SECONDS="5")
 
 
 def test_tuspy_uploads_unmodified_with_checksums(tmp_path: Path, local_env: dict[str, str]) -> None:
     data = data_of(7 * MiB + 321, "tuspy")
-    with serve(tmp_path / "srv", local_env) as server:
+    with serving(tmp_path / "srv", local_env, DEADLINE) as server:
         auth = sign_up(server.url)
         client = tus.TusClient(f"{server.url}{UPLOADS}", headers=auth)
         uploader = client.uploader(
@@ -235,7 +206,7 @@ def test_sigkill_mid_patch_then_resume_on_a_fresh_process(
     tmp_path: Path, local_env: dict[str, str]
 ) -> None:
     data = data_of(14 * MiB, "kill")
-    with serve(tmp_path / "srv", local_env) as first:
+    with serving(tmp_path / "srv", local_env, DEADLINE) as first:
         auth = sign_up(first.url)
         upload_id = init(first.url, auth, len(data))
         raw = RawPatch(first.url, auth, upload_id, 0, len(data))
@@ -243,7 +214,7 @@ def test_sigkill_mid_patch_then_resume_on_a_fresh_process(
         poll(lambda: head_offset(first.url, auth, upload_id) > 0, "a part became durable")
         first.kill()
         raw.close()
-    with serve(tmp_path / "srv", local_env) as second:
+    with serving(tmp_path / "srv", local_env, DEADLINE) as second:
         started = time.monotonic()
         offset = head_offset(second.url, auth, upload_id)
         assert 0 < offset <= 10 * MiB
@@ -260,7 +231,7 @@ def test_a_stalled_patch_does_not_block_its_own_resume(
     tmp_path: Path, local_env: dict[str, str]
 ) -> None:
     data = data_of(300_000, "stall")
-    with serve(tmp_path / "srv", local_env) as server:
+    with serving(tmp_path / "srv", local_env, DEADLINE) as server:
         auth = sign_up(server.url)
         upload_id = init(server.url, auth, len(data))
         stalled = RawPatch(server.url, auth, upload_id, 0, len(data))
@@ -305,7 +276,7 @@ def test_tus_js_client_uploads_unmodified(tmp_path: Path, local_env: dict[str, s
     data = data_of(6 * MiB + 99, "tus-js")
     source = tmp_path / "pkg.bin"
     source.write_bytes(data)
-    with serve(tmp_path / "srv", local_env) as server:
+    with serving(tmp_path / "srv", local_env, DEADLINE) as server:
         auth = sign_up(server.url)
         token = auth["Authorization"].split(" ", 1)[1]
         meta = {"package_name": "js-pkg", "version": "3.0.0-beta.1", "filename": "pkg.bin"}
@@ -331,12 +302,7 @@ def shared_env(tmp_path: Path, s3_server: S3Server, redis_url: str) -> Iterator[
             LOG_LEVEL="WARNING",
             DATABASE_URL=url,
             REDIS_URL=redis_url,
-            STORAGE_BACKEND="s3",
-            S3_BUCKET=s3_server.bucket,
-            S3_ENDPOINT_URL=s3_server.endpoint_url,
-            S3_REGION=s3_server.region,
-            AWS_ACCESS_KEY_ID=s3_server.access_key_id,
-            AWS_SECRET_ACCESS_KEY=s3_server.secret_access_key,
+            **s3_server.env(),
             VAR_DIR=str(tmp_path / "var"),
             UPLOAD_IDLE_TIMEOUT_SECONDS="5",
         )
@@ -347,8 +313,8 @@ def shared_env(tmp_path: Path, s3_server: S3Server, redis_url: str) -> Iterator[
 def test_two_servers_take_alternate_chunks(tmp_path: Path, shared_env: dict[str, str]) -> None:
     data = data_of(23 * MiB + 17, "alternate")
     with (
-        serve(tmp_path / "a", shared_env) as a,
-        serve(tmp_path / "b", shared_env) as b,
+        serving(tmp_path / "a", shared_env, DEADLINE) as a,
+        serving(tmp_path / "b", shared_env, DEADLINE) as b,
     ):
         auth = sign_up(a.url)
         upload_id = init(a.url, auth, len(data))
@@ -374,8 +340,8 @@ def test_concurrent_patches_on_one_upload_never_interleave(
     size = 6 * MiB
     first_body, second_body = b"a" * size, b"b" * size
     with (
-        serve(tmp_path / "a", shared_env) as a,
-        serve(tmp_path / "b", shared_env) as b,
+        serving(tmp_path / "a", shared_env, DEADLINE) as a,
+        serving(tmp_path / "b", shared_env, DEADLINE) as b,
     ):
         auth = sign_up(a.url)
         upload_id = init(a.url, auth, size)

@@ -21,7 +21,6 @@ import asyncio
 import concurrent.futures
 import json
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -43,10 +42,17 @@ from tests.conftest import (
     SmtpServer,
     create_postgres_database,
     drop_postgres_database,
+    moto_s3,
 )
-from tests.faults.proxy import FaultProxy
+from tests.fault_proxy import FaultProxy
 from tests.live import CLI, Server, clean_env, serving
-from tests.services import clamd_missing_reason, free_port, require, start_clamd, wait_for_port
+from tests.services import (
+    RedisProcess,
+    clamd_missing_reason,
+    free_port,
+    require,
+    start_clamd,
+)
 
 API = "/api/v1"
 PASSWORD = "correct horse battery"
@@ -153,50 +159,6 @@ def fault_times(
 
 
 # --- dependencies of the run's own ----------------------------------------------------------
-
-
-class RedisProcess:
-    """A ``redis-server`` on a free loopback port, nothing persisted, that a row can stop, start
-    and restart empty on the same port."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.skip("redis-server is not installed")
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.directory),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        if not wait_for_port("127.0.0.1", self.port, 20):
-            raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=20)
-        self.process = None
-
-    def restart_empty(self) -> None:
-        self.stop()
-        self.start()
 
 
 class Tmpfs:
@@ -354,60 +316,41 @@ def _base_env(workdir: Path) -> dict[str, str]:
 def pg_stack(tmp_path_factory: pytest.TempPathFactory, common: Common) -> Iterator[Stack]:
     """The production shape: PostgreSQL, Redis, S3, clamd, SMTP and the AI model, all proxied."""
     require("postgres")
-    from moto.server import ThreadedMotoServer
-
-    from orbsurv.adapters.storage.s3 import make_s3_client
-
     workdir = tmp_path_factory.mktemp("faults-pg")
     name, direct_url = run_async(create_postgres_database)
     upgrade(direct_url)
     redis = RedisProcess(workdir)
     redis.start()
-    moto_port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
-    moto.start()
-    s3 = S3Server(endpoint_url=f"http://127.0.0.1:{moto_port}", bucket="orbsurv-faults")
-    make_s3_client(
-        endpoint_url=s3.endpoint_url,
-        region=s3.region,
-        access_key_id=s3.access_key_id,
-        secret_access_key=s3.secret_access_key,
-    ).create_bucket(Bucket=s3.bucket)
-    proxies = _new_proxies(common)
-    proxies["postgres"] = FaultProxy(POSTGRES_HOST, POSTGRES_PORT)
-    proxies["redis"] = FaultProxy("127.0.0.1", redis.port)
-    proxies["s3"] = FaultProxy("127.0.0.1", moto_port)
-    env = {
-        **_base_env(workdir),
-        **_env_for(proxies),
-        "DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:{proxies['postgres'].port}/{name}",
-        "REDIS_URL": f"redis://127.0.0.1:{proxies['redis'].port}/0",
-        "STORAGE_BACKEND": "s3",
-        "S3_BUCKET": s3.bucket,
-        "S3_ENDPOINT_URL": f"http://127.0.0.1:{proxies['s3'].port}",
-        "S3_REGION": s3.region,
-        "AWS_ACCESS_KEY_ID": s3.access_key_id,
-        "AWS_SECRET_ACCESS_KEY": s3.secret_access_key,
-    }
-    try:
-        with serving(workdir, env, deadline_seconds=120) as server:
-            yield Stack(
-                "postgres",
-                server,
-                workdir,
-                env,
-                proxies,
-                common.smtp,
-                common.model,
-                redis=redis,
-                s3=s3,
-            )
-    finally:
-        for proxy in proxies.values():
-            proxy.close()
-        redis.stop()
-        moto.stop()
-        run_async(lambda: drop_postgres_database(name))
+    with moto_s3("orbsurv-faults") as s3:
+        proxies = _new_proxies(common)
+        proxies["postgres"] = FaultProxy(POSTGRES_HOST, POSTGRES_PORT)
+        proxies["redis"] = FaultProxy("127.0.0.1", redis.port)
+        proxies["s3"] = FaultProxy("127.0.0.1", int(s3.endpoint_url.rsplit(":", 1)[1]))
+        env = {
+            **_base_env(workdir),
+            **_env_for(proxies),
+            "DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:{proxies['postgres'].port}/{name}",
+            "REDIS_URL": f"redis://127.0.0.1:{proxies['redis'].port}/0",
+            **s3.env(f"http://127.0.0.1:{proxies['s3'].port}"),
+        }
+        try:
+            with serving(workdir, env, deadline_seconds=120) as server:
+                yield Stack(
+                    "postgres",
+                    server,
+                    workdir,
+                    env,
+                    proxies,
+                    common.smtp,
+                    common.model,
+                    redis=redis,
+                    s3=s3,
+                )
+        finally:
+            for proxy in proxies.values():
+                proxy.close()
+            redis.stop()
+            run_async(lambda: drop_postgres_database(name))
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""The fault proxy itself: each mode does what the fault tier relies on, and ``pass`` heals."""
+"""The fault proxy itself: each mode does what the fault tier relies on, and ``pass`` heals; and
+the black hole and the resetter built on it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.faults.proxy import FaultProxy
+from tests.fault_proxy import FaultProxy, Resetter, black_hole
 
 
 @pytest.fixture
@@ -153,3 +154,31 @@ def test_mode_changes_do_not_leak_connections(proxy: FaultProxy) -> None:
     while proxy.connections() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert proxy.connections() == 0  # a client's FIN closes its pair
+
+
+def test_a_black_hole_accepts_counts_and_never_answers() -> None:
+    with black_hole() as hole, connect(hole) as sock:
+        sock.settimeout(0.5)
+        sock.sendall(b"anyone there?")
+        with pytest.raises(TimeoutError):
+            sock.recv(1)
+        assert hole.accepted == 1
+        assert hole.connections() == 1  # kept open
+
+
+def test_a_resetter_reads_then_resets() -> None:
+    with Resetter() as resetter, connect(resetter) as sock:
+        sock.sendall(b"zINSTREAM\0")
+        sock.settimeout(5)
+        with pytest.raises(ConnectionResetError):
+            sock.recv(1)
+        assert resetter.accepted == 1
+
+
+def test_a_proxy_can_start_refusing(echo: int) -> None:
+    with FaultProxy("127.0.0.1", echo, mode="refuse") as gate:
+        with pytest.raises(ConnectionRefusedError):
+            connect(gate)
+        gate.set_mode("pass")
+        with connect(gate) as sock:
+            assert round_trip(sock, b"open") == b"open"

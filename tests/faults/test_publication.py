@@ -3,8 +3,8 @@
 clamd answers again their retry publishes it. And a stored file lost from disk: a
 problem+json from us, not the server's plain answer.
 
-clamd sits behind a gate of our own: a loopback port that forwards to the test clamd while
-open and refuses connections while closed, as a clamd that is down does.
+clamd sits behind a fault proxy that refuses connections, as a clamd that is down does, until
+the test lets it through.
 """
 
 from __future__ import annotations
@@ -12,14 +12,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import socket
 import sqlite3
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -27,99 +23,37 @@ from tusclient import client as tus
 from tusclient.exceptions import TusCommunicationError
 
 from tests.conftest import ClamdServer
-from tests.e2e.conftest import clean_env
 from tests.e2e.test_package_uploads import (
-    SECRETS,
+    DEADLINE,
     UPLOADS,
+    MiB,
     data_of,
-    serve,
+    default_env,
+    poll,
     sign_up,
     tus_js_client,
 )
-from tests.services import free_port
+from tests.fault_proxy import FaultProxy
+from tests.live import serving
 
 pytestmark = pytest.mark.slow
 
-MiB = 1024 * 1024
-DEADLINE = 120.0  # seconds; generous for a machine with both cores busy
-
-
-class Gate:
-    """A loopback port forwarding to ``target`` while open; refusing connections while
-    closed (nothing listens on it)."""
-
-    def __init__(self, target: int) -> None:
-        self.target = target
-        self.port = free_port()
-        self._listener: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-
-    def open(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(16)
-        listener.settimeout(0.1)
-        self._listener = listener
-        self._thread = threading.Thread(target=self._accept, args=(listener,), daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def _accept(self, listener: socket.socket) -> None:
-        while self._listener is listener:
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target), timeout=10)
-            except OSError:
-                conn.close()
-                continue
-            for source, sink in ((conn, upstream), (upstream, conn)):
-                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
-
-
-def _pump(source: socket.socket, sink: socket.socket) -> None:
-    try:
-        source.settimeout(None)
-        while chunk := source.recv(65536):
-            sink.sendall(chunk)
-        sink.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass
-
 
 @pytest.fixture
-def gate(clamd_server: ClamdServer) -> Iterator[Gate]:
-    gate = Gate(clamd_server.port)
-    yield gate
-    gate.close()
+def gate(clamd_server: ClamdServer) -> Iterator[FaultProxy]:
+    """clamd behind a proxy that starts refusing connections, as a clamd that is down does;
+    ``set_mode("pass")`` brings it back."""
+    with FaultProxy("127.0.0.1", clamd_server.port, mode="refuse") as gate:
+        yield gate
 
 
 @pytest.fixture
 def base_env(tmp_path: Path) -> dict[str, str]:
-    return clean_env(
-        **SECRETS,
-        ENV="test",
-        LOG_LEVEL="WARNING",
-        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'orbsurv.db'}",
-        UPLOAD_ROOT=str(tmp_path / "uploads"),
-        VAR_DIR=str(tmp_path / "var"),
-    )
+    return default_env(tmp_path)
 
 
 @pytest.fixture
-def env(base_env: dict[str, str], gate: Gate) -> dict[str, str]:
+def env(base_env: dict[str, str], gate: FaultProxy) -> dict[str, str]:
     return {
         **base_env,
         "MALWARE_SCANNER": "clamd",
@@ -139,21 +73,13 @@ def versions(database: Path) -> list[str]:
         return [row[0] for row in conn.execute("SELECT version FROM package_versions")]
 
 
-def poll(check: Any, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.05)
-
-
 def test_tuspy_reports_no_success_until_published(
-    tmp_path: Path, env: dict[str, str], gate: Gate
+    tmp_path: Path, env: dict[str, str], gate: FaultProxy
 ) -> None:
     data = data_of(3 * MiB + 7, "tuspy-clamd-down")
     database = tmp_path / "orbsurv.db"
     meta = {"package_name": "gated-pkg", "version": "1.0.0", "filename": "g.bin"}
-    with serve(tmp_path / "srv", env) as server:
+    with serving(tmp_path / "srv", env, DEADLINE) as server:
         auth = sign_up(server.url)
         client = tus.TusClient(f"{server.url}{UPLOADS}", headers=auth)
         uploader = client.uploader(file_stream=io.BytesIO(data), chunk_size=2 * MiB, metadata=meta)
@@ -173,7 +99,7 @@ def test_tuspy_reports_no_success_until_published(
             resumed.upload()
         assert versions(database) == []
 
-        gate.open()
+        gate.set_mode("pass")
         again = client.uploader(file_stream=io.BytesIO(data), chunk_size=2 * MiB, url=url)
         again.upload()  # sends the last byte again: published
         assert again.offset == len(data)
@@ -191,14 +117,14 @@ def test_tuspy_reports_no_success_until_published(
 
 
 def test_tus_js_client_reports_no_success_until_published(
-    tmp_path: Path, env: dict[str, str], gate: Gate
+    tmp_path: Path, env: dict[str, str], gate: FaultProxy
 ) -> None:
     script = tus_js_client()
     data = data_of(2 * MiB + 11, "tus-js-clamd-down")
     source = tmp_path / "pkg.bin"
     source.write_bytes(data)
     database = tmp_path / "orbsurv.db"
-    with serve(tmp_path / "srv", env) as server:
+    with serving(tmp_path / "srv", env, DEADLINE) as server:
         token = sign_up(server.url)["Authorization"].split(" ", 1)[1]
 
         def upload(version: str) -> subprocess.Popen[str]:
@@ -228,7 +154,7 @@ def test_tus_js_client_reports_no_success_until_published(
             lambda: ("finalizing", len(data), len(data)) in sessions(database)[1:],
             "the second upload failed to publish",
         )
-        gate.open()
+        gate.set_mode("pass")
         out, err = back.communicate(timeout=DEADLINE)
         assert back.returncode == 0, err
         answer = json.loads(out.strip().splitlines()[-1])
@@ -245,7 +171,7 @@ def test_a_lost_local_file_is_a_problem_not_the_servers_404(
 ) -> None:
     """Local storage hands whole files to the server (pathsend): a file gone from disk was the
     server's own plain-text 404 after a 200 had begun; it is our problem+json now."""
-    with serve(tmp_path / "srv", base_env) as server:
+    with serving(tmp_path / "srv", base_env, DEADLINE) as server:
         auth = sign_up(server.url)
         created = httpx.post(
             f"{server.url}/api/v1/projects",

@@ -12,15 +12,24 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.faults.revocation_fixtures import OwnRedis, api_server, own_redis, server_env
+from tests.faults.conftest import SECRETS
+from tests.live import clean_env, running_server
+from tests.services import RedisProcess, own_redis
 
 PASSWORD = "correct horse battery"
+
+
+def server_env(**overrides: str) -> dict[str, str]:
+    """Fixed secrets (a restarted process must accept the tokens of the one before) and
+    ``overrides``."""
+    return clean_env(ENV="test", **SECRETS, **overrides)
+
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def redis_server() -> Iterator[OwnRedis]:
+def redis_server() -> Iterator[RedisProcess]:
     with own_redis() as server:
         yield server
 
@@ -63,25 +72,25 @@ def log_out(url: str, token: str) -> httpx.Response:
 
 
 def test_redis_restarted_empty_forgets_no_logout(
-    tmp_path: Path, database: str, redis_server: OwnRedis
+    tmp_path: Path, database: str, redis_server: RedisProcess
 ) -> None:
     env = server_env(DATABASE_URL=database, REDIS_URL=redis_server.url)
-    with api_server(tmp_path, env) as url:
+    with running_server(tmp_path, env, 90) as url:
         token = sign_up(url)
         assert me(url, token) == 200
         assert log_out(url, token).status_code == 204
         assert me(url, token) == 401
     redis_server.restart_empty()
-    with api_server(tmp_path, env) as url:  # a process that never saw the logout
+    with running_server(tmp_path, env, 90) as url:  # a process that never saw the logout
         assert me(url, token) == 401
 
 
 @pytest.mark.postgres
 def test_a_logout_while_redis_is_down_is_kept_when_it_returns(
-    tmp_path: Path, postgres_url: str, redis_server: OwnRedis
+    tmp_path: Path, postgres_url: str, redis_server: RedisProcess
 ) -> None:
     env = server_env(DATABASE_URL=postgres_url, REDIS_URL=redis_server.url)
-    with api_server(tmp_path, env, workers=2) as url:
+    with running_server(tmp_path, env, 90, workers=2) as url:
         token, other = sign_up(url), sign_up(url)
         for _ in range(4):
             assert me(url, token) == 200
@@ -116,7 +125,7 @@ def test_a_logout_while_redis_is_down_is_kept_when_it_returns(
 
 @pytest.mark.postgres
 def test_a_silent_redis_delays_no_answer(
-    tmp_path: Path, postgres_url: str, redis_server: OwnRedis
+    tmp_path: Path, postgres_url: str, redis_server: RedisProcess
 ) -> None:
     """Redis paused (connections open, nothing answers): authenticated requests are answered at
     once, and a logout is refused on every worker within the bound: the worker that made it at
@@ -124,7 +133,7 @@ def test_a_silent_redis_delays_no_answer(
     they ask the database) or their database poll reads it (``REVOCATION_POLL_SECONDS``, 5 s),
     whichever comes first."""
     env = server_env(DATABASE_URL=postgres_url, REDIS_URL=redis_server.url)
-    with api_server(tmp_path, env, workers=2) as url:
+    with running_server(tmp_path, env, 90, workers=2) as url:
         token, other = sign_up(url), sign_up(url)
         assert me(url, token) == 200
         redis_server.pause()
@@ -150,10 +159,10 @@ def test_a_silent_redis_delays_no_answer(
 
 def test_embedded_default_keeps_a_logout_across_a_restart(tmp_path: Path) -> None:
     env = server_env(VAR_DIR=str(tmp_path / "var"))
-    with api_server(tmp_path, env) as url:
+    with running_server(tmp_path, env, 90) as url:
         token = sign_up(url)
         assert me(url, token) == 200
         assert log_out(url, token).status_code == 204
         assert me(url, token) == 401
-    with api_server(tmp_path, env) as url:
+    with running_server(tmp_path, env, 90) as url:
         assert me(url, token) == 401

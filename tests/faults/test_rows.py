@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.test_package_uploads import UPLOADS, patch
+from tests.fault_proxy import Mode
 from tests.faults.conftest import (
     API,
     BOUND,
@@ -31,7 +33,6 @@ from tests.faults.conftest import (
     sign_up,
     until,
 )
-from tests.faults.proxy import Mode
 from tests.live import serving
 
 pytestmark = [pytest.mark.slow]
@@ -284,20 +285,8 @@ def test_s3_lost_object(pg: Stack, fault_times: FaultTimes) -> None:
     assert healed.content == data
 
 
-UPLOADS = f"{API}/software-packages/uploads"
-
-
 def patch_chunk(url: str, auth: dict[str, str], upload_id: str, offset: int, body: bytes) -> Any:
-    return httpx.patch(
-        f"{url}{UPLOADS}/{upload_id}",
-        content=body,
-        headers={
-            **auth,
-            "Content-Type": "application/offset+octet-stream",
-            "Upload-Offset": str(offset),
-        },
-        timeout=BOUND + 10,
-    )
+    return patch(url, auth, upload_id, offset, body, timeout=BOUND + 10)
 
 
 @pytest.mark.postgres

@@ -42,7 +42,7 @@ from litestar import Request, Response
 from litestar.response.base import ASGIResponse
 from litestar.types import Receive, Send
 
-from orbsurv.adapters.http.problems import problem
+from orbsurv.adapters.http.problems import problem, unavailable
 from orbsurv.adapters.storage.local import LocalObjectStorage
 from orbsurv.application.errors import ObjectNotFound
 from orbsurv.application.ports import ObjectStorage
@@ -239,12 +239,11 @@ async def _stored_fault(
         size = await storage.size(item.key)
     except DependencyUnavailable as failed:
         logger.warning("download of %s: the storage failed (%s)", item.key, failed.code)
-        return problem(
+        return unavailable(
             request,
-            503,
             "The file storage is unavailable; try again in a moment.",
-            code="storage_unavailable",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            "storage_unavailable",
+            retry_after=RETRY_AFTER_SECONDS,
         )
     if size == item.size:
         return None

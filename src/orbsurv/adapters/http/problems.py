@@ -121,6 +121,19 @@ def problem(
     return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=all_headers)
 
 
+def unavailable(
+    request: Request[Any, Any, Any],
+    detail: str,
+    code: str,
+    *,
+    retry_after: int = RETRY_AFTER_SECONDS,
+) -> Response[Any]:
+    """The answer to a dependency's fault: 503 ``code`` with ``Retry-After: retry_after``
+    (seconds). The caller logs the fault; ``detail`` names the dependency and never carries
+    driver text (API.md, Conventions, Faults)."""
+    return problem(request, 503, detail, code=code, headers={"Retry-After": str(retry_after)})
+
+
 _MISSING_FIELD = re.compile(r"Object missing required field `([^`]+)`")
 # Litestar's kwargs extractor raises a bare ValidationException (no ``extra``) when a required
 # query, header, cookie or path parameter is absent; its detail names the parameter by its
@@ -250,12 +263,10 @@ def _database_handler(request: Request[Any, Any, Any], exc: Exception) -> Respon
     logger.warning(
         "database unavailable on %s %s%s", request.method, request.url.path, root_cause(exc)
     )
-    return problem(
+    return unavailable(
         request,
-        503,
         "The database is busy or unavailable; try again in a moment.",
-        code="dependency_unavailable",
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        "dependency_unavailable",
     )
 
 
@@ -325,4 +336,11 @@ def document_problems(openapi: OpenAPI) -> None:
             operation.responses = responses
 
 
-__all__ = ["MediaType", "ProblemDetail", "document_problems", "exception_handlers", "problem"]
+__all__ = [
+    "MediaType",
+    "ProblemDetail",
+    "document_problems",
+    "exception_handlers",
+    "problem",
+    "unavailable",
+]

@@ -1,4 +1,5 @@
-"""A TCP fault proxy on 127.0.0.1 for tests that drive it from synchronous code.
+"""A TCP fault proxy on 127.0.0.1, and two misbehaving servers built on it, for the API tests
+(in-process app) and the fault tier (real server process) alike.
 
 ``FaultProxy(target_host, target_port)`` listens on a free loopback port and forwards every
 connection to the target. Its mode can change at any moment, and ``set_mode`` returns only once
@@ -15,7 +16,12 @@ the new mode is in force:
   read and dropped, nothing is forwarded: a client sees a peer that never answers.
 
 A thread accepts, and two threads per connection pump bytes; each polls its socket with a short
-timeout, so nothing blocks a mode change for longer than about ``POLL_SECONDS``.
+timeout, so nothing blocks a mode change for longer than about ``POLL_SECONDS``. Threads, not the
+test's event loop: the in-process test client blocks that loop while a request is served.
+
+- ``black_hole()``: a proxy with no upstream, in ``blackhole`` from the start (a paused or
+  partitioned server that accepts and never answers).
+- ``Resetter``: accepts, reads the client's first bytes, then resets the connection.
 """
 
 from __future__ import annotations
@@ -141,9 +147,12 @@ class _Pair:
 
 
 class FaultProxy:
-    """Forward ``127.0.0.1:<port>`` to ``(target_host, target_port)`` with switchable faults."""
+    """Forward ``127.0.0.1:<port>`` to ``(target_host, target_port)`` with switchable faults,
+    starting in ``mode`` (``refuse``: the port is chosen, nothing listens on it yet)."""
 
-    def __init__(self, target_host: str, target_port: int, *, port: int = 0) -> None:
+    def __init__(
+        self, target_host: str, target_port: int, *, port: int = 0, mode: Mode = "pass"
+    ) -> None:
         self.target = (target_host, target_port)
         self.mode: Mode = "pass"
         self.accepted = 0  # connections accepted since the start, in any mode
@@ -154,6 +163,8 @@ class FaultProxy:
         self.port: int = self._listener.getsockname()[1]
         self._thread = threading.Thread(target=self._accept_loop, daemon=True)
         self._thread.start()
+        if mode != "pass":
+            self.set_mode(mode)  # before anyone knows the port
 
     @property
     def host(self) -> str:
@@ -261,3 +272,33 @@ class FaultProxy:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def black_hole() -> FaultProxy:
+    """A server that accepts and reads, never answers and never closes: a proxy whose target is a
+    closed port (never contacted while in ``blackhole``). ``accepted`` counts its connections."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed_port: int = probe.getsockname()[1]
+    return FaultProxy("127.0.0.1", closed_port, mode="blackhole")
+
+
+class Resetter(FaultProxy):
+    """Accepts, reads the client's first bytes (up to 64, or until it has waited a second), then
+    closes the connection with an RST: a server that dies under a request it has begun to read.
+    Its mode is not used."""
+
+    def __init__(self) -> None:
+        super().__init__("127.0.0.1", 0, mode="reset")
+
+    def _admit(self, client: socket.socket) -> None:
+        with self._lock:
+            self.accepted += 1
+        threading.Thread(target=self._read_then_reset, args=(client,), daemon=True).start()
+
+    @staticmethod
+    def _read_then_reset(client: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            client.settimeout(1)
+            client.recv(64)
+        _reset(client)
