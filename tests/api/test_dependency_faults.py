@@ -94,8 +94,9 @@ async def test_a_paused_s3_is_503_within_its_bounds_and_keeps_nothing(
     assert response.headers["retry-after"] == "1"
     assert "storage" in body["detail"]
     assert_no_leak(body)
-    # the PutObject and the DeleteObject of the clean-up: one read timeout each, no retries
-    assert elapsed < 5, elapsed
+    # the PutObject alone (one read timeout, no retries): removing what it may have left is
+    # the sweep's job, not another timeout for the client to wait out
+    assert elapsed < 3, elapsed
     assert hole.accepted >= 1
     assert await count(settings, "projects") == 0
     assert await usage(settings) == [(0, 0)]

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import clean_env, run_cli, running_server
+from tests.live import serving
 from tests.services import free_port
 
 
@@ -89,14 +90,15 @@ def test_serve_says_where_it_listens_and_what_it_uses(tmp_path: Path) -> None:
     state = tmp_path / "state"
     env = clean_env(ENV="test", VAR_DIR=str(state), AUTH_REQUIRE_VERIFIED_EMAIL="true")
     env.update(SUPERUSER_EMAIL="root@example.com", SUPERUSER_PASSWORD="correct horse battery")
-    with running_server(tmp_path, env) as url:
+    with serving(tmp_path, env) as server:
+        url = server.url
         login = httpx.post(
             f"{url}/api/v1/auth/login",
             json={"email": "root@example.com", "password": "correct horse battery"},
         )
         assert httpx.get(f"{url}/api/v1/readyz").status_code == 200
     assert login.status_code == 200, login.text  # the seeded account counts as verified
-    log = (tmp_path / "server.log").read_text()
+    log = server.log_text()
     assert f"starting 1 worker(s) on {url}" in log
     assert f"database sqlite+aiosqlite:///{state}/orbsurv.db" in log
     assert f"storage local files under {state}/uploads" in log

@@ -246,7 +246,11 @@ def test_s3(pg: Stack, mode: Mode, fault_times: FaultTimes) -> None:
 @pytest.mark.redis
 def test_s3_lost_object(pg: Stack, fault_times: FaultTimes) -> None:
     """An object lost from the bucket: its download is a problem+json answer (not a 500 or a cut
-    stream); uploading the same bytes again heals it (deduplication stores the blob anew)."""
+    stream), every time; a project's object is its own (no deduplication), so the owner's new
+    upload of the same bytes is a new project that downloads, and the lost one says so. (Package
+    versions share content-addressed blobs: publishing the same bytes again restores the shared
+    object: ``test_reuploading_lost_bytes_heals_the_blob`` in tests/api/test_upload_publication.)
+    """
     assert pg.s3 is not None
     from orbsurv.adapters.storage.s3 import make_s3_client
 
@@ -273,16 +277,22 @@ def test_s3_lost_object(pg: Stack, fault_times: FaultTimes) -> None:
     started = time.monotonic()
     response, _ = timed(lambda: httpx.get(link, headers=auth, timeout=BOUND + 10))
     fault_times.record(row, answer=time.monotonic() - started)
-    assert response.status_code in {404, 410, 503}, (response.status_code, response.text[:300])
+    assert response.status_code == 404, (response.status_code, response.text[:300])
     assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == "object_missing"
+    assert "x-request-id" in response.headers
+    head = httpx.head(link, headers=auth, timeout=BOUND + 10)
+    assert head.status_code == 404  # HEAD says what GET would
     started = time.monotonic()
     again = upload(pg.url, auth, data, name="Same bytes")
     assert again.status_code == 201, again.text
+    fresh = f"{pg.url}{API}/projects/{again.json()['id']}/download"
     healed, _ = until(
-        lambda: ok(httpx.get(link, headers=auth, timeout=BOUND + 10)), HEAL, "the healed download"
+        lambda: ok(httpx.get(fresh, headers=auth, timeout=BOUND + 10)), HEAL, "the new download"
     )
     fault_times.record(row, healed=time.monotonic() - started)
     assert healed.content == data
+    assert httpx.get(link, headers=auth, timeout=BOUND + 10).status_code == 404
 
 
 def patch_chunk(url: str, auth: dict[str, str], upload_id: str, offset: int, body: bytes) -> Any:

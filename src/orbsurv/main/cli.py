@@ -73,8 +73,16 @@ def _database_errors(settings: Settings) -> Iterator[None]:
     """Turn a database failure into one line that names the problem and the fix."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from orbsurv.application.faults import describe
+    from orbsurv.domain.errors import DependencyUnavailable
+
     try:
         yield
+    except DependencyUnavailable as exc:  # refused, reset or silent: the engine said which
+        raise CommandFailed(
+            f"cannot use the database at {_shown_url(settings.database_url)}: {exc.message} "
+            f"({describe(exc)}); check DATABASE_URL and that the server is running"
+        ) from None
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
         reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
         if "no such table" in reason or ("relation" in reason and "does not exist" in reason):

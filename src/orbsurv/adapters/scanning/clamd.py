@@ -29,6 +29,12 @@ MAX_CHUNK = 1024 * 1024  # bytes per INSTREAM frame; clamd reads frames into mem
 _END = struct.pack("!L", 0)
 
 
+#: What a clamd connection raises when clamd (not our code) fails: the socket's errors, the
+#: timeouts, and the ``RuntimeError`` uvloop raises for a write on a transport a reset closed
+#: underneath the stream ("unable to perform operation on <TCPTransport closed=True>").
+SOCKET_FAULTS: tuple[type[Exception], ...] = (OSError, TimeoutError, RuntimeError)
+
+
 def parse_address(address: str) -> tuple[str, int] | str:
     """``(host, port)`` for ``tcp://host:port``, a path for ``unix:///path`` or a bare path."""
     if address.startswith("tcp://"):
@@ -57,7 +63,7 @@ class ClamdScanSession:
             self._writer.write(data)
             async with asyncio.timeout(self._timeout):
                 await self._writer.drain()
-        except (OSError, TimeoutError) as error:
+        except SOCKET_FAULTS as error:
             await self.abort()
             raise ScannerUnavailable(
                 "The malware scanner stopped answering; the file was not kept."
@@ -74,7 +80,7 @@ class ClamdScanSession:
         try:
             async with asyncio.timeout(self._timeout):
                 raw = await self._reader.read(4096)
-        except (OSError, TimeoutError) as error:
+        except SOCKET_FAULTS as error:
             raise ScannerUnavailable("The malware scanner gave no verdict in time.") from error
         finally:
             await self.abort()
@@ -94,7 +100,7 @@ class ClamdScanSession:
         try:
             async with asyncio.timeout(self._timeout):
                 await self._writer.wait_closed()
-        except (OSError, TimeoutError):
+        except SOCKET_FAULTS:
             pass
 
 
@@ -117,7 +123,7 @@ class ClamdScanner:
                     return await asyncio.open_unix_connection(self._address)
                 host, port = self._address
                 return await asyncio.open_connection(host, port)
-        except (OSError, TimeoutError) as error:
+        except SOCKET_FAULTS as error:
             raise ScannerUnavailable(
                 "The malware scanner cannot be reached; try again later."
             ) from error
@@ -136,7 +142,7 @@ class ClamdScanner:
                 writer.write(b"zPING\0")
                 await writer.drain()
                 answer = await reader.read(64)
-        except (OSError, TimeoutError) as error:
+        except SOCKET_FAULTS as error:
             raise ScannerUnavailable("The malware scanner does not answer.") from error
         finally:
             writer.close()

@@ -32,7 +32,12 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from orbsurv.application.errors import MalwareDetected, ObjectTooLarge
+from orbsurv.application.errors import (
+    MalwareDetected,
+    ObjectTooLarge,
+    StorageFull,
+    StorageUnavailable,
+)
 from orbsurv.application.faults import log_failure
 from orbsurv.application.files.ports import (
     Cleanup,
@@ -156,7 +161,12 @@ class UploadProject:
         except BaseException as error:
             if session is not None:
                 await asyncio.shield(session.abort())
-            await asyncio.shield(self._discard(key, owner, reserved))
+            # A storage that just failed would only fail the removal too, after as long again:
+            # its marker is left for the sweep and the client is answered at once.
+            unreachable = isinstance(error, StorageUnavailable) and not isinstance(
+                error, StorageFull
+            )
+            await asyncio.shield(self._discard(key, owner, reserved, remove=not unreachable))
             if isinstance(error, MalwareDetected):
                 await self._record_malware(viewer, key, file_name, error.signature)
             raise
@@ -199,16 +209,19 @@ class UploadProject:
             raise
         return project
 
-    async def _discard(self, key: str, owner: str, reserved: int) -> None:
+    async def _discard(self, key: str, owner: str, reserved: int, *, remove: bool = True) -> None:
         """Undo a failed upload: release the reservation and remove the object. When the
-        object cannot be removed now (storage down), its marker becomes a "delete" marker the
-        sweep retries within a minute. If even that fails, the upload marker stays for it."""
+        object cannot be removed now (storage down, or ``remove`` false because it just
+        failed), its marker becomes a "delete" marker the sweep retries within a minute. If
+        even that fails, the upload marker stays for it."""
         try:
-            try:
-                await self.storage.delete(key)
-                removed = True
-            except DomainError:
-                removed = False
+            removed = False
+            if remove:
+                try:
+                    await self.storage.delete(key)
+                    removed = True
+                except DomainError:
+                    removed = False
             async with self.transactions() as work:
                 await work.quota.release(owner, reserved)
                 await work.cleanups.remove(key)
