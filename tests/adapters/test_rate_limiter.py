@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -10,8 +11,9 @@ import pytest
 
 from orbsurv.adapters.cache.limiter import FallbackRateLimiter, RedisRateLimiter
 from orbsurv.adapters.cache.memory import MemoryRateLimiter
-from orbsurv.adapters.cache.redis import make_redis
+from orbsurv.adapters.cache.redis import Breaker, make_redis
 from orbsurv.application.identity.ports import RateLimiter
+from tests.fault_proxy import black_hole
 from tests.services import free_port
 
 
@@ -137,3 +139,33 @@ async def test_peek_many_answers_each_key(limiter: RateLimiter) -> None:
     assert first.count == 1
     assert second.allowed
     assert second.count == 0
+
+
+async def test_a_silent_redis_costs_one_timeout_then_the_breaker_skips_it() -> None:
+    """A Redis that accepts and never answers: the first call waits out the client's timeout
+    and opens the breaker; the calls after it go straight to memory, still limiting; once the
+    breaker's window ends, Redis is tried again."""
+    hole = black_hole()
+    clock = [0.0]
+    client = make_redis(f"redis://127.0.0.1:{hole.port}/0", timeout=0.3)
+    limiter = FallbackRateLimiter(
+        RedisRateLimiter(client), breaker=Breaker(open_seconds=5, clock=lambda: clock[0])
+    )
+    try:
+        started = time.monotonic()
+        assert (await limiter.hit("k", limit=2, window_seconds=60)).allowed
+        first = time.monotonic() - started
+        started = time.monotonic()
+        assert (await limiter.hit("k", limit=2, window_seconds=60)).allowed
+        assert not (await limiter.hit("k", limit=2, window_seconds=60)).allowed
+        assert (await limiter.peek("k", limit=2)).count == 3
+        rest = time.monotonic() - started
+        assert first >= 0.3
+        assert rest < 0.2, rest  # no Redis timeout while the breaker is open
+        clock[0] = 6.0  # the window is over: Redis is asked again (and fails again)
+        started = time.monotonic()
+        await limiter.hit("k", limit=2, window_seconds=60)
+        assert time.monotonic() - started >= 0.3
+    finally:
+        await client.aclose()
+        hole.close()

@@ -12,14 +12,17 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from redis.asyncio import Redis
 
 from orbsurv.adapters.batching import Batcher
 from orbsurv.adapters.cache.memory import MemoryRateLimiter
-from orbsurv.adapters.cache.redis import REDIS_FAULTS
-from orbsurv.application.identity.ports import RateDecision
+from orbsurv.adapters.cache.redis import REDIS_FAULTS, Breaker
+from orbsurv.application.identity.ports import RateDecision, RateLimiter
+
+T = TypeVar("T")
 
 MAX_BATCH = 128  # events per script call; one call in flight at a time
 
@@ -116,13 +119,19 @@ class RedisRateLimiter:
 
 
 class FallbackRateLimiter:
-    """Redis while it answers; this process's own memory while it does not."""
+    """Redis while it answers; this process's own memory while it does not. After a failure
+    Redis is skipped for a few seconds (``Breaker``), so one request pays one timeout, not one
+    per key it checks."""
 
     def __init__(
-        self, primary: RedisRateLimiter, fallback: MemoryRateLimiter | None = None
+        self,
+        primary: RedisRateLimiter,
+        fallback: MemoryRateLimiter | None = None,
+        breaker: Breaker | None = None,
     ) -> None:
         self._primary = primary
         self._fallback = fallback or MemoryRateLimiter()
+        self._breaker = breaker or Breaker()
         self._warned_at = 0.0
 
     def _degraded(self) -> MemoryRateLimiter:
@@ -132,38 +141,33 @@ class FallbackRateLimiter:
             logger.warning("Redis unreachable: rate limits fall back to per-process memory")
         return self._fallback
 
+    async def _either(self, call: Callable[[RateLimiter], Awaitable[T]]) -> T:
+        """``call`` on Redis unless the breaker is open; on this process's memory otherwise or
+        when Redis fails (which opens the breaker)."""
+        if not self._breaker.open:
+            try:
+                return await call(self._primary)
+            except REDIS_FAULTS:
+                self._breaker.trip()
+        return await call(self._degraded())
+
     async def hit(
         self, key: str, *, limit: int, window_seconds: int, block_seconds: int | None = None
     ) -> RateDecision:
-        try:
-            return await self._primary.hit(
+        return await self._either(
+            lambda limiter: limiter.hit(
                 key, limit=limit, window_seconds=window_seconds, block_seconds=block_seconds
             )
-        except REDIS_FAULTS:
-            return await self._degraded().hit(
-                key, limit=limit, window_seconds=window_seconds, block_seconds=block_seconds
-            )
+        )
 
     async def peek(self, key: str, *, limit: int) -> RateDecision:
-        try:
-            return await self._primary.peek(key, limit=limit)
-        except REDIS_FAULTS:
-            return await self._degraded().peek(key, limit=limit)
+        return await self._either(lambda limiter: limiter.peek(key, limit=limit))
 
     async def peek_many(self, checks: Sequence[tuple[str, int]]) -> list[RateDecision]:
-        try:
-            return await self._primary.peek_many(checks)
-        except REDIS_FAULTS:
-            return await self._degraded().peek_many(checks)
+        return await self._either(lambda limiter: limiter.peek_many(checks))
 
     async def reset(self, key: str) -> None:
-        try:
-            await self._primary.reset(key)
-        except REDIS_FAULTS:
-            await self._degraded().reset(key)
+        await self._either(lambda limiter: limiter.reset(key))
 
     async def give_back(self, key: str) -> None:
-        try:
-            await self._primary.give_back(key)
-        except REDIS_FAULTS:
-            await self._degraded().give_back(key)
+        await self._either(lambda limiter: limiter.give_back(key))

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from redis.asyncio import Redis
 
-from orbsurv.adapters.cache.redis import REDIS_FAULTS
+from orbsurv.adapters.cache.redis import REDIS_FAULTS, Breaker
 
 logger = logging.getLogger(__name__)
 
@@ -123,11 +123,18 @@ class MemorySlots:
 
 
 class FallbackSlots:
-    """Redis while it answers; this process's own memory while it does not."""
+    """Redis while it answers; this process's own memory while it does not (skipping Redis for
+    a few seconds after it failed: ``Breaker``)."""
 
-    def __init__(self, primary: RedisSlots, fallback: MemorySlots | None = None) -> None:
+    def __init__(
+        self,
+        primary: RedisSlots,
+        fallback: MemorySlots | None = None,
+        breaker: Breaker | None = None,
+    ) -> None:
         self._primary = primary
         self._fallback = fallback or MemorySlots()
+        self._breaker = breaker or Breaker()
         self._warned_at = 0.0
 
     def _degraded(self) -> MemorySlots:
@@ -138,10 +145,12 @@ class FallbackSlots:
         return self._fallback
 
     async def acquire(self, key: str, limit: int, lease_seconds: float) -> str | None:
-        try:
-            return await self._primary.acquire(key, limit, lease_seconds)
-        except REDIS_FAULTS:
-            return await self._degraded().acquire(key, limit, lease_seconds)
+        if not self._breaker.open:
+            try:
+                return await self._primary.acquire(key, limit, lease_seconds)
+            except REDIS_FAULTS:
+                self._breaker.trip()
+        return await self._degraded().acquire(key, limit, lease_seconds)
 
     async def renew(self, key: str, token: str, lease_seconds: float) -> bool:
         try:
