@@ -223,6 +223,7 @@ def main() -> int:
     parser.add_argument("--skip-s3", action="store_true")
     parser.add_argument("--skip-local", action="store_true")
     args = parser.parse_args()
+    (ROOT / "var").mkdir(exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="orbsurv-files-", dir=ROOT / "var"))
     try:
         size = args.size_mib * MiB
