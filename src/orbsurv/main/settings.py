@@ -447,8 +447,7 @@ def _check_production_secrets(settings: Settings, raw: Mapping[str, str]) -> Non
     if token is not None:  # a bearer secret like the others, and not one of them
         if len(token) < MIN_SECRET_LENGTH:
             raise SettingsError(
-                f"METRICS_TOKEN: must be at least {MIN_SECRET_LENGTH} characters; "
-                f"{GENERATE_ADVICE}"
+                f"METRICS_TOKEN: must be at least {MIN_SECRET_LENGTH} characters; {GENERATE_ADVICE}"
             )
         if _is_placeholder(token):
             raise SettingsError(f"METRICS_TOKEN: is a placeholder value; {GENERATE_ADVICE}")
