@@ -283,3 +283,23 @@ async def test_metrics_in_production_need_a_token_or_a_port(
         answer = await client.get("/metrics")
     assert answer.status_code == 404
     assert "orbsurv_http" not in answer.text
+
+
+async def test_concurrent_refusals_still_write_exactly_the_cap(
+    make_settings: SettingsFactory, postgres_url: str
+) -> None:
+    """On PostgreSQL, 60 refusals at once: each is counted once in the cache before anything is
+    written, so exactly 20 rows and one summary (at 40) whatever the interleaving."""
+    import asyncio
+
+    settings = make_settings(DATABASE_URL=postgres_url)
+    async with AsyncTestClient(make_app(settings)) as client:
+        headers = await sign_up(client)
+        answers = await asyncio.gather(
+            *(client.get("/api/v1/admin/users", headers=headers) for _ in range(60))
+        )
+    assert {answer.status_code for answer in answers} == {403}
+    denied = "SELECT count(*) FROM audit_events WHERE action = 'access.denied'"
+    suppressed = "SELECT count(*) FROM audit_events WHERE action = 'access.denied.suppressed'"
+    assert await count(settings, denied) == 20
+    assert await count(settings, suppressed) == 1
