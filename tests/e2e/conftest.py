@@ -13,8 +13,10 @@ __all__ = ["CLI", "clean_env", "run_cli", "running_server", "wait_until_healthy"
 
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``orbsurv serve`` with no configuration at all, in an empty working directory."""
-    with running_server(tmp_path_factory.mktemp("live"), clean_env()) as url:
+    """``orbsurv serve`` with no configuration at all, in an empty working directory, but for
+    the registration budget: the fuzzers open an account per operation, all from loopback."""
+    env = clean_env(REGISTRATION_RATE_LIMIT="100000")
+    with running_server(tmp_path_factory.mktemp("live"), env) as url:
         yield url
 
 

@@ -307,6 +307,7 @@ def _base_env(workdir: Path) -> dict[str, str]:
         LOG_LEVEL="WARNING",
         INPROCESS_WORKER="false",
         VAR_DIR=str(workdir / "var"),
+        REGISTRATION_RATE_LIMIT="100000",  # every test signs up from loopback
         **SECRETS,
         **TIMEOUTS,
     )

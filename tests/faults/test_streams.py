@@ -85,6 +85,7 @@ def server(
         UPLOAD_MAX_CONCURRENT_PER_USER=str(PER_USER),
         SUPPORT_MESSAGES_PER_MINUTE="1000",
         SUPPORT_DAILY_TOKENS="100000000",
+        REGISTRATION_RATE_LIMIT="100000",  # every test signs up from loopback
         AI_BASE_URL=model.base_url,
         AI_MODEL="stub",
         AI_MAX_RETRIES="0",

@@ -52,6 +52,14 @@ def event(action: str, **kwargs: Any) -> AuditEvent:
             [("forbidden_burst", Severity.MEDIUM, "u3")],
         ),
         (
+            event(
+                "access.denied.suppressed",
+                actor_user_id="u3",
+                metadata={"counted": 40, "suppressed": 20, "burst_limit": 10},
+            ),
+            [("forbidden_burst", Severity.MEDIUM, "u3")],
+        ),  # a capped flood keeps the alert raised (again, if it was acknowledged)
+        (
             event("malware.detected", target_id="upload-1"),
             [("malware_found", Severity.HIGH, "upload-1")],
         ),
@@ -103,3 +111,24 @@ async def test_high_alerts_notify_once_while_open() -> None:
     assert len(trail.events) == 3
     assert notifier.sent == ["refresh_token_reuse"]
     assert sink.open == {("refresh_token_reuse", "u1"), ("account_lockout", "ada@example.com")}
+
+
+@pytest.mark.parametrize(
+    ("count", "due"),
+    [
+        (10, False),
+        (20, False),
+        (21, False),
+        (30, False),
+        (40, True),
+        (60, False),
+        (80, True),
+        (160, True),
+        (320, True),
+        (480, False),
+    ],
+)
+def test_a_capped_flood_is_summarised_each_time_it_doubles(count: int, due: bool) -> None:
+    from orbsurv.application.console.denials import milestone
+
+    assert milestone(count, 20) is due

@@ -172,6 +172,13 @@ def test_production_accepts_strong_distinct_secrets() -> None:
             "`orbsurv mail list` prints the messages",
         ),
         ({"SMTP_HOST": "", "MAIL_BACKEND": "smtp"}, "SMTP_HOST: required when MAIL_BACKEND=smtp"),
+        ({"METRICS_TOKEN": "short-but-random-Qx7!"}, "METRICS_TOKEN: must be at least 32"),
+        ({"METRICS_TOKEN": "a" * 48}, "METRICS_TOKEN: .*pattern repeated"),
+        (
+            {"METRICS_TOKEN": STRONG["JWT_SECRET_KEY"]},
+            "METRICS_TOKEN: must differ from JWT_SECRET_KEY",
+        ),
+        ({"METRICS_PORT": "70000"}, "METRICS_PORT"),
     ],
 )
 def test_production_refuses_weak_configuration(env: dict[str, str], message: str) -> None:

@@ -109,7 +109,9 @@ class AlertPolicy:
     """Which security alerts an audit event raises: pure rules, no I/O.
 
     Counting rules read counts the use case put on the event (``ip_failures`` and ``ip_limit``
-    on a failed sign-in, ``burst`` and ``burst_limit`` on a refused console request)."""
+    on a failed sign-in, ``burst`` and ``burst_limit`` on a refused console request). A refusal
+    flood whose rows are capped (``access.denied.suppressed``) raises the burst alert again, so
+    it stays raised while the flood lasts even if it was acknowledged."""
 
     def evaluate(self, event: AuditEvent) -> list[SecurityAlert]:
         meta = event.metadata
@@ -172,7 +174,7 @@ class AlertPolicy:
             event.action == "access.denied"
             and meta.get("burst_limit")
             and meta.get("burst") == meta.get("burst_limit")
-        ):
+        ) or (event.action == "access.denied.suppressed" and meta.get("burst_limit")):
             found.append(
                 SecurityAlert(
                     "forbidden_burst",

@@ -53,14 +53,17 @@ from orbsurv.adapters.http.problems import document_problems, exception_handlers
 from orbsurv.adapters.http.projects import PROJECT_ROUTES
 from orbsurv.adapters.http.streams import BodyDeadlines
 from orbsurv.adapters.http.support import ROUTES as SUPPORT_ROUTES
+from orbsurv.adapters.http.throttling import throttle_first
 from orbsurv.application.identity.authenticate import Authenticate
 from orbsurv.application.identity.ports import ProfileCache, TokenDenylist
 from orbsurv.application.identity.profile import GetProfile
 from orbsurv.application.identity.seed import SeedSuperuser, SuperuserSeed
 from orbsurv.application.packages.uploads import UploadPolicy
+from orbsurv.domain.errors import NotFound, Unauthenticated
 from orbsurv.domain.identity import Role
 from orbsurv.main.ioc import providers_for
 from orbsurv.main.logs import install_redaction
+from orbsurv.main.metrics import bearer_matches, metrics_served_by_app
 from orbsurv.main.settings import Settings
 from orbsurv.main.worker import run_jobs
 
@@ -101,6 +104,19 @@ CORS_EXPOSED = [
 
 @get("/metrics", include_in_schema=False, sync_to_thread=False)
 def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Prometheus text. ``METRICS_TOKEN`` set: only for ``Authorization: Bearer <token>``
+    (compared in constant time; 401 ``invalid_token`` with ``WWW-Authenticate`` otherwise).
+    ``METRICS_PORT`` set: 404 here, the ``orbsurv serve`` listener serves them. Production with
+    neither: 404, nothing is exposed. Development and test with neither: open."""
+    settings: Settings = request.app.state.settings
+    if not metrics_served_by_app(settings):
+        raise NotFound("Not found.")
+    if settings.metrics_token is not None and not bearer_matches(
+        request.headers.get("authorization"), settings.metrics_token
+    ):
+        raise Unauthenticated(
+            "The metrics need the METRICS_TOKEN bearer token.", code="invalid_token"
+        )
     metrics: HttpMetrics = request.app.state.metrics
     return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
@@ -119,8 +135,10 @@ def openapi_document(request: Request[Any, Any, Any]) -> bytes:
 async def admit(request: Request[Any, Any, Any]) -> None:
     """The ``before_request`` hook of every route, in this order: who is asking (401), whether
     every string they sent is storable (400, 422), whether their role may use the route (403,
-    audited), then whether the body is of the declared media type and model (415, 422)."""
+    audited), then whether the body is of the declared media type and model (415, 422). An
+    anonymous write spends its client's budget (429) before its body is read."""
     await sign_in_first(request)
+    await throttle_first(request)
     await screen_inputs(request)
     await check_permissions(request)
     await enforce_body_media_type(request)

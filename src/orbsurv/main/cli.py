@@ -18,6 +18,7 @@ from typing import Any
 
 from orbsurv.domain.errors import DomainError
 from orbsurv.domain.identity import Role
+from orbsurv.main.metrics import MetricsListener
 from orbsurv.main.settings import (
     DEFAULT_BACKEND_URL,
     Settings,
@@ -139,15 +140,16 @@ def _migrate(settings: Settings) -> str:
     return f"{where}: upgraded from revision {', '.join(sorted(before))} to {heads}"
 
 
-def _metrics_directory(workers: int) -> str | None:
+def _metrics_directory(workers: int, *, shared: bool = False) -> str | None:
     """One Prometheus directory shared by every worker process, emptied at start.
 
     prometheus_client aggregates across processes only through ``PROMETHEUS_MULTIPROC_DIR``; with
     several workers and no directory, ``/metrics`` would show whichever worker answered.
+    ``shared``: made even for one worker, for the ``METRICS_PORT`` listener in this process.
     """
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not directory:
-        if workers <= 1:
+        if workers <= 1 and not shared:
             return None
         directory = tempfile.mkdtemp(prefix="orbsurv-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
@@ -184,7 +186,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             # processes read the settings from this environment.
             os.environ["BACKEND_URL"] = _served_url(args.host, args.port)
     chosen_metrics = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    metrics = _metrics_directory(args.workers)
+    metrics = _metrics_directory(args.workers, shared=settings.metrics_port is not None)
     storage = (
         f"s3 bucket {settings.s3_bucket}"
         if settings.storage_backend == "s3"
@@ -203,12 +205,53 @@ def cmd_serve(args: argparse.Namespace) -> int:
         + (f"; metrics aggregated in {metrics}" if metrics else ""),
         flush=True,
     )
+    listener = _metrics_listener(settings, metrics)
     try:
         _serve(args)
     finally:
+        if listener is not None:
+            listener.stop()
         if metrics and not chosen_metrics:  # ours: a fresh directory made for this run
             shutil.rmtree(metrics, ignore_errors=True)
     return 0
+
+
+def _metrics_listener(settings: Settings, directory: str | None) -> MetricsListener | None:
+    """With ``METRICS_PORT``: every worker's metrics (aggregated from ``directory``) on a
+    listener of this process at ``METRICS_HOST:METRICS_PORT``, the API's /metrics being 404.
+    Without it in production and without ``METRICS_TOKEN``: says that /metrics is off."""
+    if settings.metrics_port is None:
+        if settings.is_production and settings.metrics_token is None:
+            print(
+                "orbsurv: /metrics is off (404): set METRICS_TOKEN (scrape with a Bearer "
+                "token) or METRICS_PORT (a listener of its own) to serve it",
+                flush=True,
+            )
+        return None
+    assert directory is not None  # made by _metrics_directory(shared=True)
+    from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+
+    def render() -> bytes:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+
+    try:
+        listener = MetricsListener(
+            settings.metrics_host, settings.metrics_port, render, settings.metrics_token
+        )
+    except OSError as exc:
+        raise CommandFailed(
+            f"METRICS_PORT: cannot listen on {settings.metrics_host}:{settings.metrics_port} "
+            f"({exc.strerror or exc})"
+        ) from None
+    listener.start()
+    print(
+        f"orbsurv: metrics on http://{settings.metrics_host}:{listener.port}/metrics"
+        + (" (Bearer METRICS_TOKEN)" if settings.metrics_token else ""),
+        flush=True,
+    )
+    return listener
 
 
 def _serve(args: argparse.Namespace) -> None:

@@ -102,7 +102,7 @@ from orbsurv.application.account.ports import (
 from orbsurv.application.account.tokens import ResetPassword, VerifyEmail
 from orbsurv.application.alerts import AlertingAuditLog, OutboxAlertNotifier
 from orbsurv.application.analytics.record import RecordEvents
-from orbsurv.application.console.denials import RecordDenial
+from orbsurv.application.console.denials import DenialPolicy, RecordDenial
 from orbsurv.application.console.operate import AcknowledgeAlert, ManageUser, SendOperatorEmail
 from orbsurv.application.console.ports import ConsoleReader, ConsoleViews, SubmissionExport
 from orbsurv.application.content.manage import (
@@ -234,6 +234,7 @@ from orbsurv.application.support.ports import (
     SupportWork,
 )
 from orbsurv.application.system.readiness import CheckReadiness
+from orbsurv.application.throttle import Budget, ThrottleClient, ThrottlePolicy
 from orbsurv.domain.files import normalise_extensions
 from orbsurv.domain.identity import TokenPurpose
 from orbsurv.main.settings import Settings
@@ -404,7 +405,24 @@ class AccountProvider(Provider):
 class IntakeProvider(Provider):
     @provide(scope=Scope.APP)
     def policy(self, settings: Settings) -> IntakePolicy:
-        return IntakePolicy(captcha_required=settings.captcha_secret_key is not None)
+        return IntakePolicy(
+            form_limit=settings.form_rate_limit,
+            form_window_seconds=settings.form_rate_window_seconds,
+            error_limit=settings.client_error_rate_limit,
+            error_window_seconds=settings.client_error_rate_window_seconds,
+            captcha_required=settings.captcha_secret_key is not None,
+        )
+
+    @provide(scope=Scope.APP)
+    def throttle_policy(self, settings: Settings) -> ThrottlePolicy:
+        return ThrottlePolicy(
+            analytics=Budget(settings.analytics_rate_limit, settings.analytics_rate_window_seconds),
+            registration=Budget(
+                settings.registration_rate_limit, settings.registration_rate_window_seconds
+            ),
+        )
+
+    throttle = provide(ThrottleClient, scope=Scope.APP)
 
     @provide(scope=Scope.APP)
     async def captcha(self, settings: Settings) -> AsyncIterator[CaptchaVerifier]:
@@ -487,6 +505,10 @@ class ConsoleProvider(Provider):
     acknowledge = provide(AcknowledgeAlert, scope=Scope.REQUEST)
     send_email = provide(SendOperatorEmail, scope=Scope.REQUEST)
     record_denial = provide(RecordDenial, scope=Scope.REQUEST)
+
+    @provide(scope=Scope.APP)
+    def denial_policy(self, settings: Settings) -> DenialPolicy:
+        return DenialPolicy(audit_limit=settings.denial_audit_limit)
 
 
 class ContentProvider(Provider):

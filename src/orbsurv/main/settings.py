@@ -144,6 +144,30 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     command_center_url: str = "/admin"
     max_json_body_bytes: PositiveInt = 1024 * 1024
 
+    # Anonymous writes, per client IP (as TRUSTED_PROXIES resolves it): requests per window
+    # (seconds); over the budget, 429 `rate_limited` with Retry-After. See "Abuse limits" in
+    # docs/operations.md for the worst-case growth each one allows.
+    analytics_rate_limit: PositiveInt = 30  # POST /analytics/events requests ...
+    analytics_rate_window_seconds: PositiveInt = 60  # ... per minute
+    analytics_max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1024 * 1024)] = 64 * 1024
+    registration_rate_limit: PositiveInt = 10  # requests to /auth/register and /users ...
+    registration_rate_window_seconds: PositiveInt = 3600  # ... per hour
+    form_rate_limit: PositiveInt = 10  # each public form and POST /orders ...
+    form_rate_window_seconds: PositiveInt = 600  # ... per 10 minutes
+    client_error_rate_limit: PositiveInt = 30  # POST /client_errors ...
+    client_error_rate_window_seconds: PositiveInt = 60  # ... per minute
+    # Refused console requests (403): the first DENIAL_AUDIT_LIMIT per minute of one account or
+    # one client IP are audited as rows; beyond that, one `access.denied.suppressed` row each
+    # time the count doubles (2x, 4x, 8x ... the limit), so a flood costs a few rows, not one each.
+    denial_audit_limit: Annotated[int, msgspec.Meta(ge=10, le=10_000)] = 20
+
+    # GET /metrics: with METRICS_TOKEN it needs `Authorization: Bearer <token>`; with
+    # METRICS_PORT it is served only by `orbsurv serve` on METRICS_HOST:METRICS_PORT, not by the
+    # API. In production with neither, /metrics is 404 (docs/operations.md, "Metrics").
+    metrics_token: str | None = None
+    metrics_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] | None = None
+    metrics_host: str = "127.0.0.1"
+
     storage_backend: Literal["local", "s3"] = "local"
     upload_root: str = "./var/uploads"
     s3_bucket: str | None = None
@@ -419,6 +443,19 @@ def _check_production_secrets(settings: Settings, raw: Mapping[str, str]) -> Non
                 raise SettingsError(f"{second}: must differ from {first}")
     if raw.get("DEV_MASTER_OTP", "").strip():
         raise SettingsError("DEV_MASTER_OTP: must not be set when ENV=production")
+    token = settings.metrics_token
+    if token is not None:  # a bearer secret like the others, and not one of them
+        if len(token) < MIN_SECRET_LENGTH:
+            raise SettingsError(
+                f"METRICS_TOKEN: must be at least {MIN_SECRET_LENGTH} characters; {GENERATE_ADVICE}"
+            )
+        if _is_placeholder(token):
+            raise SettingsError(f"METRICS_TOKEN: is a placeholder value; {GENERATE_ADVICE}")
+        if reason := low_entropy_reason(token):
+            raise SettingsError(f"METRICS_TOKEN: {reason}; {GENERATE_ADVICE}")
+        for name, value in values.items():
+            if value == token:
+                raise SettingsError(f"METRICS_TOKEN: must differ from {name}")
 
 
 def _development_secrets(var_dir: Path) -> dict[str, str]:

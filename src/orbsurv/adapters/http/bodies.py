@@ -14,6 +14,23 @@ from orbsurv.adapters.http.media import FORM_TYPES, is_json, media_type, strict_
 T = TypeVar("T")
 
 
+async def bounded_body(request: Request[Any, Any, Any], limit: int) -> bytes:
+    """The whole body, refused with 413 ``payload_too_large`` as soon as it is known to exceed
+    ``limit`` bytes: from ``Content-Length`` before a byte is read, or while it streams (a
+    chunked body has none). For routes whose bound is tighter than the application's."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(status_code=413)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(status_code=413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def decode_body(
     request: Request[Any, Any, Any], kind: type[T], *, optional: bool = False
 ) -> T | None:

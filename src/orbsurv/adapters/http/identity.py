@@ -40,6 +40,7 @@ from orbsurv.adapters.http.schemas import (
     blank_to_none,
     request_email,
 )
+from orbsurv.adapters.http.throttling import throttled
 from orbsurv.application.identity.create_user import CreateUserCommand
 from orbsurv.application.identity.login import LogIn, LoginCommand
 from orbsurv.application.identity.logout import ListSessions, LogOut, LogoutCommand, RevokeSession
@@ -48,6 +49,7 @@ from orbsurv.application.identity.profile import GetProfile
 from orbsurv.application.identity.refresh import RefreshCommand, RotateRefreshToken
 from orbsurv.application.identity.register import RegisterCommand, RegisterUser
 from orbsurv.application.identity.sessions import IssuedTokens
+from orbsurv.application.throttle import Bucket
 from orbsurv.domain.errors import FieldInvalid, Unauthenticated
 from orbsurv.domain.identity import Permission, Principal, Role, Scope
 from orbsurv.domain.pagination import PageRequest
@@ -209,6 +211,13 @@ VERIFIED_MODE_NOTE = (
     "POST /auth/register and POST /users answer alike."
 )
 
+REGISTRATION_LIMIT = (
+    "Rate limited per client IP, both routes together (`REGISTRATION_RATE_LIMIT` per "
+    "`REGISTRATION_RATE_WINDOW_SECONDS`, default 10 an hour): 429 `rate_limited` with "
+    "`Retry-After` beyond."
+)
+REGISTRATION_PROBLEMS = {429: "rate_limited: this client IP's budget is spent; see Retry-After."}
+
 
 @post(
     "/auth/register",
@@ -216,10 +225,13 @@ VERIFIED_MODE_NOTE = (
     summary="Create an account and sign in",
     description=(
         "201 with a token pair and session cookies; an address already registered is 409 "
-        f"`email_taken`. {VERIFIED_MODE_NOTE} A `role` field is ignored."
+        f"`email_taken`. {VERIFIED_MODE_NOTE} A `role` field is ignored. {REGISTRATION_LIMIT}"
     ),
     status_code=201,
-    opt=documented(responses={201: TokenPair, 202: Accepted}),
+    opt={
+        **documented(responses={201: TokenPair, 202: Accepted}, problems=REGISTRATION_PROBLEMS),
+        **throttled(Bucket.REGISTRATION),
+    },
 )
 @inject
 async def register(
@@ -242,14 +254,17 @@ async def register(
     summary="Create an account (resource style, no tokens)",
     description=(
         "201 `{user}`; 409 `email_taken` when the address is registered; 422 for a weak "
-        f"password. {VERIFIED_MODE_NOTE}"
+        f"password. {VERIFIED_MODE_NOTE} {REGISTRATION_LIMIT}"
     ),
     responses={
         202: ResponseSpec(
             Accepted, description="Verified-email mode: accepted", generate_examples=False
         )
     },
-    opt=documented(responses={201: UserCreated}),
+    opt={
+        **documented(responses={201: UserCreated}, problems=REGISTRATION_PROBLEMS),
+        **throttled(Bucket.REGISTRATION),
+    },
 )
 @inject
 async def create_user(

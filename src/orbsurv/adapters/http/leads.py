@@ -10,13 +10,14 @@ from litestar import Request, Response, post
 from litestar.exceptions import HTTPException
 
 from orbsurv.adapters.http.auth import access_token
-from orbsurv.adapters.http.bodies import decode_body
+from orbsurv.adapters.http.bodies import bounded_body, decode_body
 from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import app_container, inject, inject_app
 from orbsurv.adapters.http.inputs import in_utc
 from orbsurv.adapters.http.media import media_type, strict_validation_error
 from orbsurv.adapters.http.openapi import documented
 from orbsurv.adapters.http.schemas import Email, Instant, Name, blank_to_none, request_email
+from orbsurv.adapters.http.throttling import throttled
 from orbsurv.application.analytics.record import RecordEvents
 from orbsurv.application.leads.submit import (
     JoinWaitlist,
@@ -24,6 +25,7 @@ from orbsurv.application.leads.submit import (
     ReportClientError,
     SubmitLead,
 )
+from orbsurv.application.throttle import Bucket
 from orbsurv.domain.analytics import MAX_BATCH, AnalyticsEvent, EventType
 from orbsurv.domain.errors import Unauthenticated
 from orbsurv.domain.leads import ClientError, Form, Lead
@@ -278,14 +280,30 @@ async def _optional_user(request: Request[Any, Any, Any]) -> str | None:
     "/analytics/events",
     tags=["analytics"],
     summary="Record analytics or cookie-consent events",
-    description="One event or `{events: [...]}` (at most 50), anonymous or signed in: 202.",
+    description=(
+        "One event or `{events: [...]}` (at most 50), anonymous or signed in: 202. Each event's "
+        "`metadata` holds at most 20 keys, values of at most 500 characters and 4 KiB in all "
+        "(422 naming the field otherwise). The body is at most `ANALYTICS_MAX_BODY_BYTES` "
+        "(default 64 KiB; 413 `payload_too_large` beyond). Rate limited per client IP "
+        "(`ANALYTICS_RATE_LIMIT` requests per `ANALYTICS_RATE_WINDOW_SECONDS`, default 30 a "
+        "minute): 429 `rate_limited` with `Retry-After` beyond."
+    ),
     status_code=202,
-    opt=documented(body=(EventIn, EventBatch)),
+    opt={
+        **documented(
+            body=(EventIn, EventBatch),
+            problems={
+                413: "payload_too_large: the body is over ANALYTICS_MAX_BODY_BYTES.",
+                429: "rate_limited: this client IP's budget is spent; see Retry-After.",
+            },
+        ),
+        **throttled(Bucket.ANALYTICS),
+    },
 )
 async def analytics_events(request: Request[Any, Any, Any]) -> EventsAccepted:
     if media_type(request) != "application/json":
         raise HTTPException(status_code=415, detail="Send the events as application/json.")
-    body = await request.body()
+    body = await bounded_body(request, request.app.state.settings.analytics_max_body_bytes)
     try:
         raw = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
