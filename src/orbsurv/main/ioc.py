@@ -303,6 +303,8 @@ class IdentityProvider(Provider):
         return IdentityPolicy(
             refresh_ttl_seconds=settings.refresh_token_expire_minutes * 60,
             refresh_reuse_grace_seconds=settings.refresh_reuse_grace_seconds,
+            session_absolute_seconds=settings.session_absolute_lifetime_hours * 3600,
+            dev_session_reauth_seconds=settings.dev_session_reauth_hours * 3600,
             require_verified_email=settings.auth_require_verified_email,
             dev_master_otp=settings.dev_master_otp if settings.env == "development" else None,
         )

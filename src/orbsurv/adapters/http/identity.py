@@ -325,7 +325,12 @@ async def login(request: Request[Any, Any, Any], use_case: FromDishka[LogIn]) ->
     description=(
         "The token from `{refresh_token}` or the refresh cookie (then X-CSRF-Token). Single use: "
         "the immediate parent presented again within the grace window returns the same child; "
-        "any other reuse is 401 `refresh_token_reused` and ends the session."
+        "any other reuse is 401 `refresh_token_reused` and ends the session. The new refresh "
+        "token expires at the earlier of now + `REFRESH_TOKEN_EXPIRE_MINUTES` and the session's "
+        "sign-in + `SESSION_ABSOLUTE_LIFETIME_HOURS` (default 720); a dev-scope session ends "
+        "`DEV_SESSION_REAUTH_HOURS` (default 12) after its sign-in. A session ended by age or "
+        "expiry answers 401 `session_expired`: sign in again (for the dev scope, with the second "
+        "factor)."
     ),
     status_code=200,
     opt=documented(
@@ -333,7 +338,12 @@ async def login(request: Request[Any, Any, Any], use_case: FromDishka[LogIn]) ->
         form=True,
         body_required=False,
         responses={200: TokenPair},
-        problems={401: "invalid_refresh_token: missing, unknown, expired, reused or revoked"},
+        problems={
+            401: "invalid_refresh_token: missing, unknown, reused or revoked; "
+            "refresh_token_reused: a spent token presented again (the session ends); "
+            "session_expired: the session passed its absolute lifetime (dev scope: "
+            "DEV_SESSION_REAUTH_HOURS) or its expiry"
+        },
     ),
 )
 @inject

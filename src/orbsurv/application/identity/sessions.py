@@ -48,7 +48,11 @@ class SessionIssuer:
             amr=amr,
             created_at=now,
             last_used_at=now,
-            expires_at=now + timedelta(seconds=self._policy.refresh_ttl_seconds),
+            expires_at=now
+            + min(
+                timedelta(seconds=self._policy.refresh_ttl_seconds),
+                self._policy.session_lifetime(scope),
+            ),
             ip=context.ip,
             user_agent=context.user_agent,
         )
