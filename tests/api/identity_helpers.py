@@ -16,8 +16,8 @@ from orbsurv.adapters.persistence.database import make_engine
 from orbsurv.adapters.security.passwords import Argon2PasswordHasher
 from orbsurv.application.identity.create_user import CreateUser, CreateUserCommand
 from orbsurv.application.identity.ports import PasswordHasher
-from orbsurv.domain.identity import Role
 from orbsurv.application.ports import Clock
+from orbsurv.domain.identity import Role
 from orbsurv.main.settings import Settings
 from tests.fakes.identity import FakeClock
 

@@ -135,7 +135,7 @@ from orbsurv.application.files.projects import (
 )
 from orbsurv.application.identity.authenticate import Authenticate
 from orbsurv.application.identity.create_user import CreateUser
-from orbsurv.application.identity.credentials import CheckCurrentPassword
+from orbsurv.application.identity.credentials import CheckCurrentPassword, LockoutNotice
 from orbsurv.application.identity.login import LogIn
 from orbsurv.application.identity.logout import ListSessions, LogOut, RevokeSession
 from orbsurv.application.identity.otp import ManageOtp
@@ -327,6 +327,7 @@ class IdentityProvider(Provider):
 
     sessions = provide(SqlSessionRepository, scope=Scope.REQUEST, provides=SessionRepository)
     issuer = provide(SessionIssuer, scope=Scope.REQUEST)
+    lockout_notice = provide(LockoutNotice, scope=Scope.REQUEST)
     check_password = provide(CheckCurrentPassword, scope=Scope.REQUEST)
     register = provide(RegisterUser, scope=Scope.REQUEST)
     login = provide(LogIn, scope=Scope.REQUEST)

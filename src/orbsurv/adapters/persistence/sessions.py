@@ -120,14 +120,17 @@ class SqlSessionRepository:
                 token_hash=child_hash, session_id=session_id, issued_at=now
             )
         )
-        created_at, scope = (
+        # ``created_at`` and ``scope`` never change: reading them is no read-then-write.
+        opened = (
             await self._conn.execute(
                 sa.select(sessions.c.created_at, sessions.c.scope).where(
                     sessions.c.id == session_id
                 )
             )
         ).one()
-        cap = dev_lifetime if scope == Scope.DEV.value and dev_lifetime is not None else lifetime
+        created_at: datetime = opened.created_at
+        dev = opened.scope == Scope.DEV.value
+        cap = dev_lifetime if dev and dev_lifetime is not None else lifetime
         if cap is not None:
             expires_at = min(expires_at, created_at + cap)
         row = (
