@@ -125,6 +125,7 @@ async def test_a_dev_session_must_present_its_second_factor_again(
         again = await refresh(client, dev_token)
         assert again.status_code == 200, again.text
         assert again.json()["role"] == "dev"
+        assert again.json()["expires_in"] <= 60  # no access token outlives its session
         dev_token = again.json()["refresh_token"]
         client.cookies.clear()
 

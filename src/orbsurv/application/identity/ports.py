@@ -166,8 +166,10 @@ class TokenCodec(Protocol):
         scope: Scope,
         amr: Sequence[str],
         now: datetime,
+        not_after: datetime | None = None,
     ) -> tuple[str, int]:
-        """A signed access token and its lifetime in seconds."""
+        """A signed access token and its lifetime in seconds: the codec's lifetime, cut to end
+        at ``not_after`` (its session's end) when that comes first (at least one second)."""
         ...
 
     def decode_access(self, token: str, now: datetime | None = None) -> AccessClaims:

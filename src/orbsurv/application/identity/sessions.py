@@ -68,6 +68,7 @@ class SessionIssuer:
             scope=session.scope,
             amr=session.amr,
             now=self._clock.now(),
+            not_after=session.expires_at,  # no access token outlives its session
         )
         return IssuedTokens(access, refresh_token, expires_in, session, user)
 
