@@ -3,6 +3,7 @@ generation it was issued in, and only once."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -79,3 +80,42 @@ async def test_other_changes_keep_tokens(engine: AsyncEngine) -> None:
     token = await _issue(engine, user)
     await _change(engine, user.id, name="Ada", email_verified=True)
     assert await _redeem(engine, token)
+
+
+async def _issue_within(engine: AsyncEngine, user: User, now: datetime, limit: int) -> str | None:
+    async with engine.connect() as conn:
+        token = await SqlActionTokens(conn, KEYS).issue_within(
+            TokenPurpose.RESET_PASSWORD,
+            user.id,
+            now,
+            now + timedelta(minutes=30),
+            since=now - timedelta(hours=1),
+            limit=limit,
+        )
+        await SqlUnitOfWork(conn).commit()
+    return token
+
+
+async def test_issue_within_counts_the_tokens_sent_and_keeps_one_link_live(
+    engine: AsyncEngine,
+) -> None:
+    user = await _user(engine)
+    sent = [await _issue_within(engine, user, T0, limit=3) for _ in range(5)]
+    assert [token is not None for token in sent] == [True, True, True, False, False]
+    # Once every link sent has expired, the spent budget still lets a new one out: the owner
+    # always holds a working link.
+    later = T0 + timedelta(minutes=31)
+    fresh = await _issue_within(engine, user, later, limit=3)
+    assert fresh is not None
+    assert await _issue_within(engine, user, later, limit=3) is None
+    # A credential change kills the live links: a new one may go out.
+    await _change(engine, user.id, password_hash="$argon2id$new")
+    assert await _issue_within(engine, user, later, limit=3) is not None
+
+
+async def test_concurrent_issues_never_pass_the_budget(engine: AsyncEngine) -> None:
+    """Eight workers resolving requests for one account at once: the per-account lock makes
+    the count and the insert one step, so exactly ``limit`` links go out."""
+    user = await _user(engine)
+    results = await asyncio.gather(*(_issue_within(engine, user, T0, limit=3) for _ in range(8)))
+    assert sum(token is not None for token in results) == 3

@@ -20,3 +20,13 @@ def test_templates_render_text_and_escaped_html() -> None:
     notice = composer.email_change_notice("old@example.com")
     assert "new address" in notice.text
     assert "password" in composer.password_changed("a@example.com").text
+
+
+def test_the_lockout_notice_names_the_pause_and_the_way_out() -> None:
+    mail = JinjaEmailComposer().sign_in_locked("a@example.com", 15)
+    assert mail.to == "a@example.com"
+    assert mail.subject == "Sign-ins to your account were paused"
+    assert "15 minutes" in mail.text
+    assert "Forgot password" in mail.text
+    assert mail.html is not None
+    assert "15 minutes" in mail.html

@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orbsurv.adapters.persistence.sessions import (
@@ -176,3 +177,56 @@ async def test_an_unreachable_database_is_dependency_unavailable() -> None:
             await SqlSessionRevocations(engine).revoked_since(NOW)
     finally:
         await engine.dispose()
+
+
+async def test_rotation_never_extends_a_session_past_its_absolute_lifetime(
+    engine: AsyncEngine,
+) -> None:
+    """The new expiry is min(sliding, created_at + lifetime), decided in the store; a session
+    past its lifetime (a dev one past its shorter one) matches nothing."""
+    await seed_session(engine)
+    lifetime, dev_lifetime = timedelta(hours=2), timedelta(minutes=30)
+    async with engine.connect() as conn:
+        repo = SqlSessionRepository(conn)
+        at = NOW + timedelta(minutes=90)
+        won = await repo.rotate(
+            "h0",
+            "h1",
+            "s",
+            at,
+            at + timedelta(hours=1),
+            lifetime=lifetime,
+            dev_lifetime=dev_lifetime,
+        )
+        assert won is not None
+        assert won.expires_at == NOW + lifetime  # not at + 1 h
+        late = NOW + lifetime
+        assert (
+            await repo.rotate("h1", "h2", "s", late, LATER, lifetime=lifetime) is None
+        )  # at its absolute end, though unexpired for a sliding rule
+        await conn.commit()
+
+
+async def test_a_dev_session_rotates_only_within_its_shorter_lifetime(engine: AsyncEngine) -> None:
+    session = await seed_session(engine)
+    async with engine.connect() as conn:
+        await conn.execute(
+            sa.text("UPDATE sessions SET scope = 'dev' WHERE id = :id"), {"id": session.id}
+        )
+        await conn.commit()
+        repo = SqlSessionRepository(conn)
+        lifetime, dev_lifetime = timedelta(days=30), timedelta(hours=12)
+        early = NOW + timedelta(hours=11)
+        won = await repo.rotate(
+            "h0", "h1", "s", early, LATER, lifetime=lifetime, dev_lifetime=dev_lifetime
+        )
+        assert won is not None
+        assert won.expires_at == NOW + dev_lifetime
+        late = NOW + timedelta(hours=12, seconds=1)
+        assert (
+            await repo.rotate(
+                "h1", "h2", "s", late, LATER, lifetime=lifetime, dev_lifetime=dev_lifetime
+            )
+            is None
+        )
+        await conn.commit()

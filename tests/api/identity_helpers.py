@@ -16,8 +16,10 @@ from orbsurv.adapters.persistence.database import make_engine
 from orbsurv.adapters.security.passwords import Argon2PasswordHasher
 from orbsurv.application.identity.create_user import CreateUser, CreateUserCommand
 from orbsurv.application.identity.ports import PasswordHasher
+from orbsurv.application.ports import Clock
 from orbsurv.domain.identity import Role
 from orbsurv.main.settings import Settings
+from tests.fakes.identity import FakeClock
 
 PASSWORD = "correct horse battery"
 Client = AsyncTestClient[Litestar]
@@ -126,6 +128,19 @@ class HasherProvider(Provider):
     def password_hasher(self) -> Iterator[PasswordHasher]:
         yield self.hasher
         self.hasher.inner.close()
+
+
+class ClockProvider(Provider):
+    """Puts a ``FakeClock`` in the app: ``make_app(settings, ClockProvider(clock))``; the test
+    moves time with ``clock.advance(...)`` instead of sleeping."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    @provide(scope=Scope.APP)
+    def fake_clock(self) -> Clock:
+        return self.clock
 
 
 # --- one-time codes (RFC 6238) ---------------------------------------------------------------

@@ -340,6 +340,11 @@ class EmailComposer(Protocol):
 
     def password_changed(self, to: str) -> OutgoingEmail: ...
 
+    def sign_in_locked(self, to: str, minutes: int) -> OutgoingEmail:
+        """Wrong passwords paused sign-ins to the account (from one client or from all) for
+        ``minutes``; names no address and echoes nothing the guesser typed."""
+        ...
+
     def form_acknowledgement(self, to: str, form: str) -> OutgoingEmail:
         """Thanks for a public form; names the form, echoes nothing that was submitted."""
         ...

@@ -135,7 +135,7 @@ from orbsurv.application.files.projects import (
 )
 from orbsurv.application.identity.authenticate import Authenticate
 from orbsurv.application.identity.create_user import CreateUser
-from orbsurv.application.identity.credentials import CheckCurrentPassword
+from orbsurv.application.identity.credentials import CheckCurrentPassword, LockoutNotice
 from orbsurv.application.identity.login import LogIn
 from orbsurv.application.identity.logout import ListSessions, LogOut, RevokeSession
 from orbsurv.application.identity.otp import ManageOtp
@@ -304,6 +304,8 @@ class IdentityProvider(Provider):
         return IdentityPolicy(
             refresh_ttl_seconds=settings.refresh_token_expire_minutes * 60,
             refresh_reuse_grace_seconds=settings.refresh_reuse_grace_seconds,
+            session_absolute_seconds=settings.session_absolute_lifetime_hours * 3600,
+            dev_session_reauth_seconds=settings.dev_session_reauth_hours * 3600,
             require_verified_email=settings.auth_require_verified_email,
             dev_master_otp=settings.dev_master_otp if settings.env == "development" else None,
         )
@@ -326,6 +328,7 @@ class IdentityProvider(Provider):
 
     sessions = provide(SqlSessionRepository, scope=Scope.REQUEST, provides=SessionRepository)
     issuer = provide(SessionIssuer, scope=Scope.REQUEST)
+    lockout_notice = provide(LockoutNotice, scope=Scope.REQUEST)
     check_password = provide(CheckCurrentPassword, scope=Scope.REQUEST)
     register = provide(RegisterUser, scope=Scope.REQUEST)
     login = provide(LogIn, scope=Scope.REQUEST)

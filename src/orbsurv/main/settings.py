@@ -132,6 +132,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     access_token_expire_minutes: Annotated[int, msgspec.Meta(ge=1, le=1440)] = 15
     refresh_token_expire_minutes: PositiveInt = 30 * 24 * 60
     refresh_reuse_grace_seconds: Annotated[int, msgspec.Meta(ge=0, le=300)] = 10
+    # No refresh extends a session past this many hours after its sign-in (OWASP Session
+    # Management Cheat Sheet, "Absolute Timeout"); a refresh after it is 401 ``session_expired``.
+    session_absolute_lifetime_hours: PositiveInt = 720
+    # A dev-scope session ends this many hours after its sign-in with the second factor: its
+    # refresh then answers 401 ``session_expired`` and the dev signs in with the factor again.
+    dev_session_reauth_hours: PositiveInt = 12
     # How often each worker reads the newest revocations from the database (seconds): the bound
     # for a revocation whose Redis message never reached a worker.
     revocation_poll_seconds: Annotated[float, msgspec.Meta(ge=0.5, le=300)] = 5.0

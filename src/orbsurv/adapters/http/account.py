@@ -155,8 +155,19 @@ async def verify_page_confirm(
     "/auth/verify/resend",
     tags=["account"],
     summary="Send the confirmation link again",
+    description=(
+        "202 always, the same body whether or not the address has an account. The only refusal "
+        "is the client's own budget (20 requests an hour per client IP): 429 `rate_limited` "
+        "with Retry-After. Naming an address never spends a budget its owner needs: mails are "
+        "counted per account (5 an hour), and past that none is sent while a link already "
+        "sent is live (it is in the owner's mailbox)."
+    ),
     status_code=202,
-    opt=documented(body=EmailOnly, form=True),
+    opt=documented(
+        body=EmailOnly,
+        form=True,
+        problems={429: "rate_limited: this client's 20 requests an hour are spent"},
+    ),
 )
 @inject
 async def resend_verification(
@@ -170,9 +181,21 @@ async def resend_verification(
     ["/auth/password-reset/requests", "/auth/password/forgot", "/auth/forgot"],
     tags=["account"],
     summary="Ask for a password reset link (JSON or form)",
-    description="202, the same body and similar time whether or not the address has an account.",
+    description=(
+        "202, the same body and similar time whether or not the address has an account. The "
+        "only refusal is the client's own budget (20 requests an hour per client IP): 429 "
+        "`rate_limited` with Retry-After, never because others named the same address. Reset "
+        "mails are counted per account (5 an hour); past that no new mail is sent while a "
+        "link already sent is live (it is in the owner's mailbox), and a new one once none is, "
+        "so the owner always holds a working link. Works for an account whose sign-ins are "
+        "locked, and ends the lock-out."
+    ),
     status_code=202,
-    opt=documented(body=EmailOnly, form=True),
+    opt=documented(
+        body=EmailOnly,
+        form=True,
+        problems={429: "rate_limited: this client's 20 requests an hour are spent"},
+    ),
 )
 @inject
 async def request_reset(

@@ -289,8 +289,15 @@ async def create_user(
     description=(
         "JSON `{email or username, password, scope?, otp?}` or form-encoded OAuth2 password "
         "flow (`username`, `password`, `scope`, `otp`). 401 `invalid_credentials` (the same for "
-        "unknown accounts), 429 `too_many_attempts` with Retry-After (one budget per account, "
-        "whether it is named by email or username), 403 `dev_role_required`, 401 `invalid_otp` "
+        "unknown accounts), 429 `too_many_attempts` with Retry-After: 5 failures in 15 min "
+        "for one account from one client (client IP, an IPv6 client by its /64) lock that "
+        "account for that client only, for 15 min, so a stranger's guesses never lock the "
+        "owner's other clients; 100 failures for one account from all clients lock it for "
+        "every client (distributed guessing stays bounded); 20 failures a minute from one "
+        "client lock that client. The account is the same whether named by email or username; "
+        "an unknown identifier has the same budgets. The owner is mailed once per lock-out "
+        "window, and a password reset ends the lock-out. 403 `dev_role_required`, 401 "
+        "`invalid_otp` "
         "(a code opens one session), 403 `email_not_verified`. An email is matched in the form "
         "registration stores (fullwidth letters and IDNA domains normalised); one that is not a "
         "valid address is 401 `invalid_credentials` too. A dev sign-in's wrong codes "
@@ -302,7 +309,11 @@ async def create_user(
         body=LoginJson,
         form=LoginForm,
         responses={200: TokenPair},
-        problems={401: "invalid_credentials (unknown account or wrong password), invalid_otp"},
+        problems={
+            401: "invalid_credentials (unknown account or wrong password), invalid_otp",
+            429: "too_many_attempts: this client's guesses at the account, the account's "
+            "ceiling or this client's guesses across accounts are spent",
+        },
     ),
 )
 @inject
@@ -340,7 +351,12 @@ async def login(request: Request[Any, Any, Any], use_case: FromDishka[LogIn]) ->
     description=(
         "The token from `{refresh_token}` or the refresh cookie (then X-CSRF-Token). Single use: "
         "the immediate parent presented again within the grace window returns the same child; "
-        "any other reuse is 401 `refresh_token_reused` and ends the session."
+        "any other reuse is 401 `refresh_token_reused` and ends the session. The new refresh "
+        "token expires at the earlier of now + `REFRESH_TOKEN_EXPIRE_MINUTES` and the session's "
+        "sign-in + `SESSION_ABSOLUTE_LIFETIME_HOURS` (default 720); a dev-scope session ends "
+        "`DEV_SESSION_REAUTH_HOURS` (default 12) after its sign-in. A session ended by age or "
+        "expiry answers 401 `session_expired`: sign in again (for the dev scope, with the second "
+        "factor)."
     ),
     status_code=200,
     opt=documented(
@@ -348,7 +364,12 @@ async def login(request: Request[Any, Any, Any], use_case: FromDishka[LogIn]) ->
         form=True,
         body_required=False,
         responses={200: TokenPair},
-        problems={401: "invalid_refresh_token: missing, unknown, expired, reused or revoked"},
+        problems={
+            401: "invalid_refresh_token: missing, unknown, reused or revoked; "
+            "refresh_token_reused: a spent token presented again (the session ends); "
+            "session_expired: the session passed its absolute lifetime (dev scope: "
+            "DEV_SESSION_REAUTH_HOURS) or its expiry"
+        },
     ),
 )
 @inject

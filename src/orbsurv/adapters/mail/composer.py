@@ -79,6 +79,11 @@ class JinjaEmailComposer:
     def password_changed(self, to: str) -> OutgoingEmail:
         return self._render("password_changed", to, "Your password was changed")
 
+    def sign_in_locked(self, to: str, minutes: int) -> OutgoingEmail:
+        return self._render(
+            "sign_in_locked", to, "Sign-ins to your account were paused", minutes=minutes
+        )
+
     def order_registration(self, to: str, link: str, plan: str) -> OutgoingEmail:
         return self._render(
             "order_registration",

@@ -84,6 +84,42 @@ class SqlActionTokens:
         )
         return token
 
+    async def issue_within(
+        self,
+        purpose: TokenPurpose,
+        user_id: str,
+        now: datetime,
+        expires_at: datetime,
+        *,
+        since: datetime,
+        limit: int,
+    ) -> str | None:
+        # The account's row lock serialises the count and the insert per account (FOR UPDATE
+        # on PostgreSQL, whose next statement then sees what the holder committed; SQLite's
+        # transactions begin IMMEDIATE and hold the one write lock already).
+        lock = sa.select(users.c.credential_generation).where(users.c.id == user_id)
+        if self._conn.dialect.name == "postgresql":
+            lock = lock.with_for_update()
+        generation = (await self._conn.execute(lock)).scalar_one_or_none()
+        if generation is None:
+            return None
+        mine = sa.and_(action_tokens.c.user_id == user_id, action_tokens.c.purpose == purpose.value)
+        issued, live = (
+            await self._conn.execute(
+                sa.select(
+                    sa.func.count().filter(action_tokens.c.created_at >= since),
+                    sa.func.count().filter(
+                        action_tokens.c.used_at.is_(None),
+                        action_tokens.c.expires_at > now,
+                        action_tokens.c.credential_generation == generation,
+                    ),
+                ).where(mine)
+            )
+        ).one()
+        if issued >= limit and live > 0:
+            return None
+        return await self.issue(purpose, user_id, now, expires_at)
+
     async def consume(
         self, purposes: Sequence[TokenPurpose], token: str, now: datetime
     ) -> ActionToken | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,6 +33,20 @@ def _to_session(row: sa.Row[Any]) -> Session:
 
 def _live(now: datetime) -> sa.ColumnElement[bool]:
     return sa.and_(sessions.c.revoked_at.is_(None), sessions.c.expires_at > now)
+
+
+def _young(
+    now: datetime, lifetime: timedelta | None, dev_lifetime: timedelta | None
+) -> list[sa.ColumnElement[bool]]:
+    """Sessions younger than their absolute lifetime (``dev_lifetime`` for the dev scope)."""
+    found: list[sa.ColumnElement[bool]] = []
+    if lifetime is not None:
+        found.append(sessions.c.created_at > now - lifetime)
+    if dev_lifetime is not None:
+        found.append(
+            sa.or_(sessions.c.scope != Scope.DEV.value, sessions.c.created_at > now - dev_lifetime)
+        )
+    return found
 
 
 class SqlSessionRepository:
@@ -80,14 +94,20 @@ class SqlSessionRepository:
         sealed_child: str,
         now: datetime,
         expires_at: datetime,
+        *,
+        lifetime: timedelta | None = None,
+        dev_lifetime: timedelta | None = None,
     ) -> Session | None:
-        # The one conditional update that decides the winner: a spent token matches nothing.
+        # The one conditional update that decides the winner: a spent token matches nothing,
+        # nor does a token of a session past its absolute lifetime (counted from ``created_at``,
+        # which never changes, so a lifetime lowered since the sign-in holds at once).
+        young = _young(now, lifetime, dev_lifetime)
         spent = await self._conn.execute(
             refresh_tokens.update()
             .where(
                 refresh_tokens.c.token_hash == refresh_hash,
                 refresh_tokens.c.used_at.is_(None),
-                refresh_tokens.c.session_id.in_(sa.select(sessions.c.id).where(_live(now))),
+                refresh_tokens.c.session_id.in_(sa.select(sessions.c.id).where(_live(now), *young)),
             )
             .values(used_at=now, child_hash=child_hash, sealed_child=sealed_child)
             .returning(refresh_tokens.c.session_id)
@@ -100,6 +120,19 @@ class SqlSessionRepository:
                 token_hash=child_hash, session_id=session_id, issued_at=now
             )
         )
+        # ``created_at`` and ``scope`` never change: reading them is no read-then-write.
+        opened = (
+            await self._conn.execute(
+                sa.select(sessions.c.created_at, sessions.c.scope).where(
+                    sessions.c.id == session_id
+                )
+            )
+        ).one()
+        created_at: datetime = opened.created_at
+        dev = opened.scope == Scope.DEV.value
+        cap = dev_lifetime if dev and dev_lifetime is not None else lifetime
+        if cap is not None:
+            expires_at = min(expires_at, created_at + cap)
         row = (
             await self._conn.execute(
                 sessions.update()

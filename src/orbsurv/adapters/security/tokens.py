@@ -67,8 +67,12 @@ class JwtTokenCodec:
         scope: Scope,
         amr: Sequence[str],
         now: datetime,
+        not_after: datetime | None = None,
     ) -> tuple[str, int]:
         issued = int(now.timestamp())
+        ttl = self._ttl
+        if not_after is not None:
+            ttl = max(1, min(ttl, int(not_after.timestamp()) - issued))
         payload: dict[str, Any] = {
             "iss": ISSUER,
             "aud": AUDIENCE,
@@ -77,13 +81,13 @@ class JwtTokenCodec:
             "jti": uuid.uuid4().hex,
             "iat": issued,
             "nbf": issued,
-            "exp": issued + self._ttl,
+            "exp": issued + ttl,
             "typ": "access",
             "role": role.value,
             "scope": scope.value,
             "amr": list(amr),
         }
-        return jwt.encode(payload, self._secret, algorithm=ALGORITHM), self._ttl
+        return jwt.encode(payload, self._secret, algorithm=ALGORITHM), ttl
 
     def decode_access(self, token: str, now: datetime | None = None) -> AccessClaims:
         known = self._verified.get(token)

@@ -1,7 +1,18 @@
 """Requests that send mail to an address: verification (resend) and password reset.
 
-Both answer the same whether or not the address has an account, and both are rate limited per
-address and per client IP. The mail itself goes through the outbox, never inline.
+Both answer 202 with the same body whether or not the address has an account, and do the same
+work for every address: the request is recorded, and the worker resolves it to an account and
+its mail (``ProcessMailRequests``). Nothing a stranger can do stops the owner's request:
+
+- the request path counts only the client IP's budget (``per_ip_limit`` requests per
+  ``mail_window_seconds``; 429 ``rate_limited`` past it), never a budget of the address, which
+  anyone could spend naming the victim (OWASP Forgot Password Cheat Sheet: return a consistent
+  message, and protect against automated submissions without locking the user out);
+- the worker counts the mails *sent* to the account, in the database (the tokens it issued):
+  past ``per_account_mails`` in the window it sends nothing new while a link it sent is still
+  live, since that mail is in the owner's mailbox; once no link is live it sends a new one. So
+  the owner always holds a working link, and the account's mailbox receives at most
+  ``per_account_mails`` mails per window plus one per link lifetime.
 """
 
 from __future__ import annotations
@@ -41,14 +52,24 @@ class VerificationMailer:
         self._clock = clock
         self._policy = policy
 
-    async def queue(self, user: User) -> None:
+    async def queue(self, user: User, *, within_budget: bool = False) -> None:
+        """Issue a link and queue its mail; with ``within_budget`` (a resend anyone may ask
+        for), nothing while the account's mail budget is spent and a link is live."""
         now = self._clock.now()
-        token = await self._tokens.issue(
-            TokenPurpose.VERIFY_EMAIL,
-            user.id,
-            now,
-            now + timedelta(seconds=self._policy.verify_ttl_seconds),
-        )
+        expires_at = now + timedelta(seconds=self._policy.verify_ttl_seconds)
+        if within_budget:
+            token = await self._tokens.issue_within(
+                TokenPurpose.VERIFY_EMAIL,
+                user.id,
+                now,
+                expires_at,
+                since=now - timedelta(seconds=self._policy.mail_window_seconds),
+                limit=self._policy.per_account_mails,
+            )
+            if token is None:
+                return
+        else:
+            token = await self._tokens.issue(TokenPurpose.VERIFY_EMAIL, user.id, now, expires_at)
         link = self._policy.link("/auth/verify-page", token)
         await self._outbox.enqueue(self._composer.verify_email(user.email, link))
 
@@ -73,24 +94,24 @@ class _AddressMail:
         self._clock = clock
         self._policy = policy
 
-    async def _limit(self, email: str, context: RequestContext) -> None:
-        window = self._policy.mail_window_seconds
-        checks = (
-            (f"{self.action}:address:{email}", self._policy.per_address_limit),
-            (f"{self.action}:ip:{budget_client(context.ip)}", self._policy.per_ip_limit),
+    async def _limit(self, context: RequestContext) -> None:
+        """The client's budget only: no budget of the address, which would let anyone who
+        names it stop its owner's requests."""
+        decision = await self._limiter.hit(
+            f"{self.action}:ip:{budget_client(context.ip)}",
+            limit=self._policy.per_ip_limit,
+            window_seconds=self._policy.mail_window_seconds,
         )
-        for key, limit in checks:
-            decision = await self._limiter.hit(key, limit=limit, window_seconds=window)
-            if not decision.allowed:
-                raise RateLimited(
-                    "Too many requests for this address; try again later.",
-                    retry_after=decision.retry_after,
-                )
+        if not decision.allowed:
+            raise RateLimited(
+                "Too many requests from this client; try again later.",
+                retry_after=decision.retry_after,
+            )
 
     async def __call__(self, request: MailRequest) -> None:
         """The same work for every address: no account is looked up here."""
         email = normalise_email(request.email)
-        await self._limit(email, request.context)
+        await self._limit(request.context)
         now = self._clock.now()
         await self._requests.record(self.kind, email, now)
         await self._audit.record(
@@ -150,18 +171,23 @@ class ProcessMailRequests:
                 if request.kind is TokenPurpose.RESET_PASSWORD:
                     await self._queue_reset(user)
                 elif not user.email_verified:
-                    await self._verification.queue(user)
+                    await self._verification.queue(user, within_budget=True)
             await self._requests.done(request.id, self._clock.now())
             await self._uow.commit()
         return len(claimed)
 
     async def _queue_reset(self, user: User) -> None:
+        """A reset link, unless the account's mail budget is spent while a link is live."""
         now = self._clock.now()
-        token = await self._tokens.issue(
+        token = await self._tokens.issue_within(
             TokenPurpose.RESET_PASSWORD,
             user.id,
             now,
             now + timedelta(seconds=self._policy.reset_ttl_seconds),
+            since=now - timedelta(seconds=self._policy.mail_window_seconds),
+            limit=self._policy.per_account_mails,
         )
+        if token is None:
+            return
         link = self._policy.link("/auth/password-reset/page", token)
         await self._outbox.enqueue(self._composer.reset_password(user.email, link))

@@ -31,6 +31,23 @@ class ActionTokens(Protocol):
         keyed hash of it is stored."""
         ...
 
+    async def issue_within(
+        self,
+        purpose: TokenPurpose,
+        user_id: str,
+        now: datetime,
+        expires_at: datetime,
+        *,
+        since: datetime,
+        limit: int,
+    ) -> str | None:
+        """``issue``, unless ``limit`` tokens of ``purpose`` were already issued to the account
+        since ``since`` *and* one of them is still live (unused, unexpired, of the current
+        credential generation): then ``None``, since the mail that carried it is already in the
+        owner's mailbox. Decided under a per-account lock, so concurrent calls never issue past
+        the limit while a live token exists (at most one more per link lifetime otherwise)."""
+        ...
+
     async def consume(
         self, purposes: Sequence[TokenPurpose], token: str, now: datetime
     ) -> ActionToken | None:

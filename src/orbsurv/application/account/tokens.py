@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orbsurv.application.account.ports import ActionTokens
-from orbsurv.application.identity.credentials import account_budget
+from orbsurv.application.identity.credentials import end_lockout
 from orbsurv.application.identity.ports import (
     PasswordHasher,
     ProfileCache,
@@ -119,4 +119,4 @@ class ResetPassword:
         )
         await self.uow.commit()
         await self.issuer.revoke_in_cache(revoked)
-        await self.limiter.reset(account_budget(user.id))  # the lock ends with the reset
+        await end_lockout(self.limiter, user.id, context.ip)  # the lock ends with the reset

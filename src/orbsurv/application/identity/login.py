@@ -1,12 +1,14 @@
 """LogIn: password (and for the dev scope, a second factor) in, a session and token pair out.
 
 Unknown accounts answer exactly like wrong passwords, after verifying against a dummy hash so they
-take as long. Guesses are counted per account (whichever identifier was typed: see
-``credentials``) and per client IP, each spent before the password is checked and given back
-when it proves right, so parallel guesses get no more checks than either budget and successful
-sign-ins behind one address never add up; a spent budget answers 429. A dev sign-in's code also
-spends a guess of the account's code budget, which only a right code gives back; with a wrong
-code the password's guess stays spent too (``credentials``).
+take as long. Guesses are counted per account and client, per account across clients
+(whichever identifier was typed: see ``credentials``) and per client IP across accounts, each
+spent before the password is checked and given back when it proves right, so parallel guesses
+get no more checks than any budget and successful sign-ins behind one address never add up; a
+spent budget answers 429. One client's failures lock only that client out of the account: the
+owner signs in from elsewhere, is mailed about the lock-out, and may reset the password. A dev
+sign-in's code also spends a guess of the account's code budget, which only a right code gives
+back; with a wrong code the password's guess stays spent too (``credentials``).
 
 A sign-in writes only what it owns: ``last_login_at``, a rehash of the password it verified, the
 TOTP step it spent. The first two are conditional on the hash it verified and the account being
@@ -21,9 +23,15 @@ import hmac
 from dataclasses import dataclass
 
 from orbsurv.application.identity.credentials import (
+    NO_GUESS,
+    Guess,
+    LockoutNotice,
     account_budget,
     both_proved,
+    give_back,
     identifier_budget,
+    proved,
+    record_lockout,
     second_factor_open,
     spend_code_guess,
     spend_guess,
@@ -69,6 +77,7 @@ class LogIn:
     uow: UnitOfWork
     clock: Clock
     policy: IdentityPolicy
+    notice: LockoutNotice
 
     async def __call__(self, command: LoginCommand) -> IssuedTokens:
         """Raise ``Unauthenticated`` (``invalid_credentials``, ``invalid_otp``), ``RateLimited``
@@ -78,16 +87,14 @@ class LogIn:
         if command.malformed:
             by_ip = await self._spend_ip_guess(ip_key)
             await self.hasher.verify(self.hasher.dummy_hash, command.password)  # as slow
-            await self._fail(
-                command, identifier, RateDecision(True, 0, 0), by_ip, None, "bad_credentials"
-            )
+            await self._fail(command, identifier, NO_GUESS, by_ip, None, "bad_credentials")
             raise Unauthenticated(INVALID_CREDENTIALS, code="invalid_credentials")
         user = await self._find(identifier)
         account_key = account_budget(user.id) if user else identifier_budget(identifier)
         subject = user.email if user is not None else identifier
         by_ip = await self._spend_ip_guess(ip_key)
         try:
-            guess = await spend_guess(self.limiter, self.policy, account_key)
+            guess = await spend_guess(self.limiter, self.policy, account_key, command.context.ip)
         except RateLimited:
             await self.limiter.give_back(ip_key)  # no password was checked
             raise
@@ -96,7 +103,7 @@ class LogIn:
                 await second_factor_open(self.limiter, self.policy, user.id)
             except RateLimited:
                 await self.limiter.give_back(ip_key)
-                await self.limiter.give_back(account_key)
+                await give_back(self.limiter, guess)
                 raise
 
         password_hash = user.password_hash if user is not None else self.hasher.dummy_hash
@@ -116,9 +123,9 @@ class LogIn:
                 await self._fail(command, subject, guess, by_ip, user, "bad_otp")  # kept spent
                 raise Unauthenticated("The one-time code is missing or wrong.", code="invalid_otp")
             amr = ("pwd", "otp")
-            await both_proved(self.limiter, user.id)
-        # The credentials proved right: the guesses are given back.
-        await self.limiter.reset(account_key)
+            await both_proved(self.limiter, guess, user.id)
+        else:  # the credentials proved right: the guesses are given back
+            await proved(self.limiter, guess)
         await self.limiter.give_back(ip_key)
 
         if self.policy.require_verified_email and not user.email_verified:
@@ -183,13 +190,15 @@ class LogIn:
         self,
         command: LoginCommand,
         identifier: str,
-        account: RateDecision,
+        guess: Guess,
         by_ip: RateDecision,
         user: User | None,
         reason: str,
     ) -> None:
         """Audit the failure (its guesses are already spent); the audit trail's alert policy
-        sees the counts on the events."""
+        sees the counts on the events. A failure that locks the account (for this client or for
+        all) is audited as ``login.locked_out`` and, for a known account, mailed to its owner
+        once per lock-out window."""
         policy = self.policy
         now = self.clock.now()
         actor = user.id if user is not None else None
@@ -205,19 +214,22 @@ class LogIn:
                     "reason": reason,
                     "ip_failures": by_ip.count,
                     "ip_limit": policy.ip_failure_limit,
+                    "client_failures": guess.client.count,
+                    "account_failures": guess.account.count,
                 },
             )
         )
-        if account.count == policy.account_failure_limit:
-            await self.audit.record(
-                AuditEvent(
-                    action="login.locked_out",
-                    occurred_at=now,
-                    context=command.context,
-                    actor_user_id=actor,
-                    target_type="account",
-                    target_id=identifier,
-                    metadata={"lock_seconds": policy.account_lock_seconds},
-                )
+        lockout = guess.lockout(policy)
+        if lockout is not None:
+            await record_lockout(
+                self.audit,
+                policy,
+                command.context,
+                now,
+                subject=identifier,
+                actor=actor,
+                scope=lockout,
             )
+            if user is not None:
+                await self.notice(user)
         await self.uow.commit()

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from orbsurv.application.identity.credentials import (
     CheckCurrentPassword,
-    account_budget,
     both_proved,
+    proved,
     record_failed_check,
     second_factor_budget,
     second_factor_open,
@@ -77,11 +77,13 @@ class ManageOtp:
         user.otp_last_step = step
 
     async def _code_failed(self, user: User, spent: RateDecision, context: RequestContext) -> None:
+        locked = spent.count == self.policy.account_failure_limit
         await record_failed_check(
             self.audit,
             self.policy,
             user,
-            spent,
+            spent.count,
+            "account" if locked else None,
             context,
             self.clock.now(),
             proof="otp",
@@ -139,12 +141,12 @@ class ManageOtp:
         user = await self._user(principal)
         # A spent code budget answers 429 before the password is checked, whatever it is.
         await second_factor_open(self.limiter, self.policy, user.id)
-        await self.check.first_of_two(user, password, context)
+        guess = await self.check.first_of_two(user, password, context)
         if not user.otp_enabled:
-            await self.limiter.reset(account_budget(user.id))  # the password was the whole proof
+            await proved(self.limiter, guess)  # the password was the whole proof
             raise InvalidInput("Two-factor sign-in is not on.", code="otp_not_enabled")
         await self._check_code(user, code or "", context)
-        await both_proved(self.limiter, user.id)
+        await both_proved(self.limiter, guess, user.id)
         user.otp_enabled = False
         user.otp_secret = None
         user.otp_last_step = None

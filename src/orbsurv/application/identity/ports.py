@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from orbsurv.domain.identity import AccessClaims, Role, Scope, Session, User
@@ -97,10 +97,16 @@ class SessionRepository(Protocol):
         sealed_child: str,
         now: datetime,
         expires_at: datetime,
+        *,
+        lifetime: timedelta | None = None,
+        dev_lifetime: timedelta | None = None,
     ) -> Session | None:
         """Spend ``refresh_hash`` and issue ``child_hash`` in one conditional update. Returns the
         session when this call won; ``None`` when the token is unknown, spent, or its session is
-        revoked or expired. Of two concurrent calls with one token, at most one wins."""
+        revoked, expired, or older than its absolute ``lifetime`` (``dev_lifetime`` for a dev-scope
+        session) counted from its ``created_at``. The session's new expiry is the earlier of
+        ``expires_at`` (the sliding one) and ``created_at`` + its lifetime, so no refresh extends
+        a session past it. Of two concurrent calls with one token, at most one wins."""
         ...
 
     async def find_token(self, refresh_hash: str) -> RefreshTokenRecord | None: ...
@@ -160,8 +166,10 @@ class TokenCodec(Protocol):
         scope: Scope,
         amr: Sequence[str],
         now: datetime,
+        not_after: datetime | None = None,
     ) -> tuple[str, int]:
-        """A signed access token and its lifetime in seconds."""
+        """A signed access token and its lifetime in seconds: the codec's lifetime, cut to end
+        at ``not_after`` (its session's end) when that comes first (at least one second)."""
         ...
 
     def decode_access(self, token: str, now: datetime | None = None) -> AccessClaims:

@@ -4,6 +4,13 @@ The winner of one conditional update gets the child. The immediate parent presen
 the grace window (a client that lost the answer to a race) gets the same, already-issued child.
 Any other reuse means the token leaked: the whole session is revoked, its live access token stops
 working at once, and the event is audited and alerted.
+
+Refreshing slides the session's expiry, but never past its absolute lifetime counted from the
+sign-in (``SESSION_ABSOLUTE_LIFETIME_HOURS``; ``DEV_SESSION_REAUTH_HOURS`` for a dev-scope
+session, whose second factor must be presented again by a new sign-in: OWASP Session Management
+Cheat Sheet, "Absolute Timeout" and "Renew the Session ID After Any Privilege Level Change"). A
+refresh of a session that ended by age or expiry answers 401 ``session_expired``, and is never
+taken for the reuse of a leaked token.
 """
 
 from __future__ import annotations
@@ -18,9 +25,10 @@ from orbsurv.application.identity.tokens import hash_token, new_refresh_token, s
 from orbsurv.application.ports import AuditLog, Clock, UnitOfWork
 from orbsurv.domain.audit import AuditEvent, RequestContext
 from orbsurv.domain.errors import Unauthenticated
-from orbsurv.domain.identity import Session
+from orbsurv.domain.identity import Scope, Session
 
 INVALID = "The refresh token is invalid or expired; sign in again."
+ENDED = "The session has ended; sign in again."
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +62,15 @@ class RotateRefreshToken:
         child = new_refresh_token()
         now = self._clock.now()
         expires_at = now + timedelta(seconds=self._policy.refresh_ttl_seconds)
+        policy = self._policy
         won = await self._sessions.rotate(
-            parent_hash, hash_token(child), seal(child, presented), now, expires_at
+            parent_hash,
+            hash_token(child),
+            seal(child, presented),
+            now,
+            expires_at,
+            lifetime=policy.session_lifetime(Scope.USER),
+            dev_lifetime=policy.session_lifetime(Scope.DEV),
         )
         if won is not None:
             return await self._issue(won, child)
@@ -64,8 +79,12 @@ class RotateRefreshToken:
         if record is None:
             raise Unauthenticated(INVALID, code="invalid_refresh_token")
         session = await self._sessions.get(record.session_id)
-        if session is None or not session.is_live(now):
+        if session is None or session.revoked_at is not None:
             raise Unauthenticated(INVALID, code="invalid_refresh_token")
+        if not session.is_live(now) or now - session.created_at >= policy.session_lifetime(
+            session.scope
+        ):
+            raise Unauthenticated(ENDED, code="session_expired")
         grace = timedelta(seconds=self._policy.refresh_reuse_grace_seconds)
         if (
             record.used_at is not None

@@ -48,7 +48,11 @@ class SessionIssuer:
             amr=amr,
             created_at=now,
             last_used_at=now,
-            expires_at=now + timedelta(seconds=self._policy.refresh_ttl_seconds),
+            expires_at=now
+            + min(
+                timedelta(seconds=self._policy.refresh_ttl_seconds),
+                self._policy.session_lifetime(scope),
+            ),
             ip=context.ip,
             user_agent=context.user_agent,
         )
@@ -64,6 +68,7 @@ class SessionIssuer:
             scope=session.scope,
             amr=session.amr,
             now=self._clock.now(),
+            not_after=session.expires_at,  # no access token outlives its session
         )
         return IssuedTokens(access, refresh_token, expires_in, session, user)
 
