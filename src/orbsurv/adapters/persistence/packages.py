@@ -147,7 +147,9 @@ async def _claim_package(
                 created_at=now,
                 updated_at=now,
             )
-            .on_conflict_do_nothing(index_elements=["owner_id", "name"])
+            # no conflict target: whichever unique index on the owner's names refuses the row
+            # (the exact name or a case-folded one), the package that holds the name is read next
+            .on_conflict_do_nothing()
         )
         if inserted.rowcount == 1:
             return package_id
