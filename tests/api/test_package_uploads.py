@@ -488,6 +488,23 @@ async def test_tus_refusals(client: Client, auth: dict[str, str]) -> None:
     assert no_name.status_code == 422
 
 
+async def test_tus_errors_name_the_metadata_key_the_client_sent(
+    client: Client, auth: dict[str, str]
+) -> None:
+    for key in ("filename", "file_name"):
+        refused = await client.post(
+            f"{BASE}/uploads",
+            headers={
+                **auth,
+                **TUS,
+                "Upload-Length": "4",
+                "Upload-Metadata": metadata(package_name="a", version="1.0.0", **{key: ".."}),
+            },
+        )
+        assert refused.status_code == 422, refused.text
+        assert [e["field"] for e in refused.json()["errors"]] == [key]
+
+
 async def test_expired_uploads_answer_410(
     make_settings: Any,
 ) -> None:

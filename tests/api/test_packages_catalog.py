@@ -484,23 +484,89 @@ async def test_single_shot_past_the_limit_is_413_and_keeps_nothing(
         assert await fetch(settings, "SELECT * FROM packages") == []
 
 
-async def test_single_shot_fields_after_the_file_part_are_named_as_such(
-    app: Litestar, client: Client
+def parts(boundary: str, *items: tuple[str, str]) -> bytes:
+    """A multipart body of ``(name, value)`` parts in this order; the name ``file`` is the file
+    part (``a.tgz``)."""
+    body = ""
+    for name, value in items:
+        filename = '; filename="a.tgz"' if name == "file" else ""
+        body += (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"{filename}\r\n\r\n'
+            f"{value}\r\n"
+        )
+    return (body + f"--{boundary}--\r\n").encode()
+
+
+async def post_parts(client: Client, auth: dict[str, str], *items: tuple[str, str]) -> Any:
+    return await client.post(
+        BASE,
+        content=parts("b0undary", *items),
+        headers={**auth, "Content-Type": "multipart/form-data; boundary=b0undary"},
+    )
+
+
+async def test_single_shot_fields_after_the_file_part_are_applied(
+    app: Litestar, client: Client, settings: Settings
 ) -> None:
     ada = await sign_in(app, client, "ada@example.com")
-    boundary = "b0undary"
-    body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.tgz"\r\n\r\n'
-        f'abc\r\n--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\nlate\r\n'
-        f'--{boundary}\r\nContent-Disposition: form-data; name="version"\r\n\r\n1.0.0\r\n'
-        f"--{boundary}--\r\n"
-    ).encode()
-    response = await client.post(
-        BASE,
-        content=body,
-        headers={**ada, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    response = await post_parts(
+        client,
+        ada,
+        ("name", "late"),
+        ("file", "abc"),
+        ("version", "1.0.0"),
+        ("description", "told after the file"),
+        ("category", "tools"),
+        ("language", "python"),
+        ("is_public", "true"),
     )
-    assert response.status_code == 422, response.text
-    error = response.json()["errors"][0]
-    assert error["field"] == "name"
-    assert "before the file part" in error["message"]
+    assert response.status_code == 201, response.text
+    package = (await client.get(f"{BASE}/{response.json()['package_id']}", headers=ada)).json()
+    assert package["name"] == "late"
+    assert package["description"] == "told after the file"
+    assert (package["category"], package["language"], package["is_public"]) == (
+        "tools",
+        "python",
+        True,
+    )
+    assert package["latest_version"] == "1.0.0"
+    first = await post_parts(client, ada, ("file", "abcd"), ("name", "first"), ("version", "2.0.0"))
+    assert first.status_code == 201, first.text
+
+
+async def test_single_shot_errors_name_the_form_field_wherever_it_came(
+    app: Litestar, client: Client, settings: Settings
+) -> None:
+    ada = await sign_in(app, client, "ada@example.com")
+    for items in (
+        [("name", "My Pack"), ("version", "1.0.0"), ("file", "abc")],
+        [("file", "abc"), ("name", "My Pack"), ("version", "1.0.0")],
+    ):
+        refused = await post_parts(client, ada, *items)
+        assert refused.status_code == 422, refused.text
+        assert [e["field"] for e in refused.json()["errors"]] == ["name"]
+        assert "package_name" not in refused.text
+    for items, field in (
+        ([("file", "abc"), ("name", "late")], "version"),
+        ([("file", "abc"), ("version", "1.0.0")], "name"),
+        (
+            [("file", "abc"), ("name", "x"), ("version", "1.0.0"), ("is_public", "maybe")],
+            "is_public",
+        ),
+        (
+            [("file", "abc"), ("name", "x"), ("version", "1.0.0"), ("language", "l" * 70_000)],
+            "language",
+        ),
+        ([("name", "x"), ("file", "abc"), ("name", "y"), ("version", "1.0.0")], "name"),
+    ):
+        refused = await post_parts(client, ada, *items)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"] == field
+    # malware is malware_detected (and alerted) even when the fields after it are wrong
+    infected = await post_parts(client, ada, ("file", EICAR.decode()), ("version", "1.0.0"))
+    assert infected.status_code == 422, infected.text
+    assert infected.json()["code"] == "malware_detected"
+    assert await fetch(settings, "SELECT * FROM security_alerts") != []
+    assert stored_files(settings) == []
+    assert await fetch(settings, "SELECT * FROM packages") == []
+    assert await fetch(settings, "SELECT * FROM upload_sessions") == []

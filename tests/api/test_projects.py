@@ -563,7 +563,8 @@ async def test_clamd_refuses_malware_through_the_api(
 
 
 def file_first(boundary: str, **fields: str) -> bytes:
-    """A multipart body whose file part comes before the fields (against the documented order)."""
+    """A multipart body whose file part comes before the fields (as a client generated from the
+    OpenAPI document sends optional fields: after the required ones, the file among them)."""
     body = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.zip"\r\n'
         "Content-Type: application/zip\r\n\r\nabc\r\n"
@@ -573,21 +574,48 @@ def file_first(boundary: str, **fields: str) -> bytes:
     return (body + f"--{boundary}--\r\n").encode()
 
 
-async def test_fields_after_the_file_part_are_named_as_such(
-    app: Litestar, client: Client, settings_of: Settings
-) -> None:
-    # A client that puts the file first sent a name, so "name is required" alone misleads; the
-    # answer says where the field must go, and the detail does not repeat the field's name.
-    auth = await sign_in(app, client, "ada@example.com")
-    response = await client.post(
+async def post_raw(client: Client, auth: dict[str, str], body: bytes) -> Any:
+    return await client.post(
         f"{API}/projects",
         headers={**auth, "Content-Type": "multipart/form-data; boundary=b0undary"},
-        content=file_first("b0undary", name="Late name"),
+        content=body,
     )
-    body = assert_problem(response, 422, "validation_error")
-    assert body["errors"][0]["field"] == "name"
-    assert "before the file part" in body["errors"][0]["message"]
-    assert not body["detail"].startswith("name: name")
+
+
+async def test_fields_after_the_file_part_are_applied(
+    app: Litestar, client: Client, settings_of: Settings
+) -> None:
+    auth = await sign_in(app, client, "ada@example.com")
+    late = file_first(
+        "b0undary", name="Late name", description="told after", version="2.1", is_public="true"
+    )
+    created = await post_raw(client, auth, late)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert (body["name"], body["description"], body["version"]) == (
+        "Late name",
+        "told after",
+        "2.1",
+    )
+    assert body["visibility"] == "public"
+    assert body["size"] == 3
+    assert len(stored_files(settings_of)) == 1
+
+
+async def test_bad_fields_after_the_file_part_keep_nothing(
+    app: Litestar, client: Client, settings_of: Settings
+) -> None:
+    auth = await sign_in(app, client, "ada@example.com")
+    missing = await post_raw(client, auth, file_first("b0undary", description="no name"))
+    assert assert_problem(missing, 422, "validation_error")["errors"][0]["field"] == "name"
+    flag = await post_raw(client, auth, file_first("b0undary", name="x", is_public="maybe"))
+    assert assert_problem(flag, 422, "validation_error")["errors"][0]["field"] == "is_public"
+    long = await post_raw(client, auth, file_first("b0undary", name="x", description="d" * 70_000))
+    assert assert_problem(long, 422, "validation_error")["errors"][0]["field"] == "description"
+    first = b'--b0undary\r\nContent-Disposition: form-data; name="name"\r\n\r\nfirst\r\n'
+    repeated = await post_raw(client, auth, first + file_first("b0undary", name="second"))
+    assert assert_problem(repeated, 422, "validation_error")["errors"][0]["field"] == "name"
     blank = await upload(client, auth, name=" ")
     assert assert_problem(blank, 422, "validation_error")["detail"] == "name: is required."
     assert stored_files(settings_of) == []
+    assert await rows(settings_of, "projects") == 0

@@ -1,12 +1,16 @@
 """A third-party client generated from the served document works against the real server.
 
 openapi-python-client is what many Python users reach for; its output must import and complete a
-user's first session: register -> login -> me -> refresh -> logout -> waitlist.
+user's first session: register -> login -> me -> refresh -> logout -> waitlist, and upload a
+project and a package version with every optional field set.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import io
+import json
 import subprocess
 import sys
 import uuid
@@ -99,3 +103,73 @@ def test_a_first_session_with_the_generated_client(generated: Any, live_server: 
     )
     assert joined.status_code == 201, joined.content
     assert isinstance(joined.parsed, models.Answer)
+
+
+def test_the_generated_client_uploads_with_every_field(generated: Any, live_server: str) -> None:
+    """The generated client sends the required parts first (the file among them) and every
+    optional field after the file; both uploads take them all."""
+    models = importlib.import_module("orbsurv_client.models")
+    types = importlib.import_module("orbsurv_client.types")
+    upload = importlib.import_module("orbsurv_client.api.projects.api_v1_projects_upload_project")
+    publish = importlib.import_module(
+        "orbsurv_client.api.software_packages.api_v1_software_packages_publish_package"
+    )
+    register = importlib.import_module("orbsurv_client.api.identity.api_v1_auth_register_register")
+    anonymous = generated.Client(base_url=live_server)
+    email = f"uploader-{uuid.uuid4().hex[:10]}@example.com"
+    pair = register.sync(
+        client=anonymous,
+        body=models.RegistrationRequest(email=email, password="correct horse battery"),
+    )
+    assert isinstance(pair, models.TokenPair), pair
+    signed_in = generated.AuthenticatedClient(base_url=live_server, token=pair.access_token)
+
+    data = b"generated client bytes " * 100
+    project_body = models.ApiV1ProjectsUploadProjectBody(
+        name="Generated project",
+        file=types.File(payload=io.BytesIO(data), file_name="gen.zip", mime_type="application/zip"),
+        description="sent after the file",
+        version="3.1",
+        is_public=True,
+        visibility=models.ApiV1ProjectsUploadProjectBodyVisibility.PUBLIC,
+    )
+    names = [name for name, _ in project_body.to_multipart()]
+    assert names.index("file") < names.index("description")  # the order that was refused
+    project = upload.sync_detailed(client=signed_in, body=project_body)
+    assert project.status_code == 201, project.content
+    assert isinstance(project.parsed, models.ProjectOut)
+    assert (project.parsed.name, project.parsed.description, project.parsed.version) == (
+        "Generated project",
+        "sent after the file",
+        "3.1",
+    )
+    assert str(project.parsed.visibility) == "public"
+    assert project.parsed.size == len(data)
+
+    package_body = models.ApiV1SoftwarePackagesPublishPackageBody(
+        name="generated-pack",
+        version="1.2.3",
+        file=types.File(
+            payload=io.BytesIO(data), file_name="gen.tgz", mime_type="application/gzip"
+        ),
+        description="sent after the file",
+        category="tools",
+        language="python",
+        is_public=True,
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+    published = publish.sync_detailed(client=signed_in, body=package_body)
+    assert published.status_code == 201, published.content
+    package_id = json.loads(published.content)["package_id"]
+    package = httpx.get(
+        f"{live_server}/api/v1/software-packages/{package_id}",
+        headers={"Authorization": f"Bearer {pair.access_token}"},
+        timeout=30,
+    ).json()
+    assert package["description"] == "sent after the file"
+    assert (package["category"], package["language"], package["is_public"]) == (
+        "tools",
+        "python",
+        True,
+    )
+    assert package["latest_version"] == "1.2.3"

@@ -169,7 +169,7 @@ def test_tus_js_client_reports_no_success_until_published(
 def test_a_lost_local_file_is_a_problem_not_the_servers_404(
     tmp_path: Path, base_env: dict[str, str]
 ) -> None:
-    """Local storage hands whole files to the server (pathsend): a file gone from disk was the
+    """Local storage handed whole files to the server (pathsend): a file gone from disk was the
     server's own plain-text 404 after a 200 had begun; it is our problem+json now."""
     with serving(tmp_path / "srv", base_env, DEADLINE) as server:
         auth = sign_up(server.url)

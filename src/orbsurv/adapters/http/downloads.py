@@ -9,11 +9,19 @@ policy choices are in ``domain/files.py``): 200 with the whole body, 206 with on
 
 Bodies stream from storage in 1 MiB chunks; nothing holds a file in memory. For a whole-body
 answer from local storage under a server that offers the ASGI ``http.response.pathsend``
-extension (granian does), the server sends the file itself and no byte passes through Python.
+extension (granian does), the server sends the file itself and no byte passes through Python,
+but only when nothing waits for the end of the transfer (no ``on_complete``): ``pathsend``
+returns once the server took the path, not once the client read the file, so a transfer the
+client abandoned would look complete.
 
 ``on_complete`` runs once, after the last byte of a whole-body GET was handed to the server
 while the client was still connected: downloads are counted per completed full transfer, never
-per range request, HEAD or abandoned transfer.
+per range request, HEAD or abandoned transfer, on every storage alike (the body then streams
+through ``send_body`` in 1 MiB reads, which sees the client's ``http.disconnect`` between two
+sends). The server learns of a client that left only once the bytes already on their way (the
+socket buffers and the server's queue, a few MiB on loopback) failed to go out: a client that
+closes with less than that left to send cannot be told from one that read everything, and
+counts.
 
 The stored object is checked (its size, through the storage port) before the answer starts,
 for GET and HEAD alike, so a fault is a problem+json with ``X-Request-ID`` and a log line, never
@@ -177,12 +185,12 @@ class DownloadResponse(ASGIResponse):
                         getattr(error, "code", type(error).__name__),
                     )
                     raise
-                if disconnected.is_set():
+                if disconnected.is_set():  # the client left before the last byte: not counted
                     return
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 sent += len(chunk)
-            if disconnected.is_set():
-                return
+            # Every byte was handed over while the client was there. A disconnect seen now is
+            # the client closing the connection after reading the whole body: complete.
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             listener.cancel()
@@ -320,8 +328,11 @@ async def download_response(
         DownloadResponse(
             status_code=200,
             headers=headers,
-            chunks=None if item.size == 0 else (lambda: storage.read(item.key)),
-            path=_local_path(storage, item.key),
+            # 1 MiB reads (a bounded range), not the larger whole-object reads: a client that
+            # left is noticed between two sends, and the bytes queued meanwhile stay few
+            chunks=None if item.size == 0 else (lambda: storage.read(item.key, end=item.size - 1)),
+            # pathsend cannot tell a completed transfer from an abandoned one: not when counting
+            path=_local_path(storage, item.key) if on_complete is None else None,
             on_complete=None if head else on_complete,
             is_head_response=head,
             key=item.key,

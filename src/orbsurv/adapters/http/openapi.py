@@ -291,8 +291,8 @@ def complete(app: Litestar) -> dict[str, Any]:
 def multipart_upload(
     fields: Mapping[str, Mapping[str, Any]], required: list[str]
 ) -> dict[str, Any]:
-    """``documented(content=...)`` of a streamed upload: the text ``fields`` in the order they
-    must be sent, then the ``file`` part (the handler reads nothing after it)."""
+    """``documented(content=...)`` of a streamed upload: the text ``fields`` and the ``file``
+    part (the handlers take the fields in any order around the file)."""
     return {
         "multipart/form-data": {
             "schema": {

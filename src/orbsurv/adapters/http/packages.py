@@ -31,7 +31,6 @@ from litestar.enums import HttpMethod, MediaType
 from litestar.exceptions import HTTPException
 from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, Parameter
-from multipart import MultipartSegment
 
 from orbsurv.adapters.http.auth import SECURITY, current_principal, requires
 from orbsurv.adapters.http.di import inject, inject_app
@@ -42,7 +41,7 @@ from orbsurv.adapters.http.downloads import (
     headers_only,
 )
 from orbsurv.adapters.http.openapi import documented, multipart_upload
-from orbsurv.adapters.http.projects import AFTER_THE_FILE, _boundary, _flag, _Form
+from orbsurv.adapters.http.projects import _boundary, _flag, _Form, form_names
 from orbsurv.application.packages.catalog import (
     CountPackageDownload,
     DeletePackage,
@@ -358,7 +357,13 @@ async def tus_create(
         content_type=meta.get("filetype") or meta.get("content_type"),
         sha256=meta.get("sha256"),
     )
-    opened = await use_case(principal, OpenUpload(details=details, size=length, protocol="tus"))
+    # errors name the Upload-Metadata key the client sent
+    names = {
+        "file_name": "filename" if meta.get("filename") else "file_name",
+        "content_type": "filetype" if meta.get("filetype") else "content_type",
+    }
+    with form_names(names):
+        opened = await use_case(principal, OpenUpload(details=details, size=length, protocol="tus"))
     return Response(
         b"",  # tus answers creation with headers only (a JSON null is not "no body")
         media_type=MediaType.TEXT,
@@ -969,6 +974,8 @@ async def download_version(
 
 
 SINGLE_FIELDS = ("name", "description", "category", "language", "version", "is_public", "sha256")
+# The use case's names for what the form calls otherwise: its errors name the form's fields.
+MULTIPART_NAMES = {"package_name": "name", "file_name": "file", "content_type": "file"}
 
 
 @post(
@@ -977,8 +984,9 @@ SINGLE_FIELDS = ("name", "description", "category", "language", "version", "is_p
     summary="Publish a package version in one request",
     description=(
         "multipart/form-data with the fields `name`, `version` (SemVer), and optionally "
-        "`description`, `category`, `language`, `is_public` (true/false), `sha256`, then one "
-        "`file` part as the last part. The file streams to storage while it is hashed and "
+        "`description`, `category`, `language`, `is_public` (true/false), `sha256`, and one "
+        "`file` part; the text fields may come in any order, before or after the file (each "
+        "at most 64 KiB, 16 parts in all). The file streams to storage while it is hashed and "
         "scanned; `MAX_UPLOAD_BYTES` applies as bytes arrive. A new name creates the package "
         "with these fields; an existing one of yours gets the version (its metadata stays). "
         "Answers 201 `{package_id, version_id, sha256, size}`. A body silent for "
@@ -1037,41 +1045,32 @@ async def _publish(
     request: Request[Any, Any, Any], principal: Principal, boundary: str, use_case: PublishPackage
 ) -> UploadResult:
     form = _Form(request, boundary)
-    fields: dict[str, str] = {}
-    file_name: str | None = None
-    file_type: str | None = None
-    while (event := await form.next()) is not form.END:
-        if not isinstance(event, MultipartSegment):
-            continue
-        if event.filename is not None:
-            if event.name != "file":
-                raise FieldInvalid(event.name, "Only the part named file may carry a file.")
-            file_name, file_type = event.filename, event.content_type
-            break
-        if event.name in fields:
-            raise FieldInvalid(event.name, "was sent twice")
-        value = await form.read_field(event.name)
-        if event.name in SINGLE_FIELDS:
-            fields[event.name] = value
-    if file_name is None:
-        raise FieldInvalid("file", "The upload needs a file part named file.")
-    for required in ("name", "version"):
-        if required not in fields:
-            raise FieldInvalid(required, AFTER_THE_FILE)
-        if not fields[required].strip():
-            raise FieldInvalid(required, "is required")
-    details = UploadDetails(
-        package_name=fields["name"],
-        version=fields["version"],
-        file_name=file_name,
-        description=fields.get("description", ""),
-        category=fields.get("category"),
-        language=fields.get("language"),
-        is_public=bool(_flag(fields.get("is_public"), "is_public")),
-        content_type=file_type,
-        sha256=fields.get("sha256"),
-    )
-    return await use_case(principal, details, form.file_body())
+    part = await form.until_file(SINGLE_FIELDS)
+    file_name, file_type = part.filename or "", part.content_type
+
+    def details(*, whole: bool = True) -> UploadDetails:
+        """The declaration the fields read so far make (those after the file included, once
+        its bytes were read). ``whole``: raises ``FieldInvalid`` for a missing name or
+        version; otherwise they are ``""`` until they come."""
+        fields = form.fields
+        for required in ("name", "version"):
+            if whole and not fields.get(required, "").strip():
+                raise FieldInvalid(required, "is required")
+        return UploadDetails(
+            package_name=fields.get("name", ""),
+            version=fields.get("version", ""),
+            file_name=file_name,
+            description=fields.get("description", ""),
+            category=fields.get("category"),
+            language=fields.get("language"),
+            is_public=bool(_flag(fields.get("is_public"), "is_public")),
+            content_type=file_type,
+            sha256=fields.get("sha256"),
+        )
+
+    with form_names(MULTIPART_NAMES):
+        before = details(whole=False)
+        return await use_case(principal, before, form.file_body(), complete=details)
 
 
 CATALOGUE_ROUTES = [

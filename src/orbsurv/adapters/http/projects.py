@@ -2,15 +2,17 @@
 
 The upload body is parsed as it arrives (``multipart``'s push parser): text fields are kept (at
 most 64 KiB each), the file part is handed to the use case as a stream of chunks, so nothing
-holds the file in memory and the size limit applies as bytes arrive. The fields must come before
-the file part, and the file part must be the only file and the last part (HTML forms and common
-clients send them in that order).
+holds the file in memory and the size limit applies as bytes arrive. The text fields may come
+before or after the one file part (browsers send them in document order; a client generated from
+the OpenAPI document sends the optional ones after the file): those after it are read once the
+file's bytes were stored and applied before anything is validated for good or committed.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -45,7 +47,7 @@ from orbsurv.application.files.projects import (
 )
 from orbsurv.application.ports import ObjectStorage
 from orbsurv.application.slots import UploadGate
-from orbsurv.domain.errors import FieldInvalid, Forbidden, InvalidInput
+from orbsurv.domain.errors import FieldInvalid, FieldsConflict, Forbidden, InvalidInput
 from orbsurv.domain.files import Project, Visibility, resolve_visibility
 from orbsurv.domain.identity import Permission, Principal
 from orbsurv.domain.pagination import PageRequest
@@ -53,6 +55,9 @@ from orbsurv.domain.pagination import PageRequest
 FIELD_MAX_BYTES = 64 * 1024
 MAX_PARTS = 16
 FIELDS = ("name", "description", "version", "is_public", "visibility")
+# The most a body can carry in fields after its file (parts, their headers and values): the
+# part of Content-Length that may not be the file's when the early size check runs.
+AFTER_FILE_MAX = MAX_PARTS * (FIELD_MAX_BYTES + 8192 + 128)
 ProjectId = Annotated[str, Parameter(max_length=64, description="The project's id")]
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
@@ -150,13 +155,15 @@ def _visibility(value: str | None) -> Visibility | None:
         raise FieldInvalid("visibility", "must be public or private") from None
 
 
-# A required field that did not come before the file part: the parser never reads past the
-# file, so a field sent after it is as good as absent.
-AFTER_THE_FILE = "is required, in a part before the file part"
-
-
 class _Form:
-    """Pull-based events over a streamed multipart body."""
+    """Pull-based events over a streamed multipart body.
+
+    Text fields may come in any order around the one file part (a client generated from the
+    OpenAPI document sends the required ones, the file among them, before the optional ones):
+    ``until_file`` reads the fields before the file into ``fields``; ``file_body`` yields the
+    file's bytes as they arrive and then reads the fields after it into ``fields`` too, each
+    bounded by ``FIELD_MAX_BYTES`` and all by ``MAX_PARTS``, so a caller applies them once the
+    stream ended (before it validates and commits). A field sent twice, anywhere, is a 422."""
 
     END = object()
 
@@ -168,9 +175,33 @@ class _Form:
         self._events: deque[MultipartSegment | bytes | None] = deque()
         self.received = 0
         self._done = False
+        self.fields: dict[str, str] = {}
+        self._known: tuple[str, ...] = ()
 
     def queued_bytes(self) -> int:
         return sum(len(e) for e in self._events if isinstance(e, bytes | bytearray))
+
+    async def until_file(self, known: tuple[str, ...]) -> MultipartSegment:
+        """Read the parts before the file part into ``fields`` (only the names in ``known``
+        are kept; every part is read within its bound) and return the file part's header.
+        Raises ``FieldInvalid`` for a file under another name, a field sent twice or no file."""
+        self._known = known
+        while (event := await self.next()) is not self.END:
+            if not isinstance(event, MultipartSegment):
+                continue
+            if event.filename is not None:
+                if event.name != "file":
+                    raise FieldInvalid(event.name, "Only the part named file may carry a file.")
+                return event
+            await self._field(event.name)
+        raise FieldInvalid("file", "The upload needs a file part named file.")
+
+    async def _field(self, name: str) -> None:
+        if name in self.fields:
+            raise FieldInvalid(name, "was sent twice")
+        value = await self.read_field(name)
+        if name in self._known:
+            self.fields[name] = value
 
     async def next(self) -> MultipartSegment | bytes | object | None:
         while not self._events:
@@ -215,16 +246,33 @@ class _Form:
             raise FieldInvalid(name, "is not valid UTF-8") from None
 
     async def file_body(self) -> AsyncIterator[bytes]:
+        """The file part's bytes; then the text fields after it, into ``fields`` (a second
+        file part is refused before anything is kept)."""
         while (event := await self.next()) is not None:
             if isinstance(event, bytes | bytearray):
                 yield bytes(event)
-        # Nothing may follow the file part: a second file or a late field is refused before
-        # anything is kept.
         while (event := await self.next()) is not self.END:
-            if isinstance(event, MultipartSegment):
-                raise FieldInvalid(
-                    "file", "Send one file part, after the other fields, as the last part."
-                )
+            if not isinstance(event, MultipartSegment):
+                continue
+            if event.filename is not None:
+                raise FieldInvalid("file", "Send one file part.")
+            await self._field(event.name)
+
+
+@contextmanager
+def form_names(names: Mapping[str, str]) -> Iterator[None]:
+    """Errors raised inside name fields as the form calls them: ``names`` maps a use case's
+    field name to the form field it came from (``package_name`` → ``name``), so a 422 never
+    names a field the client did not send."""
+    try:
+        yield
+    except FieldsConflict as error:
+        error.fields = tuple(names.get(f, f) for f in error.fields)
+        error.field = error.fields[0]
+        raise
+    except FieldInvalid as error:
+        error.field = names.get(error.field, error.field)
+        raise
 
 
 def _boundary(request: Request[Any, Any, Any]) -> str:
@@ -243,7 +291,8 @@ def _boundary(request: Request[Any, Any, Any]) -> str:
     description=(
         "multipart/form-data with the fields `name`, `description`, `version` (optional), "
         "`is_public` (true/false) or `visibility` (public/private; with both, they must "
-        "agree), then one `file` part as the last part. The file streams to "
+        "agree), and one `file` part; the text fields may come in any order, before or after "
+        "the file (each at most 64 KiB, 16 parts in all). The file streams to "
         "storage while it is hashed (SHA-256) and scanned for malware; `Content-Length` is "
         "required and checked against `MAX_UPLOAD_BYTES` and the storage quota before any byte "
         "is stored; the limit also applies as bytes arrive. Refused uploads keep nothing."
@@ -301,43 +350,32 @@ async def _upload(
     use_case: UploadProject,
 ) -> ProjectOut:
     form = _Form(request, boundary)
-    fields: dict[str, str] = {}
-    file_name: str | None = None
-    while (event := await form.next()) is not form.END:
-        if not isinstance(event, MultipartSegment):
-            continue
-        if event.filename is not None:
-            if event.name != "file":
-                raise FieldInvalid(event.name, "Only the part named file may carry a file.")
-            file_name = event.filename
-            break
-        if event.name in fields:
-            raise FieldInvalid(event.name, "was sent twice")
-        value = await form.read_field(event.name)
-        if event.name in FIELDS:
-            fields[event.name] = value
-    if file_name is None:
-        raise FieldInvalid("file", "The upload needs a file part named file.")
-    if "name" not in fields:
-        raise FieldInvalid("name", AFTER_THE_FILE)
-    if "\x00" in "".join(fields.values()):
-        bad = next(k for k, v in fields.items() if "\x00" in v)
-        raise FieldInvalid(bad, "contains characters that cannot be stored")
+    file_name = (await form.until_file(FIELDS)).filename or ""
     # An upper bound of the file's size: what is left of the body once the parts before the
     # file are read (the parser may hold back a few bytes that could start a boundary).
     declared = max(0, length - (form.received - form.queued_bytes()))
-    visibility = resolve_visibility(
-        _flag(fields.get("is_public"), "is_public"), _visibility(fields.get("visibility"))
+
+    def new_project() -> NewProject:
+        """The project the fields read so far describe (those after the file included, once
+        its bytes were read). Raises ``FieldInvalid`` for a bad flag or visibility."""
+        fields = form.fields
+        visibility = resolve_visibility(
+            _flag(fields.get("is_public"), "is_public"), _visibility(fields.get("visibility"))
+        )
+        return NewProject(
+            name=fields.get("name", ""),
+            description=fields.get("description", ""),
+            version=fields.get("version"),
+            is_public=visibility is Visibility.PUBLIC,
+            file_name=file_name,
+            declared_size=declared,
+            after_file_max=AFTER_FILE_MAX,
+        )
+
+    before = new_project()  # the fields before the file: refused early when bad
+    project = await use_case(
+        viewer_of(request, principal), before, form.file_body(), complete=new_project
     )
-    new = NewProject(
-        name=fields.get("name", ""),
-        description=fields.get("description", ""),
-        version=fields.get("version"),
-        is_public=visibility is Visibility.PUBLIC,
-        file_name=file_name,
-        declared_size=declared,
-    )
-    project = await use_case(viewer_of(request, principal), new, form.file_body())
     return ProjectOut.of(project)
 
 

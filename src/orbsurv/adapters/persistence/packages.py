@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -56,6 +57,103 @@ from orbsurv.domain.packages import (
 from orbsurv.domain.pagination import Page, PageRequest
 
 OPEN_STATES = (UploadState.CREATED.value, UploadState.RECEIVING.value)
+
+
+def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def _is_version_conflict(exc: IntegrityError) -> bool:
+    """Whether ``exc`` is the unique (package, precedence) index refusing a second row: the one
+    integrity error that means "this version exists" (PostgreSQL names the constraint, SQLite
+    the columns)."""
+    text = str(exc.orig)
+    return "uq_package_versions_package_id_precedence" in text or (
+        "package_versions.package_id" in text and "package_versions.precedence" in text
+    )
+
+
+_CLAIM_ATTEMPTS = 5
+
+
+async def _claim_blob(
+    conn: AsyncConnection, sha256: str, record: UploadRecord, *, now: datetime, heal_blob: bool
+) -> str | None:
+    """Take one reference on the blob of ``sha256``, creating it with the upload's object when
+    there is none; return the object key that became redundant (the upload's own object when the
+    blob existed, the lost key when ``heal_blob`` moved the blob onto the upload's object).
+
+    Race-safe without read-then-write: ``UPDATE ... ref_count + 1`` and, when no row matched,
+    ``INSERT ... ON CONFLICT DO NOTHING``. On PostgreSQL the insert waits for a concurrent
+    publication that is inserting the same blob and does nothing if that one commits; the loop
+    then bumps the committed row. So two users publishing identical bytes at once both succeed
+    (a unique violation here is never "version exists"). A blob deleted between the two
+    statements (its last package went) is inserted again on the next turn."""
+    for _ in range(_CLAIM_ATTEMPTS):
+        bump: dict[str, Any] = {"ref_count": package_blobs.c.ref_count + 1}
+        lost_key: str | None = None
+        if heal_blob:  # the blob stores its bytes under the upload's key from now on
+            bump["storage_key"] = record.storage_key
+            lost_key = await conn.scalar(
+                sa.select(package_blobs.c.storage_key).where(package_blobs.c.sha256 == sha256)
+            )
+        bumped = await conn.execute(
+            package_blobs.update().where(package_blobs.c.sha256 == sha256).values(**bump)
+        )
+        if bumped.rowcount == 1:
+            return lost_key if heal_blob else record.storage_key
+        inserted = await conn.execute(
+            _insert(conn, package_blobs)
+            .values(
+                sha256=sha256,
+                storage_key=record.storage_key,
+                size=record.session.length,
+                ref_count=1,
+                created_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["sha256"])
+        )
+        if inserted.rowcount == 1:
+            return None
+    raise RuntimeError(f"the blob {sha256} could not be claimed in {_CLAIM_ATTEMPTS} attempts")
+
+
+async def _claim_package(
+    conn: AsyncConnection, record: UploadRecord, package_id: str, now: datetime
+) -> str:
+    """The id of the owner's package of this name, created (as ``package_id``) when absent.
+    ``INSERT ... ON CONFLICT DO NOTHING`` then a read, so two first versions of one new package
+    published at once share the package instead of one failing on the unique name."""
+    s, d = record.session, record.details
+    for _ in range(_CLAIM_ATTEMPTS):
+        existing: str | None = await conn.scalar(
+            sa.select(packages.c.id).where(
+                packages.c.owner_id == s.owner_id, packages.c.name == d.package_name
+            )
+        )
+        if existing is not None:
+            return existing
+        inserted = await conn.execute(
+            _insert(conn, packages)
+            .values(
+                id=package_id,
+                owner_id=s.owner_id,
+                name=d.package_name,
+                description=d.description,
+                category=d.category,
+                language=d.language,
+                is_public=d.is_public,
+                created_at=now,
+                updated_at=now,
+            )
+            # no conflict target: whichever unique index on the owner's names refuses the row
+            # (the exact name or a case-folded one), the package that holds the name is read next
+            .on_conflict_do_nothing()
+        )
+        if inserted.rowcount == 1:
+            return package_id
+    raise RuntimeError(f"the package {d.package_name} could not be claimed")
 
 
 def _record(row: sa.Row[Any], tail: tuple[str, int] | None) -> UploadRecord:
@@ -457,69 +555,23 @@ class SqlPackageCatalog:
         heal_blob: bool = False,
     ) -> Publication:
         s, d = record.session, record.details
-        try:
-            async with self._engine.begin() as conn:
-                claimed = await conn.execute(
-                    upload_sessions.update()
-                    .where(
-                        upload_sessions.c.id == s.id,
-                        upload_sessions.c.state == UploadState.FINALIZING.value,
-                    )
-                    .values(state=UploadState.COMPLETED.value, updated_at=now)
+        async with self._engine.begin() as conn:
+            claimed = await conn.execute(
+                upload_sessions.update()
+                .where(
+                    upload_sessions.c.id == s.id,
+                    upload_sessions.c.state == UploadState.FINALIZING.value,
                 )
-                if claimed.rowcount != 1:
-                    raise UploadClosed("This upload is no longer finalizing.")
-                # ``create`` reserved the size (every protocol): settle it as stored bytes.
-                quota = SqlStorageQuota(conn, self._quota)
-                await quota.commit(s.owner_id, reserved=s.length, stored=s.length)
-                bump: dict[str, Any] = {"ref_count": package_blobs.c.ref_count + 1}
-                lost_key: str | None = None
-                if heal_blob:  # the blob stores its bytes under the upload's key from now on
-                    bump["storage_key"] = record.storage_key
-                    lost_key = await conn.scalar(
-                        sa.select(package_blobs.c.storage_key).where(
-                            package_blobs.c.sha256 == sha256
-                        )
-                    )
-                bumped = await conn.execute(
-                    package_blobs.update().where(package_blobs.c.sha256 == sha256).values(**bump)
-                )
-                redundant = None
-                if bumped.rowcount == 1:
-                    redundant = lost_key if heal_blob else record.storage_key
-                else:
-                    await conn.execute(
-                        package_blobs.insert().values(
-                            sha256=sha256,
-                            storage_key=record.storage_key,
-                            size=s.length,
-                            ref_count=1,
-                            created_at=now,
-                        )
-                    )
-                existing = (
-                    await conn.execute(
-                        sa.select(packages.c.id).where(
-                            packages.c.owner_id == s.owner_id, packages.c.name == d.package_name
-                        )
-                    )
-                ).scalar()
-                if existing is None:
-                    await conn.execute(
-                        packages.insert().values(
-                            id=package_id,
-                            owner_id=s.owner_id,
-                            name=d.package_name,
-                            description=d.description,
-                            category=d.category,
-                            language=d.language,
-                            is_public=d.is_public,
-                            created_at=now,
-                            updated_at=now,
-                        )
-                    )
-                else:
-                    package_id = existing
+                .values(state=UploadState.COMPLETED.value, updated_at=now)
+            )
+            if claimed.rowcount != 1:
+                raise UploadClosed("This upload is no longer finalizing.")
+            # ``create`` reserved the size (every protocol): settle it as stored bytes.
+            quota = SqlStorageQuota(conn, self._quota)
+            await quota.commit(s.owner_id, reserved=s.length, stored=s.length)
+            redundant = await _claim_blob(conn, sha256, record, now=now, heal_blob=heal_blob)
+            package_id = await _claim_package(conn, record, package_id, now)
+            try:
                 await conn.execute(
                     package_versions.insert().values(
                         id=version_id,
@@ -535,19 +587,21 @@ class SqlPackageCatalog:
                         created_at=now,
                     )
                 )
-                await conn.execute(
-                    upload_sessions.update()
-                    .where(upload_sessions.c.id == s.id)
-                    .values(
-                        result_package_id=package_id,
-                        result_version_id=version_id,
-                        result_sha256=sha256,
-                    )
+            except IntegrityError as exc:
+                if not _is_version_conflict(exc):
+                    raise
+                raise VersionExists(
+                    f"Version {d.version} of {d.package_name} already exists."
+                ) from None
+            await conn.execute(
+                upload_sessions.update()
+                .where(upload_sessions.c.id == s.id)
+                .values(
+                    result_package_id=package_id,
+                    result_version_id=version_id,
+                    result_sha256=sha256,
                 )
-        except IntegrityError:
-            raise VersionExists(
-                f"Version {d.version} of {d.package_name} already exists."
-            ) from None
+            )
         result = UploadResult(
             package_id=package_id, version_id=version_id, sha256=sha256, size=s.length
         )

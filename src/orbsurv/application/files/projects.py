@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -101,6 +101,8 @@ class NewProject:
     is_public: bool
     file_name: str
     declared_size: int  # bytes the client announced (an upper bound of the file's size)
+    # how many of those may be fields after the file (a form's bound on them), not the file's
+    after_file_max: int = 0
 
 
 def project_not_found() -> NotFound:
@@ -120,17 +122,29 @@ class UploadProject:
     policy: FilesPolicy
 
     async def __call__(
-        self, viewer: Viewer, new: NewProject, chunks: AsyncIterable[bytes]
+        self,
+        viewer: Viewer,
+        new: NewProject,
+        chunks: AsyncIterable[bytes],
+        *,
+        complete: Callable[[], NewProject] | None = None,
     ) -> Project:
         """Store one project file; raise ``FieldInvalid`` (422), ``ObjectTooLarge`` or
         ``QuotaExceeded`` (413), ``MalwareDetected`` (422), ``StorageUnavailable`` or
         ``ScannerUnavailable`` (503). Whatever ``chunks`` raises (a body that timed out, a
-        client that went away) is raised again once the upload is undone."""
-        name = check_project_name(new.name)
+        client that went away) is raised again once the upload is undone.
+
+        ``complete``, when given, is called once ``chunks`` is exhausted and returns the whole
+        declaration: a multipart form may carry fields after its file, so ``new`` holds only
+        those that came first (checked at once when present, so a bad one stores nothing) and
+        the rest are checked after the bytes, before the row is written; a refusal then
+        removes the stored bytes like any other."""
+        early = complete is None or new.name != ""
+        name = check_project_name(new.name) if early else ""
         description = check_description(new.description)
         version = check_version(new.version)
         file_name = check_file_name(new.file_name, self.policy.allowed_extensions)
-        if new.declared_size > self.policy.max_upload_bytes:
+        if new.declared_size - new.after_file_max > self.policy.max_upload_bytes:
             raise ObjectTooLarge(
                 f"The file is larger than the limit of {self.policy.max_upload_bytes} bytes."
             )
@@ -158,6 +172,11 @@ class UploadProject:
                 raise FieldInvalid("file", "The file is empty.")
             if verdict.signature is not None:
                 raise MalwareDetected("file", verdict.signature)
+            if complete is not None:  # the fields after the file, now that it was read
+                new = complete()
+                name = check_project_name(new.name)
+                description = check_description(new.description)
+                version = check_version(new.version)
         except BaseException as error:
             if session is not None:
                 await asyncio.shield(session.abort())

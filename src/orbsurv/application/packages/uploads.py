@@ -974,15 +974,21 @@ class PublishPackage:
     trail: AuditTrail
 
     async def __call__(
-        self, principal: Principal, details: UploadDetails, file: AsyncIterable[bytes]
+        self,
+        principal: Principal,
+        details: UploadDetails,
+        file: AsyncIterable[bytes],
+        *,
+        complete: Callable[[], UploadDetails] | None = None,
     ) -> UploadResult:
-        details = check_details(details, self.versions)
-        if await self.catalog.version_exists(
-            principal.user_id, details.package_name, details.version
-        ):
-            raise VersionExists(
-                f"Version {details.version} of {details.package_name} already exists."
-            )
+        """``complete``, when given, is called once ``file`` is exhausted and returns the whole
+        declaration: a multipart form may carry fields after its file, so ``details`` holds
+        only those that came first. With its name and version there, it is checked (and the
+        version looked up) before any byte is stored; the whole declaration is checked after
+        the bytes, before anything is published, and a refusal deletes them."""
+        checked = complete is None or (details.package_name != "" and details.version != "")
+        if checked:
+            details = await self._checked(principal, details)
         # The size is unknown until the stream ends: cut it at the free quota as well as at
         # MAX_UPLOAD_BYTES (the reservation below still decides between concurrent uploads).
         free = await self.store.free_bytes(principal.user_id)
@@ -1002,7 +1008,10 @@ class PublishPackage:
 
         try:
             stored = await self.storage.put(
-                key, inspected(), max_size=limit, content_type=details.content_type
+                key,
+                inspected(),
+                max_size=limit,
+                content_type=details.content_type if checked else None,
             )
             verdict = await scan.finish()
         except BaseException as exc:
@@ -1012,6 +1021,24 @@ class PublishPackage:
                     f"The file does not fit in the storage quota ({free} bytes free)."
                 ) from None
             raise
+        if complete is not None:  # the fields after the file, now that it was read
+            try:
+                details = await self._checked(principal, complete())
+            except BaseException:
+                await self.storage.delete(key)
+                if verdict.signature is None:
+                    raise
+                # malware is reported (and alerted) as such, whatever else the form got wrong
+                await self.trail.record(
+                    _malware_event(
+                        self.clock,
+                        principal.user_id,
+                        upload_id,
+                        verdict.signature,
+                        details.file_name,
+                    )
+                )
+                raise MalwareDetected("file", verdict.signature) from None
         sha256 = digest.hexdigest()
         failure: Exception | None = None
         if stored.size == 0:
@@ -1064,6 +1091,18 @@ class PublishPackage:
             raise
         await self.store.delete(upload_id)  # nothing to resume: the session has served
         return result
+
+    async def _checked(self, principal: Principal, details: UploadDetails) -> UploadDetails:
+        """``details`` normalised; ``FieldInvalid``, or ``VersionExists`` when the owner's
+        package has this version already."""
+        details = check_details(details, self.versions)
+        if await self.catalog.version_exists(
+            principal.user_id, details.package_name, details.version
+        ):
+            raise VersionExists(
+                f"Version {details.version} of {details.package_name} already exists."
+            )
+        return details
 
 
 # --- abort ------------------------------------------------------------------------------
