@@ -17,14 +17,14 @@ from typing import Annotated, Any
 import msgspec
 from dishka import FromDishka
 from litestar import Request, Response, delete, get, post, route
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.enums import HttpMethod
 from litestar.exceptions import HTTPException, InternalServerException
 from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, Parameter
 from multipart import MultipartError, MultipartSegment, ParserLimitReached, PushMultipartParser
 
-from orbsurv.adapters.http.auth import SECURITY, current_principal
+from orbsurv.adapters.http.auth import SECURITY, current_principal, requires
 from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import inject, inject_app
 from orbsurv.adapters.http.downloads import DOWNLOAD_DESCRIPTION, Downloadable, download_response
@@ -45,7 +45,7 @@ from orbsurv.application.files.projects import (
 )
 from orbsurv.application.ports import ObjectStorage
 from orbsurv.application.slots import UploadGate
-from orbsurv.domain.errors import FieldInvalid, Forbidden, InvalidInput
+from orbsurv.domain.errors import FieldInvalid, InvalidInput
 from orbsurv.domain.files import Project, Visibility, resolve_visibility
 from orbsurv.domain.identity import Permission, Principal
 from orbsurv.domain.pagination import PageRequest
@@ -486,29 +486,29 @@ class QuotaOut(msgspec.Struct, frozen=True):
     "/admin/users/{user_id:str}/storage-quota",
     http_method=[HttpMethod.PUT],
     tags=["console"],
-    summary="Set a user's storage quota (admin)",
-    description="`quota_bytes` in bytes, or null for USER_QUOTA_BYTES. Stored files stay; a "
-    "quota below them blocks new uploads. Audited.",
+    summary="Set a user's storage quota (dev)",
+    description="A console write: it needs a dev session (the dev role, signed in with a "
+    "one-time code), settled before the body is read; a refusal is 403 (`dev_session_required` "
+    "for a dev without the code, `forbidden` otherwise, admins included: nobody raises their own "
+    "quota without the second factor) and is audited as `access.denied`. `quota_bytes` in "
+    "bytes, or null for USER_QUOTA_BYTES. Stored files stay; a quota below them blocks new "
+    "uploads. The change is audited as `storage.quota_set`.",
     security=SECURITY,
+    dependencies={"operator": Provide(requires(Permission.ADMINISTER))},
     responses={
-        403: _problem("Not an admin."),
+        403: _problem("Not a dev session (`dev_session_required`, `forbidden`)."),
         404: _problem("No such user."),
     },
 )
 @inject
 async def set_storage_quota(
     request: Request[Any, Any, Any],
+    operator: NamedDependency[Principal],
     user_id: Annotated[str, Parameter(max_length=64)],
     data: JSONBody[QuotaIn],
     use_case: FromDishka[SetStorageQuota],
 ) -> QuotaOut:
-    principal = await current_principal(request)
-    if principal.role.needs_dev_scope(Permission.MANAGE_CONTENT, principal.scope):
-        raise Forbidden(
-            "This needs a dev session opened with a one-time code (scope=dev).",
-            code="dev_session_required",
-        )
-    usage = await use_case(viewer_of(request, principal), user_id, data.quota_bytes)
+    usage = await use_case(operator, user_id, data.quota_bytes, request_context(request))
     return QuotaOut(
         user_id=user_id,
         used_bytes=usage.used,

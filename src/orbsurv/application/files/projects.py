@@ -68,6 +68,7 @@ from orbsurv.domain.files import (
     check_project_name,
     check_version,
 )
+from orbsurv.domain.identity import Permission, Principal
 from orbsurv.domain.pagination import Page, PageRequest
 
 logger = logging.getLogger("orbsurv.files")
@@ -430,9 +431,14 @@ class SweepObjects:
 
 @dataclass(frozen=True, slots=True)
 class SetStorageQuota:
-    """An operator (admin or dev) sets one user's storage quota; ``None`` restores
-    ``USER_QUOTA_BYTES``. A quota below what the user already stores blocks new uploads and
-    keeps every stored file. Audited."""
+    """A console write: a dev in a dev session sets one user's storage quota (bytes); ``None``
+    restores ``USER_QUOTA_BYTES``. A quota below what the user already stores blocks new
+    uploads and keeps every stored file. The change and its audit event (``storage.quota_set``,
+    with the quota before) commit in one transaction.
+
+    Raises ``Forbidden`` without the console-write permission (the HTTP gate refuses such a
+    caller first and audits it), ``NotFound`` (``user_not_found``), ``FieldInvalid`` for a
+    negative quota."""
 
     users: UserRepository
     quota: StorageQuota
@@ -440,23 +446,30 @@ class SetStorageQuota:
     uow: UnitOfWork
     clock: Clock
 
-    async def __call__(self, operator: Viewer, user_id: str, quota_bytes: int | None) -> QuotaUsage:
-        if not operator.is_admin:
-            raise Forbidden("Only an admin may set a storage quota.")
+    async def __call__(
+        self,
+        operator: Principal,
+        user_id: str,
+        quota_bytes: int | None,
+        context: RequestContext | None = None,
+    ) -> QuotaUsage:
+        if not operator.can(Permission.ADMINISTER):
+            raise Forbidden("Setting a storage quota needs a dev session.")
         if await self.users.get(user_id) is None:
             raise NotFound("No such user.", code="user_not_found")
         if quota_bytes is not None and quota_bytes < 0:
             raise FieldInvalid("quota_bytes", "quota_bytes must be 0 or more.")
+        before = await self.quota.usage(user_id)
         await self.quota.set_quota(user_id, quota_bytes)
         await self.audit.record(
             AuditEvent(
                 "storage.quota_set",
                 self.clock.now(),
-                operator.context,
+                context or RequestContext(),
                 actor_user_id=operator.user_id,
                 target_type="user",
                 target_id=user_id,
-                metadata={"quota_bytes": quota_bytes},
+                metadata={"quota_bytes": quota_bytes, "from_quota_bytes": before.quota},
             )
         )
         usage = await self.quota.usage(user_id)
