@@ -232,13 +232,16 @@ async def test_owner_changes_and_deletes(
     assert_problem(again, 404, "project_not_found")
 
 
-async def test_admin_deletes_any_project(app: Litestar, client: Client) -> None:
+async def test_an_admin_deletes_their_own_project_and_not_anothers(
+    app: Litestar, client: Client
+) -> None:
     owner = await sign_in(app, client, "ada@example.com")
     admin = await sign_in(app, client, "root@example.com", Role.ADMIN)
     project = (await upload(client, owner)).json()
-    assert (
-        await client.delete(f"{API}/projects/{project['id']}", headers=admin)
-    ).status_code == 204
+    refused = await client.delete(f"{API}/projects/{project['id']}", headers=admin)
+    assert_problem(refused, 403, "forbidden")  # a console write: a dev session does it
+    own = (await upload(client, admin)).json()
+    assert (await client.delete(f"{API}/projects/{own['id']}", headers=admin)).status_code == 204
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,7 @@ from orbsurv.adapters.http.di import inject, inject_app
 from orbsurv.adapters.http.downloads import DOWNLOAD_DESCRIPTION, Downloadable, download_response
 from orbsurv.adapters.http.openapi import documented, multipart_upload
 from orbsurv.adapters.http.problems import ProblemDetail
+from orbsurv.application.console.denials import RecordDenial
 from orbsurv.application.files.ports import ProjectChanges
 from orbsurv.application.files.projects import (
     CountDownload,
@@ -45,7 +46,7 @@ from orbsurv.application.files.projects import (
 )
 from orbsurv.application.ports import ObjectStorage
 from orbsurv.application.slots import UploadGate
-from orbsurv.domain.errors import FieldInvalid, InvalidInput
+from orbsurv.domain.errors import FieldInvalid, Forbidden, InvalidInput
 from orbsurv.domain.files import Project, Visibility, resolve_visibility
 from orbsurv.domain.identity import Permission, Principal
 from orbsurv.domain.pagination import PageRequest
@@ -124,6 +125,8 @@ def viewer_of(request: Request[Any, Any, Any], principal: Principal) -> Viewer:
         # An admin in any session; a dev only in a dev session (without it, a plain user).
         is_admin=principal.can(Permission.MANAGE_CONTENT),
         context=request_context(request),
+        console_write=principal.can(Permission.ADMINISTER),
+        refusal_code=principal.refusal_code(Permission.ADMINISTER),
     )
 
 
@@ -454,20 +457,32 @@ async def download_project(
 @delete(
     "/projects/{project_id:str}",
     tags=["projects"],
-    summary="Delete a project",
-    description="Owner or admin. The row and the stored file both go.",
+    summary="Delete a project (owner, or a dev session)",
+    description="Your own project, or (a console write) anyone's from a dev session: the dev "
+    "role signed in with a one-time code. The row and the stored file both go; audited as "
+    "`project.deleted`. A refusal (403 `dev_session_required` for a dev without the code, "
+    "`forbidden` otherwise, admins included) is audited as `access.denied`.",
     security=SECURITY,
     responses={
-        403: _problem("Neither the owner nor an admin."),
+        403: _problem("Neither the owner nor a dev session (`dev_session_required`)."),
         404: _problem("No such project, or another user's private project."),
     },
 )
 @inject
 async def delete_project(
-    request: Request[Any, Any, Any], project_id: ProjectId, use_case: FromDishka[DeleteProject]
+    request: Request[Any, Any, Any],
+    project_id: ProjectId,
+    use_case: FromDishka[DeleteProject],
+    denials: FromDishka[RecordDenial],
 ) -> None:
     principal = await current_principal(request)
-    await use_case(viewer_of(request, principal), project_id)
+    context = request_context(request)
+    try:
+        await use_case(viewer_of(request, principal), project_id)
+    except Forbidden:
+        # On the request's own connection: a request never takes a second one from the pool.
+        await denials(principal, request.url.path, context)
+        raise
 
 
 class QuotaIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

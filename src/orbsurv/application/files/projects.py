@@ -17,7 +17,8 @@ Upload policy, in order:
 5. Otherwise the row, the quota settlement (reservation → stored bytes) and the marker's removal
    commit in one transaction (a short one of its own, like the reservation's).
 
-Deleting (owner or admin) removes the row, frees the bytes and writes a "delete" marker in one
+Deleting (the owner; another user's project is a console write, so a dev in a dev session)
+removes the row, frees the bytes and writes a "delete" marker in one
 transaction, then removes the object and the marker: the row and the object both go, and a crash
 between the two leaves a marker the sweep finishes. Authorization is per object: a project the
 caller may not see answers 404 (never 403), so ids of private projects do not leak.
@@ -87,11 +88,16 @@ class FilesPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Viewer:
-    """Who asks: a user id and whether they may see and delete every project (admins)."""
+    """Who asks: a user id, whether they may see every project (admins, and devs in a dev
+    session), whether they hold the console-write permission (a dev session: needed to delete
+    another user's project), and the code a refused console write answers
+    (``dev_session_required`` for a dev without the second factor, else ``forbidden``)."""
 
     user_id: str
     is_admin: bool = False
     context: RequestContext = field(default_factory=RequestContext)
+    console_write: bool = False
+    refusal_code: str = "forbidden"
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,13 +361,18 @@ class DeleteProject:
     clock: Clock
 
     async def __call__(self, viewer: Viewer, project_id: str) -> None:
-        """Owner or admin. The row goes with the quota and a "delete" marker in one
-        transaction; the object goes next, and the marker with it (or later, by the sweep)."""
+        """The owner, or (a console write) a dev in a dev session. The row goes with the quota,
+        a "delete" marker and the ``project.deleted`` event in one transaction; the object goes
+        next, and the marker with it (or later, by the sweep). Raises ``NotFound`` (invisible)
+        or ``Forbidden`` (``viewer.refusal_code``)."""
         project = await self.projects.get(project_id)
         if project is None or not project.visible_to(viewer.user_id, is_admin=viewer.is_admin):
             raise project_not_found()
-        if not (project.editable_by(viewer.user_id) or viewer.is_admin):
-            raise Forbidden("Only the owner or an admin may delete a project.")
+        if not (project.editable_by(viewer.user_id) or viewer.console_write):
+            raise Forbidden(
+                "Only the owner, or a dev in a dev session, may delete this project.",
+                code=viewer.refusal_code,
+            )
         now = self.clock.now()
         deleted = await self.projects.delete(project_id)
         if deleted is None:  # a concurrent delete won
