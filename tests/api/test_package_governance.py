@@ -372,3 +372,29 @@ async def test_the_version_list_is_paged_and_latest_spans_every_page(
     assert (clamped["page"], clamped["page_size"]) == (1, 100)
     one = (await client.get(f"{BASE}/{package_id}", headers=ada)).json()
     assert one["latest_version"] == "1.10.0"
+
+
+async def test_project_uploads_are_rate_limited_per_user(make_settings: SettingsFactory) -> None:
+    """Projects had the same fault: any number of uploads per user (only bytes were bounded,
+    by the quota). Now PROJECT_UPLOADS_PER_HOUR bounds them per user id."""
+    settings = make_settings(PROJECT_UPLOADS_PER_HOUR="2")
+    app = make_app(settings)
+    async with AsyncTestClient(app) as client:
+        ada = await account(app, client, "ada@example.com")
+        eve = await account(app, client, "eve@example.com")
+
+        async def upload(auth: dict[str, str]) -> Any:
+            return await client.post(
+                "/api/v1/projects",
+                data={"name": "Map"},
+                files={"file": ("m.zip", b"zip bytes", "application/zip")},
+                headers=auth,
+            )
+
+        assert [(await upload(ada)).status_code for _ in range(2)] == [201, 201]
+        refused = await upload(ada)
+        assert_problem(refused, 429, "rate_limited")
+        assert int(refused.headers["retry-after"]) > 0
+        assert (await upload(eve)).status_code == 201
+    assert len(await fetch(settings, "SELECT id FROM projects")) == 3
+    assert await fetch(settings, "SELECT * FROM object_cleanups") == []

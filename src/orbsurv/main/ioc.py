@@ -572,6 +572,7 @@ class FilesProvider(Provider):
         return FilesPolicy(
             max_upload_bytes=settings.max_upload_bytes,
             allowed_extensions=normalise_extensions(settings.allowed_project_extensions),
+            uploads_per_hour=settings.project_uploads_per_hour,
         )
 
     @provide(scope=Scope.APP)

@@ -179,6 +179,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     # uploads opened plus single-request publications per user per hour (429 past it)
     package_max_versions: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1000
     package_publishes_per_hour: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 100
+    # project uploads one user may start per hour (429 past it)
+    project_uploads_per_hour: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 100
 
     smtp_host: str | None = None
     smtp_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 587

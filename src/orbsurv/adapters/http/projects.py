@@ -277,7 +277,10 @@ def _boundary(request: Request[Any, Any, Any]) -> str:
             "A field, the file name or extension is invalid, the file is empty or missing, "
             "or it carries malware (`malware_detected`)."
         ),
-        429: _problem("Too many uploads of yours in progress (`too_many_uploads`)."),
+        429: _problem(
+            "Too many uploads of yours in progress (`too_many_uploads`), or more than "
+            "`PROJECT_UPLOADS_PER_HOUR` started within the hour (`rate_limited`, Retry-After)."
+        ),
         503: _problem("Storage (`storage_unavailable`) or scanner (`scanner_unavailable`) down."),
     },
 )

@@ -50,7 +50,7 @@ from orbsurv.application.files.ports import (
     QuotaUsage,
     StorageQuota,
 )
-from orbsurv.application.identity.ports import UserRepository
+from orbsurv.application.identity.ports import RateLimiter, UserRepository
 from orbsurv.application.ports import (
     AuditLog,
     Clock,
@@ -60,7 +60,7 @@ from orbsurv.application.ports import (
     UnitOfWork,
 )
 from orbsurv.domain.audit import AuditEvent, RequestContext, malware_detected
-from orbsurv.domain.errors import DomainError, FieldInvalid, Forbidden, NotFound
+from orbsurv.domain.errors import DomainError, FieldInvalid, Forbidden, NotFound, RateLimited
 from orbsurv.domain.files import (
     Project,
     Visibility,
@@ -84,6 +84,10 @@ STALE_DELETE_SECONDS = 60  # a delete marker this old belongs to a crashed reque
 class FilesPolicy:
     max_upload_bytes: int = 5 * 1024**3
     allowed_extensions: frozenset[str] = frozenset()
+    uploads_per_hour: int = 100  # project uploads one user may start within an hour
+
+
+UPLOAD_WINDOW_SECONDS = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,14 +129,17 @@ class UploadProject:
     scanner: MalwareScanner
     clock: Clock
     policy: FilesPolicy
+    limiter: RateLimiter
 
     async def __call__(
         self, viewer: Viewer, new: NewProject, chunks: AsyncIterable[bytes]
     ) -> Project:
         """Store one project file; raise ``FieldInvalid`` (422), ``ObjectTooLarge`` or
-        ``QuotaExceeded`` (413), ``MalwareDetected`` (422), ``StorageUnavailable`` or
-        ``ScannerUnavailable`` (503). Whatever ``chunks`` raises (a body that timed out, a
-        client that went away) is raised again once the upload is undone."""
+        ``QuotaExceeded`` (413), ``RateLimited`` (429: more than ``PROJECT_UPLOADS_PER_HOUR``
+        uploads of this user within the hour, counted per user id), ``MalwareDetected`` (422),
+        ``StorageUnavailable`` or ``ScannerUnavailable`` (503). Whatever ``chunks`` raises (a
+        body that timed out, a client that went away) is raised again once the upload is
+        undone."""
         name = check_project_name(new.name)
         description = check_description(new.description)
         version = check_version(new.version)
@@ -140,6 +147,17 @@ class UploadProject:
         if new.declared_size > self.policy.max_upload_bytes:
             raise ObjectTooLarge(
                 f"The file is larger than the limit of {self.policy.max_upload_bytes} bytes."
+            )
+        decision = await self.limiter.hit(
+            f"project_upload:{viewer.user_id}",
+            limit=self.policy.uploads_per_hour,
+            window_seconds=UPLOAD_WINDOW_SECONDS,
+        )
+        if not decision.allowed:
+            raise RateLimited(
+                f"You have uploaded {self.policy.uploads_per_hour} projects within the hour "
+                "(PROJECT_UPLOADS_PER_HOUR); try again later.",
+                retry_after=decision.retry_after,
             )
         owner = viewer.user_id
         project_id = str(uuid.uuid4())
