@@ -232,13 +232,16 @@ async def test_owner_changes_and_deletes(
     assert_problem(again, 404, "project_not_found")
 
 
-async def test_admin_deletes_any_project(app: Litestar, client: Client) -> None:
+async def test_an_admin_deletes_their_own_project_and_not_anothers(
+    app: Litestar, client: Client
+) -> None:
     owner = await sign_in(app, client, "ada@example.com")
     admin = await sign_in(app, client, "root@example.com", Role.ADMIN)
     project = (await upload(client, owner)).json()
-    assert (
-        await client.delete(f"{API}/projects/{project['id']}", headers=admin)
-    ).status_code == 204
+    refused = await client.delete(f"{API}/projects/{project['id']}", headers=admin)
+    assert_problem(refused, 403, "forbidden")  # a console write: a dev session does it
+    own = (await upload(client, admin)).json()
+    assert (await client.delete(f"{API}/projects/{own['id']}", headers=admin)).status_code == 204
 
 
 @pytest.mark.parametrize(
@@ -508,30 +511,87 @@ async def test_storage_down_is_503_and_keeps_nothing(make_settings: SettingsFact
         assert [tuple(r) for r in usage] == [(0, 0)]
 
 
-async def test_an_admin_sets_a_users_quota(make_settings: SettingsFactory) -> None:
-    settings = make_settings(USER_QUOTA_BYTES="100000")
+async def dev_session(app: Litestar, client: Client, email: str) -> dict[str, str]:
+    """A dev signed in with the one-time code (``DEV_MASTER_OTP``: ENV=development)."""
+    await create_account(app, email, Role.DEV)
+    response = await login(client, email, scope="dev", otp="000000")
+    assert response.status_code == 200, response.text
+    return bearer(response.json()["access_token"])
+
+
+async def test_a_dev_session_sets_a_users_quota(make_settings: SettingsFactory) -> None:
+    settings = make_settings(USER_QUOTA_BYTES="100000", ENV="development", INPROCESS_WORKER="false")
     app = make_app(settings)
     async with AsyncTestClient(app) as client:
         owner_id = await create_account(app, "ada@example.com", Role.USER)
         owner = bearer((await login(client, "ada@example.com")).json()["access_token"])
-        admin = await sign_in(app, client, "root@example.com", Role.ADMIN)
+        dev = await dev_session(app, client, "root@example.com")
         url = f"{API}/admin/users/{owner_id}/storage-quota"
         assert_problem(
             await client.put(url, headers=owner, json={"quota_bytes": 1}), 403, "forbidden"
         )
-        answer = await client.put(url, headers=admin, json={"quota_bytes": 100})
+        answer = await client.put(url, headers=dev, json={"quota_bytes": 100})
         assert answer.status_code == 200, answer.text
         assert answer.json()["quota_bytes"] == 100
         assert_problem(await upload(client, owner, file=b"x" * 200), 413, "quota_exceeded")
-        reset = await client.put(url, headers=admin, json={"quota_bytes": None})
+        reset = await client.put(url, headers=dev, json={"quota_bytes": None})
         assert reset.json()["quota_bytes"] == 100000
         assert (await upload(client, owner, file=b"x" * 200)).status_code == 201
         missing = await client.put(
-            f"{API}/admin/users/nobody/storage-quota", headers=admin, json={"quota_bytes": 5}
+            f"{API}/admin/users/nobody/storage-quota", headers=dev, json={"quota_bytes": 5}
         )
         assert_problem(missing, 404, "user_not_found")
-        negative = await client.put(url, headers=admin, json={"quota_bytes": -1})
+        negative = await client.put(url, headers=dev, json={"quota_bytes": -1})
         assert negative.status_code in {400, 422}
+        events = await fetch(
+            settings,
+            "SELECT target_id, details FROM audit_events WHERE action = 'storage.quota_set' "
+            "ORDER BY occurred_at",
+        )
+        assert [row.target_id for row in events] == [owner_id, owner_id]
+
+
+async def test_the_quota_route_is_a_console_write_judged_before_its_body(
+    make_settings: SettingsFactory,
+) -> None:
+    """PUT /admin/users/{id}/storage-quota sat outside the permission gate: an admin without a
+    dev session raised their own quota (200), a dev without the code with a bad body was told
+    422 before 403, and no refusal was audited. Now it is a console write: 403 before the body
+    is read, audited as ``access.denied``, nothing changed."""
+    settings = make_settings(USER_QUOTA_BYTES="1000", ENV="development", INPROCESS_WORKER="false")
+    app = make_app(settings)
+    async with AsyncTestClient(app) as client:
+        admin_id = await create_account(app, "admin@example.com", Role.ADMIN)
+        admin = bearer((await login(client, "admin@example.com")).json()["access_token"])
+        await create_account(app, "dev@example.com", Role.DEV)
+        dev_plain = bearer((await login(client, "dev@example.com")).json()["access_token"])
+        user = await sign_in(app, client, "ada@example.com")
+        url = f"{API}/admin/users/{admin_id}/storage-quota"
+        raised = await client.put(url, headers=admin, json={"quota_bytes": 10**12})
+        assert_problem(raised, 403, "forbidden")
+        for who, code in (
+            (admin, "forbidden"),
+            (dev_plain, "dev_session_required"),
+            (user, "forbidden"),
+        ):
+            for body in ({"quota_bytes": "lots"}, {"nope": 1}, []):
+                answer = await client.put(url, headers=who, json=body)
+                assert_problem(answer, 403, code)
+        client.cookies.clear()
+        assert (await client.put(url, json={"quota_bytes": "x"})).status_code == 401
+    assert (
+        await fetch(settings, "SELECT * FROM audit_events WHERE action = 'storage.quota_set'") == []
+    )
+    denied = await fetch(
+        settings,
+        "SELECT count(*) FROM audit_events WHERE action = 'access.denied' AND target_id = :p",
+        p=url,
+    )
+    assert denied[0][0] == 10
+    quotas = await fetch(
+        settings, "SELECT quota_bytes FROM storage_usage WHERE user_id = :u", u=admin_id
+    )
+    assert all(row.quota_bytes is None for row in quotas)
 
 
 async def test_scanner_down_is_503_and_keeps_nothing(make_settings: SettingsFactory) -> None:

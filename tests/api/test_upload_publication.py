@@ -262,6 +262,13 @@ async def test_the_worker_publishes_an_upload_left_finalizing(
     assert await versions(settings) == ["3.0.0"]
     got = await download(client, auth, status["package_id"], status["version_id"])
     assert got.content == data
+    audited = await fetch(
+        settings,
+        "SELECT action, ip, details FROM audit_events WHERE action LIKE 'package.%' "
+        "ORDER BY action",
+    )
+    assert [row.action for row in audited] == ["package.created", "package.version_published"]
+    assert all(row.ip is None and "worker" in str(row.details) for row in audited)
 
 
 async def test_reuploading_lost_bytes_heals_the_blob(

@@ -136,6 +136,7 @@ def upload_case() -> tuple[UploadProject, Transactions, Books, WatchingStorage]:
         scanner=CleanScanner(),  # type: ignore[arg-type]
         clock=FakeClock(),
         policy=FilesPolicy(),
+        limiter=MemoryRateLimiter(),
     )
     return use_case, transactions, books, storage
 

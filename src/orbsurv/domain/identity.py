@@ -156,6 +156,13 @@ class Principal:
     def can(self, permission: Permission) -> bool:
         return self.role.allows(permission, self.scope)
 
+    def refusal_code(self, permission: Permission) -> str:
+        """The ``code`` of a 403 for ``permission``: ``dev_session_required`` when a dev session
+        (second factor) would grant it, ``forbidden`` when this role never holds it."""
+        if self.role.needs_dev_scope(permission, self.scope):
+            return "dev_session_required"
+        return "forbidden"
+
 
 @dataclass(frozen=True, slots=True)
 class AccessClaims:

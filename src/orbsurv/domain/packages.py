@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from orbsurv.domain.audit import AuditEvent, RequestContext
 from orbsurv.domain.errors import Conflict, DomainError, FieldInvalid, NotFound
 
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -121,6 +122,14 @@ class TooManyOpenUploads(Conflict):
     code = "too_many_open_uploads"
 
 
+class TooManyVersions(Conflict):
+    """The package already holds ``PACKAGE_MAX_VERSIONS`` versions (HTTP 409): delete the
+    package, or publish under another name. Checked when an upload opens and again, under a
+    lock on the package row, in the transaction that adds the version."""
+
+    code = "too_many_versions"
+
+
 class PackageNotFound(NotFound):
     code = "package_not_found"
 
@@ -135,6 +144,61 @@ class UploadResult:
     version_id: str
     sha256: str
     size: int
+
+
+def publication_events(
+    result: UploadResult,
+    *,
+    owner_id: str,
+    package_name: str,
+    version: str,
+    is_public: bool,
+    protocol: str,
+    upload_id: str,
+    created_package: bool,
+    at: datetime,
+    context: RequestContext | None,
+) -> list[AuditEvent]:
+    """The audit events of one publication, recorded in the transaction that adds the version:
+    ``package.created`` when the upload made the package, then ``package.version_published``.
+    The actor is the owner (only owners publish); ``context`` is the request that published it,
+    ``None`` when the worker did (``by: worker``, no address)."""
+    by = "worker" if context is None else "request"
+    where = context or RequestContext()
+    events: list[AuditEvent] = []
+    if created_package:
+        events.append(
+            AuditEvent(
+                "package.created",
+                at,
+                where,
+                actor_user_id=owner_id,
+                target_type="package",
+                target_id=result.package_id,
+                metadata={"name": package_name, "is_public": is_public, "by": by},
+            )
+        )
+    events.append(
+        AuditEvent(
+            "package.version_published",
+            at,
+            where,
+            actor_user_id=owner_id,
+            target_type="package",
+            target_id=result.package_id,
+            metadata={
+                "name": package_name,
+                "version": version,
+                "version_id": result.version_id,
+                "size": result.size,
+                "sha256": result.sha256,
+                "protocol": protocol,
+                "upload_id": upload_id,
+                "by": by,
+            },
+        )
+    )
+    return events
 
 
 @dataclass(slots=True)

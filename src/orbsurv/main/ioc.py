@@ -597,6 +597,7 @@ class FilesProvider(Provider):
         return FilesPolicy(
             max_upload_bytes=settings.max_upload_bytes,
             allowed_extensions=normalise_extensions(settings.allowed_project_extensions),
+            uploads_per_hour=settings.project_uploads_per_hour,
         )
 
     @provide(scope=Scope.APP)
@@ -665,6 +666,8 @@ class PackagesProvider(Provider):
             lock_ttl_seconds=settings.upload_lock_ttl_seconds,
             part_size=settings.upload_chunk_bytes,
             max_open_uploads=settings.upload_max_open_sessions,
+            max_versions=settings.package_max_versions,
+            publishes_per_hour=settings.package_publishes_per_hour,
         )
 
     @provide(scope=Scope.APP)
@@ -676,8 +679,14 @@ class PackagesProvider(Provider):
         return SqlUploadStore(engine, settings.user_quota_bytes)
 
     @provide(scope=Scope.APP)
-    def catalog(self, engine: AsyncEngine, settings: Settings) -> PackageCatalog:
-        return SqlPackageCatalog(engine, settings.user_quota_bytes)
+    def catalog(self, engine: AsyncEngine, clock: Clock, settings: Settings) -> PackageCatalog:
+        """Each catalogue change records its audit events on its own transaction's connection."""
+
+        def audit_log(connection: AsyncConnection) -> AuditLog:
+            notifier = OutboxAlertNotifier(SqlOutbox(connection, clock), settings.alert_emails)
+            return AlertingAuditLog(SqlAuditLog(connection), SqlAlertSink(connection), notifier)
+
+        return SqlPackageCatalog(engine, settings.user_quota_bytes, audit_log)
 
     @provide(scope=Scope.APP)
     def complete(

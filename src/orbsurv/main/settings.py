@@ -205,6 +205,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     # request's start to its body's last byte (UPLOAD_IDLE_TIMEOUT_SECONDS bounds each silence)
     upload_body_max_seconds: Annotated[float, msgspec.Meta(gt=0, le=7 * 24 * 3600)] = 3600.0
     upload_max_concurrent_per_user: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 4
+    # publishing limits: versions one package may hold (409 too_many_versions past it), and
+    # uploads opened plus single-request publications per user per hour (429 past it)
+    package_max_versions: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1000
+    package_publishes_per_hour: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 100
+    # project uploads one user may start per hour (429 past it)
+    project_uploads_per_hour: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 100
 
     smtp_host: str | None = None
     smtp_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 587

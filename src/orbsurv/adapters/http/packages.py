@@ -32,7 +32,8 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, Parameter
 
-from orbsurv.adapters.http.auth import SECURITY, current_principal, requires
+from orbsurv.adapters.http.auth import SECURITY, current_principal, record_denial, requires
+from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import inject, inject_app
 from orbsurv.adapters.http.downloads import (
     DOWNLOAD_DESCRIPTION,
@@ -51,6 +52,7 @@ from orbsurv.application.packages.catalog import (
     PackageChanges,
     SummarisePackages,
     UpdatePackage,
+    VersionListing,
 )
 from orbsurv.application.packages.ports import PackageView, UploadDetails
 from orbsurv.application.packages.uploads import (
@@ -69,7 +71,7 @@ from orbsurv.application.packages.uploads import (
 )
 from orbsurv.application.ports import ObjectStorage
 from orbsurv.application.slots import UploadGate
-from orbsurv.domain.errors import FieldInvalid, InvalidInput
+from orbsurv.domain.errors import FieldInvalid, Forbidden, InvalidInput
 from orbsurv.domain.files import check_media_type
 from orbsurv.domain.identity import Permission, Principal
 from orbsurv.domain.packages import UploadResult, UploadState
@@ -215,14 +217,21 @@ def _details(data: InitUpload) -> UploadDetails:
         "SHA-256, verified at completion). Answers the upload's id, the preferred chunk size "
         "and when the session expires; `Location` names the upload. Then PATCH the bytes and "
         "POST /complete. 409 `version_exists` when the version is already published, "
+        "`too_many_versions` when the package holds `PACKAGE_MAX_VERSIONS` versions, "
         "`too_many_open_uploads` with `UPLOAD_MAX_OPEN_SESSIONS` open already; 413 past "
-        "`MAX_UPLOAD_BYTES`."
+        "`MAX_UPLOAD_BYTES`; 429 `rate_limited` (with `Retry-After`) past "
+        "`PACKAGE_PUBLISHES_PER_HOUR` uploads opened and single-request publications of yours "
+        "within the hour. The published version is audited."
     ),
     status_code=201,
     security=SECURITY,
     responses={
-        409: ResponseSpec(None, description="The version exists, or too many uploads are open"),
+        409: ResponseSpec(
+            None,
+            description="The version exists, the package is full, or too many uploads are open",
+        ),
         413: ResponseSpec(None, description="Larger than MAX_UPLOAD_BYTES"),
+        429: ResponseSpec(None, description="rate_limited: PACKAGE_PUBLISHES_PER_HOUR reached"),
     },
 )
 @inject
@@ -314,17 +323,22 @@ def _truthy(value: str | None) -> bool:
         "`Upload-Metadata` with base64 values for `package_name`, `version`, `filename`, and "
         "optionally `filetype`, `description`, `category`, `language`, `is_public`, `sha256`. "
         "Answers 201 with `Location` and `Upload-Expires`. The upload completes (the version is "
-        "published) when its last byte arrives. 409 `version_exists`, or "
-        "`too_many_open_uploads` with `UPLOAD_MAX_OPEN_SESSIONS` open already."
+        "published) when its last byte arrives. 409 `version_exists`, `too_many_versions` "
+        "(`PACKAGE_MAX_VERSIONS`), or `too_many_open_uploads` with `UPLOAD_MAX_OPEN_SESSIONS` "
+        "open already; 429 `rate_limited` past `PACKAGE_PUBLISHES_PER_HOUR`."
     ),
     status_code=201,
     security=SECURITY,
     request_max_body_size=None,
     responses={
         400: ResponseSpec(None, description="Missing or malformed Upload-Length/Metadata"),
-        409: ResponseSpec(None, description="The version exists, or too many uploads are open"),
+        409: ResponseSpec(
+            None,
+            description="The version exists, the package is full, or too many uploads are open",
+        ),
         412: ResponseSpec(None, description="Unsupported Tus-Resumable"),
         413: ResponseSpec(None, description="Larger than Tus-Max-Size"),
+        429: ResponseSpec(None, description="rate_limited: PACKAGE_PUBLISHES_PER_HOUR reached"),
     },
 )
 @inject
@@ -531,6 +545,7 @@ async def upload_patch(
                 body=_body(request),
                 content_length=_int_header(request, "content-length"),
                 checksum=checksum,
+                context=request_context(request),
             ),
         )
     answer = {**headers, "Upload-Offset": str(appended.offset), "Cache-Control": "no-store"}
@@ -584,14 +599,18 @@ async def upload_delete(
     description=(
         "Checks that every declared byte arrived and the SHA-256 matches the declared one, "
         "scans the file, and publishes the version. Idempotent: a retry answers the same "
-        "result. 409 `upload_incomplete`, `sha256_mismatch` or `version_exists`; 422 "
-        "`malware_detected`; 423 while a PATCH is running."
+        "result. 409 `upload_incomplete`, `sha256_mismatch`, `version_exists` or "
+        "`too_many_versions` (the package reached `PACKAGE_MAX_VERSIONS` meanwhile; the upload "
+        "is discarded); 422 `malware_detected`; 423 while a PATCH is running. The publication "
+        "is audited (`package.version_published`, and `package.created` for a new package)."
     ),
     status_code=200,
     security=SECURITY,
     responses={
         **_STATUS_DOC,
-        409: ResponseSpec(None, description="Incomplete, digest mismatch or version exists"),
+        409: ResponseSpec(
+            None, description="Incomplete, digest mismatch, version exists or package full"
+        ),
         410: ResponseSpec(None, description="The upload expired"),
         423: ResponseSpec(None, description="A PATCH is running"),
     },
@@ -600,7 +619,7 @@ async def upload_delete(
 async def upload_complete(
     request: Request[Any, Any, Any], upload_id: UploadId, use_case: FromDishka[CompleteUpload]
 ) -> CompleteOut:
-    result = await use_case(await current_principal(request), upload_id)
+    result = await use_case(await current_principal(request), upload_id, request_context(request))
     return CompleteOut(
         package_id=result.package_id,
         version_id=result.version_id,
@@ -685,9 +704,16 @@ class VersionOut(msgspec.Struct, frozen=True):
 
 
 class VersionsOut(msgspec.Struct, frozen=True):
+    """A page of versions. ``package_id``, ``latest`` and ``items`` are the keys the answer had
+    before it was paged; the paging keys are the contract's list shape."""
+
     package_id: str
     latest: str | None
     items: list[VersionOut]
+    total: int
+    page: int
+    page_size: int
+    pages: int
 
 
 class PackageUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -763,19 +789,29 @@ async def list_packages(
     "/software-packages/{package_id:str}/versions",
     tags=TAGS,
     summary="A package's versions",
-    description="Newest first; `latest` is the highest SemVer precedence, not the last upload.",
+    description=(
+        "Paginated like every list: `page` (from 1) and `page_size` (alias `limit`, 1..100, "
+        "default 20) → `{package_id, latest, items, total, page, page_size, pages}`, newest "
+        "first with a tie-break on id. `latest` is the highest SemVer precedence among all the "
+        "package's versions (not the page's, not the last upload); an item's `latest` is true "
+        "for that version, on whichever page it is."
+    ),
     security=SECURITY,
     responses={404: ResponseSpec(None, description="No such package (or not visible)")},
 )
 @inject
 async def list_versions(
-    request: Request[Any, Any, Any], package_id: PackageId, use_case: FromDishka[ListVersions]
+    request: Request[Any, Any, Any],
+    package_id: PackageId,
+    paging: Paging,
+    use_case: FromDishka[ListVersions],
 ) -> VersionsOut:
-    listing = await use_case(await current_principal(request), package_id)
-    latest_id = listing.latest.id if listing.latest else None
+    listing = await use_case(await current_principal(request), package_id, paging)
+    latest_id, latest = listing.latest if listing.latest else (None, None)
+    found = listing.versions
     return VersionsOut(
         package_id=package_id,
-        latest=listing.latest.version if listing.latest else None,
+        latest=latest,
         items=[
             VersionOut(
                 id=v.id,
@@ -788,9 +824,17 @@ async def list_versions(
                 created_at=v.created_at,
                 latest=v.id == latest_id,
             )
-            for v in listing.versions
+            for v in found.items
         ],
+        total=found.total,
+        page=found.page,
+        page_size=found.page_size,
+        pages=found.pages,
     )
+
+
+def _latest(listing: VersionListing) -> str | None:
+    return listing.latest[1] if listing.latest else None
 
 
 @get(
@@ -805,8 +849,8 @@ async def list_versions(
 async def get_package(
     request: Request[Any, Any, Any], package_id: PackageId, versions: FromDishka[ListVersions]
 ) -> PackageOut:
-    listing = await versions(await current_principal(request), package_id)
-    return PackageOut.of(listing.package, listing.latest.version if listing.latest else None)
+    listing = await versions(await current_principal(request), package_id, PageRequest(1, 1))
+    return PackageOut.of(listing.package, _latest(listing))
 
 
 @route(
@@ -816,7 +860,8 @@ async def get_package(
     summary="Edit a package's metadata (owner)",
     description=(
         "Description, category, language, visibility: the only way metadata changes (uploads "
-        "never change it). Unknown fields are a 422."
+        "never change it). Unknown fields are a 422. Audited as `package.updated` (the fields "
+        "changed, the visibility before and after)."
     ),
     security=SECURITY,
     responses={
@@ -842,20 +887,29 @@ async def update_package(
             language=data.language,
             is_public=data.is_public,
         ),
+        request_context(request),
     )
-    listing = await versions(principal, package_id)
-    return PackageOut.of(package, listing.latest.version if listing.latest else None)
+    listing = await versions(principal, package_id, PageRequest(1, 1))
+    return PackageOut.of(package, _latest(listing))
 
 
 @delete(
     "/software-packages/{package_id:str}",
     tags=TAGS,
-    summary="Delete a package with its versions (owner or admin)",
-    description="Bytes no other version references are deleted from storage too.",
+    summary="Delete a package with its versions (owner, or a dev session)",
+    description=(
+        "Your own package, or (a console write) anyone's from a dev session: the dev role "
+        "signed in with a one-time code. Bytes no other version references are deleted from "
+        "storage too. Audited as `package.deleted`; a refusal (403 `dev_session_required` for "
+        "a dev without the code, `forbidden` otherwise, admins included) is audited as "
+        "`access.denied`. Another user's private package is 404 to whoever may not see it."
+    ),
     status_code=204,
     security=SECURITY,
     responses={
-        403: ResponseSpec(None, description="Neither owner nor admin"),
+        403: ResponseSpec(
+            None, description="Neither the owner nor a dev session (`dev_session_required`)"
+        ),
         404: ResponseSpec(None, description="No such package (or not visible)"),
     },
 )
@@ -863,7 +917,12 @@ async def update_package(
 async def delete_package(
     request: Request[Any, Any, Any], package_id: PackageId, use_case: FromDishka[DeletePackage]
 ) -> None:
-    await use_case(await current_principal(request), package_id)
+    principal = await current_principal(request)
+    try:
+        await use_case(principal, package_id, request_context(request))
+    except Forbidden:
+        await record_denial(request, principal)
+        raise
 
 
 @get(
@@ -992,7 +1051,10 @@ MULTIPART_NAMES = {"package_name": "name", "file_name": "file", "content_type": 
         "Answers 201 `{package_id, version_id, sha256, size}`. A body silent for "
         "`UPLOAD_IDLE_TIMEOUT_SECONDS` or longer than `UPLOAD_BODY_MAX_SECONDS` is 408 "
         "`request_timeout` and keeps nothing; 429 `too_many_uploads` while "
-        "`UPLOAD_MAX_CONCURRENT_PER_USER` bodies of the user stream already."
+        "`UPLOAD_MAX_CONCURRENT_PER_USER` bodies of the user stream already, `rate_limited` "
+        "(with `Retry-After`) past `PACKAGE_PUBLISHES_PER_HOUR` publications of yours within "
+        "the hour; 409 `too_many_versions` when the package holds `PACKAGE_MAX_VERSIONS`. "
+        "Audited like every publication."
     ),
     status_code=201,
     security=SECURITY,
@@ -1014,10 +1076,15 @@ MULTIPART_NAMES = {"package_name": "name", "file_name": "file", "content_type": 
     responses={
         400: ResponseSpec(None, description="Malformed multipart body"),
         408: ResponseSpec(None, description="request_timeout: the body stalled"),
-        409: ResponseSpec(None, description="The version exists, or the SHA-256 differs"),
+        409: ResponseSpec(
+            None, description="The version exists, the package is full, or the SHA-256 differs"
+        ),
         413: ResponseSpec(None, description="Past MAX_UPLOAD_BYTES"),
         415: ResponseSpec(None, description="Not multipart/form-data"),
-        429: ResponseSpec(None, description="too_many_uploads: too many bodies streaming"),
+        429: ResponseSpec(
+            None,
+            description="too_many_uploads (bodies streaming) or rate_limited (publications)",
+        ),
     },
 )
 @inject_app
@@ -1070,7 +1137,9 @@ async def _publish(
 
     with form_names(MULTIPART_NAMES):
         before = details(whole=False)
-        return await use_case(principal, before, form.file_body(), complete=details)
+        return await use_case(
+            principal, before, form.file_body(), request_context(request), complete=details
+        )
 
 
 CATALOGUE_ROUTES = [

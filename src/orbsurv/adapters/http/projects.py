@@ -19,19 +19,20 @@ from typing import Annotated, Any
 import msgspec
 from dishka import FromDishka
 from litestar import Request, Response, delete, get, post, route
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.enums import HttpMethod
 from litestar.exceptions import HTTPException, InternalServerException
 from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, Parameter
 from multipart import MultipartError, MultipartSegment, ParserLimitReached, PushMultipartParser
 
-from orbsurv.adapters.http.auth import SECURITY, current_principal
+from orbsurv.adapters.http.auth import SECURITY, current_principal, requires
 from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import inject, inject_app
 from orbsurv.adapters.http.downloads import DOWNLOAD_DESCRIPTION, Downloadable, download_response
 from orbsurv.adapters.http.openapi import documented, multipart_upload
 from orbsurv.adapters.http.problems import ProblemDetail
+from orbsurv.application.console.denials import RecordDenial
 from orbsurv.application.files.ports import ProjectChanges
 from orbsurv.application.files.projects import (
     CountDownload,
@@ -129,6 +130,8 @@ def viewer_of(request: Request[Any, Any, Any], principal: Principal) -> Viewer:
         # An admin in any session; a dev only in a dev session (without it, a plain user).
         is_admin=principal.can(Permission.MANAGE_CONTENT),
         context=request_context(request),
+        console_write=principal.can(Permission.ADMINISTER),
+        refusal_code=principal.refusal_code(Permission.ADMINISTER),
     )
 
 
@@ -323,7 +326,10 @@ def _boundary(request: Request[Any, Any, Any]) -> str:
             "A field, the file name or extension is invalid, the file is empty or missing, "
             "or it carries malware (`malware_detected`)."
         ),
-        429: _problem("Too many uploads of yours in progress (`too_many_uploads`)."),
+        429: _problem(
+            "Too many uploads of yours in progress (`too_many_uploads`), or more than "
+            "`PROJECT_UPLOADS_PER_HOUR` started within the hour (`rate_limited`, Retry-After)."
+        ),
         503: _problem("Storage (`storage_unavailable`) or scanner (`scanner_unavailable`) down."),
     },
 )
@@ -492,20 +498,32 @@ async def download_project(
 @delete(
     "/projects/{project_id:str}",
     tags=["projects"],
-    summary="Delete a project",
-    description="Owner or admin. The row and the stored file both go.",
+    summary="Delete a project (owner, or a dev session)",
+    description="Your own project, or (a console write) anyone's from a dev session: the dev "
+    "role signed in with a one-time code. The row and the stored file both go; audited as "
+    "`project.deleted`. A refusal (403 `dev_session_required` for a dev without the code, "
+    "`forbidden` otherwise, admins included) is audited as `access.denied`.",
     security=SECURITY,
     responses={
-        403: _problem("Neither the owner nor an admin."),
+        403: _problem("Neither the owner nor a dev session (`dev_session_required`)."),
         404: _problem("No such project, or another user's private project."),
     },
 )
 @inject
 async def delete_project(
-    request: Request[Any, Any, Any], project_id: ProjectId, use_case: FromDishka[DeleteProject]
+    request: Request[Any, Any, Any],
+    project_id: ProjectId,
+    use_case: FromDishka[DeleteProject],
+    denials: FromDishka[RecordDenial],
 ) -> None:
     principal = await current_principal(request)
-    await use_case(viewer_of(request, principal), project_id)
+    context = request_context(request)
+    try:
+        await use_case(viewer_of(request, principal), project_id)
+    except Forbidden:
+        # On the request's own connection: a request never takes a second one from the pool.
+        await denials(principal, request.url.path, context)
+        raise
 
 
 class QuotaIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -524,29 +542,29 @@ class QuotaOut(msgspec.Struct, frozen=True):
     "/admin/users/{user_id:str}/storage-quota",
     http_method=[HttpMethod.PUT],
     tags=["console"],
-    summary="Set a user's storage quota (admin)",
-    description="`quota_bytes` in bytes, or null for USER_QUOTA_BYTES. Stored files stay; a "
-    "quota below them blocks new uploads. Audited.",
+    summary="Set a user's storage quota (dev)",
+    description="A console write: it needs a dev session (the dev role, signed in with a "
+    "one-time code), settled before the body is read; a refusal is 403 (`dev_session_required` "
+    "for a dev without the code, `forbidden` otherwise, admins included: nobody raises their own "
+    "quota without the second factor) and is audited as `access.denied`. `quota_bytes` in "
+    "bytes, or null for USER_QUOTA_BYTES. Stored files stay; a quota below them blocks new "
+    "uploads. The change is audited as `storage.quota_set`.",
     security=SECURITY,
+    dependencies={"operator": Provide(requires(Permission.ADMINISTER))},
     responses={
-        403: _problem("Not an admin."),
+        403: _problem("Not a dev session (`dev_session_required`, `forbidden`)."),
         404: _problem("No such user."),
     },
 )
 @inject
 async def set_storage_quota(
     request: Request[Any, Any, Any],
+    operator: NamedDependency[Principal],
     user_id: Annotated[str, Parameter(max_length=64)],
     data: JSONBody[QuotaIn],
     use_case: FromDishka[SetStorageQuota],
 ) -> QuotaOut:
-    principal = await current_principal(request)
-    if principal.role.needs_dev_scope(Permission.MANAGE_CONTENT, principal.scope):
-        raise Forbidden(
-            "This needs a dev session opened with a one-time code (scope=dev).",
-            code="dev_session_required",
-        )
-    usage = await use_case(viewer_of(request, principal), user_id, data.quota_bytes)
+    usage = await use_case(operator, user_id, data.quota_bytes, request_context(request))
     return QuotaOut(
         user_id=user_id,
         used_bytes=usage.used,

@@ -14,7 +14,7 @@ change it accounts for, so the books cannot drift from the rows.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -44,15 +44,18 @@ from orbsurv.application.packages.ports import (
     UploadRecord,
     VersionView,
 )
-from orbsurv.application.ports import UploadedPart
+from orbsurv.application.ports import AuditLog, UploadedPart
+from orbsurv.domain.audit import AuditEvent, RequestContext
 from orbsurv.domain.packages import (
     TooManyOpenUploads,
+    TooManyVersions,
     UploadClosed,
     UploadResult,
     UploadSession,
     UploadState,
     VersionExists,
     precedence_of,
+    publication_events,
 )
 from orbsurv.domain.pagination import Page, PageRequest
 
@@ -121,19 +124,22 @@ async def _claim_blob(
 
 async def _claim_package(
     conn: AsyncConnection, record: UploadRecord, package_id: str, now: datetime
-) -> str:
-    """The id of the owner's package of this name, created (as ``package_id``) when absent.
-    ``INSERT ... ON CONFLICT DO NOTHING`` then a read, so two first versions of one new package
-    published at once share the package instead of one failing on the unique name."""
+) -> tuple[str, bool]:
+    """The id of the owner's package of this name, created (as ``package_id``) when absent, and
+    whether this call created it. ``INSERT ... ON CONFLICT DO NOTHING`` then a read, so two
+    first versions of one new package published at once share the package instead of one
+    failing on the unique name. The row stays locked to the end of the transaction
+    (PostgreSQL; SQLite holds its one write lock already), so concurrent publications count
+    its versions in turn."""
     s, d = record.session, record.details
     for _ in range(_CLAIM_ATTEMPTS):
         existing: str | None = await conn.scalar(
-            sa.select(packages.c.id).where(
-                packages.c.owner_id == s.owner_id, packages.c.name == d.package_name
-            )
+            sa.select(packages.c.id)
+            .where(packages.c.owner_id == s.owner_id, packages.c.name == d.package_name)
+            .with_for_update()
         )
         if existing is not None:
-            return existing
+            return existing, False
         inserted = await conn.execute(
             _insert(conn, packages)
             .values(
@@ -152,7 +158,7 @@ async def _claim_package(
             .on_conflict_do_nothing()
         )
         if inserted.rowcount == 1:
-            return package_id
+            return package_id, True
     raise RuntimeError(f"the package {d.package_name} could not be claimed")
 
 
@@ -519,10 +525,42 @@ def _package_query() -> sa.Select[Any]:
     )
 
 
+def _too_many_versions(limit: int) -> TooManyVersions:
+    return TooManyVersions(
+        f"This package holds {limit} versions, the most one package may hold: delete it, or "
+        "publish under another name."
+    )
+
+
 class SqlPackageCatalog:
-    def __init__(self, engine: AsyncEngine, default_quota: int) -> None:
+    """The catalogue. Every change (a publication, a metadata edit, a deletion) records its
+    audit events through ``audit_log(connection)`` in the transaction that makes it, so the
+    trail and the rows cannot disagree."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        default_quota: int,
+        audit_log: Callable[[AsyncConnection], AuditLog],
+    ) -> None:
         self._engine = engine
         self._quota = default_quota
+        self._audit_log = audit_log
+
+    async def _record(self, conn: AsyncConnection, events: Sequence[AuditEvent]) -> None:
+        log = self._audit_log(conn)
+        for event in events:
+            await log.record(event)
+
+    async def version_count(self, owner_id: str, package_name: str) -> int:
+        async with self._engine.connect() as conn:
+            count = await conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(package_versions)
+                .join(packages, packages.c.id == package_versions.c.package_id)
+                .where(packages.c.owner_id == owner_id, packages.c.name == package_name)
+            )
+            return int(count or 0)
 
     async def version_exists(self, owner_id: str, package_name: str, version: str) -> bool:
         async with self._engine.connect() as conn:
@@ -553,6 +591,8 @@ class SqlPackageCatalog:
         package_id: str,
         now: datetime,
         heal_blob: bool = False,
+        max_versions: int | None = None,
+        context: RequestContext | None = None,
     ) -> Publication:
         s, d = record.session, record.details
         async with self._engine.begin() as conn:
@@ -570,7 +610,13 @@ class SqlPackageCatalog:
             quota = SqlStorageQuota(conn, self._quota)
             await quota.commit(s.owner_id, reserved=s.length, stored=s.length)
             redundant = await _claim_blob(conn, sha256, record, now=now, heal_blob=heal_blob)
-            package_id = await _claim_package(conn, record, package_id, now)
+            package_id, created = await _claim_package(conn, record, package_id, now)
+            if not created and max_versions is not None:
+                held = await conn.scalar(
+                    sa.select(sa.func.count()).where(package_versions.c.package_id == package_id)
+                )
+                if (held or 0) >= max_versions:
+                    raise _too_many_versions(max_versions)
             try:
                 await conn.execute(
                     package_versions.insert().values(
@@ -602,9 +648,22 @@ class SqlPackageCatalog:
                     result_sha256=sha256,
                 )
             )
-        result = UploadResult(
-            package_id=package_id, version_id=version_id, sha256=sha256, size=s.length
-        )
+            result = UploadResult(
+                package_id=package_id, version_id=version_id, sha256=sha256, size=s.length
+            )
+            events = publication_events(
+                result,
+                owner_id=s.owner_id,
+                package_name=d.package_name,
+                version=d.version,
+                is_public=d.is_public,
+                protocol=record.protocol,
+                upload_id=s.id,
+                created_package=created,
+                at=now,
+                context=context,
+            )
+            await self._record(conn, events)
         return Publication(result=result, redundant_key=redundant)
 
     async def find(self, filters: PackageFilter, page: PageRequest) -> Page[PackageView]:
@@ -656,45 +715,77 @@ class SqlPackageCatalog:
             row = (await conn.execute(_package_query().where(packages.c.id == package_id))).first()
             return None if row is None else _package(row)
 
+    @staticmethod
+    def _version(r: sa.Row[Any]) -> VersionView:
+        return VersionView(
+            id=r.id,
+            package_id=r.package_id,
+            version=r.version,
+            file_name=r.file_name,
+            content_type=r.content_type,
+            size=r.size,
+            sha256=r.blob_sha256,
+            storage_key=r.storage_key,
+            downloads=r.downloads,
+            created_at=r.created_at,
+        )
+
+    def _versions_query(self, package_id: str) -> sa.Select[Any]:
+        return (
+            sa.select(package_versions, package_blobs.c.storage_key)
+            .join(package_blobs, package_blobs.c.sha256 == package_versions.c.blob_sha256)
+            .where(package_versions.c.package_id == package_id)
+            .order_by(package_versions.c.created_at.desc(), package_versions.c.id.desc())
+        )
+
     async def versions(self, package_id: str) -> list[VersionView]:
         async with self._engine.connect() as conn:
-            rows = await conn.execute(
-                sa.select(package_versions, package_blobs.c.storage_key)
-                .join(package_blobs, package_blobs.c.sha256 == package_versions.c.blob_sha256)
-                .where(package_versions.c.package_id == package_id)
-                .order_by(package_versions.c.created_at.desc(), package_versions.c.id.desc())
-            )
-            return [
-                VersionView(
-                    id=r.id,
-                    package_id=r.package_id,
-                    version=r.version,
-                    file_name=r.file_name,
-                    content_type=r.content_type,
-                    size=r.size,
-                    sha256=r.blob_sha256,
-                    storage_key=r.storage_key,
-                    downloads=r.downloads,
-                    created_at=r.created_at,
-                )
-                for r in rows.all()
-            ]
+            rows = await conn.execute(self._versions_query(package_id))
+            return [self._version(r) for r in rows.all()]
 
-    async def update(self, package_id: str, changes: dict[str, object], now: datetime) -> None:
+    async def version_page(self, package_id: str, page: PageRequest) -> Page[VersionView]:
+        async with self._engine.connect() as conn:
+            total = await conn.scalar(
+                sa.select(sa.func.count()).where(package_versions.c.package_id == package_id)
+            )
+            rows = await conn.execute(
+                self._versions_query(package_id).limit(page.page_size).offset(page.offset)
+            )
+            items = [self._version(r) for r in rows.all()]
+        return Page(items=items, total=int(total or 0), page=page.page, page_size=page.page_size)
+
+    async def version_names(self, package_id: str) -> list[tuple[str, str]]:
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(package_versions.c.id, package_versions.c.version).where(
+                    package_versions.c.package_id == package_id
+                )
+            )
+            return [(str(r[0]), str(r[1])) for r in rows.all()]
+
+    async def update(
+        self, package_id: str, changes: dict[str, object], now: datetime, event: AuditEvent
+    ) -> bool:
         async with self._engine.begin() as conn:
-            await conn.execute(
+            changed = await conn.execute(
                 packages.update()
                 .where(packages.c.id == package_id)
                 .values(**changes, updated_at=now)
             )
+            if changed.rowcount != 1:
+                return False
+            await self._record(conn, [event])
+            return True
 
-    async def delete(self, package_id: str) -> list[str]:
+    async def delete(self, package_id: str, event: AuditEvent) -> list[str] | None:
         async with self._engine.begin() as conn:
             owner = (
                 await conn.execute(
                     sa.select(packages.c.owner_id).where(packages.c.id == package_id)
                 )
             ).scalar()
+            if owner is None:
+                return None  # a concurrent delete won
             stored: int = (
                 await conn.execute(
                     sa.select(sa.func.coalesce(sa.func.sum(package_versions.c.size), 0)).where(
@@ -702,8 +793,7 @@ class SqlPackageCatalog:
                     )
                 )
             ).scalar_one()
-            if owner is not None:
-                await SqlStorageQuota(conn, self._quota).free(owner, int(stored))
+            await SqlStorageQuota(conn, self._quota).free(owner, int(stored))
             shas: list[str] = list(
                 (
                     await conn.execute(
@@ -733,6 +823,7 @@ class SqlPackageCatalog:
                 ).scalar()
                 if gone is not None:
                     freed.append(gone)
+            await self._record(conn, [event])
             return freed
 
     async def referenced_keys(self, keys: Collection[str]) -> set[str]:

@@ -17,7 +17,8 @@ Upload policy, in order:
 5. Otherwise the row, the quota settlement (reservation → stored bytes) and the marker's removal
    commit in one transaction (a short one of its own, like the reservation's).
 
-Deleting (owner or admin) removes the row, frees the bytes and writes a "delete" marker in one
+Deleting (the owner; another user's project is a console write, so a dev in a dev session)
+removes the row, frees the bytes and writes a "delete" marker in one
 transaction, then removes the object and the marker: the row and the object both go, and a crash
 between the two leaves a marker the sweep finishes. Authorization is per object: a project the
 caller may not see answers 404 (never 403), so ids of private projects do not leak.
@@ -49,7 +50,7 @@ from orbsurv.application.files.ports import (
     QuotaUsage,
     StorageQuota,
 )
-from orbsurv.application.identity.ports import UserRepository
+from orbsurv.application.identity.ports import RateLimiter, UserRepository
 from orbsurv.application.ports import (
     AuditLog,
     Clock,
@@ -59,7 +60,7 @@ from orbsurv.application.ports import (
     UnitOfWork,
 )
 from orbsurv.domain.audit import AuditEvent, RequestContext, malware_detected
-from orbsurv.domain.errors import DomainError, FieldInvalid, Forbidden, NotFound
+from orbsurv.domain.errors import DomainError, FieldInvalid, Forbidden, NotFound, RateLimited
 from orbsurv.domain.files import (
     Project,
     Visibility,
@@ -68,6 +69,7 @@ from orbsurv.domain.files import (
     check_project_name,
     check_version,
 )
+from orbsurv.domain.identity import Permission, Principal
 from orbsurv.domain.pagination import Page, PageRequest
 
 logger = logging.getLogger("orbsurv.files")
@@ -82,15 +84,24 @@ STALE_DELETE_SECONDS = 60  # a delete marker this old belongs to a crashed reque
 class FilesPolicy:
     max_upload_bytes: int = 5 * 1024**3
     allowed_extensions: frozenset[str] = frozenset()
+    uploads_per_hour: int = 100  # project uploads one user may start within an hour
+
+
+UPLOAD_WINDOW_SECONDS = 3600
 
 
 @dataclass(frozen=True, slots=True)
 class Viewer:
-    """Who asks: a user id and whether they may see and delete every project (admins)."""
+    """Who asks: a user id, whether they may see every project (admins, and devs in a dev
+    session), whether they hold the console-write permission (a dev session: needed to delete
+    another user's project), and the code a refused console write answers
+    (``dev_session_required`` for a dev without the second factor, else ``forbidden``)."""
 
     user_id: str
     is_admin: bool = False
     context: RequestContext = field(default_factory=RequestContext)
+    console_write: bool = False
+    refusal_code: str = "forbidden"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +131,7 @@ class UploadProject:
     scanner: MalwareScanner
     clock: Clock
     policy: FilesPolicy
+    limiter: RateLimiter
 
     async def __call__(
         self,
@@ -130,9 +142,11 @@ class UploadProject:
         complete: Callable[[], NewProject] | None = None,
     ) -> Project:
         """Store one project file; raise ``FieldInvalid`` (422), ``ObjectTooLarge`` or
-        ``QuotaExceeded`` (413), ``MalwareDetected`` (422), ``StorageUnavailable`` or
-        ``ScannerUnavailable`` (503). Whatever ``chunks`` raises (a body that timed out, a
-        client that went away) is raised again once the upload is undone.
+        ``QuotaExceeded`` (413), ``RateLimited`` (429: more than ``PROJECT_UPLOADS_PER_HOUR``
+        uploads of this user within the hour, counted per user id), ``MalwareDetected`` (422),
+        ``StorageUnavailable`` or ``ScannerUnavailable`` (503). Whatever ``chunks`` raises (a
+        body that timed out, a client that went away) is raised again once the upload is
+        undone.
 
         ``complete``, when given, is called once ``chunks`` is exhausted and returns the whole
         declaration: a multipart form may carry fields after its file, so ``new`` holds only
@@ -147,6 +161,17 @@ class UploadProject:
         if new.declared_size - new.after_file_max > self.policy.max_upload_bytes:
             raise ObjectTooLarge(
                 f"The file is larger than the limit of {self.policy.max_upload_bytes} bytes."
+            )
+        decision = await self.limiter.hit(
+            f"project_upload:{viewer.user_id}",
+            limit=self.policy.uploads_per_hour,
+            window_seconds=UPLOAD_WINDOW_SECONDS,
+        )
+        if not decision.allowed:
+            raise RateLimited(
+                f"You have uploaded {self.policy.uploads_per_hour} projects within the hour "
+                "(PROJECT_UPLOADS_PER_HOUR); try again later.",
+                retry_after=decision.retry_after,
             )
         owner = viewer.user_id
         project_id = str(uuid.uuid4())
@@ -373,13 +398,18 @@ class DeleteProject:
     clock: Clock
 
     async def __call__(self, viewer: Viewer, project_id: str) -> None:
-        """Owner or admin. The row goes with the quota and a "delete" marker in one
-        transaction; the object goes next, and the marker with it (or later, by the sweep)."""
+        """The owner, or (a console write) a dev in a dev session. The row goes with the quota,
+        a "delete" marker and the ``project.deleted`` event in one transaction; the object goes
+        next, and the marker with it (or later, by the sweep). Raises ``NotFound`` (invisible)
+        or ``Forbidden`` (``viewer.refusal_code``)."""
         project = await self.projects.get(project_id)
         if project is None or not project.visible_to(viewer.user_id, is_admin=viewer.is_admin):
             raise project_not_found()
-        if not (project.editable_by(viewer.user_id) or viewer.is_admin):
-            raise Forbidden("Only the owner or an admin may delete a project.")
+        if not (project.editable_by(viewer.user_id) or viewer.console_write):
+            raise Forbidden(
+                "Only the owner, or a dev in a dev session, may delete this project.",
+                code=viewer.refusal_code,
+            )
         now = self.clock.now()
         deleted = await self.projects.delete(project_id)
         if deleted is None:  # a concurrent delete won
@@ -449,9 +479,14 @@ class SweepObjects:
 
 @dataclass(frozen=True, slots=True)
 class SetStorageQuota:
-    """An operator (admin or dev) sets one user's storage quota; ``None`` restores
-    ``USER_QUOTA_BYTES``. A quota below what the user already stores blocks new uploads and
-    keeps every stored file. Audited."""
+    """A console write: a dev in a dev session sets one user's storage quota (bytes); ``None``
+    restores ``USER_QUOTA_BYTES``. A quota below what the user already stores blocks new
+    uploads and keeps every stored file. The change and its audit event (``storage.quota_set``,
+    with the quota before) commit in one transaction.
+
+    Raises ``Forbidden`` without the console-write permission (the HTTP gate refuses such a
+    caller first and audits it), ``NotFound`` (``user_not_found``), ``FieldInvalid`` for a
+    negative quota."""
 
     users: UserRepository
     quota: StorageQuota
@@ -459,23 +494,30 @@ class SetStorageQuota:
     uow: UnitOfWork
     clock: Clock
 
-    async def __call__(self, operator: Viewer, user_id: str, quota_bytes: int | None) -> QuotaUsage:
-        if not operator.is_admin:
-            raise Forbidden("Only an admin may set a storage quota.")
+    async def __call__(
+        self,
+        operator: Principal,
+        user_id: str,
+        quota_bytes: int | None,
+        context: RequestContext | None = None,
+    ) -> QuotaUsage:
+        if not operator.can(Permission.ADMINISTER):
+            raise Forbidden("Setting a storage quota needs a dev session.")
         if await self.users.get(user_id) is None:
             raise NotFound("No such user.", code="user_not_found")
         if quota_bytes is not None and quota_bytes < 0:
             raise FieldInvalid("quota_bytes", "quota_bytes must be 0 or more.")
+        before = await self.quota.usage(user_id)
         await self.quota.set_quota(user_id, quota_bytes)
         await self.audit.record(
             AuditEvent(
                 "storage.quota_set",
                 self.clock.now(),
-                operator.context,
+                context or RequestContext(),
                 actor_user_id=operator.user_id,
                 target_type="user",
                 target_id=user_id,
-                metadata={"quota_bytes": quota_bytes},
+                metadata={"quota_bytes": quota_bytes, "from_quota_bytes": before.quota},
             )
         )
         usage = await self.quota.usage(user_id)

@@ -7,6 +7,12 @@ ids cannot be probed (OWASP API Security Top 10, API1:2023). Metadata changes on
 blob reference per version; a blob whose last reference went is deleted from storage after the
 rows are gone (a crash in between leaves an object with no row, which costs bytes, never
 correctness).
+
+Every change is audited in the transaction that makes it (``package.updated``,
+``package.deleted``; publications record theirs in ``PackageCatalog.publish``). Deleting another
+user's package is a console write (the dev role in a dev session, like every console write):
+an admin reads every package but deletes only their own, and a refusal is a 403 the HTTP
+adapter audits as ``access.denied``.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from orbsurv.application.packages.ports import (
 )
 from orbsurv.application.packages.versions import latest, optional_text
 from orbsurv.application.ports import Clock, ObjectStorage
+from orbsurv.domain.audit import AuditEvent, RequestContext
 from orbsurv.domain.errors import Forbidden
 from orbsurv.domain.identity import Permission, Principal
 from orbsurv.domain.packages import PackageNotFound
@@ -89,23 +96,26 @@ class ListPackages:
 @dataclass(frozen=True, slots=True)
 class VersionListing:
     package: PackageView
-    versions: list[VersionView]
-    latest: VersionView | None
+    versions: Page[VersionView]
+    latest: tuple[str, str] | None  # (version id, version) of the highest precedence
 
 
 @dataclass(frozen=True, slots=True)
 class ListVersions:
-    """Versions newest first; ``latest`` is the highest SemVer precedence. Raises
-    ``PackageNotFound``."""
+    """One page of versions, newest first; ``latest`` is the highest SemVer precedence among
+    every version (not the page's, not the last upload). Raises ``PackageNotFound``."""
 
     catalog: PackageCatalog
     scheme: VersionScheme
 
-    async def __call__(self, principal: Principal, package_id: str) -> VersionListing:
+    async def __call__(
+        self, principal: Principal, package_id: str, page: PageRequest | None = None
+    ) -> VersionListing:
         package = await visible_package(self.catalog, principal, package_id)
-        versions = await self.catalog.versions(package_id)
+        versions = await self.catalog.version_page(package_id, page or PageRequest())
+        names = await self.catalog.version_names(package_id)
         return VersionListing(
-            package, versions, latest(self.scheme, ((v.version, v) for v in versions))
+            package, versions, latest(self.scheme, ((text, (vid, text)) for vid, text in names))
         )
 
 
@@ -145,14 +155,20 @@ class PackageChanges:
 
 @dataclass(frozen=True, slots=True)
 class UpdatePackage:
-    """The owner edits metadata. Raises ``PackageNotFound`` (invisible) or ``Forbidden`` (a
-    visible package of someone else), ``FieldInvalid``."""
+    """The owner edits metadata; the change and its ``package.updated`` event (the fields
+    changed, and the visibility before and after) commit together. Raises ``PackageNotFound``
+    (invisible, or deleted meanwhile) or ``Forbidden`` (a visible package of someone else),
+    ``FieldInvalid``."""
 
     catalog: PackageCatalog
     clock: Clock
 
     async def __call__(
-        self, principal: Principal, package_id: str, changes: PackageChanges
+        self,
+        principal: Principal,
+        package_id: str,
+        changes: PackageChanges,
+        context: RequestContext | None = None,
     ) -> PackageView:
         package = await visible_package(self.catalog, principal, package_id)
         if package.owner_id != principal.user_id:
@@ -167,24 +183,74 @@ class UpdatePackage:
         if changes.is_public is not None:
             values["is_public"] = changes.is_public
         if values:
-            await self.catalog.update(package_id, values, self.clock.now())
+            now = self.clock.now()
+            event = AuditEvent(
+                "package.updated",
+                now,
+                context or RequestContext(),
+                actor_user_id=principal.user_id,
+                target_type="package",
+                target_id=package_id,
+                metadata={
+                    "fields": ",".join(sorted(values)),
+                    "is_public": values.get("is_public", package.is_public),
+                    "from_is_public": package.is_public,
+                },
+            )
+            if not await self.catalog.update(package_id, values, now, event):
+                raise PackageNotFound("No such package.")
         updated = await self.catalog.get(package_id)
-        assert updated is not None
+        if updated is None:
+            raise PackageNotFound("No such package.")
         return updated
 
 
 @dataclass(frozen=True, slots=True)
 class DeletePackage:
-    """Owner or admin. Raises ``PackageNotFound`` or ``Forbidden``."""
+    """The owner deletes their package; another user's needs the console-write permission
+    (``Permission.ADMINISTER``: a dev in a dev session). The rows and the ``package.deleted``
+    event (owner, name, versions, bytes) commit together; unreferenced bytes go afterwards.
+    Raises ``PackageNotFound`` (invisible, or deleted meanwhile) or ``Forbidden``
+    (``dev_session_required`` for a dev without the second factor, ``forbidden`` otherwise)."""
 
     catalog: PackageCatalog
     storage: ObjectStorage
+    clock: Clock
 
-    async def __call__(self, principal: Principal, package_id: str) -> None:
+    async def __call__(
+        self, principal: Principal, package_id: str, context: RequestContext | None = None
+    ) -> None:
         package = await visible_package(self.catalog, principal, package_id)
-        if package.owner_id != principal.user_id and not _is_admin(principal):
-            raise Forbidden("Only the owner or an admin may delete this package.")
-        for key in await self.catalog.delete(package_id):
+        own = package.owner_id == principal.user_id
+        if not own and not principal.can(Permission.ADMINISTER):
+            code = principal.refusal_code(Permission.ADMINISTER)
+            raise Forbidden(
+                "Deleting another user's package needs a dev session opened with a one-time "
+                "code (scope=dev)."
+                if code == "dev_session_required"
+                else "Only the owner, or a dev in a dev session, may delete this package.",
+                code=code,
+            )
+        event = AuditEvent(
+            "package.deleted",
+            self.clock.now(),
+            context or RequestContext(),
+            actor_user_id=principal.user_id,
+            target_type="package",
+            target_id=package_id,
+            metadata={
+                "owner_id": package.owner_id,
+                "name": package.name,
+                "versions": package.versions,
+                "size": package.size,
+                "is_public": package.is_public,
+                "by_owner": own,
+            },
+        )
+        freed = await self.catalog.delete(package_id, event)
+        if freed is None:
+            raise PackageNotFound("No such package.")
+        for key in freed:
             await self.storage.delete(key)
 
 

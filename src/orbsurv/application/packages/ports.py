@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Protocol
 
 from orbsurv.application.ports import UploadedPart
-from orbsurv.domain.audit import AuditEvent
+from orbsurv.domain.audit import AuditEvent, RequestContext
 from orbsurv.domain.packages import UploadResult, UploadSession, UploadState
 from orbsurv.domain.pagination import Page, PageRequest
 
@@ -210,6 +210,9 @@ class PackageSummary:
 
 
 class PackageCatalog(Protocol):
+    """Published packages. Each change records its audit events in the transaction that makes
+    it (a publication, an edit and a deletion leave a trail, or nothing happened)."""
+
     async def publish(
         self,
         record: UploadRecord,
@@ -219,12 +222,17 @@ class PackageCatalog(Protocol):
         package_id: str,
         now: datetime,
         heal_blob: bool = False,
+        max_versions: int | None = None,
+        context: RequestContext | None = None,
     ) -> Publication:
         """In one transaction: take a reference on the blob (or create it with the upload's
         object), find or create the owner's package by name (metadata only at creation), add
-        the version and mark the session completed. With ``heal_blob`` an existing blob takes
-        the upload's object as its own (its object was lost; ``redundant_key`` is then the
-        lost key). Raises ``VersionExists``."""
+        the version, mark the session completed, and record ``publication_events`` (``context``
+        is the publishing request, ``None`` for the worker). With ``heal_blob`` an existing
+        blob takes the upload's object as its own (its object was lost; ``redundant_key`` is
+        then the lost key). Raises ``VersionExists``, and ``TooManyVersions`` when the package
+        already holds ``max_versions`` versions (counted under a lock on the package row, so
+        concurrent publications cannot pass it together)."""
         ...
 
     async def blob_key(self, sha256: str) -> str | None:
@@ -234,17 +242,35 @@ class PackageCatalog(Protocol):
 
     async def version_exists(self, owner_id: str, package_name: str, version: str) -> bool: ...
 
+    async def version_count(self, owner_id: str, package_name: str) -> int:
+        """How many versions the owner's package of that name holds (0 when there is none)."""
+        ...
+
     async def find(self, filters: PackageFilter, page: PageRequest) -> Page[PackageView]: ...
 
     async def get(self, package_id: str) -> PackageView | None: ...
 
     async def versions(self, package_id: str) -> list[VersionView]: ...
 
-    async def update(self, package_id: str, changes: dict[str, object], now: datetime) -> None: ...
+    async def version_page(self, package_id: str, page: PageRequest) -> Page[VersionView]:
+        """One page of the package's versions, newest first (tie-break on id), with the total."""
+        ...
 
-    async def delete(self, package_id: str) -> list[str]:
-        """Remove the package and its versions, dropping one blob reference per version; the
-        storage keys of blobs no longer referenced (their rows are gone)."""
+    async def version_names(self, package_id: str) -> list[tuple[str, str]]:
+        """``(version id, version)`` of every version of the package (for ``latest``)."""
+        ...
+
+    async def update(
+        self, package_id: str, changes: dict[str, object], now: datetime, event: AuditEvent
+    ) -> bool:
+        """Apply ``changes`` and record ``event`` in one transaction; ``False`` (nothing
+        recorded) when the package is gone."""
+        ...
+
+    async def delete(self, package_id: str, event: AuditEvent) -> list[str] | None:
+        """Remove the package and its versions, dropping one blob reference per version, and
+        record ``event``, in one transaction; the storage keys of blobs no longer referenced
+        (their rows are gone), or ``None`` when the package was already gone."""
         ...
 
     async def referenced_keys(self, keys: Collection[str]) -> set[str]:

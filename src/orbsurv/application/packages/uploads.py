@@ -30,6 +30,15 @@ The policy, and why:
   publishes the version in one transaction that also marks the session completed with its
   result. A retry returns the stored result; a crash midway leaves a session in ``finalizing``
   that the next call finishes.
+* **Publishing is bounded.** Opening an upload (``/uploads/init``, tus creation) and a
+  single-request publication count against the owner's ``publishes_per_hour`` (per user id,
+  whatever the client sends; 429 ``rate_limited`` with ``Retry-After`` past it), and a package
+  holds at most ``max_versions`` versions (409 ``too_many_versions``: checked when the upload
+  opens, and again under a lock on the package row in the publishing transaction, so
+  concurrent publications cannot pass it together).
+* **Every publication is audited** (``package.created``, ``package.version_published``) in the
+  transaction that adds the version, with the publishing request's address and id (none when
+  the worker publishes).
 * **Never "done" before published.** A tus client takes ``Upload-Offset == Upload-Length`` for
   success, so while a publication is pending (the scanner or the storage failed after the last
   byte) HEAD tells one byte short; the client's retry sends the last byte again, and that PATCH
@@ -54,6 +63,7 @@ from typing import Any, cast
 
 from orbsurv.application.errors import MalwareDetected, ObjectTooLarge, QuotaExceeded
 from orbsurv.application.faults import log_failure
+from orbsurv.application.identity.ports import RateLimiter
 from orbsurv.application.locking import Lock
 from orbsurv.application.packages.ports import (
     AuditTrail,
@@ -73,12 +83,19 @@ from orbsurv.application.ports import (
     scan_stream,
 )
 from orbsurv.domain.audit import AuditEvent, RequestContext, malware_detected
-from orbsurv.domain.errors import DependencyUnavailable, DomainError, FieldInvalid, InvalidInput
+from orbsurv.domain.errors import (
+    DependencyUnavailable,
+    DomainError,
+    FieldInvalid,
+    InvalidInput,
+    RateLimited,
+)
 from orbsurv.domain.identity import Principal
 from orbsurv.domain.packages import (
     COMPLETED_UPLOAD,
     ChecksumMismatch,
     DigestMismatch,
+    TooManyVersions,
     UploadBusy,
     UploadClosed,
     UploadNotFound,
@@ -107,6 +124,57 @@ class UploadPolicy:
     lock_ttl_seconds: float = 10.0
     part_size: int = 8 * 1024 * 1024  # preferred part size; never below the storage's minimum
     max_open_uploads: int = 20  # open sessions per owner
+    max_versions: int = 1000  # versions one package may hold
+    publishes_per_hour: int = 100  # uploads opened and single-request publications, per user
+
+
+PUBLISH_WINDOW_SECONDS = 3600
+
+
+async def check_publishing(
+    limiter: RateLimiter,
+    catalog: PackageCatalog,
+    policy: UploadPolicy,
+    owner_id: str,
+    details: UploadDetails,
+) -> None:
+    """Before any byte is stored: count one publication attempt against the owner's hourly
+    budget, then refuse a version that exists or a package that is full. Raises
+    ``RateLimited`` (429 with ``Retry-After``), ``VersionExists`` or ``TooManyVersions`` (409)."""
+    await spend_publication(limiter, policy, owner_id)
+    await check_room(catalog, policy, owner_id, details)
+
+
+async def spend_publication(limiter: RateLimiter, policy: UploadPolicy, owner_id: str) -> None:
+    """Count one publication attempt against the owner's hourly budget
+    (``PACKAGE_PUBLISHES_PER_HOUR``), keyed by the user id, never by anything the client sent.
+    Raises ``RateLimited`` (429 with ``Retry-After``)."""
+    decision = await limiter.hit(
+        f"package_publish:{owner_id}",
+        limit=policy.publishes_per_hour,
+        window_seconds=PUBLISH_WINDOW_SECONDS,
+    )
+    if not decision.allowed:
+        raise RateLimited(
+            f"You have published {policy.publishes_per_hour} package versions within the hour "
+            "(PACKAGE_PUBLISHES_PER_HOUR); try again later.",
+            retry_after=decision.retry_after,
+        )
+
+
+async def check_room(
+    catalog: PackageCatalog, policy: UploadPolicy, owner_id: str, details: UploadDetails
+) -> None:
+    """Refuse a version the owner's package holds already, or a package that holds
+    ``PACKAGE_MAX_VERSIONS``: ``VersionExists`` or ``TooManyVersions`` (409). The publishing
+    transaction checks again under the package row's lock; this answers before any byte."""
+    if await catalog.version_exists(owner_id, details.package_name, details.version):
+        raise VersionExists(f"Version {details.version} of {details.package_name} already exists.")
+    if await catalog.version_count(owner_id, details.package_name) >= policy.max_versions:
+        raise TooManyVersions(
+            f"{details.package_name} holds {policy.max_versions} versions, the most one package "
+            "may hold: delete it, or publish under another name."
+        )
 
 
 class BodyInterrupted(Exception):
@@ -146,9 +214,10 @@ class OpenedUpload:
 
 @dataclass(frozen=True, slots=True)
 class CreateUpload:
-    """Open a session: validate the declaration, refuse a duplicate version early, start the
-    storage multipart upload. Raises ``FieldInvalid``, ``UploadTooLarge``, ``VersionExists``,
-    ``QuotaExceeded``, ``TooManyOpenUploads``."""
+    """Open a session: validate the declaration, count it against the hourly publishing
+    budget, refuse a duplicate version or a full package early, start the storage multipart
+    upload. Raises ``FieldInvalid``, ``UploadTooLarge``, ``RateLimited``, ``VersionExists``,
+    ``TooManyVersions``, ``QuotaExceeded``, ``TooManyOpenUploads``."""
 
     store: UploadStore
     catalog: PackageCatalog
@@ -156,6 +225,7 @@ class CreateUpload:
     versions: VersionScheme
     clock: Clock
     policy: UploadPolicy
+    limiter: RateLimiter
 
     async def __call__(self, principal: Principal, command: OpenUpload) -> OpenedUpload:
         details = check_details(command.details, self.versions)
@@ -165,12 +235,7 @@ class CreateUpload:
             raise UploadTooLarge(
                 f"The file is larger than the limit of {self.policy.max_upload_bytes} bytes."
             )
-        if await self.catalog.version_exists(
-            principal.user_id, details.package_name, details.version
-        ):
-            raise VersionExists(
-                f"Version {details.version} of {details.package_name} already exists."
-            )
+        await check_publishing(self.limiter, self.catalog, self.policy, principal.user_id, details)
         now = self.clock.now()
         upload_id = str(uuid.uuid4())
         key = f"{UPLOADS_PREFIX}{upload_id}/object"
@@ -308,6 +373,7 @@ class AppendChunk:
     body: AsyncIterable[bytes]
     content_length: int | None = None
     checksum: Checksum | None = None
+    context: RequestContext | None = None  # the request, for the audit of a tus publication
 
 
 @dataclass(frozen=True, slots=True)
@@ -474,7 +540,7 @@ class AppendUploadChunk:
             and record.protocol == "tus"
         ):
             # tus clients never call /complete: the last byte completes the upload.
-            result = await self.finish(principal, command.upload_id)
+            result = await self.finish(principal, command.upload_id, command.context)
             return Appended(
                 upload_id=command.upload_id,
                 offset=appended.offset,
@@ -521,7 +587,7 @@ class AppendUploadChunk:
             raise ChecksumMismatch(
                 "The chunk does not match its Upload-Checksum; the offset did not move."
             )
-        result = await self.finish(principal, command.upload_id)
+        result = await self.finish(principal, command.upload_id, command.context)
         return Appended(
             upload_id=command.upload_id,
             offset=session.length,
@@ -751,12 +817,19 @@ class CompleteUpload:
     scanner: MalwareScanner
     trail: AuditTrail
 
-    async def __call__(self, principal: Principal, upload_id: str) -> UploadResult:
-        return await self.publish(await _load(self.store, upload_id, principal))
+    async def __call__(
+        self, principal: Principal, upload_id: str, context: RequestContext | None = None
+    ) -> UploadResult:
+        record = await _load(self.store, upload_id, principal)
+        return await self.publish(record, context or RequestContext())
 
-    async def publish(self, record: UploadRecord) -> UploadResult:
+    async def publish(
+        self, record: UploadRecord, context: RequestContext | None = None
+    ) -> UploadResult:
         """Complete the session ``record`` names (as read from the store, by its owner or the
-        worker), under the upload's lock: ``UploadBusy`` while another request holds it."""
+        worker), under the upload's lock: ``UploadBusy`` while another request holds it.
+        ``context`` is the owner's request (``None``: the worker publishes; the audit event
+        says so)."""
         if record.session.state is UploadState.COMPLETED and record.session.result:
             return record.session.result
         upload_id = record.session.id
@@ -765,12 +838,19 @@ class CompleteUpload:
         if token is None:
             raise UploadBusy("This upload is busy; retry in a moment.")
         try:
-            return await self._complete(record.session.owner_id, upload_id, name, token)
+            return await self._complete(record.session.owner_id, upload_id, name, token, context)
         finally:
             with contextlib.suppress(Exception):
                 await self.lock.release(name, token)
 
-    async def _complete(self, owner_id: str, upload_id: str, name: str, token: str) -> UploadResult:
+    async def _complete(
+        self,
+        owner_id: str,
+        upload_id: str,
+        name: str,
+        token: str,
+        context: RequestContext | None,
+    ) -> UploadResult:
         found = await self.store.get(upload_id)
         if found is None or found.session.owner_id != owner_id:
             raise UploadNotFound("No such upload.")
@@ -867,8 +947,10 @@ class CompleteUpload:
             await self._discard(record)
             raise failure
         try:
-            return await _publish(self.catalog, self.storage, self.clock, record, sha256)
-        except VersionExists:
+            return await _publish(
+                self.catalog, self.storage, self.clock, record, sha256, self.policy, context
+            )
+        except (VersionExists, TooManyVersions):
             await self._discard(record)
             raise
 
@@ -888,13 +970,17 @@ async def _publish(
     clock: Clock,
     record: UploadRecord,
     sha256: str,
+    policy: UploadPolicy,
+    context: RequestContext | None,
 ) -> UploadResult:
     """Publish the verified, scanned bytes of ``record`` (a ``finalizing`` session) as its
-    version, in the catalogue's one transaction. Content addressing: when a blob with these
+    version, in the catalogue's one transaction (audited there; at most
+    ``policy.max_versions`` versions per package). Content addressing: when a blob with these
     bytes exists, the version shares it and the upload's own object goes; but first the
     blob's object is checked, and when it is gone (lost outside the application) the blob
     takes this upload's object instead (healed), so a version is never linked to nothing.
-    Raises ``VersionExists``; ``StorageUnavailable`` when the check cannot be made."""
+    Raises ``VersionExists``, ``TooManyVersions``; ``StorageUnavailable`` when the check cannot
+    be made."""
     shared = await catalog.blob_key(sha256)
     heal = (
         shared is not None and shared != record.storage_key and await storage.size(shared) is None
@@ -913,6 +999,8 @@ async def _publish(
         package_id=str(uuid.uuid4()),
         now=clock.now(),
         heal_blob=heal,
+        max_versions=policy.max_versions,
+        context=context,
     )
     if publication.redundant_key is not None:
         try:
@@ -960,9 +1048,10 @@ class PublishPackage:
     path as a completed resumable upload (a session row in ``finalizing`` that reserves the
     size in the quota, the same blob reference counting and duplicate check); a refusal after
     the bytes were stored deletes them and gives the reservation back. The stream is cut at the
-    free quota as well as at ``MAX_UPLOAD_BYTES``. Raises
-    ``FieldInvalid``, ``VersionExists``, ``ObjectTooLarge`` (413), ``QuotaExceeded`` (413),
-    ``DigestMismatch``, ``MalwareDetected`` (422)."""
+    free quota as well as at ``MAX_UPLOAD_BYTES``. It counts against the hourly publishing
+    budget like an opened upload. Raises ``FieldInvalid``, ``RateLimited`` (429),
+    ``VersionExists``, ``TooManyVersions`` (409), ``ObjectTooLarge`` (413), ``QuotaExceeded``
+    (413), ``DigestMismatch``, ``MalwareDetected`` (422)."""
 
     store: UploadStore
     catalog: PackageCatalog
@@ -972,12 +1061,14 @@ class PublishPackage:
     policy: UploadPolicy
     scanner: MalwareScanner
     trail: AuditTrail
+    limiter: RateLimiter
 
     async def __call__(
         self,
         principal: Principal,
         details: UploadDetails,
         file: AsyncIterable[bytes],
+        context: RequestContext | None = None,
         *,
         complete: Callable[[], UploadDetails] | None = None,
     ) -> UploadResult:
@@ -985,7 +1076,9 @@ class PublishPackage:
         declaration: a multipart form may carry fields after its file, so ``details`` holds
         only those that came first. With its name and version there, it is checked (and the
         version looked up) before any byte is stored; the whole declaration is checked after
-        the bytes, before anything is published, and a refusal deletes them."""
+        the bytes, before anything is published, and a refusal deletes them. The attempt is
+        counted against the hourly budget before any byte is stored, whatever the order."""
+        await spend_publication(self.limiter, self.policy, principal.user_id)
         checked = complete is None or (details.package_name != "" and details.version != "")
         if checked:
             details = await self._checked(principal, details)
@@ -1078,7 +1171,15 @@ class PublishPackage:
             await self.storage.delete(key)
             raise
         try:
-            result = await _publish(self.catalog, self.storage, self.clock, record, sha256)
+            result = await _publish(
+                self.catalog,
+                self.storage,
+                self.clock,
+                record,
+                sha256,
+                self.policy,
+                context or RequestContext(),
+            )
         except BaseException:
             await self.store.move(  # gives the reservation back
                 upload_id,
@@ -1093,15 +1194,10 @@ class PublishPackage:
         return result
 
     async def _checked(self, principal: Principal, details: UploadDetails) -> UploadDetails:
-        """``details`` normalised; ``FieldInvalid``, or ``VersionExists`` when the owner's
-        package has this version already."""
+        """``details`` normalised; ``FieldInvalid``, or ``VersionExists``/``TooManyVersions``
+        when the owner's package has this version already or is full."""
         details = check_details(details, self.versions)
-        if await self.catalog.version_exists(
-            principal.user_id, details.package_name, details.version
-        ):
-            raise VersionExists(
-                f"Version {details.version} of {details.package_name} already exists."
-            )
+        await check_room(self.catalog, self.policy, principal.user_id, details)
         return details
 
 
