@@ -17,7 +17,18 @@ from litestar.params import BodyKwarg
 from litestar.routes import HTTPRoute
 
 from orbsurv.adapters.http.context import header
-from orbsurv.adapters.http.inputs import MalformedBody, check_headers, check_strings, decode_json
+from litestar.datastructures import FormMultiDict
+from litestar.utils.scope.state import ScopeState
+
+from orbsurv.adapters.http.inputs import (
+    MalformedBody,
+    check_headers,
+    check_strings,
+    decode_json,
+    nfc,
+    nfc_pairs,
+    nfc_tree,
+)
 
 SINGLE_VALUED = "single_valued_query"  # app.state: what ``single_valued_query`` built
 
@@ -106,14 +117,51 @@ async def form_fields(request: Request[Any, Any, Any]) -> list[tuple[str, Any]]:
     return list(form.multi_items())
 
 
+def _normalise_query(request: Request[Any, Any, Any]) -> None:
+    """The parsed query, names and values in NFC, cached where Litestar's parameter extraction
+    and ``request.query_params`` read it."""
+    pairs = tuple(request.query_params.multi_items())
+    normal = tuple(nfc_pairs(pairs))
+    if normal != pairs:
+        request._parsed_query = normal  # noqa: SLF001 - the parsed form Litestar reads
+        ScopeState.from_scope(request.scope).parsed_query = normal
+
+
+def _normalise_form(request: Request[Any, Any, Any], fields: list[tuple[str, Any]]) -> None:
+    """The parsed form with its text in NFC, cached where ``request.form()`` and the handler's
+    ``data`` extraction read it (a multi-valued field stays a list)."""
+    normal = nfc_pairs(fields)
+    if normal == fields:
+        return
+    data: dict[str, Any] = {}
+    for name, value in normal:
+        if name in data:
+            previous = data[name]
+            data[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            data[name] = value
+    ScopeState.from_scope(request.scope).form = data
+    request._form = FormMultiDict.from_form_data(data)  # noqa: SLF001
+
+
+def _replace_body(request: Request[Any, Any, Any], body: bytes) -> None:
+    request._body = body  # noqa: SLF001 - the cached body every later reader gets
+    ScopeState.from_scope(request.scope).body = body
+
+
 async def screen_inputs(request: Request[Any, Any, Any]) -> None:
     """Every string of the request must be storable (``inputs``): path and query parameters,
-    the stored headers, and a JSON or form body whatever the handler does with it. Upload routes
+    the stored headers, and a JSON or form body whatever the handler does with it; then its
+    text is brought to NFC (``inputs.nfc``) where every later reader finds it. Upload routes
     (no body size limit: they stream) are left their body: buffering it here would defeat the
-    streaming, so they screen their own form fields."""
+    streaming, so they screen their own form fields (and their use cases normalise them)."""
     check_headers(request.scope["headers"])
     if request.scope.get("path_params"):
         check_strings(request.path_params.items())
+        params = request.scope["path_params"]
+        for name, value in params.items():
+            if isinstance(value, str):
+                params[name] = nfc(value)
     handler = request.route_handler
     if request.scope.get("query_string"):
         query = request.query_params
@@ -122,15 +170,21 @@ async def screen_inputs(request: Request[Any, Any, Any]) -> None:
         for name in query:
             if name in once and len(query.getall(name)) > 1:
                 raise ValidationException(extra=[{"key": name, "message": "give it once"}])
+        _normalise_query(request)
     if isinstance(handler, HTTPRouteHandler) and handler.request_max_body_size is None:
         return  # an upload route streams its own body and screens its own fields as they arrive
     content_type = media_type(request)
     if is_json(content_type):
         body = await request.body()
         if body:
-            decode_json(body)
+            value = decode_json(body)
+            normal = nfc_tree(value)
+            if normal is not value:
+                _replace_body(request, msgspec.json.encode(normal))
     elif content_type in FORM_TYPES and await request.body():
-        check_strings(await form_fields(request))
+        fields = await form_fields(request)
+        check_strings(fields)
+        _normalise_form(request, fields)
 
 
 async def enforce_body_media_type(request: Request[Any, Any, Any]) -> None:

@@ -1,0 +1,144 @@
+"""One text, one spelling; identifiers that cannot pass for one another; errors that name what
+the client sent.
+
+Text that differs only in Unicode composition (NFD ``Se\\u0301curite\\u0301`` and NFC
+``Sécurité``) is one text: stored and queried in NFC (UAX #15). Identifiers (emails, usernames,
+package names) refuse mixed-script look-alikes (UTS #39) and compare case-insensitively. Every
+case runs on SQLite and PostgreSQL: the two databases compare and group text byte for byte.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from orbsurv.main.app import make_app
+from tests.api.identity_helpers import PASSWORD, fetch, sign_up, sign_up_admin
+from tests.conftest import SettingsFactory, truncate_all
+
+Client = AsyncTestClient[Litestar]
+BASE = "/api/v1/software-packages"
+NFC = "Sécurité"
+NFD = unicodedata.normalize("NFD", NFC)
+
+
+@pytest.fixture
+async def both(
+    database_url: str, make_settings: SettingsFactory
+) -> AsyncIterator[tuple[Client, Any]]:
+    if database_url.startswith("postgresql"):
+        await truncate_all(database_url)
+    settings = make_settings(DATABASE_URL=database_url)
+    async with AsyncTestClient(make_app(settings)) as client:
+        yield client, settings
+
+
+async def publish(
+    client: Client, auth: dict[str, str], name: str, *, version: str = "1.0.0", **extra: Any
+) -> Any:
+    data = b"pkg!"
+    body = {"package_name": name, "version": version, "file_name": "p.tgz", "size": len(data)}
+    created = await client.post(f"{BASE}/uploads/init", json={**body, **extra}, headers=auth)
+    if created.status_code != 201:
+        return created
+    upload_id = created.json()["upload_id"]
+    sent = await client.patch(
+        f"{BASE}/uploads/{upload_id}",
+        content=data,
+        headers={**auth, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"},
+    )
+    assert sent.status_code == 200, sent.text
+    return await client.post(f"{BASE}/uploads/{upload_id}/complete", headers=auth)
+
+
+def _refused(response: Any, field: str, code: str = "validation_error") -> dict[str, Any]:
+    assert response.status_code == 422, response.text
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code, body
+    assert [error["field"] for error in body["errors"]] == [field], body
+    return body
+
+
+# --- one text, one spelling ----------------------------------------------------------------
+
+
+async def test_a_decomposed_category_is_one_category_with_its_composed_spelling(
+    both: tuple[Client, Any],
+) -> None:
+    client, settings = both
+    ada = await sign_up(client, "ada@example.com")
+    assert (await publish(client, ada, "first", category=NFD)).status_code == 200
+    assert (await publish(client, ada, "second", category=NFC)).status_code == 200
+
+    for spelling in (NFC, NFD):
+        found = await client.get(BASE, params={"category": spelling}, headers=ada)
+        assert found.status_code == 200, found.text
+        assert sorted(item["name"] for item in found.json()["items"]) == ["first", "second"]
+    stored = await fetch(settings, "SELECT DISTINCT category FROM packages")
+    assert [row[0] for row in stored] == [NFC]
+
+    admin = await sign_up_admin(client, settings)
+    summary = (await client.get(f"{BASE}/admin/summary", headers=admin)).json()
+    assert summary["top_categories"] == [{"name": NFC, "count": 2}]
+
+
+async def test_free_text_search_finds_either_spelling(both: tuple[Client, Any]) -> None:
+    client, _ = both
+    ada = await sign_up(client, "ada@example.com")
+    published = await publish(client, ada, "shield", description=f"Outils de {NFD} réseau")
+    assert published.status_code == 200, published.text
+    found = await client.get(BASE, params={"q": NFC}, headers=ada)
+    assert [item["name"] for item in found.json()["items"]] == ["shield"]
+
+
+async def test_a_resource_title_and_search_are_stored_and_matched_in_nfc(
+    both: tuple[Client, Any],
+) -> None:
+    client, settings = both
+    admin = await sign_up_admin(client, settings)
+    created = await client.post(
+        "/api/v1/resources",
+        json={"title": f"Guide {NFD}", "type": "knowledge", "published": True},
+        headers=admin,
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["title"] == f"Guide {NFC}"
+    found = await client.get("/api/v1/resources", params={"q": NFC})
+    assert [item["title"] for item in found.json()["items"]] == [f"Guide {NFC}"]
+
+
+async def test_a_profile_name_is_stored_in_nfc(both: tuple[Client, Any]) -> None:
+    client, settings = both
+    ada = await sign_up(client, "ada@example.com")
+    changed = await client.patch("/api/v1/account/profile", json={"name": NFD}, headers=ada)
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["name"] == NFC
+    rows = await fetch(settings, "SELECT name FROM users WHERE email = 'ada@example.com'")
+    assert rows[0][0] == NFC
+
+
+async def test_a_form_post_is_stored_in_nfc(both: tuple[Client, Any]) -> None:
+    client, settings = both
+    answer = await client.post("/api/v1/waitlist", data={"email": "w@example.com", "name": NFD})
+    assert answer.status_code == 201, answer.text
+    assert [row[0] for row in await fetch(settings, "SELECT name FROM waitlist_entries")] == [NFC]
+
+
+async def test_a_decomposed_password_still_signs_in_as_it_was_set(
+    both: tuple[Client, Any],
+) -> None:
+    client, _ = both
+    password = f"{NFD} {PASSWORD}"
+    made = await client.post(
+        "/api/v1/auth/register", json={"email": "p@example.com", "password": password}
+    )
+    assert made.status_code == 201, made.text
+    answer = await client.post(
+        "/api/v1/auth/login", json={"email": "p@example.com", "password": password}
+    )
+    assert answer.status_code == 200, answer.text
