@@ -14,9 +14,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from orbsurv.adapters.persistence.database import make_engine
 from orbsurv.main.app import make_app
 from tests.api.identity_helpers import PASSWORD, fetch, sign_up, sign_up_admin
 from tests.conftest import SettingsFactory, truncate_all
@@ -142,3 +144,82 @@ async def test_a_decomposed_password_still_signs_in_as_it_was_set(
         "/api/v1/auth/login", json={"email": "p@example.com", "password": password}
     )
     assert answer.status_code == 200, answer.text
+
+
+# --- look-alike identities -----------------------------------------------------------------
+
+
+async def test_a_cyrillic_look_alike_email_is_refused_beside_the_latin_one(
+    both: tuple[Client, Any],
+) -> None:
+    client, settings = both
+    await sign_up(client, "admin@example.com")
+    look_alike = "\u0430dmin@example.com"  # a Cyrillic a (U+0430)
+    answer = await client.post(
+        "/api/v1/auth/register", json={"email": look_alike, "password": PASSWORD}
+    )
+    body = _refused(answer, "email", code="mixed_script")
+    assert "Cyrillic" in body["errors"][0]["message"]
+    assert len(await fetch(settings, "SELECT id FROM users")) == 1
+    waitlist = await client.post("/api/v1/waitlist", json={"email": look_alike})
+    _refused(waitlist, "email", code="mixed_script")
+
+
+async def test_an_address_in_one_non_latin_script_is_still_welcome(
+    both: tuple[Client, Any],
+) -> None:
+    client, _ = both
+    answer = await client.post(
+        "/api/v1/auth/register", json={"email": "zoë@example.com", "password": PASSWORD}
+    )
+    assert answer.status_code == 201, answer.text
+
+
+async def test_a_look_alike_username_is_refused(both: tuple[Client, Any]) -> None:
+    client, _ = both
+    ada = await sign_up(client, "ada@example.com")
+    answer = await client.patch(
+        "/api/v1/account/profile", json={"username": "\u0430dmin"}, headers=ada
+    )
+    _refused(answer, "username")
+
+
+async def test_a_case_variant_of_a_package_name_is_a_conflict(both: tuple[Client, Any]) -> None:
+    client, settings = both
+    ada = await sign_up(client, "ada@example.com")
+    assert (await publish(client, ada, "CasePkg")).status_code == 200
+    variant = await publish(client, ada, "casepkg", version="2.0.0")
+    assert variant.status_code == 409, variant.text
+    assert variant.json()["code"] == "package_name_taken"
+    assert "CasePkg" in variant.json()["detail"]
+    # the same version under another case is the existing version
+    again = await publish(client, ada, "CASEPKG")
+    assert again.status_code == 409, again.text
+    assert [row[0] for row in await fetch(settings, "SELECT name FROM packages")] == ["CasePkg"]
+    # another owner may use the name in any case
+    bob = await sign_up(client, "bob@example.com")
+    assert (await publish(client, bob, "casepkg")).status_code == 200
+
+
+async def test_the_folded_name_is_unique_in_the_database(both: tuple[Client, Any]) -> None:
+    """A race past the use case's check still meets the unique index on lower(name)."""
+    client, settings = both
+    ada = await sign_up(client, "ada@example.com")
+    assert (await publish(client, ada, "CasePkg")).status_code == 200
+    engine = make_engine(settings.database_url)
+    try:
+        async with engine.begin() as conn:
+            row = (await conn.execute(sa.text("SELECT * FROM packages"))).mappings().one()
+            copy = {**row, "id": "00000000-0000-0000-0000-000000000001", "name": "casePKG"}
+            with pytest.raises(sa.exc.IntegrityError):
+                await conn.execute(
+                    sa.text(
+                        "INSERT INTO packages (id, owner_id, name, description, category, "
+                        "language, is_public, created_at, updated_at) VALUES (:id, :owner_id, "
+                        ":name, :description, :category, :language, :is_public, :created_at, "
+                        ":updated_at)"
+                    ),
+                    copy,
+                )
+    finally:
+        await engine.dispose()

@@ -10,16 +10,15 @@ from urllib.parse import unquote_to_bytes
 
 import msgspec
 from litestar import Litestar, Request
+from litestar.datastructures import FormMultiDict
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.params import BodyKwarg
 from litestar.routes import HTTPRoute
-
-from orbsurv.adapters.http.context import header
-from litestar.datastructures import FormMultiDict
 from litestar.utils.scope.state import ScopeState
 
+from orbsurv.adapters.http.context import header
 from orbsurv.adapters.http.inputs import (
     MalformedBody,
     check_headers,
@@ -123,7 +122,7 @@ def _normalise_query(request: Request[Any, Any, Any]) -> None:
     pairs = tuple(request.query_params.multi_items())
     normal = tuple(nfc_pairs(pairs))
     if normal != pairs:
-        request._parsed_query = normal  # noqa: SLF001 - the parsed form Litestar reads
+        request._parsed_query = normal
         ScopeState.from_scope(request.scope).parsed_query = normal
 
 
@@ -141,11 +140,11 @@ def _normalise_form(request: Request[Any, Any, Any], fields: list[tuple[str, Any
         else:
             data[name] = value
     ScopeState.from_scope(request.scope).form = data
-    request._form = FormMultiDict.from_form_data(data)  # noqa: SLF001
+    request._form = FormMultiDict.from_form_data(data)
 
 
 def _replace_body(request: Request[Any, Any, Any], body: bytes) -> None:
-    request._body = body  # noqa: SLF001 - the cached body every later reader gets
+    request._body = body
     ScopeState.from_scope(request.scope).body = body
 
 

@@ -45,6 +45,7 @@ from orbsurv.application.packages.ports import (
 )
 from orbsurv.application.ports import UploadedPart
 from orbsurv.domain.packages import (
+    PackageNameTaken,
     TooManyOpenUploads,
     UploadClosed,
     UploadResult,
@@ -433,11 +434,21 @@ class SqlPackageCatalog:
                 .join(packages, packages.c.id == package_versions.c.package_id)
                 .where(
                     packages.c.owner_id == owner_id,
-                    packages.c.name == package_name,
+                    sa.func.lower(packages.c.name) == package_name.lower(),
                     package_versions.c.precedence == precedence_of(version),
                 )
             )
             return found.first() is not None
+
+    async def spelling(self, owner_id: str, package_name: str) -> str | None:
+        async with self._engine.connect() as conn:
+            name: str | None = await conn.scalar(
+                sa.select(packages.c.name).where(
+                    packages.c.owner_id == owner_id,
+                    sa.func.lower(packages.c.name) == package_name.lower(),
+                )
+            )
+            return name
 
     async def blob_key(self, sha256: str) -> str | None:
         async with self._engine.connect() as conn:
@@ -497,13 +508,17 @@ class SqlPackageCatalog:
                             created_at=now,
                         )
                     )
-                existing = (
+                found = (
                     await conn.execute(
-                        sa.select(packages.c.id).where(
-                            packages.c.owner_id == s.owner_id, packages.c.name == d.package_name
+                        sa.select(packages.c.id, packages.c.name).where(
+                            packages.c.owner_id == s.owner_id,
+                            sa.func.lower(packages.c.name) == d.package_name.lower(),
                         )
                     )
-                ).scalar()
+                ).first()
+                if found is not None and found.name != d.package_name:
+                    raise PackageNameTaken(d.package_name, found.name)
+                existing = None if found is None else found.id
                 if existing is None:
                     await conn.execute(
                         packages.insert().values(

@@ -79,6 +79,7 @@ from orbsurv.domain.packages import (
     COMPLETED_UPLOAD,
     ChecksumMismatch,
     DigestMismatch,
+    PackageNameTaken,
     UploadBusy,
     UploadClosed,
     UploadNotFound,
@@ -165,12 +166,7 @@ class CreateUpload:
             raise UploadTooLarge(
                 f"The file is larger than the limit of {self.policy.max_upload_bytes} bytes."
             )
-        if await self.catalog.version_exists(
-            principal.user_id, details.package_name, details.version
-        ):
-            raise VersionExists(
-                f"Version {details.version} of {details.package_name} already exists."
-            )
+        await _check_name_and_version(self.catalog, principal.user_id, details)
         now = self.clock.now()
         upload_id = str(uuid.uuid4())
         key = f"{UPLOADS_PREFIX}{upload_id}/object"
@@ -868,7 +864,7 @@ class CompleteUpload:
             raise failure
         try:
             return await _publish(self.catalog, self.storage, self.clock, record, sha256)
-        except VersionExists:
+        except (VersionExists, PackageNameTaken):
             await self._discard(record)
             raise
 
@@ -880,6 +876,20 @@ class CompleteUpload:
             now=self.clock.now(),
         )
         await _drop_bytes(self.storage, record)
+
+
+async def _check_name_and_version(
+    catalog: PackageCatalog, owner_id: str, details: UploadDetails
+) -> None:
+    """Refuse an upload that could not be published: a case variant of one of the owner's
+    package names (``PackageNameTaken``: names compare case-insensitively, TR39) or a version
+    the package holds already (``VersionExists``). Publication checks both again in its
+    transaction, where a unique index on the folded name decides a race."""
+    existing = await catalog.spelling(owner_id, details.package_name)
+    if existing is not None and existing != details.package_name:
+        raise PackageNameTaken(details.package_name, existing)
+    if await catalog.version_exists(owner_id, details.package_name, details.version):
+        raise VersionExists(f"Version {details.version} of {details.package_name} already exists.")
 
 
 async def _publish(
@@ -977,12 +987,7 @@ class PublishPackage:
         self, principal: Principal, details: UploadDetails, file: AsyncIterable[bytes]
     ) -> UploadResult:
         details = check_details(details, self.versions)
-        if await self.catalog.version_exists(
-            principal.user_id, details.package_name, details.version
-        ):
-            raise VersionExists(
-                f"Version {details.version} of {details.package_name} already exists."
-            )
+        await _check_name_and_version(self.catalog, principal.user_id, details)
         # The size is unknown until the stream ends: cut it at the free quota as well as at
         # MAX_UPLOAD_BYTES (the reservation below still decides between concurrent uploads).
         free = await self.store.free_bytes(principal.user_id)
