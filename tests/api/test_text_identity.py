@@ -223,3 +223,87 @@ async def test_the_folded_name_is_unique_in_the_database(both: tuple[Client, Any
                 )
     finally:
         await engine.dispose()
+
+
+# --- errors that name what the client sent, rules the schema states ------------------------
+
+
+async def test_a_single_analytics_event_names_action_as_sent(both: tuple[Client, Any]) -> None:
+    client, _ = both
+    single = await client.post(
+        "/api/v1/analytics/events", json={"event_type": "cookie_consent", "action": "maybe"}
+    )
+    _refused(single, "action")
+    batch = await client.post(
+        "/api/v1/analytics/events",
+        json={"events": [{"event_type": "page_view", "action": "x", "metadata": {"k": "v" * 501}}]},
+    )
+    _refused(batch, "events[0].metadata.k")
+
+
+async def test_an_enum_error_lists_the_allowed_values(both: tuple[Client, Any]) -> None:
+    client, settings = both
+    admin = await sign_up_admin(client, settings)
+    created = await client.post(
+        "/api/v1/resources", json={"title": "Guide", "type": "article"}, headers=admin
+    )
+    body = _refused(created, "type")
+    message = body["errors"][0]["message"]
+    for allowed in ("api", "knowledge", "support", "updates", "'article'"):
+        assert allowed in message, message
+    assert "api, knowledge, support, updates" in body["detail"]
+    listed = await client.get("/api/v1/resources", params={"type": "article"})
+    assert "api, knowledge, support, updates" in _refused(listed, "type")["errors"][0]["message"]
+    event = await client.post(
+        "/api/v1/analytics/events",
+        json={"events": [{"event_type": "cookie", "action": "accepted"}]},
+    )
+    message = _refused(event, "events[0].event_type")["errors"][0]["message"]
+    assert "cookie_consent, page_view, user_activity" in message
+
+
+async def test_a_package_name_outside_its_pattern_is_refused_naming_it(
+    both: tuple[Client, Any],
+) -> None:
+    client, _ = both
+    ada = await sign_up(client, "ada@example.com")
+    answer = await publish(client, ada, "my package")
+    _refused(answer, "package_name")
+    too_long = await publish(client, ada, "ok", category="c" * 65)
+    _refused(too_long, "category")
+
+
+async def test_the_schema_states_the_rules_the_server_enforces(
+    both: tuple[Client, Any],
+) -> None:
+    client, _ = both
+    document = (await client.get("/api/v1/openapi.json")).json()
+    schemas = document["components"]["schemas"]
+
+    def resolve(schema: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in schema:
+            schema = schemas[schema["$ref"].rsplit("/", 1)[-1]]
+        return schema
+
+    def body_of(path: str, method: str, media: str = "application/json") -> dict[str, Any]:
+        operation = document["paths"][path][method]
+        return resolve(operation["requestBody"]["content"][media]["schema"])
+
+    init = body_of("/api/v1/software-packages/uploads/init", "post")["properties"]
+    name = resolve(init["package_name"])
+    assert name["pattern"] == "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+    assert (name["minLength"], name["maxLength"]) == (1, 128)
+    assert "case" in name["description"]
+    assert resolve(init["category"]).get("maxLength") == 64 or any(
+        option.get("maxLength") == 64 for option in resolve(init["category"]).get("anyOf", [])
+    )
+    multipart = body_of("/api/v1/software-packages", "post", "multipart/form-data")
+    assert multipart["properties"]["name"]["pattern"] == name["pattern"]
+
+    resource = body_of("/api/v1/resources", "post")["properties"]
+    assert sorted(resolve(resource["type"])["enum"]) == ["api", "knowledge", "support", "updates"]
+    listing = document["paths"]["/api/v1/resources"]["get"]["parameters"]
+    (type_filter,) = [p for p in listing if p["name"] == "type"]
+    options = type_filter["schema"].get("oneOf", [type_filter["schema"]])
+    enums = [sorted(v for v in o.get("enum", []) if v is not None) for o in options]
+    assert ["api", "knowledge", "support", "updates"] in enums

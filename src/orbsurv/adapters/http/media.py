@@ -72,11 +72,52 @@ def expected_body_type(handler: HTTPRouteHandler) -> str | None:
 _PATH = re.compile(r"\s*-\s*at `\$\.?([^`]*)`")
 
 
-def strict_validation_error(exc: msgspec.ValidationError) -> ValidationException:
+_ANY_KEY = "[...]"  # how msgspec names a value of a mapping in an error path
+
+
+def strict_validation_error(
+    exc: msgspec.ValidationError, model: Any = None, raw: Any = None
+) -> ValidationException:
+    """msgspec's error as a 422 naming the field as the client sent it. msgspec names a
+    mapping's value ``metadata[...]``; given the ``model`` and the ``raw`` decoded body, the key
+    the client sent is found (``metadata.note``) by validating the mapping one key at a time."""
     message = str(exc)
     found = _PATH.search(message)
     field = found.group(1) if found and found.group(1) else "body"
+    if _ANY_KEY in field and model is not None and raw is not None:
+        field = _name_the_key(field, model, raw)
     return ValidationException(extra=[{"key": field, "message": _PATH.sub("", message)}])
+
+
+_STEP = re.compile(r"([^.\[\]]+)|\[(\d+|\.\.\.)\]")
+
+
+def _name_the_key(field: str, model: Any, raw: Any) -> str:
+    """``field`` with its first ``[...]`` replaced by the key of ``raw`` whose value fails
+    ``model`` alone (the first such key), or ``field`` unchanged when none can be singled out."""
+    prefix, _, rest = field.partition(_ANY_KEY)
+    steps = [int(i) if i.isdigit() else (name or i) for name, i in _STEP.findall(prefix)]
+    mapping: Any = raw
+    for step in steps:
+        try:
+            mapping = mapping[step]
+        except (KeyError, IndexError, TypeError):
+            return field
+    if not isinstance(mapping, dict):
+        return field
+    original = dict(mapping)
+    try:
+        for key, value in original.items():
+            mapping.clear()
+            mapping[key] = value
+            try:
+                msgspec.convert(raw, model)
+            except msgspec.ValidationError:
+                return f"{prefix}.{key}{rest}"
+    finally:
+        mapping.clear()
+        mapping.update(original)
+    return field
 
 
 def media_type(request: Request[Any, Any, Any]) -> str:
@@ -204,7 +245,9 @@ async def enforce_body_media_type(request: Request[Any, Any, Any]) -> None:
             status_code=415, detail=f"Send this request as application/json (got {received})."
         )
     # Litestar converts bodies leniently (0 would become False); JSON bodies here are strict.
+    body = await request.body()
     try:
-        msgspec.json.decode(await request.body(), type=body_model(handler))
+        msgspec.json.decode(body, type=body_model(handler))
     except msgspec.ValidationError as exc:
-        raise strict_validation_error(exc) from None
+        raw = msgspec.json.decode(body) if _ANY_KEY in str(exc) else None
+        raise strict_validation_error(exc, body_model(handler), raw) from None

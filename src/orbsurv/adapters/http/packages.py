@@ -68,6 +68,8 @@ from orbsurv.application.packages.uploads import (
     UploadPolicy,
     UploadStatus,
 )
+from orbsurv.application.packages.versions import MAX_TEXT
+from orbsurv.application.packages.versions import NAME as PACKAGE_NAME
 from orbsurv.application.ports import ObjectStorage
 from orbsurv.application.slots import UploadGate
 from orbsurv.domain.errors import FieldInvalid, InvalidInput
@@ -123,19 +125,103 @@ def _int_header(request: Request[Any, Any, Any], *names: str) -> int | None:
     return None
 
 
+# --- the declared fields' rules, as the schema states them ---------------------------------
+
+NAME_RULE = (
+    "1 to 128 characters: ASCII letters, digits, '.', '_' or '-', starting with a letter or "
+    "digit. Unique per owner whatever its case: `CasePkg` beside `casepkg` is 409 "
+    "`package_name_taken`."
+)
+# SemVer 2.0.0's own regular expression (semver.org, "Is there a suggested regular expression").
+SEMVER_PATTERN = (
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+)
+SHA256_PATTERN = r"^$|^[0-9A-Fa-f]{64}$"
+PackageName = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=PACKAGE_NAME.pattern,
+        min_length=1,
+        max_length=128,
+        description=NAME_RULE,
+        examples=["orbit-cli"],
+    ),
+]
+Version = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=128,
+        description="A semantic version (SemVer 2.0.0), such as 1.2.3 or 2.0.0-rc.1+build.5",
+        extra_json_schema={"pattern": SEMVER_PATTERN},
+        examples=["1.0.0"],
+    ),
+]
+FileName = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=4096,
+        description="The file's name; path parts are dropped, and what is left must be 1 to "
+        "255 characters other than only dots",
+    ),
+]
+Description = Annotated[str, msgspec.Meta(max_length=MAX_TEXT["description"])]
+Category = Annotated[str, msgspec.Meta(max_length=MAX_TEXT["category"])]
+Language = Annotated[str, msgspec.Meta(max_length=MAX_TEXT["language"])]
+ContentType = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=MAX_TEXT["content_type"],
+        description="A media type (RFC 9110 section 8.3.1), such as application/gzip",
+    ),
+]
+Sha256 = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=SHA256_PATTERN, description="The file's SHA-256 in hex, verified at completion"
+    ),
+]
+
+
+def _multipart_rules() -> dict[str, dict[str, Any]]:
+    """The text fields of ``POST /software-packages`` with the rules the JSON ones carry."""
+    return {
+        "name": {
+            "type": "string",
+            "pattern": PACKAGE_NAME.pattern,
+            "minLength": 1,
+            "maxLength": 128,
+            "description": NAME_RULE,
+        },
+        "version": {
+            "type": "string",
+            "maxLength": 128,
+            "pattern": SEMVER_PATTERN,
+            "examples": ["1.0.0"],
+        },
+        "description": {"type": "string", "maxLength": MAX_TEXT["description"]},
+        "category": {"type": "string", "maxLength": MAX_TEXT["category"]},
+        "language": {"type": "string", "maxLength": MAX_TEXT["language"]},
+        "is_public": {"type": "boolean", "default": False},
+        "sha256": {"type": "string", "pattern": SHA256_PATTERN, "description": "hex; verified"},
+    }
+
+
 # --- ours: init ----------------------------------------------------------------------------
 
 
 class InitUpload(msgspec.Struct, frozen=True, kw_only=True):
-    package_name: str
-    version: str
-    file_name: str
-    size: int
-    description: str = ""
-    category: str | None = None
-    language: str | None = None
-    content_type: str | None = None
-    sha256: str | None = None
+    package_name: PackageName
+    version: Version
+    file_name: FileName
+    size: Annotated[int, msgspec.Meta(ge=1, description="The file's size in bytes")]
+    description: Description = ""
+    category: Category | None = None
+    language: Language | None = None
+    content_type: ContentType | None = None
+    sha256: Sha256 | None = None
     is_public: bool = False
 
 
@@ -623,6 +709,12 @@ Operator = NamedDependency[Principal]
 Paging = NamedDependency[PageRequest]
 PackageId = Annotated[str, Parameter(max_length=64, description="The package's id")]
 Filter = Annotated[str | None, Parameter(max_length=200)]
+CategoryFilter = Annotated[
+    str | None, Parameter(max_length=MAX_TEXT["category"], description="Only this category")
+]
+LanguageFilter = Annotated[
+    str | None, Parameter(max_length=MAX_TEXT["language"], description="Only this language")
+]
 
 
 class PackageOut(msgspec.Struct, frozen=True):
@@ -686,9 +778,9 @@ class VersionsOut(msgspec.Struct, frozen=True):
 
 
 class PackageUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    description: str | None = None
-    category: str | None = None
-    language: str | None = None
+    description: Description | None = None
+    category: Category | None = None
+    language: Language | None = None
     is_public: bool | None = None
 
 
@@ -739,8 +831,8 @@ async def list_packages(
     paging: Paging,
     use_case: FromDishka[ListPackages],
     q: Filter = None,
-    category: Filter = None,
-    language: Filter = None,
+    category: CategoryFilter = None,
+    language: LanguageFilter = None,
 ) -> PackagePage:
     found = await use_case(
         await current_principal(request), paging, q=q, category=category, language=language
@@ -898,8 +990,8 @@ async def admin_packages(
     paging: Paging,
     use_case: FromDishka[ListPackages],
     q: Filter = None,
-    category: Filter = None,
-    language: Filter = None,
+    category: CategoryFilter = None,
+    language: LanguageFilter = None,
 ) -> AdminPackagePage:
     found = await use_case(operator, paging, q=q, category=category, language=language, every=True)
     return AdminPackagePage(
@@ -991,15 +1083,7 @@ SINGLE_FIELDS = ("name", "description", "category", "language", "version", "is_p
     request_max_body_size=None,
     opt=documented(
         content=multipart_upload(
-            {
-                "name": {"type": "string"},
-                "version": {"type": "string", "examples": ["1.0.0"]},
-                "description": {"type": "string"},
-                "category": {"type": "string"},
-                "language": {"type": "string"},
-                "is_public": {"type": "boolean", "default": False},
-                "sha256": {"type": "string", "description": "hex; verified when given"},
-            },
+            _multipart_rules(),
             required=["name", "version"],
         )
     ),
