@@ -268,7 +268,23 @@ async def test_a_package_name_outside_its_pattern_is_refused_naming_it(
     client, _ = both
     ada = await sign_up(client, "ada@example.com")
     answer = await publish(client, ada, "my package")
-    _refused(answer, "package_name")
+    message = _refused(answer, "package_name")["errors"][0]["message"]
+    assert "letters, digits, '.', '_' or '-'" in message, message
+    for sneaky in ("orbit\n", "١.0.0"):  # a final newline; Arabic-Indic digits
+        field = "package_name" if sneaky.startswith("orbit") else "version"
+        refused = await client.post(
+            f"{BASE}/uploads/init",
+            json={
+                "package_name": sneaky if field == "package_name" else "orbit",
+                "version": sneaky if field == "version" else "1.0.0",
+                "file_name": "p.tgz",
+                "size": 1,
+            },
+            headers=ada,
+        )
+        _refused(refused, field)
+    named = await client.patch("/api/v1/account/profile", json={"username": "ada\n"}, headers=ada)
+    _refused(named, "username")
     too_long = await publish(client, ada, "ok", category="c" * 65)
     _refused(too_long, "category")
 
@@ -291,7 +307,7 @@ async def test_the_schema_states_the_rules_the_server_enforces(
 
     init = body_of("/api/v1/software-packages/uploads/init", "post")["properties"]
     name = resolve(init["package_name"])
-    assert name["pattern"] == "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+    assert name["pattern"] == "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$(?!\\n)"
     assert (name["minLength"], name["maxLength"]) == (1, 128)
     assert "case" in name["description"]
     assert resolve(init["category"]).get("maxLength") == 64 or any(

@@ -4,7 +4,9 @@ msgspec and Litestar refuse a value outside a ``Literal`` or an ``Enum`` with "I
 'article'", which tells the client what it sent and not what it may send. ``allowed_values``
 finds the values a field accepts from the types the route declares (its query and path
 parameters, its ``data`` body, the bodies it documents for itself), so the 422 can list them:
-"must be one of: api, knowledge, support, updates (got 'article')".
+"must be one of: api, knowledge, support, updates (got 'article')". A pattern error ("Expected
+`str` matching regex '^[A-Za-z0-9]...'") is answered with the rule the field's schema describes
+in words (``rule_of``), the regular expression after it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from litestar.handlers import HTTPRouteHandler
 
 _TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 INVALID_ENUM = re.compile(r"^Invalid enum value (?P<got>.+)$")
+NOT_MATCHING = re.compile(r"^Expected `str` matching regex (?P<pattern>.+)$")
 
 
 def _path(field: str) -> list[str | int]:
@@ -38,26 +41,37 @@ def _leaf(info: mi.Type) -> list[Any] | None:
     return None
 
 
-def _walk(info: mi.Type, path: list[str | int]) -> list[Any] | None:
-    if not path:
-        return _leaf(info)
-    head, rest = path[0], path[1:]
+def _description(info: mi.Type) -> list[Any] | None:
     if isinstance(info, mi.Metadata):
-        return _walk(info.type, path)
+        text = (info.extra_json_schema or {}).get("description")
+        return [text] if isinstance(text, str) else _description(info.type)
     if isinstance(info, mi.UnionType):
         for member in info.types:
-            if (found := _walk(member, path)) is not None:
+            if (found := _description(member)) is not None:
+                return found
+    return None
+
+
+def _walk(info: mi.Type, path: list[str | int], leaf: Any = _leaf) -> list[Any] | None:
+    if not path:
+        return leaf(info)  # type: ignore[no-any-return]
+    head, rest = path[0], path[1:]
+    if isinstance(info, mi.Metadata):
+        return _walk(info.type, path, leaf)
+    if isinstance(info, mi.UnionType):
+        for member in info.types:
+            if (found := _walk(member, path, leaf)) is not None:
                 return found
         return None
     if isinstance(info, mi.StructType) and isinstance(head, str):
         for field in info.fields:
             if field.encode_name == head:
-                return _walk(field.type, rest)
+                return _walk(field.type, rest, leaf)
         return None
     if isinstance(info, mi.ListType | mi.SetType | mi.FrozenSetType | mi.VarTupleType):
-        return _walk(info.item_type, rest) if isinstance(head, int) else None
+        return _walk(info.item_type, rest, leaf) if isinstance(head, int) else None
     if isinstance(info, mi.DictType):
-        return _walk(info.value_type, rest)
+        return _walk(info.value_type, rest, leaf)
     return None
 
 
@@ -81,6 +95,16 @@ def _declared(handler: HTTPRouteHandler, name: str, documented: Iterable[Any]) -
 def allowed_values(handler: Any, field: str, documented: Iterable[Any] = ()) -> list[Any] | None:
     """The values ``field`` (as the client named it: ``type``, ``events[0].event_type``) takes
     on ``handler``'s route when it is an enum, else ``None``."""
+    return _lookup(handler, field, documented, _leaf)
+
+
+def rule_of(handler: Any, field: str, documented: Iterable[Any] = ()) -> str | None:
+    """The ``description`` the schema gives ``field`` on ``handler``'s route, else ``None``."""
+    found = _lookup(handler, field, documented, _description)
+    return str(found[0]) if found else None
+
+
+def _lookup(handler: Any, field: str, documented: Iterable[Any], leaf: Any) -> list[Any] | None:
     if not isinstance(handler, HTTPRouteHandler):
         return None
     path = _path(field)
@@ -91,7 +115,7 @@ def allowed_values(handler: Any, field: str, documented: Iterable[Any] = ()) -> 
             info = mi.type_info(annotation)
         except (TypeError, ValueError):  # not a type msgspec knows (Request, a dependency)
             continue
-        found = _walk(info, path) if is_body else _walk(info, path[1:])
+        found = _walk(info, path, leaf) if is_body else _walk(info, path[1:], leaf)
         if found:
             return found
     return None

@@ -43,6 +43,7 @@ from orbsurv.adapters.http.downloads import (
 )
 from orbsurv.adapters.http.openapi import documented, multipart_upload
 from orbsurv.adapters.http.projects import AFTER_THE_FILE, _boundary, _flag, _Form
+from orbsurv.adapters.http.schemas import exact
 from orbsurv.application.packages.catalog import (
     CountPackageDownload,
     DeletePackage,
@@ -133,16 +134,19 @@ NAME_RULE = (
     "`package_name_taken`."
 )
 # SemVer 2.0.0's own regular expression (semver.org, "Is there a suggested regular expression").
-SEMVER_PATTERN = (
-    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+# (``[0-9]`` for its ``\d``: Python's ``\d`` also takes other scripts' digits, ECMA-262's does not.)
+SEMVER_PATTERN = exact(
+    r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+    r"(?:-((?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)"
+    r"(?:\.(?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
 )
-SHA256_PATTERN = r"^$|^[0-9A-Fa-f]{64}$"
+SHA256_PATTERN = exact(r"^$|^[0-9A-Fa-f]{64}$")
+NAME_PATTERN = exact(PACKAGE_NAME.pattern)
 PackageName = Annotated[
     str,
     msgspec.Meta(
-        pattern=PACKAGE_NAME.pattern,
+        pattern=NAME_PATTERN,
         min_length=1,
         max_length=128,
         description=NAME_RULE,
@@ -153,8 +157,8 @@ Version = Annotated[
     str,
     msgspec.Meta(
         max_length=128,
+        pattern=SEMVER_PATTERN,
         description="A semantic version (SemVer 2.0.0), such as 1.2.3 or 2.0.0-rc.1+build.5",
-        extra_json_schema={"pattern": SEMVER_PATTERN},
         examples=["1.0.0"],
     ),
 ]
@@ -190,7 +194,7 @@ def _multipart_rules() -> dict[str, dict[str, Any]]:
     return {
         "name": {
             "type": "string",
-            "pattern": PACKAGE_NAME.pattern,
+            "pattern": NAME_PATTERN,
             "minLength": 1,
             "maxLength": 128,
             "description": NAME_RULE,

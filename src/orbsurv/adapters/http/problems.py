@@ -22,7 +22,13 @@ from litestar.types import ExceptionHandlersMap
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from orbsurv.adapters.http.enums import INVALID_ENUM, allowed_values, enum_message
+from orbsurv.adapters.http.enums import (
+    INVALID_ENUM,
+    NOT_MATCHING,
+    allowed_values,
+    enum_message,
+    rule_of,
+)
 from orbsurv.adapters.http.inputs import MalformedBody
 from orbsurv.adapters.persistence.database import database_unavailable
 from orbsurv.application.errors import ObjectTooLarge, StorageFull
@@ -191,11 +197,18 @@ def _documented_bodies(handler: Any) -> tuple[Any, ...]:
 
 def _with_allowed_values(request: Request[Any, Any, Any], error: FieldError) -> FieldError:
     """An "Invalid enum value" error rewritten to list the values the field takes
-    (``enums.allowed_values``); other errors as they are."""
+    (``enums.allowed_values``), a pattern mismatch to say the field's rule in words
+    (``enums.rule_of``); other errors as they are."""
+    handler = request.scope.get("route_handler")
+    if mismatch := NOT_MATCHING.match(error.message):
+        rule = rule_of(handler, error.field, _documented_bodies(handler))
+        if rule is None:
+            return error
+        message = f"{rule.rstrip('.')} (the pattern {mismatch.group('pattern')})"
+        return FieldError(field=error.field, message=f"must be: {message[:1].lower()}{message[1:]}")
     found = INVALID_ENUM.match(error.message)
     if found is None:
         return error
-    handler = request.scope.get("route_handler")
     values = allowed_values(handler, error.field, _documented_bodies(handler))
     if not values:
         return error
