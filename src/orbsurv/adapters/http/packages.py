@@ -306,13 +306,19 @@ def _details(data: InitUpload) -> UploadDetails:
         "SHA-256, verified at completion). Answers the upload's id, the preferred chunk size "
         "and when the session expires; `Location` names the upload. Then PATCH the bytes and "
         "POST /complete. 409 `version_exists` when the version is already published, "
+        "`package_name_taken` for a case variant of one of your package names (`casepkg` "
+        "beside `CasePkg`), "
         "`too_many_open_uploads` with `UPLOAD_MAX_OPEN_SESSIONS` open already; 413 past "
         "`MAX_UPLOAD_BYTES`."
     ),
     status_code=201,
     security=SECURITY,
     responses={
-        409: ResponseSpec(None, description="The version exists, or too many uploads are open"),
+        409: ResponseSpec(
+            None,
+            description="version_exists, package_name_taken (a case variant of one of your "
+            "package names), or too_many_open_uploads",
+        ),
         413: ResponseSpec(None, description="Larger than MAX_UPLOAD_BYTES"),
     },
 )
@@ -413,7 +419,11 @@ def _truthy(value: str | None) -> bool:
     request_max_body_size=None,
     responses={
         400: ResponseSpec(None, description="Missing or malformed Upload-Length/Metadata"),
-        409: ResponseSpec(None, description="The version exists, or too many uploads are open"),
+        409: ResponseSpec(
+            None,
+            description="version_exists, package_name_taken (a case variant of one of your "
+            "package names), or too_many_open_uploads",
+        ),
         412: ResponseSpec(None, description="Unsupported Tus-Resumable"),
         413: ResponseSpec(None, description="Larger than Tus-Max-Size"),
     },
@@ -1094,7 +1104,11 @@ SINGLE_FIELDS = ("name", "description", "category", "language", "version", "is_p
     responses={
         400: ResponseSpec(None, description="Malformed multipart body"),
         408: ResponseSpec(None, description="request_timeout: the body stalled"),
-        409: ResponseSpec(None, description="The version exists, or the SHA-256 differs"),
+        409: ResponseSpec(
+            None,
+            description="version_exists, package_name_taken (a case variant of one of your "
+            "package names), or the SHA-256 differs",
+        ),
         413: ResponseSpec(None, description="Past MAX_UPLOAD_BYTES"),
         415: ResponseSpec(None, description="Not multipart/form-data"),
         429: ResponseSpec(None, description="too_many_uploads: too many bodies streaming"),

@@ -15,7 +15,11 @@ from orbsurv.domain.identity import User
 Email = Annotated[
     str,
     msgspec.Meta(
-        max_length=254, examples=["ada@example.com"], extra_json_schema={"format": "email"}
+        max_length=254,
+        examples=["ada@example.com"],
+        description="Compared lower-cased; a local part or domain label that mixes scripts "
+        "(a Cyrillic letter among Latin ones, Unicode TR39) is 422 `mixed_script`",
+        extra_json_schema={"format": "email"},
     ),
 ]
 # A password the account already has (sign-in, confirmations): checked against its hash, never
