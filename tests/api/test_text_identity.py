@@ -323,3 +323,15 @@ async def test_the_schema_states_the_rules_the_server_enforces(
     options = type_filter["schema"].get("oneOf", [type_filter["schema"]])
     enums = [sorted(v for v in o.get("enum", []) if v is not None) for o in options]
     assert ["api", "knowledge", "support", "updates"] in enums
+
+
+async def test_case_insensitive_filters_fold_every_letter_on_both_databases(
+    both: tuple[Client, Any],
+) -> None:
+    client, _ = both
+    ada = await sign_up(client, "ada@example.com")
+    published = await publish(client, ada, "ecole", category="ÉCOLE", description="Ångström")
+    assert published.status_code == 200, published.text
+    for params in ({"category": "école"}, {"q": "ångström"}):
+        found = await client.get(BASE, params=params, headers=ada)
+        assert [item["name"] for item in found.json()["items"]] == ["ecole"], params
