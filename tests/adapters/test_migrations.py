@@ -118,3 +118,50 @@ async def test_0016_unlinks_the_orders_of_unverified_accounts(tmp_path: Path) ->
     with sqlite3.connect(path) as db:
         rows = db.execute("SELECT id, user_id FROM orders ORDER BY id").fetchall()
     assert rows == [("o1", None), ("o2", "owner")]
+
+
+async def test_0019_keeps_case_variant_packages_apart_and_brings_text_to_nfc(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "text.db"
+    url = sqlite_url(path)
+    await asyncio.to_thread(upgrade, url, "0017")
+    decomposed = "Se\u0301curite\u0301"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "INSERT INTO users (id, email, password_hash, role, email_verified, is_active,"
+            " created_at, updated_at, name) VALUES ('u', 'a@example.com', 'x', 'user', 1, 1,"
+            " '2026-11-30 00:00:00', '2026-11-30 00:00:00', ?)",
+            (decomposed,),
+        )
+        db.executemany(
+            "INSERT INTO packages (id, owner_id, name, description, category, language,"
+            " is_public, created_at, updated_at) VALUES (?, 'u', ?, '', ?, NULL, 1, ?, ?)",
+            [
+                (
+                    "p1-aaaaaaaa",
+                    "CasePkg",
+                    decomposed,
+                    "2026-11-30 00:00:00",
+                    "2026-11-30 00:00:00",
+                ),
+                (
+                    "p2-bbbbbbbb",
+                    "casepkg",
+                    "Sécurité",
+                    "2026-12-01 00:00:00",
+                    "2026-12-01 00:00:00",
+                ),
+            ],
+        )
+    await asyncio.to_thread(upgrade, url, "head")
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT name, category FROM packages ORDER BY created_at").fetchall()
+        name = db.execute("SELECT name FROM users").fetchone()[0]
+        with pytest.raises(sqlite3.IntegrityError):
+            db.execute(
+                "INSERT INTO packages (id, owner_id, name, description, is_public, created_at,"
+                " updated_at) VALUES ('p3', 'u', 'CASEPKG', '', 1, '2026-12-02', '2026-12-02')"
+            )
+    assert rows == [("CasePkg", "Sécurité"), ("casepkg-p2-bbbbb", "Sécurité")]
+    assert name == "Sécurité"

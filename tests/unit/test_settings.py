@@ -456,3 +456,32 @@ def test_serve_refuses_fewer_than_one_worker(
 def test_serve_runs_one_worker_without_redis(serve_env: Path) -> None:
     assert main(["serve", "--port", "8405", "--workers", "1"]) == 0
     assert _Granian.started == [1]
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("not-a-url", "must be an absolute http or https URL with a host"),
+        ("ftp://x", "must be an absolute http or https URL with a host"),
+        ("https://", "must be an absolute http or https URL with a host"),
+        ("https://user:pw@api.example.com", "no user info, query or fragment"),
+        ("https://api.example.com/?a=1", "no user info, query or fragment"),
+        ("http://api.example.com", "must be https when ENV=production"),
+    ],
+)
+def test_production_refuses_a_backend_url_that_links_cannot_be_built_on(
+    url: str, message: str
+) -> None:
+    with pytest.raises(SettingsError, match=f"BACKEND_URL: .*{message}"):
+        load_settings(production(BACKEND_URL=url), env_file=None)
+
+
+@pytest.mark.parametrize("url", ["not-a-url", "ftp://x"])
+def test_every_environment_refuses_a_backend_url_that_is_not_http(url: str, tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="BACKEND_URL"):
+        load_settings({"VAR_DIR": str(tmp_path), "BACKEND_URL": url}, env_file=None)
+
+
+def test_production_takes_an_https_backend_url_or_a_loopback_one() -> None:
+    for url in ("https://api.example.com/orbsurv", "http://localhost:8000"):
+        assert load_settings(production(BACKEND_URL=url), env_file=None).backend_url == url

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orbsurv.adapters.validation import checked_email, checked_header_text
-from orbsurv.domain.errors import FieldInvalid
+from orbsurv.domain.errors import FieldInvalid, MixedScript
 
 
 @pytest.mark.parametrize(
@@ -39,3 +39,32 @@ def test_every_line_break_python_knows_is_refused_in_header_text() -> None:
             checked_header_text(f"a{character}b", field="subject")
         assert refused.value.field == "subject"
     assert checked_header_text("Grüße — 日本語 ✓", field="subject") == "Grüße — 日本語 ✓"
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "\u0430dmin@example.com",  # a Cyrillic a among Latin letters
+        "admin@ex\u0430mple.com",  # the same in a domain label
+        "p\u0430ypal@example.com",
+        "\u03bfrbit@example.com",  # a Greek omicron among Latin letters
+    ],
+)
+def test_mixed_script_look_alikes_are_refused(address: str) -> None:
+    with pytest.raises(MixedScript) as caught:
+        checked_email(address)
+    assert caught.value.field == "email"
+    assert caught.value.code == "mixed_script"
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "zo\u00eb@example.com",  # Latin with a diacritic
+        "\u7530\u4e2d\u3072\u308d\u3057@example.jp",  # Han with Hiragana (TR39 allows)
+        "\u043f\u0440\u0438\u043c\u0435\u0440@example.com",  # all Cyrillic local part
+        "ada@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444",  # a Cyrillic domain
+    ],
+)
+def test_one_script_per_part_is_welcome(address: str) -> None:
+    assert checked_email(address)

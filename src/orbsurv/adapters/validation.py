@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from confusable_homoglyphs import categories
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
-from orbsurv.domain.errors import FieldInvalid
+from orbsurv.domain.errors import FieldInvalid, MixedScript
 from orbsurv.domain.identity import EMAIL_MAX_LENGTH, normalise_email
 
 # An ASCII host name (RFC 1123 labels), for special-use domains the validator refuses by design.
@@ -31,6 +32,41 @@ def checked_header_text(value: str, *, field: str) -> str:
     which covers all of those; other non-ASCII text is fine (encoded per RFC 2047)."""
     if any(unicodedata.category(c) in _HEADER_REFUSED_CATEGORIES for c in value):
         raise FieldInvalid(field, "must be one line without control characters or line breaks")
+    return value
+
+
+# Unicode TR39 section 5.2, "Highly Restrictive": one script, or Latin with one of these
+# combinations (the scripts written together in Japanese, Chinese and Korean text). Common
+# (digits, punctuation, "@") and Inherited (combining marks) belong to every script.
+_SHARED_SCRIPTS = frozenset({"COMMON", "INHERITED", "UNKNOWN"})
+_ALLOWED_MIXES = (
+    frozenset({"LATIN", "HAN", "HIRAGANA", "KATAKANA"}),
+    frozenset({"LATIN", "HAN", "BOPOMOFO"}),
+    frozenset({"LATIN", "HAN", "HANGUL"}),
+)
+
+
+def scripts_of(text: str) -> frozenset[str]:
+    """The Unicode scripts (``LATIN``, ``CYRILLIC``...) of ``text``'s characters, Common and
+    Inherited left out (the ``confusable_homoglyphs`` tables of Scripts.txt)."""
+    return frozenset(categories.alias(c) for c in text) - _SHARED_SCRIPTS
+
+
+def refuse_mixed_script(value: str, *, field: str) -> str:
+    """``value`` unchanged, or ``MixedScript`` (422 ``mixed_script`` naming ``field``) when it
+    mixes scripts beyond TR39's "Highly Restrictive" level (section 5.2): ``admin`` spelt with a
+    Cyrillic a (U+0430) is refused; ``Zoë``, ``田中ひろし`` and ``Ωmega-Ω`` (one script) pass.
+    Each part of an address (the local part, each domain label) is judged on its own: a
+    Cyrillic domain under a Latin local part is not a look-alike of anything."""
+    for part in re.split(r"[@.]", value):
+        scripts = scripts_of(part)
+        if len(scripts) > 1 and not any(scripts <= mix for mix in _ALLOWED_MIXES):
+            names = ", ".join(sorted(s.title() for s in scripts))
+            raise MixedScript(
+                field,
+                f"mixes scripts ({names}) the way look-alike identifiers do: write it in one "
+                "script",
+            )
     return value
 
 
@@ -73,4 +109,4 @@ def _validated(candidate: str, field: str) -> str:
         raise FieldInvalid(
             field, "holds compatibility characters (fullwidth or similar): write the plain form"
         )
-    return normalized
+    return refuse_mixed_script(normalized, field=field)

@@ -34,20 +34,22 @@ class AnalyticsEvent:
     occurred_at: datetime | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
-    def check(self, position: int) -> None:
-        where = f"events[{position}]"
+    def check(self, position: int | None) -> None:
+        """Raise ``FieldInvalid`` naming the field as the client sent it: ``events[i].action``
+        in a batch (``position`` i), ``action`` for a single event (``position`` ``None``)."""
+        prefix = "" if position is None else f"events[{position}]."
         if self.event_type is EventType.COOKIE_CONSENT and self.action not in CONSENT_ACTIONS:
             raise FieldInvalid(
-                f"{where}.action", "must be 'accepted' or 'declined' for cookie_consent"
+                f"{prefix}action", "must be 'accepted' or 'declined' for cookie_consent"
             )
         if len(self.metadata) > MAX_METADATA_KEYS:
-            raise FieldInvalid(f"{where}.metadata", f"has more than {MAX_METADATA_KEYS} keys")
+            raise FieldInvalid(f"{prefix}metadata", f"has more than {MAX_METADATA_KEYS} keys")
         for key, value in self.metadata.items():
             if isinstance(value, dict | list):
-                raise FieldInvalid(f"{where}.metadata.{key}", "must be a string, number or boolean")
+                raise FieldInvalid(f"{prefix}metadata.{key}", "must be a string, number or boolean")
             if isinstance(value, str) and len(value) > MAX_METADATA_VALUE:
                 raise FieldInvalid(
-                    f"{where}.metadata.{key}", f"is longer than {MAX_METADATA_VALUE} characters"
+                    f"{prefix}metadata.{key}", f"is longer than {MAX_METADATA_VALUE} characters"
                 )
         if len(json.dumps(self.metadata, ensure_ascii=False).encode()) > MAX_METADATA_BYTES:
-            raise FieldInvalid(f"{where}.metadata", f"is larger than {MAX_METADATA_BYTES} bytes")
+            raise FieldInvalid(f"{prefix}metadata", f"is larger than {MAX_METADATA_BYTES} bytes")

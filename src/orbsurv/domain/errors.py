@@ -35,6 +35,14 @@ class FieldInvalid(DomainError):
         self.field = field
 
 
+class MixedScript(FieldInvalid):
+    """An identifier mixes writing systems the way look-alikes do (HTTP 422 ``mixed_script``):
+    ``admin@example.com`` spelt with a Cyrillic a (U+0430) would be an account beside ``admin@...``
+    (Unicode TR39, section 5.2, "Highly Restrictive")."""
+
+    code = "mixed_script"
+
+
 class FieldsConflict(FieldInvalid):
     """Two or more fields that say the same thing in different words disagree (HTTP 422), e.g.
     ``is_public: true`` with ``visibility: private``. ``fields`` names them all (``field`` is

@@ -89,9 +89,13 @@ class Project:
 
 
 def _clean_text(field: str, value: str, limit: int, *, required: bool) -> str:
+    """``value`` trimmed and in Unicode NFC (UAX #15: one spelling per text, whichever way the
+    client composed it; multipart fields stream past the edge that normalises the rest).
+    Raises ``FieldInvalid`` naming ``field``: unstorable, missing when ``required``, or longer
+    than ``limit`` characters (counted after normalisation)."""
     if any(unicodedata.category(c) == "Cs" for c in value) or "\x00" in value:
         raise FieldInvalid(field, "contains characters that cannot be stored")
-    value = value.strip()
+    value = unicodedata.normalize("NFC", value.strip())
     if required and not value:
         raise FieldInvalid(field, "is required")
     if len(value) > limit:

@@ -115,6 +115,21 @@ class VersionExists(Conflict):
     code = "version_exists"
 
 
+class PackageNameTaken(Conflict):
+    """The owner has a package whose name differs from the given one only in case (HTTP 409):
+    package names are compared case-insensitively, so ``casepkg`` beside ``CasePkg`` would be
+    a second package that reads as the first (Unicode TR39 identifier confusion)."""
+
+    code = "package_name_taken"
+
+    def __init__(self, given: str, existing: str) -> None:
+        super().__init__(
+            f"You already have a package named {existing!r}; package names ignore case, so "
+            f"publish under {existing!r} (or choose another name than {given!r})."
+        )
+        self.existing = existing
+
+
 class TooManyOpenUploads(Conflict):
     """The owner already has as many open upload sessions as allowed (HTTP 409): finish or
     cancel one first. Each holds a storage multipart upload and a quota reservation."""

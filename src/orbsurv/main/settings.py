@@ -499,6 +499,37 @@ def _check_origins(origins: tuple[str, ...]) -> None:
             )
 
 
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _check_backend_url(url: str, *, production: bool) -> None:
+    """``BACKEND_URL`` is the base of every link in mail (verification, reset, orders), so it
+    must be an absolute ``http`` or ``https`` URL with a host and nothing a link could not be
+    appended to (no user info, query or fragment; RFC 3986 section 3). In production it must be
+    ``https`` unless the host is loopback (a single-machine deployment behind its own proxy):
+    a reset link sent over plain http gives its token to anyone on the path (OWASP ASVS V9.1).
+    Raises ``SettingsError`` naming ``BACKEND_URL``."""
+    example = "like https://api.example.com"
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+        parts.port  # noqa: B018 - parsed for its errors (a port that is not a number)
+    except ValueError:
+        raise SettingsError(f"BACKEND_URL: {url[:80]!r} is not a URL {example}") from None
+    if parts.scheme.lower() not in {"http", "https"} or not host:
+        raise SettingsError(
+            f"BACKEND_URL: {url[:80]!r} must be an absolute http or https URL with a host, "
+            f"{example} (it is the base of every link in mail)"
+        )
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        raise SettingsError(f"BACKEND_URL: must have no user info, query or fragment ({example})")
+    if production and parts.scheme.lower() != "https" and host.lower() not in _LOOPBACK_HOSTS:
+        raise SettingsError(
+            "BACKEND_URL: must be https when ENV=production (mail links carry single-use "
+            f"tokens); got {parts.scheme}://{host}"
+        )
+
+
 def _check_proxies(proxies: tuple[str, ...]) -> None:
     for proxy in proxies:
         try:
@@ -620,6 +651,7 @@ def load_settings(
     _check_database_url(settings.database_url)
     _check_redis_url(settings.redis_url)
     _check_origins(settings.cors_allow_origins)
+    _check_backend_url(settings.backend_url, production=settings.is_production)
     _check_proxies(settings.trusted_proxies)
     if settings.storage_backend == "s3" and not settings.s3_bucket:
         raise SettingsError("S3_BUCKET: required when STORAGE_BACKEND=s3")

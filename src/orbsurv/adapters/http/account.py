@@ -310,7 +310,18 @@ class PasswordChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class OrganizationUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     organization: Name | msgspec.UnsetType | None = msgspec.UNSET
-    timezone: Annotated[str, msgspec.Meta(max_length=64)] | msgspec.UnsetType | None = msgspec.UNSET
+    timezone: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=64,
+                description="An IANA time zone name, like Europe/Paris (validated against the "
+                "server's time zone database)",
+            ),
+        ]
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
 
 
 # The web client's checkboxes post "true" (checked; unchecked boxes are left out): booleans of

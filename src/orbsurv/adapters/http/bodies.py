@@ -45,7 +45,11 @@ async def decode_body(
         raise ValidationException(extra=[{"key": "body", "message": "a request body is required"}])
     try:
         if is_json(content_type):
-            return msgspec.convert(decode_json(body), kind)
+            raw = decode_json(body)
+            try:
+                return msgspec.convert(raw, kind)
+            except msgspec.ValidationError as exc:
+                raise strict_validation_error(exc, kind, raw) from None
         if content_type in FORM_TYPES:
             form = await request.form()
             check_strings(form.multi_items())

@@ -18,7 +18,7 @@ from litestar.params import JSONBody, Parameter
 from orbsurv.adapters.http.auth import SECURITY, access_token, requires
 from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.di import inject
-from orbsurv.adapters.http.schemas import blank_to_none
+from orbsurv.adapters.http.schemas import blank_to_none, exact
 from orbsurv.application.content.manage import (
     CreateResource,
     DeleteResource,
@@ -94,19 +94,33 @@ class ResourcePage(msgspec.Struct, frozen=True):
     pages: int
 
 
-Title = Annotated[str, msgspec.Meta(min_length=1, max_length=TITLE_MAX_LENGTH)]
+Title = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=TITLE_MAX_LENGTH,
+        description="Trimmed; not blank",
+    ),
+]
 Description = Annotated[str, msgspec.Meta(max_length=DESCRIPTION_MAX_LENGTH)]
 Body = Annotated[
     str, msgspec.Meta(max_length=BODY_MAX_LENGTH, description="Markdown, stored and returned raw")
 ]
 Url = Annotated[
-    str, msgspec.Meta(max_length=2048, description="Absolute http or https URL", examples=[""])
+    str,
+    msgspec.Meta(
+        max_length=2048,
+        description='Absolute http or https URL with a host, without spaces; `""` for none',
+        examples=[""],
+        pattern=exact(r"^$|^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\x00-\x20\x7f]+[^\x00-\x20\x7f]*$"),
+    ),
 ]
 SlugIn = Annotated[
     str,
     msgspec.Meta(
         max_length=120,
         description="Letters, digits and single hyphens; lower-cased; made from the title if empty",
+        pattern=exact(r"^$|^[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*$"),
     ),
 ]
 

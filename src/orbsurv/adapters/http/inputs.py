@@ -12,6 +12,13 @@ JSON bodies may nest at most ``MAX_JSON_DEPTH`` levels (objects and arrays). Dee
 would otherwise exhaust the interpreter's stack (OWASP API4:2023, unrestricted resource
 consumption). Bytes that are not UTF-8 are malformed too (RFC 8259 section 8.1).
 
+Text is compared in one spelling: every string that enters here (JSON and form keys and values,
+query and path parameters) is brought to Unicode Normalization Form C (UAX #15) once, before any
+handler or use case sees it, so ``Se\u0301curite\u0301`` (decomposed) and ``Sécurité`` (composed)
+are one category, one search term and one name on every database (W3C Character Model:
+normalise early, compare normalised). Passwords are the exception (``VERBATIM_FIELDS``): they
+are hashed as they were set, so an account whose password was set before this rule still signs in.
+
 Instants are stored in UTC: one whose offset moves it out of the years 1..9999 once in UTC
 (``0001-01-01T00:00:00+14:00``) cannot be held by Python's ``datetime`` there, so ``in_utc``
 refuses it with a 422 naming the field.
@@ -20,6 +27,7 @@ refuses it with a 422 naming the field.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +38,9 @@ from litestar.exceptions import HTTPException, ValidationException
 from orbsurv.domain.errors import FieldInvalid
 
 MAX_JSON_DEPTH = 32
+# Fields kept byte for byte: passwords are verified against the hash of what was typed when
+# they were set (a decomposed password set earlier must keep signing in).
+VERBATIM_SUFFIX = "password"
 STORED_HEADERS = ("user-agent",)
 _HEADER_NAMES = {"user-agent": "User-Agent"}
 
@@ -92,6 +103,45 @@ def check_tree(value: Any) -> None:
                     stack.append((child, _child(path, key), depth + 1))
             else:
                 stack.extend((child, _child(path, i), depth + 1) for i, child in enumerate(item))
+
+
+def nfc(text: str) -> str:
+    """``text`` in Unicode Normalization Form C (UAX #15); the same object when it already is."""
+    return text if unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)
+
+
+def _verbatim(key: Any) -> bool:
+    return isinstance(key, str) and key.lower().endswith(VERBATIM_SUFFIX)
+
+
+def nfc_tree(value: Any) -> Any:
+    """Decoded JSON with every key and string in NFC, except the values of password fields
+    (``VERBATIM_SUFFIX``). Returns ``value`` itself when nothing changes. The depth is bounded
+    by ``check_tree`` first, so the recursion is too."""
+    if isinstance(value, str):
+        return nfc(value)
+    if isinstance(value, list):
+        items = [nfc_tree(item) for item in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    if isinstance(value, dict):
+        changed = False
+        out: dict[Any, Any] = {}
+        for key, child in value.items():
+            new_key = nfc(key) if isinstance(key, str) else key
+            new_child = child if _verbatim(key) else nfc_tree(child)
+            changed = changed or new_key is not key or new_child is not child
+            out[new_key] = new_child
+        return out if changed else value
+    return value
+
+
+def nfc_pairs(pairs: Iterable[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """Form or query ``(name, value)`` pairs with names and string values in NFC (passwords
+    kept as sent, ``VERBATIM_SUFFIX``)."""
+    return [
+        (nfc(name), value if _verbatim(name) or not isinstance(value, str) else nfc(value))
+        for name, value in pairs
+    ]
 
 
 def decode_json(body: bytes) -> Any:

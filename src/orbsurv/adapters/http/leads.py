@@ -308,15 +308,13 @@ async def analytics_events(request: Request[Any, Any, Any]) -> EventsAccepted:
         raw = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise HTTPException(status_code=400, detail="The request body is not valid JSON.") from exc
-    try:
-        incoming = (
-            msgspec.convert(raw, EventBatch).events
-            if isinstance(raw, dict) and "events" in raw
-            else [msgspec.convert(raw, EventIn)]
-        )
-    except msgspec.ValidationError as exc:
-        raise strict_validation_error(exc) from None
     batched = isinstance(raw, dict) and "events" in raw
+    model: type[EventBatch] | type[EventIn] = EventBatch if batched else EventIn
+    try:
+        converted = msgspec.convert(raw, model)
+    except msgspec.ValidationError as exc:
+        raise strict_validation_error(exc, model, raw) from None
+    incoming = converted.events if isinstance(converted, EventBatch) else [converted]
     events = [
         AnalyticsEvent(
             event_type=EventType(event.event_type),
@@ -337,7 +335,7 @@ async def analytics_events(request: Request[Any, Any, Any]) -> EventsAccepted:
     user_id = await _optional_user(request)
     async with app_container(request.app.state)() as scope:
         use_case = await scope.get(RecordEvents)
-        count = await use_case(events, user_id, request_context(request))
+        count = await use_case(events, user_id, request_context(request), batched=batched)
     return EventsAccepted(accepted=count)
 
 

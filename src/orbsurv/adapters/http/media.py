@@ -10,14 +10,24 @@ from urllib.parse import unquote_to_bytes
 
 import msgspec
 from litestar import Litestar, Request
+from litestar.datastructures import FormMultiDict
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.params import BodyKwarg
 from litestar.routes import HTTPRoute
+from litestar.utils.scope.state import ScopeState
 
 from orbsurv.adapters.http.context import header
-from orbsurv.adapters.http.inputs import MalformedBody, check_headers, check_strings, decode_json
+from orbsurv.adapters.http.inputs import (
+    MalformedBody,
+    check_headers,
+    check_strings,
+    decode_json,
+    nfc,
+    nfc_pairs,
+    nfc_tree,
+)
 
 SINGLE_VALUED = "single_valued_query"  # app.state: what ``single_valued_query`` built
 
@@ -62,11 +72,52 @@ def expected_body_type(handler: HTTPRouteHandler) -> str | None:
 _PATH = re.compile(r"\s*-\s*at `\$\.?([^`]*)`")
 
 
-def strict_validation_error(exc: msgspec.ValidationError) -> ValidationException:
+_ANY_KEY = "[...]"  # how msgspec names a value of a mapping in an error path
+
+
+def strict_validation_error(
+    exc: msgspec.ValidationError, model: Any = None, raw: Any = None
+) -> ValidationException:
+    """msgspec's error as a 422 naming the field as the client sent it. msgspec names a
+    mapping's value ``metadata[...]``; given the ``model`` and the ``raw`` decoded body, the key
+    the client sent is found (``metadata.note``) by validating the mapping one key at a time."""
     message = str(exc)
     found = _PATH.search(message)
     field = found.group(1) if found and found.group(1) else "body"
+    if _ANY_KEY in field and model is not None and raw is not None:
+        field = _name_the_key(field, model, raw)
     return ValidationException(extra=[{"key": field, "message": _PATH.sub("", message)}])
+
+
+_STEP = re.compile(r"([^.\[\]]+)|\[(\d+|\.\.\.)\]")
+
+
+def _name_the_key(field: str, model: Any, raw: Any) -> str:
+    """``field`` with its first ``[...]`` replaced by the key of ``raw`` whose value fails
+    ``model`` alone (the first such key), or ``field`` unchanged when none can be singled out."""
+    prefix, _, rest = field.partition(_ANY_KEY)
+    steps = [int(i) if i.isdigit() else (name or i) for name, i in _STEP.findall(prefix)]
+    mapping: Any = raw
+    for step in steps:
+        try:
+            mapping = mapping[step]
+        except (KeyError, IndexError, TypeError):
+            return field
+    if not isinstance(mapping, dict):
+        return field
+    original = dict(mapping)
+    try:
+        for key, value in original.items():
+            mapping.clear()
+            mapping[key] = value
+            try:
+                msgspec.convert(raw, model)
+            except msgspec.ValidationError:
+                return f"{prefix}.{key}{rest}"
+    finally:
+        mapping.clear()
+        mapping.update(original)
+    return field
 
 
 def media_type(request: Request[Any, Any, Any]) -> str:
@@ -106,14 +157,51 @@ async def form_fields(request: Request[Any, Any, Any]) -> list[tuple[str, Any]]:
     return list(form.multi_items())
 
 
+def _normalise_query(request: Request[Any, Any, Any]) -> None:
+    """The parsed query, names and values in NFC, cached where Litestar's parameter extraction
+    and ``request.query_params`` read it."""
+    pairs = tuple(request.query_params.multi_items())
+    normal = tuple(nfc_pairs(pairs))
+    if normal != pairs:
+        request._parsed_query = normal
+        ScopeState.from_scope(request.scope).parsed_query = normal
+
+
+def _normalise_form(request: Request[Any, Any, Any], fields: list[tuple[str, Any]]) -> None:
+    """The parsed form with its text in NFC, cached where ``request.form()`` and the handler's
+    ``data`` extraction read it (a multi-valued field stays a list)."""
+    normal = nfc_pairs(fields)
+    if normal == fields:
+        return
+    data: dict[str, Any] = {}
+    for name, value in normal:
+        if name in data:
+            previous = data[name]
+            data[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            data[name] = value
+    ScopeState.from_scope(request.scope).form = data
+    request._form = FormMultiDict.from_form_data(data)
+
+
+def _replace_body(request: Request[Any, Any, Any], body: bytes) -> None:
+    request._body = body
+    ScopeState.from_scope(request.scope).body = body
+
+
 async def screen_inputs(request: Request[Any, Any, Any]) -> None:
     """Every string of the request must be storable (``inputs``): path and query parameters,
-    the stored headers, and a JSON or form body whatever the handler does with it. Upload routes
+    the stored headers, and a JSON or form body whatever the handler does with it; then its
+    text is brought to NFC (``inputs.nfc``) where every later reader finds it. Upload routes
     (no body size limit: they stream) are left their body: buffering it here would defeat the
-    streaming, so they screen their own form fields."""
+    streaming, so they screen their own form fields (and their use cases normalise them)."""
     check_headers(request.scope["headers"])
     if request.scope.get("path_params"):
         check_strings(request.path_params.items())
+        params = request.scope["path_params"]
+        for name, value in params.items():
+            if isinstance(value, str):
+                params[name] = nfc(value)
     handler = request.route_handler
     if request.scope.get("query_string"):
         query = request.query_params
@@ -122,15 +210,21 @@ async def screen_inputs(request: Request[Any, Any, Any]) -> None:
         for name in query:
             if name in once and len(query.getall(name)) > 1:
                 raise ValidationException(extra=[{"key": name, "message": "give it once"}])
+        _normalise_query(request)
     if isinstance(handler, HTTPRouteHandler) and handler.request_max_body_size is None:
         return  # an upload route streams its own body and screens its own fields as they arrive
     content_type = media_type(request)
     if is_json(content_type):
         body = await request.body()
         if body:
-            decode_json(body)
+            value = decode_json(body)
+            normal = nfc_tree(value)
+            if normal is not value:
+                _replace_body(request, msgspec.json.encode(normal))
     elif content_type in FORM_TYPES and await request.body():
-        check_strings(await form_fields(request))
+        fields = await form_fields(request)
+        check_strings(fields)
+        _normalise_form(request, fields)
 
 
 async def enforce_body_media_type(request: Request[Any, Any, Any]) -> None:
@@ -151,7 +245,9 @@ async def enforce_body_media_type(request: Request[Any, Any, Any]) -> None:
             status_code=415, detail=f"Send this request as application/json (got {received})."
         )
     # Litestar converts bodies leniently (0 would become False); JSON bodies here are strict.
+    body = await request.body()
     try:
-        msgspec.json.decode(await request.body(), type=body_model(handler))
+        msgspec.json.decode(body, type=body_model(handler))
     except msgspec.ValidationError as exc:
-        raise strict_validation_error(exc) from None
+        raw = msgspec.json.decode(body) if _ANY_KEY in str(exc) else None
+        raise strict_validation_error(exc, body_model(handler), raw) from None

@@ -43,6 +43,7 @@ from orbsurv.adapters.http.downloads import (
 )
 from orbsurv.adapters.http.openapi import documented, multipart_upload
 from orbsurv.adapters.http.projects import _boundary, _flag, _Form, form_names
+from orbsurv.adapters.http.schemas import exact
 from orbsurv.application.packages.catalog import (
     CountPackageDownload,
     DeletePackage,
@@ -69,6 +70,8 @@ from orbsurv.application.packages.uploads import (
     UploadPolicy,
     UploadStatus,
 )
+from orbsurv.application.packages.versions import MAX_TEXT
+from orbsurv.application.packages.versions import NAME as PACKAGE_NAME
 from orbsurv.application.ports import ObjectStorage
 from orbsurv.application.slots import UploadGate
 from orbsurv.domain.errors import FieldInvalid, Forbidden, InvalidInput
@@ -124,19 +127,106 @@ def _int_header(request: Request[Any, Any, Any], *names: str) -> int | None:
     return None
 
 
+# --- the declared fields' rules, as the schema states them ---------------------------------
+
+NAME_RULE = (
+    "1 to 128 characters: ASCII letters, digits, '.', '_' or '-', starting with a letter or "
+    "digit. Unique per owner whatever its case: `CasePkg` beside `casepkg` is 409 "
+    "`package_name_taken`."
+)
+# SemVer 2.0.0's own regular expression (semver.org, "Is there a suggested regular expression").
+# (``[0-9]`` for its ``\d``: Python's ``\d`` also takes other scripts' digits, ECMA-262's does not.)
+SEMVER_PATTERN = exact(
+    r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+    r"(?:-((?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)"
+    r"(?:\.(?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+)
+SHA256_PATTERN = exact(r"^$|^[0-9A-Fa-f]{64}$")
+NAME_PATTERN = exact(PACKAGE_NAME.pattern)
+PackageName = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=NAME_PATTERN,
+        min_length=1,
+        max_length=128,
+        description=NAME_RULE,
+        examples=["orbit-cli"],
+    ),
+]
+Version = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=128,
+        pattern=SEMVER_PATTERN,
+        description="A semantic version (SemVer 2.0.0), such as 1.2.3 or 2.0.0-rc.1+build.5",
+        examples=["1.0.0"],
+    ),
+]
+FileName = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=4096,
+        description="The file's name; path parts are dropped, and what is left must be 1 to "
+        "255 characters other than only dots",
+    ),
+]
+Description = Annotated[str, msgspec.Meta(max_length=MAX_TEXT["description"])]
+Category = Annotated[str, msgspec.Meta(max_length=MAX_TEXT["category"])]
+Language = Annotated[str, msgspec.Meta(max_length=MAX_TEXT["language"])]
+ContentType = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=MAX_TEXT["content_type"],
+        description="A media type (RFC 9110 section 8.3.1), such as application/gzip",
+    ),
+]
+Sha256 = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=SHA256_PATTERN, description="The file's SHA-256 in hex, verified at completion"
+    ),
+]
+
+
+def _multipart_rules() -> dict[str, dict[str, Any]]:
+    """The text fields of ``POST /software-packages`` with the rules the JSON ones carry."""
+    return {
+        "name": {
+            "type": "string",
+            "pattern": NAME_PATTERN,
+            "minLength": 1,
+            "maxLength": 128,
+            "description": NAME_RULE,
+        },
+        "version": {
+            "type": "string",
+            "maxLength": 128,
+            "pattern": SEMVER_PATTERN,
+            "examples": ["1.0.0"],
+        },
+        "description": {"type": "string", "maxLength": MAX_TEXT["description"]},
+        "category": {"type": "string", "maxLength": MAX_TEXT["category"]},
+        "language": {"type": "string", "maxLength": MAX_TEXT["language"]},
+        "is_public": {"type": "boolean", "default": False},
+        "sha256": {"type": "string", "pattern": SHA256_PATTERN, "description": "hex; verified"},
+    }
+
+
 # --- ours: init ----------------------------------------------------------------------------
 
 
 class InitUpload(msgspec.Struct, frozen=True, kw_only=True):
-    package_name: str
-    version: str
-    file_name: str
-    size: int
-    description: str = ""
-    category: str | None = None
-    language: str | None = None
-    content_type: str | None = None
-    sha256: str | None = None
+    package_name: PackageName
+    version: Version
+    file_name: FileName
+    size: Annotated[int, msgspec.Meta(ge=1, description="The file's size in bytes")]
+    description: Description = ""
+    category: Category | None = None
+    language: Language | None = None
+    content_type: ContentType | None = None
+    sha256: Sha256 | None = None
     is_public: bool = False
 
 
@@ -218,6 +308,8 @@ def _details(data: InitUpload) -> UploadDetails:
         "and when the session expires; `Location` names the upload. Then PATCH the bytes and "
         "POST /complete. 409 `version_exists` when the version is already published, "
         "`too_many_versions` when the package holds `PACKAGE_MAX_VERSIONS` versions, "
+        "`package_name_taken` for a case variant of one of your package names (`casepkg` "
+        "beside `CasePkg`), "
         "`too_many_open_uploads` with `UPLOAD_MAX_OPEN_SESSIONS` open already; 413 past "
         "`MAX_UPLOAD_BYTES`; 429 `rate_limited` (with `Retry-After`) past "
         "`PACKAGE_PUBLISHES_PER_HOUR` uploads opened and single-request publications of yours "
@@ -228,7 +320,9 @@ def _details(data: InitUpload) -> UploadDetails:
     responses={
         409: ResponseSpec(
             None,
-            description="The version exists, the package is full, or too many uploads are open",
+            description="version_exists, too_many_versions (the package holds "
+            "PACKAGE_MAX_VERSIONS), package_name_taken (a case variant of one of your package "
+            "names), or too_many_open_uploads",
         ),
         413: ResponseSpec(None, description="Larger than MAX_UPLOAD_BYTES"),
         429: ResponseSpec(None, description="rate_limited: PACKAGE_PUBLISHES_PER_HOUR reached"),
@@ -334,7 +428,9 @@ def _truthy(value: str | None) -> bool:
         400: ResponseSpec(None, description="Missing or malformed Upload-Length/Metadata"),
         409: ResponseSpec(
             None,
-            description="The version exists, the package is full, or too many uploads are open",
+            description="version_exists, too_many_versions (the package holds "
+            "PACKAGE_MAX_VERSIONS), package_name_taken (a case variant of one of your package "
+            "names), or too_many_open_uploads",
         ),
         412: ResponseSpec(None, description="Unsupported Tus-Resumable"),
         413: ResponseSpec(None, description="Larger than Tus-Max-Size"),
@@ -647,6 +743,12 @@ Operator = NamedDependency[Principal]
 Paging = NamedDependency[PageRequest]
 PackageId = Annotated[str, Parameter(max_length=64, description="The package's id")]
 Filter = Annotated[str | None, Parameter(max_length=200)]
+CategoryFilter = Annotated[
+    str | None, Parameter(max_length=MAX_TEXT["category"], description="Only this category")
+]
+LanguageFilter = Annotated[
+    str | None, Parameter(max_length=MAX_TEXT["language"], description="Only this language")
+]
 
 
 class PackageOut(msgspec.Struct, frozen=True):
@@ -717,9 +819,9 @@ class VersionsOut(msgspec.Struct, frozen=True):
 
 
 class PackageUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    description: str | None = None
-    category: str | None = None
-    language: str | None = None
+    description: Description | None = None
+    category: Category | None = None
+    language: Language | None = None
     is_public: bool | None = None
 
 
@@ -770,8 +872,8 @@ async def list_packages(
     paging: Paging,
     use_case: FromDishka[ListPackages],
     q: Filter = None,
-    category: Filter = None,
-    language: Filter = None,
+    category: CategoryFilter = None,
+    language: LanguageFilter = None,
 ) -> PackagePage:
     found = await use_case(
         await current_principal(request), paging, q=q, category=category, language=language
@@ -962,8 +1064,8 @@ async def admin_packages(
     paging: Paging,
     use_case: FromDishka[ListPackages],
     q: Filter = None,
-    category: Filter = None,
-    language: Filter = None,
+    category: CategoryFilter = None,
+    language: LanguageFilter = None,
 ) -> AdminPackagePage:
     found = await use_case(operator, paging, q=q, category=category, language=language, every=True)
     return AdminPackagePage(
@@ -1061,15 +1163,7 @@ MULTIPART_NAMES = {"package_name": "name", "file_name": "file", "content_type": 
     request_max_body_size=None,
     opt=documented(
         content=multipart_upload(
-            {
-                "name": {"type": "string"},
-                "version": {"type": "string", "examples": ["1.0.0"]},
-                "description": {"type": "string"},
-                "category": {"type": "string"},
-                "language": {"type": "string"},
-                "is_public": {"type": "boolean", "default": False},
-                "sha256": {"type": "string", "description": "hex; verified when given"},
-            },
+            _multipart_rules(),
             required=["name", "version"],
         )
     ),
@@ -1077,7 +1171,9 @@ MULTIPART_NAMES = {"package_name": "name", "file_name": "file", "content_type": 
         400: ResponseSpec(None, description="Malformed multipart body"),
         408: ResponseSpec(None, description="request_timeout: the body stalled"),
         409: ResponseSpec(
-            None, description="The version exists, the package is full, or the SHA-256 differs"
+            None,
+            description="version_exists, too_many_versions, package_name_taken (a case variant "
+            "of one of your package names), or the SHA-256 differs",
         ),
         413: ResponseSpec(None, description="Past MAX_UPLOAD_BYTES"),
         415: ResponseSpec(None, description="Not multipart/form-data"),

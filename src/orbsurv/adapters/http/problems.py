@@ -22,6 +22,13 @@ from litestar.types import ExceptionHandlersMap
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from orbsurv.adapters.http.enums import (
+    INVALID_ENUM,
+    NOT_MATCHING,
+    allowed_values,
+    enum_message,
+    rule_of,
+)
 from orbsurv.adapters.http.inputs import MalformedBody
 from orbsurv.adapters.persistence.database import database_unavailable
 from orbsurv.application.errors import ObjectTooLarge, StorageFull
@@ -180,11 +187,40 @@ def _missing_parameter(detail: str) -> list[FieldError]:
     return [FieldError(field=found.group("name"), message=f"is required (a {kind} parameter)")]
 
 
+def _documented_bodies(handler: Any) -> tuple[Any, ...]:
+    """The body types a handler that decodes its own body documents (``openapi.documented``)."""
+    body = getattr((getattr(handler, "opt", None) or {}).get("openapi"), "body", None)
+    if body is None:
+        return ()
+    return body if isinstance(body, tuple) else (body,)
+
+
+def _with_allowed_values(request: Request[Any, Any, Any], error: FieldError) -> FieldError:
+    """An "Invalid enum value" error rewritten to list the values the field takes
+    (``enums.allowed_values``), a pattern mismatch to say the field's rule in words
+    (``enums.rule_of``); other errors as they are."""
+    handler = request.scope.get("route_handler")
+    if mismatch := NOT_MATCHING.match(error.message):
+        rule = rule_of(handler, error.field, _documented_bodies(handler))
+        if rule is None:
+            return error
+        message = f"{rule.rstrip('.')} (the pattern {mismatch.group('pattern')})"
+        return FieldError(field=error.field, message=f"must be: {message[:1].lower()}{message[1:]}")
+    found = INVALID_ENUM.match(error.message)
+    if found is None:
+        return error
+    values = allowed_values(handler, error.field, _documented_bodies(handler))
+    if not values:
+        return error
+    return FieldError(field=error.field, message=enum_message(found.group("got"), values))
+
+
 def _validation_handler(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     """422 ``validation_error`` with one ``errors`` entry per field: from Litestar's ``extra``
     (body fields, parameters that fail their constraints) or, for a required parameter that was
     left out, from the exception's detail (``_missing_parameter``)."""
     errors = _field_errors(exc.extra) or _missing_parameter(str(exc.detail or ""))
+    errors = [_with_allowed_values(request, error) for error in errors]
     if len(errors) == 1:
         detail = _field_sentence(errors[0])
     elif errors:

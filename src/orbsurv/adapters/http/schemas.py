@@ -15,7 +15,11 @@ from orbsurv.domain.identity import User
 Email = Annotated[
     str,
     msgspec.Meta(
-        max_length=254, examples=["ada@example.com"], extra_json_schema={"format": "email"}
+        max_length=254,
+        examples=["ada@example.com"],
+        description="Compared lower-cased; a local part or domain label that mixes scripts "
+        "(a Cyrillic letter among Latin ones, Unicode TR39) is 422 `mixed_script`",
+        extra_json_schema={"format": "email"},
     ),
 ]
 # A password the account already has (sign-in, confirmations): checked against its hash, never
@@ -40,7 +44,25 @@ Name = Annotated[str, msgspec.Meta(max_length=255)]
 Instant = Annotated[
     datetime, msgspec.Meta(tz=True, description="RFC 3339 date-time with an offset (Z or ±hh:mm)")
 ]
-Username = Annotated[str, msgspec.Meta(pattern=r"^$|^[A-Za-z0-9_.-]{3,64}$", max_length=64)]
+# The end of the text, in a pattern both engines read alike: Python's ``$`` also matches before
+# a final newline (so ``"ada\n"`` would pass ``^[a-z]+$``), JSON Schema's (ECMA-262) does not.
+# ``$(?!\n)`` is the true end in both, so what the schema promises is what msgspec enforces.
+END = r"$(?!\n)"
+
+
+def exact(pattern: str) -> str:
+    """``pattern`` with every ``$`` anchor made the true end of the text (``END``)."""
+    return pattern.replace("$", END)
+
+
+Username = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=exact(r"^$|^[A-Za-z0-9_.-]{3,64}$"),
+        max_length=64,
+        description="3 to 64 ASCII letters, digits, '.', '_' or '-'; compared case-insensitively",
+    ),
+]
 
 
 def blank_to_none(value: str | None) -> str | None:

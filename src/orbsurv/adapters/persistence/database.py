@@ -22,10 +22,19 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+def _unicode_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # pysqlite emits no BEGIN before a SAVEPOINT, so a nested transaction would commit on its
     # own. Take transaction control from the driver and begin explicitly (see ``_sqlite_begin``).
     dbapi_connection.isolation_level = None
+    # SQLite's own lower() folds ASCII only (lower('ÉCOLE') is 'École'), PostgreSQL's folds every
+    # letter: case-insensitive filters and searches (lower(column) = / LIKE lower(term)) would
+    # find 'École' by 'école' on one database and not the other. Python's str.lower is the
+    # Unicode default case mapping, as PostgreSQL's under a UTF-8 ctype.
+    dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")

@@ -47,6 +47,7 @@ from orbsurv.application.packages.ports import (
 from orbsurv.application.ports import AuditLog, UploadedPart
 from orbsurv.domain.audit import AuditEvent, RequestContext
 from orbsurv.domain.packages import (
+    PackageNameTaken,
     TooManyOpenUploads,
     TooManyVersions,
     UploadClosed,
@@ -133,13 +134,20 @@ async def _claim_package(
     its versions in turn."""
     s, d = record.session, record.details
     for _ in range(_CLAIM_ATTEMPTS):
-        existing: str | None = await conn.scalar(
-            sa.select(packages.c.id)
-            .where(packages.c.owner_id == s.owner_id, packages.c.name == d.package_name)
-            .with_for_update()
-        )
-        if existing is not None:
-            return existing, False
+        found = (
+            await conn.execute(
+                sa.select(packages.c.id, packages.c.name)
+                .where(
+                    packages.c.owner_id == s.owner_id,
+                    sa.func.lower(packages.c.name) == d.package_name.lower(),
+                )
+                .with_for_update()
+            )
+        ).first()
+        if found is not None:
+            if found.name != d.package_name:  # names compare case-insensitively (TR39)
+                raise PackageNameTaken(d.package_name, found.name)
+            return str(found.id), False
         inserted = await conn.execute(
             _insert(conn, packages)
             .values(
@@ -558,7 +566,10 @@ class SqlPackageCatalog:
                 sa.select(sa.func.count())
                 .select_from(package_versions)
                 .join(packages, packages.c.id == package_versions.c.package_id)
-                .where(packages.c.owner_id == owner_id, packages.c.name == package_name)
+                .where(
+                    packages.c.owner_id == owner_id,
+                    sa.func.lower(packages.c.name) == package_name.lower(),
+                )
             )
             return int(count or 0)
 
@@ -569,11 +580,21 @@ class SqlPackageCatalog:
                 .join(packages, packages.c.id == package_versions.c.package_id)
                 .where(
                     packages.c.owner_id == owner_id,
-                    packages.c.name == package_name,
+                    sa.func.lower(packages.c.name) == package_name.lower(),
                     package_versions.c.precedence == precedence_of(version),
                 )
             )
             return found.first() is not None
+
+    async def spelling(self, owner_id: str, package_name: str) -> str | None:
+        async with self._engine.connect() as conn:
+            name: str | None = await conn.scalar(
+                sa.select(packages.c.name).where(
+                    packages.c.owner_id == owner_id,
+                    sa.func.lower(packages.c.name) == package_name.lower(),
+                )
+            )
+            return name
 
     async def blob_key(self, sha256: str) -> str | None:
         async with self._engine.connect() as conn:

@@ -473,6 +473,14 @@ packages = sa.Table(
     sa.UniqueConstraint("owner_id", "name", name="uq_packages_owner_id_name"),
     sa.Index("ix_packages_created_at_id", "created_at", "id"),
 )
+# Package names compare case-insensitively (``CasePkg`` and ``casepkg`` are one name per owner):
+# names are ASCII (``check_package_name``), so lower() folds them alike on every database.
+sa.Index(
+    "uq_packages_owner_id_lower_name",
+    packages.c.owner_id,
+    sa.func.lower(packages.c.name),
+    unique=True,
+)
 # Content-addressed bytes: one object per distinct SHA-256, freed when ref_count reaches 0.
 package_blobs = sa.Table(
     "package_blobs",

@@ -18,14 +18,22 @@ class RecordEvents:
         self._clock = clock
 
     async def __call__(
-        self, events: Sequence[AnalyticsEvent], actor_user_id: str | None, context: RequestContext
+        self,
+        events: Sequence[AnalyticsEvent],
+        actor_user_id: str | None,
+        context: RequestContext,
+        *,
+        batched: bool = True,
     ) -> int:
+        """Store ``events``; ``batched`` is false when the client sent one event on its own, so
+        errors name ``action`` rather than ``events[0].action`` (the field as it was sent).
+        Raises ``FieldInvalid``."""
         if not events:
             raise FieldInvalid("events", "must hold at least one event")
         if len(events) > MAX_BATCH:
             raise FieldInvalid("events", f"must hold at most {MAX_BATCH} events")
         for position, event in enumerate(events):
-            event.check(position)
+            event.check(position if batched else None)
         await self._store.append(
             events,
             actor_user_id=actor_user_id,

@@ -28,7 +28,7 @@ from orbsurv.application.packages.ports import (
     VersionScheme,
     VersionView,
 )
-from orbsurv.application.packages.versions import latest, optional_text
+from orbsurv.application.packages.versions import MAX_TEXT, latest, optional_text
 from orbsurv.application.ports import Clock, ObjectStorage
 from orbsurv.domain.audit import AuditEvent, RequestContext
 from orbsurv.domain.errors import Forbidden
@@ -81,7 +81,7 @@ class ListPackages:
         filters = PackageFilter(
             viewer_id=principal.user_id,
             is_admin=every and _is_admin(principal),
-            q=optional_text(q, "description") if q else None,
+            q=optional_text(q, "q", MAX_TEXT["description"]) if q else None,
             category=optional_text(category, "category"),
             language=optional_text(language, "language"),
         )

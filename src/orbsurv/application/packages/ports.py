@@ -240,7 +240,15 @@ class PackageCatalog(Protocol):
         no blob does."""
         ...
 
-    async def version_exists(self, owner_id: str, package_name: str, version: str) -> bool: ...
+    async def version_exists(self, owner_id: str, package_name: str, version: str) -> bool:
+        """Whether the owner's package of that name (compared case-insensitively) holds a
+        version of ``version``'s precedence."""
+        ...
+
+    async def spelling(self, owner_id: str, package_name: str) -> str | None:
+        """The name of the owner's package whose name equals ``package_name`` but for case, as
+        it was first published (``CasePkg`` for ``casepkg``); ``None`` when there is none."""
+        ...
 
     async def version_count(self, owner_id: str, package_name: str) -> int:
         """How many versions the owner's package of that name holds (0 when there is none)."""

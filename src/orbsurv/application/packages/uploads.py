@@ -95,6 +95,7 @@ from orbsurv.domain.packages import (
     COMPLETED_UPLOAD,
     ChecksumMismatch,
     DigestMismatch,
+    PackageNameTaken,
     TooManyVersions,
     UploadBusy,
     UploadClosed,
@@ -165,9 +166,15 @@ async def spend_publication(limiter: RateLimiter, policy: UploadPolicy, owner_id
 async def check_room(
     catalog: PackageCatalog, policy: UploadPolicy, owner_id: str, details: UploadDetails
 ) -> None:
-    """Refuse a version the owner's package holds already, or a package that holds
-    ``PACKAGE_MAX_VERSIONS``: ``VersionExists`` or ``TooManyVersions`` (409). The publishing
-    transaction checks again under the package row's lock; this answers before any byte."""
+    """Refuse an upload that could not be published, before any byte: a case variant of one of
+    the owner's package names (``PackageNameTaken``: names compare case-insensitively, TR39), a
+    version the package holds already (``VersionExists``) or a package that holds
+    ``PACKAGE_MAX_VERSIONS`` (``TooManyVersions``), all 409. The publishing transaction checks
+    again under the package row's lock, where a unique index on the folded name decides a
+    race."""
+    existing = await catalog.spelling(owner_id, details.package_name)
+    if existing is not None and existing != details.package_name:
+        raise PackageNameTaken(details.package_name, existing)
     if await catalog.version_exists(owner_id, details.package_name, details.version):
         raise VersionExists(f"Version {details.version} of {details.package_name} already exists.")
     if await catalog.version_count(owner_id, details.package_name) >= policy.max_versions:
@@ -950,7 +957,7 @@ class CompleteUpload:
             return await _publish(
                 self.catalog, self.storage, self.clock, record, sha256, self.policy, context
             )
-        except (VersionExists, TooManyVersions):
+        except (VersionExists, TooManyVersions, PackageNameTaken):
             await self._discard(record)
             raise
 

@@ -23,7 +23,10 @@ T = TypeVar("T")
 
 
 def storable(value: str, field: str, limit: int) -> str:
-    """``value`` unless PostgreSQL cannot store it (NUL, lone surrogates) or it is too long.
+    """``value`` in Unicode NFC (UAX #15: one spelling of a category, a name or a description
+    whichever way the client composed it; multipart fields and tus ``Upload-Metadata`` reach
+    here without passing the edge that normalises JSON bodies), unless PostgreSQL cannot store
+    it (NUL, lone surrogates) or it is longer than ``limit`` characters.
 
     Raises ``FieldInvalid`` naming ``field``."""
     if "\x00" in value:
@@ -32,6 +35,7 @@ def storable(value: str, field: str, limit: int) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise FieldInvalid(field, "must be valid Unicode text (no lone surrogates)") from None
+    value = unicodedata.normalize("NFC", value)
     if len(value) > limit:
         raise FieldInvalid(field, f"must be at most {limit} characters")
     return value
@@ -69,10 +73,12 @@ def check_package_name(value: str, field: str = "package_name") -> str:
     return name
 
 
-def optional_text(value: str | None, field: str) -> str | None:
+def optional_text(value: str | None, field: str, limit: int | None = None) -> str | None:
+    """``None`` for an absent or blank value, else ``storable`` trimmed text of at most
+    ``limit`` characters (``MAX_TEXT[field]`` by default)."""
     if value is None or value.strip() == "":
         return None
-    return storable(value.strip(), field, MAX_TEXT[field])
+    return storable(value.strip(), field, MAX_TEXT[field] if limit is None else limit)
 
 
 def _media_type(value: str | None) -> str | None:
