@@ -16,6 +16,7 @@ from orbsurv.domain.audit import RequestContext
 from orbsurv.domain.errors import RateLimited
 from orbsurv.domain.identity import Permission, Principal, Role, Scope
 from orbsurv.domain.packages import (
+    PackageNameTaken,
     TooManyVersions,
     UploadResult,
     VersionExists,
@@ -73,6 +74,10 @@ class Catalog:
     async def version_count(self, owner_id: str, package_name: str) -> int:
         return len(self.versions.get(package_name, []))
 
+    async def spelling(self, owner_id: str, package_name: str) -> str | None:
+        folded = {name.lower(): name for name in self.versions}
+        return folded.get(package_name.lower())
+
 
 def declared(name: str, version: str) -> UploadDetails:
     return UploadDetails(package_name=name, version=version, file_name="f")
@@ -91,3 +96,5 @@ async def test_publishing_is_counted_per_user_before_the_cap_and_the_duplicate()
         await check_publishing(limiter, catalog, policy, "u1", declared("open", "3.0.0"))  # type: ignore[arg-type]
     assert refused.value.retry_after > 0
     await check_publishing(limiter, catalog, policy, "u2", declared("open", "3.0.0"))  # type: ignore[arg-type]
+    with pytest.raises(PackageNameTaken):
+        await check_publishing(limiter, catalog, policy, "u2", declared("Open", "4.0.0"))  # type: ignore[arg-type]
