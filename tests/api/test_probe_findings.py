@@ -1,0 +1,114 @@
+"""Attacks on the abuse limits and upload rules that still succeed: each test is the smallest
+request sequence that shows one, and asserts what the contract asks for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.testing import AsyncTestClient
+
+from orbsurv.main.app import make_app
+from tests.api.identity_helpers import PASSWORD, fetch, sign_up
+from tests.api.test_races import serve
+from tests.conftest import SettingsFactory
+
+BOUNDARY = "probeboundary"
+MULTIPART = {"content-type": f"multipart/form-data; boundary={BOUNDARY}"}
+
+
+def multipart(*parts: tuple[str, bytes, str | None]) -> bytes:
+    body = b""
+    for name, value, filename in parts:
+        disposition = f'form-data; name="{name}"'
+        if filename is not None:
+            disposition += f'; filename="{filename}"'
+        body += f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
+        body += value + b"\r\n"
+    return body + f"--{BOUNDARY}--\r\n".encode()
+
+
+def forwarded(spoofed: str, appended: str) -> list[tuple[str, str]]:
+    """What a proxy that appends its own ``X-Forwarded-For`` line (HAProxy's ``option
+    forwardfor``) passes on: the client's line first, the proxy's line with the real client
+    last. RFC 9110 section 5.3: the lines are one list, in order."""
+    return [("x-forwarded-for", spoofed), ("x-forwarded-for", appended)]
+
+
+async def test_a_second_forwarded_for_line_is_the_client_not_the_first(
+    make_settings: SettingsFactory,
+) -> None:
+    """Behind a trusted proxy that appends its own X-Forwarded-For line, a client that sends a
+    line of its own with a new address each time gets a fresh analytics budget each time (the
+    first line is read, the proxy's line ignored). Expected: the last hop of all lines decides
+    (10.9.9.9 here), so the third request is 429."""
+    settings = make_settings(TRUSTED_PROXIES="127.0.0.1/32", ANALYTICS_RATE_LIMIT="2")
+    event = {"event_type": "page_view", "action": "view"}
+    async with serve(make_app(settings)) as client:
+        codes = [
+            (
+                await client.post(
+                    "/api/v1/analytics/events",
+                    json=event,
+                    headers=forwarded(f"10.8.8.{n}", "10.9.9.9"),
+                )
+            ).status_code
+            for n in range(3)
+        ]
+    assert codes == [202, 202, 429]
+
+
+async def test_a_stranger_behind_an_appending_proxy_cannot_lock_the_owner_out(
+    make_settings: SettingsFactory,
+) -> None:
+    """The same spoofed first line turns the per-(account, client) lock-out into the account's
+    ceiling: 100 wrong passwords from one real address (20 spoofed addresses x 5) lock the owner
+    out everywhere. Expected: the stranger's client (203.0.113.66) is locked after 5, and the
+    owner, from another address, signs in."""
+    settings = make_settings(TRUSTED_PROXIES="127.0.0.1/32")
+    async with serve(make_app(settings)) as client:
+        owner = [("x-forwarded-for", "198.51.100.20")]
+        registered = await client.post(
+            "/api/v1/auth/register",
+            json={"email": "lk@example.com", "password": PASSWORD},
+            headers=owner,
+        )
+        assert registered.status_code == 201, registered.text
+        client.cookies.clear()
+        for n in range(100):
+            await client.post(
+                "/api/v1/auth/login",
+                json={"email": "lk@example.com", "password": "not the password at all"},
+                headers=forwarded(f"10.{n // 250}.{n % 250}.1", "203.0.113.66"),
+            )
+        answer = await client.post(
+            "/api/v1/auth/login",
+            json={"email": "lk@example.com", "password": PASSWORD},
+            headers=owner,
+        )
+    assert answer.status_code == 200, answer.text
+
+
+async def test_package_names_of_one_owner_compare_case_insensitively(
+    make_settings: SettingsFactory,
+) -> None:
+    """``POST /software-packages`` with name ``pkg`` and then ``PKG`` (same owner, same
+    version) made two packages. The contract: package names compare case-insensitively, so the
+    second is the same package and its version 1.0.0 exists (409 ``version_exists``)."""
+    settings = make_settings()
+    async with AsyncTestClient(make_app(settings)) as client:
+        auth = await sign_up(client, "mp@example.com")
+        answers: list[Any] = []
+        for name, data in ((b"pkg", b"a"), (b"PKG", b"b")):
+            answers.append(
+                await client.post(
+                    "/api/v1/software-packages",
+                    content=multipart(
+                        ("name", name, None), ("version", b"1.0.0", None), ("file", data, "a.bin")
+                    ),
+                    headers={**auth, **MULTIPART},
+                )
+            )
+    assert answers[0].status_code == 201, answers[0].text
+    assert answers[1].status_code == 409, answers[1].text
+    assert answers[1].json()["code"] == "version_exists"
+    assert len(await fetch(settings, "SELECT id FROM packages")) == 1
