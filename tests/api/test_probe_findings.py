@@ -112,3 +112,29 @@ async def test_package_names_of_one_owner_compare_case_insensitively(
     assert answers[1].status_code == 409, answers[1].text
     assert answers[1].json()["code"] == "version_exists"
     assert len(await fetch(settings, "SELECT id FROM packages")) == 1
+
+
+async def test_a_refused_console_write_is_403_whatever_its_body(
+    make_settings: SettingsFactory,
+) -> None:
+    """An admin without a dev session who sends ``PUT /admin/users/{id}/storage-quota`` with a
+    body that is not JSON (``{bad``) is told 400 ``malformed_body`` and no ``access.denied`` row
+    is written: the body is read before the gate settles the caller. Expected: 403 ``forbidden``
+    and the refusal audited, as for a well-formed body."""
+    from orbsurv.domain.identity import Role
+    from tests.api.test_package_governance import account
+
+    settings = make_settings(ENV="development", INPROCESS_WORKER="false")
+    app = make_app(settings)
+    async with AsyncTestClient(app) as client:
+        admin = await account(app, client, "admin@example.com", Role.ADMIN)
+        [row] = await fetch(settings, "SELECT id FROM users WHERE email = 'admin@example.com'")
+        answer = await client.put(
+            f"/api/v1/admin/users/{row.id}/storage-quota",
+            content=b"{bad",
+            headers={**admin, "content-type": "application/json"},
+        )
+    assert answer.status_code == 403, answer.text
+    assert answer.json()["code"] == "forbidden"
+    denied = await fetch(settings, "SELECT id FROM audit_events WHERE action = 'access.denied'")
+    assert len(denied) == 1
