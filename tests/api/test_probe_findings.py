@@ -138,3 +138,46 @@ async def test_a_refused_console_write_is_403_whatever_its_body(
     assert answer.json()["code"] == "forbidden"
     denied = await fetch(settings, "SELECT id FROM audit_events WHERE action = 'access.denied'")
     assert len(denied) == 1
+
+
+async def test_sign_up_through_an_order_spends_the_registration_budget(
+    make_settings: SettingsFactory, smtp_server: Any
+) -> None:
+    """With the registration budget of the client spent (``REGISTRATION_RATE_LIMIT=1``: one
+    ``POST /auth/register``, the next 429), the same client still creates accounts through
+    ``POST /orders`` + ``POST /auth/register-from-order`` (the forms' budget, 10 per 10 minutes,
+    is the only limit: 60 accounts an hour instead of 10). Expected: a sign-up from an order is
+    a registration and answers 429 ``rate_limited`` too, creating nothing."""
+    from tests.api.test_account import deliver, token_in
+    from tests.api.test_orders import cart_item, mail_to
+
+    settings = make_settings(
+        REGISTRATION_RATE_LIMIT="1",
+        SMTP_HOST=smtp_server.host,
+        SMTP_PORT=str(smtp_server.port),
+        SMTP_TLS="none",
+        ORDER_SIGNUP_URL="https://www.example.com/signup.html",
+    )
+    app = make_app(settings)
+    async with AsyncTestClient(app) as client:
+        first = await client.post(
+            "/api/v1/auth/register", json={"email": "one@example.com", "password": PASSWORD}
+        )
+        assert first.status_code == 201, first.text
+        client.cookies.clear()
+        second = await client.post(
+            "/api/v1/auth/register", json={"email": "two@example.com", "password": PASSWORD}
+        )
+        assert second.status_code == 429, second.text
+        order = await client.post(
+            "/api/v1/orders", json=cart_item("starter", 299, email="three@example.com")
+        )
+        assert order.status_code == 201, order.text
+        await deliver(app)
+        [mail] = mail_to(smtp_server, "three@example.com")
+        answer = await client.post(
+            "/api/v1/auth/register-from-order",
+            json={"token": token_in(mail), "password": PASSWORD},
+        )
+    assert answer.status_code == 429, answer.text
+    assert len(await fetch(settings, "SELECT id FROM users")) == 1
