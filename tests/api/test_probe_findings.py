@@ -181,3 +181,35 @@ async def test_sign_up_through_an_order_spends_the_registration_budget(
         )
     assert answer.status_code == 429, answer.text
     assert len(await fetch(settings, "SELECT id FROM users")) == 1
+
+
+async def test_one_ipv6_site_cannot_spend_the_account_ceiling(
+    make_settings: SettingsFactory,
+) -> None:
+    """One IPv6 end site is delegated a /56 or /48 (RFC 6177): 256 or more /64 networks. Each
+    /64 is a fresh client for the (account, client) budget, so 20 of them from one site (5 wrong
+    passwords each) spend the account-wide ceiling of 100 and lock the owner out from every
+    address for 15 minutes, again each window. Expected: one site is one client (its /56, or
+    the ceiling not reachable from one site), so the owner, from elsewhere, still signs in."""
+    settings = make_settings(TRUSTED_PROXIES="127.0.0.1/32")
+    async with serve(make_app(settings)) as client:
+        owner = {"x-forwarded-for": "198.51.100.20"}
+        registered = await client.post(
+            "/api/v1/auth/register",
+            json={"email": "lk@example.com", "password": PASSWORD},
+            headers=owner,
+        )
+        assert registered.status_code == 201, registered.text
+        client.cookies.clear()
+        for n in range(100):
+            await client.post(
+                "/api/v1/auth/login",
+                json={"email": "lk@example.com", "password": "not the password at all"},
+                headers={"x-forwarded-for": f"2001:db8:0:{n // 5:x}::1"},
+            )
+        answer = await client.post(
+            "/api/v1/auth/login",
+            json={"email": "lk@example.com", "password": PASSWORD},
+            headers=owner,
+        )
+    assert answer.status_code == 200, answer.text
