@@ -213,3 +213,30 @@ async def test_one_ipv6_site_cannot_spend_the_account_ceiling(
             headers=owner,
         )
     assert answer.status_code == 200, answer.text
+
+
+async def test_email_change_requests_cannot_mail_a_stranger_without_bound(
+    make_settings: SettingsFactory,
+) -> None:
+    """Any signed-up account sent 30 ``PATCH /account/email`` naming a stranger's address: all
+    202, and 30 "Confirm your new email address" mails were queued to the stranger (plus 30
+    notices to the account). Reset and verification mails are bounded per account (5 while a
+    link lives); expected the same here: at most 5 mails reach the named address (the rest
+    429 ``rate_limited`` or silently not sent)."""
+    from tests.api.test_account import deliver
+
+    settings = make_settings(INPROCESS_WORKER="false")
+    app = make_app(settings)
+    async with AsyncTestClient(app) as client:
+        auth = await sign_up(client, "a@example.com")
+        for _ in range(30):
+            await client.patch(
+                "/api/v1/account/email",
+                json={"new_email": "victim@example.com", "current_password": PASSWORD},
+                headers=auth,
+            )
+    await deliver(app)
+    mails = await fetch(
+        settings, "SELECT id FROM outbox_messages WHERE recipient = 'victim@example.com'"
+    )
+    assert len(mails) <= 5, len(mails)
