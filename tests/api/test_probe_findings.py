@@ -148,8 +148,8 @@ async def test_sign_up_through_an_order_spends_the_registration_budget(
     ``POST /orders`` + ``POST /auth/register-from-order`` (the forms' budget, 10 per 10 minutes,
     is the only limit: 60 accounts an hour instead of 10). Expected: a sign-up from an order is
     a registration and answers 429 ``rate_limited`` too, creating nothing."""
-    from tests.api.test_account import deliver, token_in
-    from tests.api.test_orders import cart_item, mail_to
+    from tests.api.test_account import deliver, mail_to, token_in
+    from tests.api.test_orders import cart_item
 
     settings = make_settings(
         REGISTRATION_RATE_LIMIT="1",
