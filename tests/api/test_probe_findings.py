@@ -93,7 +93,8 @@ async def test_package_names_of_one_owner_compare_case_insensitively(
 ) -> None:
     """``POST /software-packages`` with name ``pkg`` and then ``PKG`` (same owner, same
     version) made two packages. The contract: package names compare case-insensitively, so the
-    second is the same package and its version 1.0.0 exists (409 ``version_exists``)."""
+    second names the first in another spelling (409 ``package_name_taken``, which names the
+    spelling to use) and no second package exists."""
     settings = make_settings()
     async with AsyncTestClient(make_app(settings)) as client:
         auth = await sign_up(client, "mp@example.com")
@@ -110,7 +111,7 @@ async def test_package_names_of_one_owner_compare_case_insensitively(
             )
     assert answers[0].status_code == 201, answers[0].text
     assert answers[1].status_code == 409, answers[1].text
-    assert answers[1].json()["code"] == "version_exists"
+    assert answers[1].json()["code"] == "package_name_taken"
     assert len(await fetch(settings, "SELECT id FROM packages")) == 1
 
 

@@ -23,14 +23,17 @@ class RequestContext:
 
 
 IPV6_CLIENT_PREFIX = 64
+# One end site is delegated a /56 or a /48 (RFC 6177): 256 or more /64 networks of its own.
+IPV6_SITE_PREFIX = 56
 
 
-def budget_client(ip: str | None) -> str:
+def budget_client(ip: str | None, ipv6_prefix: int = IPV6_CLIENT_PREFIX) -> str:
     """The client a per-IP budget (rate limit, guess budget) counts for: an IPv4 address as it
     is (also written IPv4-mapped, ``::ffff:192.0.2.1``), an IPv6 address as its /64 network
     (``2001:db8::/64``), ``unknown`` without an address. One end site is handed a whole /64
     (RFC 6177, RFC 7421), so counting single IPv6 addresses would give one host a fresh budget
-    for every request. Text that is no address is returned unchanged."""
+    for every request. ``ipv6_prefix`` widens that network where a key should count a whole
+    site (``IPV6_SITE_PREFIX``). Text that is no address is returned unchanged."""
     if not ip:
         return "unknown"
     try:
@@ -40,7 +43,7 @@ def budget_client(ip: str | None) -> str:
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, IPV6_CLIENT_PREFIX), strict=False))
+        return str(ipaddress.IPv6Network((address, ipv6_prefix), strict=False))
     return str(address)
 
 

@@ -17,7 +17,9 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 class ClientAddress:
     """``X-Forwarded-For`` is believed only when the peer is one of ``trusted`` networks; then
-    the first address from the right that is not itself a trusted proxy is the client."""
+    the first address from the right that is not itself a trusted proxy is the client. Several
+    header lines are one list in their order (RFC 9110 section 5.3): a proxy that appends a
+    line of its own leaves the client's line first, and only the last hops are the proxies'."""
 
     def __init__(self, trusted: Sequence[str]) -> None:
         self._trusted: tuple[Network, ...] = tuple(
@@ -39,7 +41,8 @@ class ClientAddress:
         peer = connection.client.host if connection.client else None
         if peer is None or not self._trusted or not self._peer_is_trusted(peer):
             return peer
-        for hop in reversed(connection.headers.get("x-forwarded-for", "").split(",")):
+        hops = ",".join(connection.headers.getall("x-forwarded-for", ())).split(",")
+        for hop in reversed(hops):
             if not (hop := hop.strip()):
                 continue
             try:

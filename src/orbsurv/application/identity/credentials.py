@@ -12,14 +12,18 @@ Two budgets guard each account (OWASP Authentication Cheat Sheet, "Account Locko
 keyed so an attacker cannot lock the owner out, and a ceiling so distributed guessing stays
 bounded):
 
-- per account and client (the client IP, an IPv6 client by its /64: ``budget_client``):
-  ``account_failure_limit`` failures (5) in ``account_failure_window_seconds`` (15 min) lock
-  that account's password checks *from that client* for ``account_lock_seconds`` (15 min). An
-  attacker's failures lock only the attacker's own pair; the owner signs in from any other
-  client.
+- per account and client (the client IP; an IPv6 client by its site's /56, RFC 6177, since a
+  site holds 256 /64 networks and would otherwise be 256 clients): ``account_failure_limit``
+  failures (5) in ``account_failure_window_seconds`` (15 min) lock that account's password
+  checks *from that client* for ``account_lock_seconds`` (15 min). An attacker's failures lock
+  only the attacker's own pair (a locked pair's refused guesses spend nothing more); the owner
+  signs in from any other client. Widening the pair to the site costs an innocent neighbour
+  little: only this account, only from that site.
 - per account, across every client: ``account_ceiling_limit`` failures (100) in the same window
   lock the account's password checks from every client for ``account_lock_seconds``, so an
-  attacker spread over many addresses gets at most that many guesses per window.
+  attacker spread over many addresses gets at most that many guesses per window. Reaching it
+  takes 20 distinct clients (IPv4 addresses or IPv6 sites): the price of bounding distributed
+  guessing at all.
 
 Either lock answers 429 ``too_many_attempts`` with the seconds until it ends; each lock-out is
 audited (``login.locked_out``, which raises the ``account_lockout`` alert), and the owner of a
@@ -52,7 +56,7 @@ from datetime import datetime
 from orbsurv.application.identity.policy import IdentityPolicy
 from orbsurv.application.identity.ports import PasswordHasher, RateDecision, RateLimiter
 from orbsurv.application.ports import AuditLog, Clock, EmailComposer, Outbox, UnitOfWork
-from orbsurv.domain.audit import AuditEvent, RequestContext, budget_client
+from orbsurv.domain.audit import IPV6_SITE_PREFIX, AuditEvent, RequestContext, budget_client
 from orbsurv.domain.errors import InvalidInput, RateLimited
 from orbsurv.domain.identity import User
 
@@ -71,7 +75,7 @@ def identifier_budget(identifier: str) -> str:
 
 def client_budget(account_key: str, ip: str | None) -> str:
     """The rate-limit key of one client's guesses against ``account_key``."""
-    return f"{account_key}:client:{budget_client(ip)}"
+    return f"{account_key}:client:{budget_client(ip, IPV6_SITE_PREFIX)}"
 
 
 def second_factor_budget(user_id: str) -> str:
