@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
 from orbsurv.adapters.http import console as console_routes
+from orbsurv.adapters.http.auth import permission_checks
 from orbsurv.domain.identity import Role
 from orbsurv.main.app import make_app
 from orbsurv.main.settings import Settings
@@ -39,7 +41,17 @@ def console_settings(make_settings: SettingsFactory) -> Settings:
 async def console(
     console_settings: Settings,
 ) -> AsyncIterator[tuple[Litestar, Client, dict[str, str], dict[str, str]]]:
-    app = make_app(console_settings)
+    async with signed_in(console_settings) as opened:
+        yield opened
+
+
+@asynccontextmanager
+async def signed_in(
+    settings: Settings,
+) -> AsyncIterator[tuple[Litestar, Client, dict[str, str], dict[str, str]]]:
+    """The app, a client, a token per caller (dev, other_dev, dev_plain, admin, user) and the
+    accounts' ids."""
+    app = make_app(settings)
     async with AsyncTestClient(app) as client:
         ids = {
             "dev": await create_account(app, "dev@example.com", Role.DEV),
@@ -133,3 +145,88 @@ async def test_an_operator_cannot_change_their_own_role_or_state(
     other = await client.patch(own, json={"role": "admin"}, headers=bearer(tokens["other_dev"]))
     assert other.status_code == 200, other.text
     assert other.json()["role"] == "admin"
+
+
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+NOT_JSON = b"{bad"
+TOO_DEEP = b"[" * 40 + b"]" * 40  # deeper than the screen's MAX_JSON_DEPTH (32)
+
+
+def gated_writes(app: Litestar, user_id: str) -> list[tuple[str, str]]:
+    """Every (method, path) of a write route that ``requires`` a permission, read from the app's
+    route table, so a gated route added later is covered without editing this test."""
+    found = []
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            if not permission_checks(handler):
+                continue
+            path = re.sub(r"\{user_id:str\}", user_id, route.path)
+            path = re.sub(r"\{kind:str\}", "waitlist", path)
+            path = re.sub(r"\{[a-z_]+:int\}", "1", path)
+            path = re.sub(r"\{[a-z_]+:[a-z]+\}", "some-id", path)
+            found.extend((method, path) for method in handler.http_methods & WRITES)
+    return sorted(set(found))
+
+
+@pytest.fixture
+def audited_settings(make_settings: SettingsFactory) -> Settings:
+    """Every refusal its own ``access.denied`` row (no flood summary within the test)."""
+    return make_settings(ENV="development", INPROCESS_WORKER="false", DENIAL_AUDIT_LIMIT="10000")
+
+
+async def test_a_refused_write_is_403_and_audited_whatever_its_body(
+    audited_settings: Settings,
+) -> None:
+    """The permission gate settles the caller before the body is read or screened: on every
+    gated write route a caller the route refuses gets the same 403 for a body that is not JSON
+    or nests too deeply as for a well-formed one, each refusal audited as ``access.denied``;
+    without credentials, 401 whatever the body."""
+    async with signed_in(audited_settings) as (app, client, tokens, ids):
+        await refused_whatever_the_body(audited_settings, app, client, tokens, ids)
+
+
+async def refused_whatever_the_body(
+    settings: Settings,
+    app: Litestar,
+    client: Client,
+    tokens: dict[str, str],
+    ids: dict[str, str],
+) -> None:
+    operations = gated_writes(app, ids["admin"])
+    assert ("PUT", f"{PREFIX}/admin/users/{ids['admin']}/storage-quota") in operations
+    assert ("POST", f"{PREFIX}/admin/send-email") in operations
+    assert ("POST", f"{PREFIX}/resources") in operations
+    assert len(operations) >= 10
+
+    async def denials() -> int:
+        return len(
+            await fetch(settings, "SELECT id FROM audit_events WHERE action = 'access.denied'")
+        )
+
+    def send(method: str, path: str, body: bytes, who: str | None) -> Any:
+        headers = {"content-type": "application/json"}
+        if who is not None:
+            headers |= bearer(tokens[who])
+        return client.request(method, path, content=body, headers=headers)
+
+    for method, path in operations:
+        # An admin is refused the ADMINISTER routes; a user is refused every gated route.
+        who = "admin"
+        well_formed = await send(method, path, b"{}", who)
+        if well_formed.status_code != 403:
+            who = "user"
+            well_formed = await send(method, path, b"{}", who)
+        assert well_formed.status_code == 403, (method, path, well_formed.text)
+        code = well_formed.json()["code"]
+        for body in (NOT_JSON, TOO_DEEP):
+            before = await denials()
+            answer = await send(method, path, body, who)
+            assert answer.status_code == 403, (method, path, who, body, answer.text)
+            assert_problem(answer, 403, code)
+            assert await denials() == before + 1, (method, path, who, body)
+            plain = await send(method, path, body, "dev_plain")
+            assert_problem(plain, 403, "dev_session_required")
+            anonymous = await send(method, path, body, None)
+            assert anonymous.status_code == 401, (method, path, body, anonymous.text)

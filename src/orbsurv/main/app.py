@@ -39,7 +39,8 @@ from orbsurv.adapters.http.leads import ROUTES as INTAKE_ROUTES
 from orbsurv.adapters.http.media import (
     SINGLE_VALUED,
     enforce_body_media_type,
-    screen_inputs,
+    screen_body,
+    screen_request,
     single_valued_query,
 )
 from orbsurv.adapters.http.methods import HeadAsGet, allow_header_fixer
@@ -134,13 +135,16 @@ def openapi_document(request: Request[Any, Any, Any]) -> bytes:
 
 async def admit(request: Request[Any, Any, Any]) -> None:
     """The ``before_request`` hook of every route, in this order: who is asking (401), whether
-    every string they sent is storable (400, 422), whether their role may use the route (403,
-    audited), then whether the body is of the declared media type and model (415, 422). An
-    anonymous write spends its client's budget (429) before its body is read."""
+    the strings of the path, query and headers are storable (400, 422), whether their role may
+    use the route (403, audited), whether the body is well-formed JSON or form text with
+    storable strings (400 ``malformed_body``, 422), then whether it is of the declared media
+    type and model (415, 422). An anonymous write spends its client's budget (429) before its
+    body is read; a caller refused by the gate is told 403 whatever the body."""
     await sign_in_first(request)
     await throttle_first(request)
-    await screen_inputs(request)
+    await screen_request(request)
     await check_permissions(request)
+    await screen_body(request)
     await enforce_body_media_type(request)
 
 

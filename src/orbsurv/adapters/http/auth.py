@@ -231,10 +231,12 @@ async def sign_in_first(request: Request[Any, Any, Any]) -> None:
 
 
 async def check_permissions(request: Request[Any, Any, Any]) -> None:
-    """In the ``before_request`` hook, after ``sign_in_first`` and the screening of strings
-    (the denial is audited with the path and user agent, which must be storable), before the
-    body is judged: 403 to a caller whose role lacks the permission the route ``requires``, so
-    a refused caller learns nothing of how the route validates and its denial is recorded."""
+    """In the ``before_request`` hook, after ``sign_in_first`` and the screening of the path,
+    query and headers (the denial is audited with the path and user agent, which must be
+    storable), before the body is read or screened: 403 to a caller whose role lacks the
+    permission the route ``requires``, whatever the body (not JSON, nested too deeply, bad
+    strings), so a refused caller learns nothing of how the route validates and its denial is
+    recorded."""
     checks = sign_in_needs(request.route_handler)[1]
     if checks:
         principal = await current_principal(request)

@@ -189,12 +189,13 @@ def _replace_body(request: Request[Any, Any, Any], body: bytes) -> None:
     ScopeState.from_scope(request.scope).body = body
 
 
-async def screen_inputs(request: Request[Any, Any, Any]) -> None:
-    """Every string of the request must be storable (``inputs``): path and query parameters,
-    the stored headers, and a JSON or form body whatever the handler does with it; then its
-    text is brought to NFC (``inputs.nfc``) where every later reader finds it. Upload routes
-    (no body size limit: they stream) are left their body: buffering it here would defeat the
-    streaming, so they screen their own form fields (and their use cases normalise them)."""
+async def screen_request(request: Request[Any, Any, Any]) -> None:
+    """The strings of the request line and headers must be storable (``inputs``): the stored
+    headers, path and query parameters (400, 422), a single-valued query parameter given once
+    (422); then path and query text is brought to NFC (``inputs.nfc``) where every later reader
+    finds it. The body is not read: a refused caller's denial is audited with the path and user
+    agent, which must be storable, but whether the caller may use the route is settled before
+    anything they sent in the body is judged (``screen_body``)."""
     check_headers(request.scope["headers"])
     if request.scope.get("path_params"):
         check_strings(request.path_params.items())
@@ -211,6 +212,17 @@ async def screen_inputs(request: Request[Any, Any, Any]) -> None:
             if name in once and len(query.getall(name)) > 1:
                 raise ValidationException(extra=[{"key": name, "message": "give it once"}])
         _normalise_query(request)
+
+
+async def screen_body(request: Request[Any, Any, Any]) -> None:
+    """A JSON or form body, whatever the handler does with it: not JSON, not UTF-8, or JSON
+    nested deeper than ``inputs`` allows is 400 ``malformed_body``; a string the database cannot
+    store is 422 naming the field; then its text is brought to NFC where every later reader
+    finds it. Run after the permission gate (``check_permissions``), so a caller who may not use
+    the route is told 403, and audited, whatever the body. Upload routes (no body size limit:
+    they stream) are left their body: buffering it here would defeat the streaming, so they
+    screen their own form fields (and their use cases normalise them)."""
+    handler = request.route_handler
     if isinstance(handler, HTTPRouteHandler) and handler.request_max_body_size is None:
         return  # an upload route streams its own body and screens its own fields as they arrive
     content_type = media_type(request)
@@ -228,7 +240,7 @@ async def screen_inputs(request: Request[Any, Any, Any]) -> None:
 
 
 async def enforce_body_media_type(request: Request[Any, Any, Any]) -> None:
-    """Part of the ``before_request`` hook, after ``screen_inputs``: a JSON route's body must
+    """Part of the ``before_request`` hook, after ``screen_body``: a JSON route's body must
     be there, be JSON and match its model strictly (415, 422) before the handler decodes it."""
     handler = request.route_handler
     if (
