@@ -160,7 +160,7 @@ async def test_the_openapi_document_names_the_new_limits(settings: Settings) -> 
     analytics = document["paths"]["/api/v1/analytics/events"]["post"]
     assert {"413", "429"} <= set(analytics["responses"])
     assert "ANALYTICS_RATE_LIMIT" in analytics["description"]
-    for path in ("/api/v1/auth/register", "/api/v1/users"):
+    for path in ("/api/v1/auth/register", "/api/v1/users", "/api/v1/auth/register-from-order"):
         operation = document["paths"][path]["post"]
         assert "429" in operation["responses"], path
         assert "REGISTRATION_RATE_LIMIT" in operation["description"]
