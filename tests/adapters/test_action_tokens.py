@@ -119,3 +119,27 @@ async def test_concurrent_issues_never_pass_the_budget(engine: AsyncEngine) -> N
     user = await _user(engine)
     results = await asyncio.gather(*(_issue_within(engine, user, T0, limit=3) for _ in range(8)))
     assert sum(token is not None for token in results) == 3
+
+
+async def test_issue_within_keeps_the_new_address_of_an_email_change(
+    engine: AsyncEngine,
+) -> None:
+    """An email-change link issued under the budget carries the address it confirms."""
+    user = await _user(engine)
+    async with engine.connect() as conn:
+        token = await SqlActionTokens(conn, KEYS).issue_within(
+            TokenPurpose.CHANGE_EMAIL,
+            user.id,
+            T0,
+            T0 + timedelta(hours=24),
+            since=T0 - timedelta(hours=1),
+            limit=5,
+            new_email="new@example.com",
+        )
+        await SqlUnitOfWork(conn).commit()
+    assert token is not None
+    async with engine.connect() as conn:
+        spent = await SqlActionTokens(conn, KEYS).consume((TokenPurpose.CHANGE_EMAIL,), token, T0)
+        await SqlUnitOfWork(conn).commit()
+    assert spent is not None
+    assert spent.new_email == "new@example.com"

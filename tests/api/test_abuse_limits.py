@@ -17,7 +17,7 @@ from litestar.testing import AsyncTestClient
 from orbsurv.main.app import make_app
 from orbsurv.main.settings import Settings
 from tests.api.identity_helpers import bearer, fetch, sign_up
-from tests.conftest import SettingsFactory
+from tests.conftest import SettingsFactory, truncate_all
 
 Client = AsyncTestClient[Litestar]
 PASSWORD = "correct horse battery"
@@ -160,7 +160,7 @@ async def test_the_openapi_document_names_the_new_limits(settings: Settings) -> 
     analytics = document["paths"]["/api/v1/analytics/events"]["post"]
     assert {"413", "429"} <= set(analytics["responses"])
     assert "ANALYTICS_RATE_LIMIT" in analytics["description"]
-    for path in ("/api/v1/auth/register", "/api/v1/users"):
+    for path in ("/api/v1/auth/register", "/api/v1/users", "/api/v1/auth/register-from-order"):
         operation = document["paths"][path]["post"]
         assert "429" in operation["responses"], path
         assert "REGISTRATION_RATE_LIMIT" in operation["description"]
@@ -294,6 +294,7 @@ async def test_concurrent_refusals_still_write_exactly_the_cap(
     the pool's bound."""
     import asyncio
 
+    await truncate_all(postgres_url)  # the session's database: earlier tests leave accounts
     settings = make_settings(DATABASE_URL=postgres_url, DB_POOL_TIMEOUT_SECONDS="60")
     async with AsyncTestClient(make_app(settings)) as client:
         headers = await sign_up(client)

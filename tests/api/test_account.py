@@ -455,6 +455,45 @@ async def test_email_change_to_an_address_taken_meanwhile(
     assert me["email"] == "ada@example.com"  # nothing changed
 
 
+async def test_email_change_mails_are_bounded_per_account(
+    mclient: Client, mail_app: Litestar, smtp_server: SmtpServer
+) -> None:
+    """An email change mails an address the account does not own, so its confirmation mails
+    spend the account's mail budget like reset mails: past 5 an hour, nothing new while a link
+    sent is live, whichever address each request names; the answer stays 202. Once the change
+    applies (which ends the other links) the next request mails again."""
+    pair = await register(mclient)
+    mclient.cookies.clear()
+    auth = bearer(pair["access_token"])
+    for n in range(8):
+        accepted = await mclient.patch(
+            "/api/v1/account/email",
+            json={"new_email": f"n{n}@example.com", "current_password": PASSWORD},
+            headers=auth,
+        )
+        assert accepted.status_code == 202, accepted.text
+    await deliver(mail_app)
+    confirms = [m for m in smtp_server.messages if m["Subject"] == "Confirm your new email address"]
+    assert sorted(m["To"] for m in confirms) == [f"n{n}@example.com" for n in range(5)]
+    notices = [
+        m
+        for m in mail_to(smtp_server, "ada@example.com")
+        if m["Subject"] == "Your email address is being changed"
+    ]
+    assert len(notices) == 5
+    # The links sent still work: the owner is never locked out of a change.
+    changed = await mclient.get("/api/v1/auth/verify", params={"token": token_in(confirms[-1])})
+    assert changed.json()["status"] == "email_changed", changed.text
+    again = await mclient.patch(
+        "/api/v1/account/email",
+        json={"new_email": "final@example.com", "current_password": PASSWORD},
+        headers=auth,
+    )
+    assert again.status_code == 202, again.text
+    await deliver(mail_app)
+    assert len(mail_to(smtp_server, "final@example.com")) == 1
+
+
 async def test_password_change_keeps_this_session_only(mclient: Client) -> None:
     current = await register(mclient)
     other = (await login(mclient)).json()

@@ -27,6 +27,7 @@ from tests.api.identity_helpers import PASSWORD, Client, bearer, create_account,
 from tests.api.test_account import deliver, link_in, mail_to, text_of, token_in
 from tests.api.test_conventions import assert_problem
 from tests.api.test_intake import captcha_server  # noqa: F401 - a fixture
+from tests.api.test_races import serve
 from tests.conftest import SettingsFactory, SmtpServer, truncate_all
 
 SIGNUP = "https://site.example/signup.html"
@@ -177,6 +178,50 @@ async def verified_account(client: Client, app: Litestar, smtp: SmtpServer) -> d
     assert verified.status_code == 200, verified.text
     smtp.messages.clear()
     return pair
+
+
+async def test_a_sign_up_from_an_order_spends_the_registration_budget(
+    make_settings: SettingsFactory, smtp_server: SmtpServer
+) -> None:
+    """A sign-up through an order's link creates an account, so it spends the client's
+    registration budget with /auth/register: past it, 429 ``rate_limited`` with Retry-After,
+    nothing created and the link not spent (another client still signs up with it)."""
+    settings = make_settings(
+        REGISTRATION_RATE_LIMIT="1",
+        TRUSTED_PROXIES="127.0.0.1/32",
+        SMTP_HOST=smtp_server.host,
+        SMTP_PORT=str(smtp_server.port),
+        SMTP_TLS="none",
+        ORDER_SIGNUP_URL=SIGNUP,
+    )
+    app = make_app(settings)
+    spent = {"x-forwarded-for": "198.51.100.7"}
+    async with serve(app) as client:
+        registered = await client.post(
+            "/api/v1/auth/register",
+            json={"email": "first@example.com", "password": PASSWORD},
+            headers=spent,
+        )
+        assert registered.status_code == 201, registered.text
+        client.cookies.clear()
+        placed = await client.post("/api/v1/orders", json=cart_item("starter", 299), headers=spent)
+        assert placed.status_code == 201, placed.text
+        await deliver(app)
+        token = token_in(mail_to(smtp_server, BUYER)[0])
+        refused = await client.post(
+            "/api/v1/auth/register-from-order",
+            json={"token": token, "password": PASSWORD},
+            headers=spent,
+        )
+        assert_problem(refused, 429, "rate_limited")
+        assert 1 <= int(refused.headers["Retry-After"]) <= 3600
+        assert await fetch(settings, "SELECT id FROM users WHERE email = :e", e=BUYER) == []
+        elsewhere = await client.post(
+            "/api/v1/auth/register-from-order",
+            json={"token": token, "password": PASSWORD},
+            headers={"x-forwarded-for": "198.51.100.8"},
+        )
+    assert elsewhere.status_code == 201, elsewhere.text
 
 
 async def test_an_address_with_an_account_gets_a_sign_in_notice(

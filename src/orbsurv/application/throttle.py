@@ -6,8 +6,9 @@ unit of a budget per request, keyed on the client's address as the trusted-proxy
 /64 (``budget_client``). A spent budget is ``RateLimited`` (429 ``rate_limited`` with
 ``Retry-After``, the seconds until the window ends). The public forms, orders and client error
 reports keep their own budgets in their use cases; this one serves the routes that write from
-anyone and had none: analytics and cookie-consent events, and registration. (OWASP API Security
-Top 10 2023, API4 "Unrestricted Resource Consumption".)
+anyone and had none: analytics and cookie-consent events, and registration (every route that
+creates an account, the sign-up through an order's link included). (OWASP API Security Top 10
+2023, API4 "Unrestricted Resource Consumption".)
 """
 
 from __future__ import annotations

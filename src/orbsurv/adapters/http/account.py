@@ -470,7 +470,10 @@ async def update_profile(
         "202: the change applies when the link sent to the new address is opened; "
         "the old address gets a notice. Applying it ends every other outstanding link of the "
         "account. Wrong current password: 400 `wrong_password`; wrong guesses spend the "
-        "account's sign-in budget: once spent, 429 `too_many_attempts` with Retry-After."
+        "account's sign-in budget: once spent, 429 `too_many_attempts` with Retry-After. "
+        "Confirmation mails are bounded per account like reset mails: at most 5 links an "
+        "hour, and none while a link already sent is still live past that; the answer is "
+        "202 either way."
     ),
     status_code=202,
     security=SECURITY,

@@ -212,7 +212,8 @@ VERIFIED_MODE_NOTE = (
 )
 
 REGISTRATION_LIMIT = (
-    "Rate limited per client IP, both routes together (`REGISTRATION_RATE_LIMIT` per "
+    "Rate limited per client IP, every route that creates an account together "
+    "(/auth/register, /users, /auth/register-from-order; `REGISTRATION_RATE_LIMIT` per "
     "`REGISTRATION_RATE_WINDOW_SECONDS`, default 10 an hour): 429 `rate_limited` with "
     "`Retry-After` beyond."
 )

@@ -29,15 +29,17 @@ from orbsurv.adapters.http.bodies import decode_body
 from orbsurv.adapters.http.client import request_context
 from orbsurv.adapters.http.console import CSV, csv_stream, whole_list_export
 from orbsurv.adapters.http.di import inject
-from orbsurv.adapters.http.identity import TokenPair
+from orbsurv.adapters.http.identity import REGISTRATION_LIMIT, REGISTRATION_PROBLEMS, TokenPair
 from orbsurv.adapters.http.leads import Protected
 from orbsurv.adapters.http.openapi import documented
 from orbsurv.adapters.http.pagination import KEYSET_PAGING, encode_cursor, provide_cursor
 from orbsurv.adapters.http.schemas import Email, Name, NewPassword, blank_to_none, request_email
+from orbsurv.adapters.http.throttling import throttled
 from orbsurv.application.orders.manage import CancelOrder, ListMyOrders, ListOrders
 from orbsurv.application.orders.place import OrderRequest, PlaceOrder
 from orbsurv.application.orders.ports import OrderExport
 from orbsurv.application.orders.registration import OrderSignUp, RegisterFromOrder, ViewOrderLink
+from orbsurv.application.throttle import Bucket
 from orbsurv.domain.errors import FieldInvalid
 from orbsurv.domain.identity import Permission, Principal
 from orbsurv.domain.orders import Order, OrderStatus
@@ -233,7 +235,8 @@ async def view_order_link(
         "`invalid_token`, and `order_cancelled` when an operator cancelled every order of the "
         "address (nothing is created; a new order mails a new link, after which the old token "
         "is `invalid_token`); cancelled orders are never completed. 409 `email_taken` when "
-        "the address was registered meanwhile; 422 for a weak password (the link is not spent)."
+        "the address was registered meanwhile; 422 for a weak password (the link is not spent). "
+        f"{REGISTRATION_LIMIT} Past it nothing is created and the link is not spent."
     ),
     status_code=201,
     cache_control=NO_STORE,
@@ -243,7 +246,10 @@ async def view_order_link(
         ),
         409: ResponseSpec(None, description="email_taken"),
     },
-    opt=documented(responses={201: TokenPair}),
+    opt={
+        **documented(responses={201: TokenPair}, problems=REGISTRATION_PROBLEMS),
+        **throttled(Bucket.REGISTRATION),
+    },
 )
 @inject
 async def register_from_order(

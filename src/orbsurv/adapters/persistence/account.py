@@ -93,6 +93,7 @@ class SqlActionTokens:
         *,
         since: datetime,
         limit: int,
+        new_email: str | None = None,
     ) -> str | None:
         # The account's row lock serialises the count and the insert per account (FOR UPDATE
         # on PostgreSQL, whose next statement then sees what the holder committed; SQLite's
@@ -118,7 +119,7 @@ class SqlActionTokens:
         ).one()
         if issued >= limit and live > 0:
             return None
-        return await self.issue(purpose, user_id, now, expires_at)
+        return await self.issue(purpose, user_id, now, expires_at, new_email)
 
     async def consume(
         self, purposes: Sequence[TokenPurpose], token: str, now: datetime

@@ -8,7 +8,8 @@ class AccountPolicy:
     base_url: str = "http://127.0.0.1:8000"
     verify_ttl_seconds: int = 24 * 3600
     reset_ttl_seconds: int = 30 * 60
-    per_account_mails: int = 5  # verification or reset mails per account (while a link lives) ...
+    # verification, reset or email-change mails per account (while a link lives) ...
+    per_account_mails: int = 5
     per_ip_limit: int = 20  # ... and requests per client IP ...
     mail_window_seconds: int = 3600  # ... per hour
     command_center_url: str = "/admin"

@@ -172,7 +172,11 @@ class ChangePassword(_AccountUseCase):
 class RequestEmailChange(_AccountUseCase):
     """Needs the current password (wrong guesses spend the account's sign-in budget); the change
     applies when the link sent to the new address is opened, and the old address gets a
-    notice."""
+    notice. The confirmation mails are bounded per account like reset and verification mails
+    (``ActionTokens.issue_within``: past ``per_account_mails`` links in ``mail_window_seconds``,
+    nothing new while one is live), so an account cannot mail a stranger's address without
+    bound; the answer is the same either way, saying nothing about the address (OWASP
+    Forgot Password Cheat Sheet's consistent message)."""
 
     tokens: ActionTokens
     outbox: Outbox
@@ -191,17 +195,22 @@ class RequestEmailChange(_AccountUseCase):
         if await self.users.get_by_email(address) is not None:
             raise Conflict("An account with this email already exists.", code="email_taken")
         now = self.clock.now()
-        token = await self.tokens.issue(
+        token = await self.tokens.issue_within(
             TokenPurpose.CHANGE_EMAIL,
             user.id,
             now,
             now + timedelta(seconds=self.policy.verify_ttl_seconds),
+            since=now - timedelta(seconds=self.policy.mail_window_seconds),
+            limit=self.policy.per_account_mails,
             new_email=address,
         )
-        await self.outbox.enqueue(
-            self.composer.confirm_new_email(address, self.policy.link("/auth/verify-page", token))
-        )
-        await self.outbox.enqueue(self.composer.email_change_notice(user.email))
+        if token is not None:
+            await self.outbox.enqueue(
+                self.composer.confirm_new_email(
+                    address, self.policy.link("/auth/verify-page", token)
+                )
+            )
+            await self.outbox.enqueue(self.composer.email_change_notice(user.email))
         await self._audited(user, "email.change_requested", context)
         await self.uow.commit()
 

@@ -40,12 +40,14 @@ class ActionTokens(Protocol):
         *,
         since: datetime,
         limit: int,
+        new_email: str | None = None,
     ) -> str | None:
-        """``issue``, unless ``limit`` tokens of ``purpose`` were already issued to the account
-        since ``since`` *and* one of them is still live (unused, unexpired, of the current
-        credential generation): then ``None``, since the mail that carried it is already in the
-        owner's mailbox. Decided under a per-account lock, so concurrent calls never issue past
-        the limit while a live token exists (at most one more per link lifetime otherwise)."""
+        """``issue`` (``new_email`` as there), unless ``limit`` tokens of ``purpose`` were
+        already issued to the account since ``since`` *and* one of them is still live (unused,
+        unexpired, of the current credential generation): then ``None``, since the mail that
+        carried it is already in the owner's mailbox. Decided under a per-account lock, so
+        concurrent calls never issue past the limit while a live token exists (at most one more
+        per link lifetime otherwise)."""
         ...
 
     async def consume(
