@@ -1,5 +1,7 @@
-"""Attacks on the abuse limits and upload rules that still succeed: each test is the smallest
-request sequence that shows one, and asserts what the contract asks for."""
+"""Attacks on the abuse limits and upload rules, each the smallest request sequence that once
+succeeded, asserting what the contract asks for: a client's own X-Forwarded-For line, one IPv6
+site's /64 networks, a case variant of a package name, a malformed body at a console write, a
+sign-up through an order, and email-change mails to a stranger."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from tests.api.identity_helpers import PASSWORD, fetch, sign_up
 from tests.api.test_races import serve
 from tests.conftest import SettingsFactory
 
-BOUNDARY = "probeboundary"
+BOUNDARY = "orbsurvboundary"
 MULTIPART = {"content-type": f"multipart/form-data; boundary={BOUNDARY}"}
 
 
