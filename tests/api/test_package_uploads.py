@@ -444,6 +444,8 @@ async def test_tus_creation_patch_and_completion(
     )
     assert patch1.status_code == 204
     assert patch1.headers["upload-offset"] == "1000"
+    # tus expiration: "MUST be included in every PATCH response if the upload is going to expire"
+    assert patch1.headers["upload-expires"] == response.headers["upload-expires"]
     head = await client.head(url, headers={**auth, **TUS})
     assert head.headers["upload-offset"] == "1000"
     assert head.headers["upload-length"] == str(len(data))
@@ -486,6 +488,72 @@ async def test_tus_refusals(client: Client, auth: dict[str, str]) -> None:
         headers={**auth, **TUS, "Upload-Length": "4", "Upload-Metadata": metadata(version="1.0.0")},
     )
     assert no_name.status_code == 422
+
+
+async def test_every_answer_to_a_tus_request_says_tus_resumable(
+    client: Client, auth: dict[str, str]
+) -> None:
+    """tus 1.0 core: ``Tus-Resumable`` "MUST be included in every request and response except
+    for OPTIONS requests" — the refusals too (400, 401, 404, 409, 413, 415, 422, 460), which
+    came from the exception handlers without it."""
+    client.cookies.clear()  # Bearer only: the 401 below sends no credentials at all
+    octets = {**TUS, "Content-Type": "application/offset+octet-stream"}
+    created = await client.post(
+        f"{BASE}/uploads",
+        headers={
+            **auth,
+            **TUS,
+            "Upload-Length": "4",
+            "Upload-Metadata": metadata(package_name="said", version="1.0.0", filename="s.bin"),
+        },
+    )
+    assert created.status_code == 201, created.text
+    url = created.headers["location"]
+    sha_of_other = base64.b64encode(hashlib.sha256(b"zz").digest()).decode()
+    refusals = {
+        400: lambda: client.post(f"{BASE}/uploads", headers={**auth, **TUS, "Upload-Length": "x"}),
+        401: lambda: client.head(url, headers=TUS),
+        404: lambda: client.head(
+            f"{BASE}/uploads/00000000-0000-0000-0000-000000000000", headers={**auth, **TUS}
+        ),
+        409: lambda: client.patch(
+            url, content=b"ab", headers={**auth, **octets, "Upload-Offset": "3"}
+        ),
+        413: lambda: client.patch(
+            url, content=b"abcdef", headers={**auth, **octets, "Upload-Offset": "0"}
+        ),
+        415: lambda: client.patch(
+            url,
+            content=b"ab",
+            headers={**auth, **TUS, "Upload-Offset": "0", "Content-Type": "text/plain"},
+        ),
+        422: lambda: client.post(
+            f"{BASE}/uploads",
+            headers={
+                **auth,
+                **TUS,
+                "Upload-Length": "4",
+                "Upload-Metadata": metadata(version="1.0.0"),
+            },
+        ),
+        460: lambda: client.patch(
+            url,
+            content=b"ab",
+            headers={
+                **auth,
+                **octets,
+                "Upload-Offset": "0",
+                "Upload-Checksum": f"sha256 {sha_of_other}",
+            },
+        ),
+    }
+    for status, send in refusals.items():
+        answer = await send()
+        assert answer.status_code == status, (status, answer.text)
+        assert answer.headers.get("tus-resumable") == "1.0.0", (status, dict(answer.headers))
+    plain = await client.head(url, headers=auth)  # not a tus request: no tus header added
+    assert plain.status_code == 200
+    assert "tus-resumable" not in plain.headers
 
 
 async def test_tus_errors_name_the_metadata_key_the_client_sent(

@@ -27,10 +27,11 @@ import msgspec
 from dishka import FromDishka
 from litestar import Request, Response, delete, get, head, post, route
 from litestar.di import NamedDependency, Provide
-from litestar.enums import HttpMethod, MediaType
+from litestar.enums import HttpMethod, MediaType, ScopeType
 from litestar.exceptions import HTTPException
 from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, Parameter
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from orbsurv.adapters.http.auth import SECURITY, current_principal, record_denial, requires
 from orbsurv.adapters.http.client import request_context
@@ -109,6 +110,32 @@ def _tus_headers(request: Request[Any, Any, Any]) -> dict[str, str]:
             headers={"Tus-Version": TUS_VERSION, "Tus-Resumable": TUS_VERSION},
         )
     return {"Tus-Resumable": TUS_VERSION}
+
+
+def tus_resumable(app: ASGIApp) -> ASGIApp:
+    """Route middleware: ``Tus-Resumable: 1.0.0`` on every answer to a tus request (one that
+    sent ``Tus-Resumable``), errors included: 400, 404, 409, 413, 460 and the problem answers of
+    the gate (tus 1.0, "Tus-Resumable": "MUST be included in every request and response except
+    for OPTIONS requests"). It sits outside the exception handlers, so it sees their answers."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP or not any(
+            name == b"tus-resumable" for name, _ in scope["headers"]
+        ):
+            await app(scope, receive, send)
+            return
+
+        async def send_resumable(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                if not any(name.lower() == b"tus-resumable" for name, _ in headers):
+                    headers.append((b"tus-resumable", TUS_VERSION.encode()))
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await app(scope, receive, send_resumable)
+
+    return middleware
 
 
 def _int_header(request: Request[Any, Any, Any], *names: str) -> int | None:
@@ -410,6 +437,7 @@ def _truthy(value: str | None) -> bool:
 
 @post(
     "/software-packages/uploads",
+    middleware=[tus_resumable],
     tags=TAGS,
     summary="tus creation: open an upload",
     description=(
@@ -492,6 +520,7 @@ async def tus_create(
 
 @head(
     "/software-packages/uploads/{upload_id:str}",
+    middleware=[tus_resumable],
     tags=TAGS,
     summary="The upload's offset (tus HEAD)",
     description=(
@@ -552,6 +581,7 @@ async def _body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
 
 @route(
     "/software-packages/uploads/{upload_id:str}",
+    middleware=[tus_resumable],
     http_method=[HttpMethod.PATCH],
     tags=TAGS,
     summary="Append bytes at Upload-Offset (tus PATCH)",
@@ -559,7 +589,8 @@ async def _body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
         "Raw body (`application/offset+octet-stream` or `application/octet-stream`), header "
         "`Upload-Offset` (alias `X-Upload-Offset`) equal to the upload's offset, optional "
         "`Upload-Checksum: sha256 <base64>` (also sha1, md5). Answers 200 `{upload_id, offset, "
-        "status}` (204 to tus clients) with `Upload-Offset`. 409 with the current offset on a "
+        "status}` (204 to tus clients) with `Upload-Offset` and, while the upload is open, "
+        "`Upload-Expires`. 409 with the current offset on a "
         "mismatch; 413 past the declared size; 423 while another request writes to the upload; "
         "460 on a checksum mismatch (offset unchanged). A body cut short keeps the bytes that "
         "were stored: HEAD tells where to resume. A tus upload publishes its version with its "
@@ -645,6 +676,8 @@ async def upload_patch(
             ),
         )
     answer = {**headers, "Upload-Offset": str(appended.offset), "Cache-Control": "no-store"}
+    if appended.expires_at is not None:  # tus expiration: on every PATCH answer of an open upload
+        answer["Upload-Expires"] = _http_date(appended.expires_at)
     if appended.result is not None:
         answer["X-Package-Id"] = appended.result.package_id
         answer["X-Version-Id"] = appended.result.version_id
@@ -665,6 +698,7 @@ async def upload_patch(
 
 @delete(
     "/software-packages/uploads/{upload_id:str}",
+    middleware=[tus_resumable],
     tags=TAGS,
     summary="Abort an upload (tus termination)",
     description=(

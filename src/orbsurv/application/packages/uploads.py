@@ -390,6 +390,7 @@ class Appended:
     state: UploadState
     interrupted: bool = False
     result: UploadResult | None = None  # set when a tus upload completed with this chunk
+    expires_at: datetime | None = None  # when an upload still open expires (tus expiration)
 
 
 @dataclass(slots=True)
@@ -585,7 +586,13 @@ class AppendUploadChunk:
                     hasher.update(chunk)
         except BodyInterrupted:  # nothing published: the client resumes from HEAD
             offset = session.length - 1 if publication_pending(record) else session.length
-            return Appended(command.upload_id, offset, session.state, interrupted=True)
+            return Appended(
+                command.upload_id,
+                offset,
+                session.state,
+                interrupted=True,
+                expires_at=session.expires_at,
+            )
         if (
             command.checksum is not None
             and hasher is not None
@@ -768,7 +775,13 @@ class AppendUploadChunk:
                 assert verify is not None
                 if interrupted or hasher.digest() != verify.digest:
                     if interrupted:
-                        return Appended(session.id, durable, session.state, interrupted=True)
+                        return Appended(
+                            session.id,
+                            durable,
+                            session.state,
+                            interrupted=True,
+                            expires_at=session.expires_at,
+                        )
                     raise ChecksumMismatch(
                         "The chunk does not match its Upload-Checksum; the offset did not move."
                     )
@@ -784,7 +797,9 @@ class AppendUploadChunk:
             with contextlib.suppress(Exception):
                 await self.storage.delete(key)
         state = UploadState.RECEIVING if durable > 0 else session.state
-        return Appended(session.id, durable, state, interrupted=interrupted)
+        return Appended(
+            session.id, durable, state, interrupted=interrupted, expires_at=session.expires_at
+        )
 
 
 def _resends_the_end(record: UploadRecord, offset: int) -> bool:
