@@ -121,6 +121,22 @@ async def test_upload_then_read_list_and_download(app: Litestar, client: Client)
     cached = await client.get(url, headers={**auth, "If-None-Match": etag})
     assert cached.status_code == 304
     assert cached.content == b""
+    # If-Modified-Since (RFC 9110 §13.1.3): 304 at or after Last-Modified, unless an
+    # If-None-Match is sent too, which then decides alone (§13.2.2)
+    modified = full.headers["last-modified"]
+    unchanged = await client.get(url, headers={**auth, "If-Modified-Since": modified})
+    assert unchanged.status_code == 304
+    assert unchanged.content == b""
+    decided = await client.get(
+        url, headers={**auth, "If-Modified-Since": modified, "If-None-Match": '"other"'}
+    )
+    assert decided.status_code == 200
+    earlier = await client.get(
+        url, headers={**auth, "If-Modified-Since": "Thu, 01 Jan 2015 00:00:00 GMT"}
+    )
+    assert earlier.status_code == 200
+    garbage = await client.get(url, headers={**auth, "If-Modified-Since": "yesterday"})
+    assert garbage.status_code == 200
     stale = await client.get(url, headers={**auth, "Range": "bytes=0-0", "If-Range": '"other"'})
     assert stale.status_code == 200
     assert stale.content == body
@@ -131,7 +147,7 @@ async def test_upload_then_read_list_and_download(app: Litestar, client: Client)
     assert several.content == body
 
     counted = await client.get(f"{API}/projects/{project['id']}", headers=auth)
-    assert counted.json()["downloads"] == 3  # full GETs only: not HEAD, 206 or 304
+    assert counted.json()["downloads"] == 6  # full GETs only: not HEAD, 206 or 304
 
 
 @pytest.mark.parametrize("header", ["bytes=0-0,", "bytes=,0-0"])

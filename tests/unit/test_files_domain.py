@@ -20,6 +20,7 @@ from orbsurv.domain.files import (
     if_range_holds,
     none_match,
     normalise_extensions,
+    not_modified_since,
     parse_range,
     resolve_visibility,
     strong_etag,
@@ -102,6 +103,10 @@ def test_validators() -> None:
     assert if_range_holds("Mon, 30 Nov 2026 12:00:05 GMT", etag, moment)
     assert not if_range_holds("Mon, 30 Nov 2026 12:00:04 GMT", etag, moment)
     assert not if_range_holds("not a date", etag, moment)
+    assert not_modified_since("Mon, 30 Nov 2026 12:00:05 GMT", moment)  # same second
+    assert not_modified_since("Tue, 01 Dec 2026 00:00:00 GMT", moment)
+    assert not not_modified_since("Mon, 30 Nov 2026 12:00:04 GMT", moment)
+    assert not not_modified_since("not a date", moment)
 
 
 @given(name=st.text(min_size=1, max_size=100))

@@ -2,8 +2,9 @@
 
 Downloads follow RFC 9110: byte ranges (§14.1.2), 206 and ``Content-Range`` (§14.4), 416 with
 ``Content-Range: bytes */size`` (§15.5.17), validators (``ETag`` §8.8.3, ``Last-Modified``
-§8.8.2) and conditional requests (``If-None-Match`` §13.1.2, ``If-Range`` §13.1.5, evaluated in
-the order of §13.2.2). ``Content-Disposition`` follows RFC 6266 with RFC 8187 ``filename*``.
+§8.8.2) and conditional requests (``If-None-Match`` §13.1.2, ``If-Modified-Since`` §13.1.3,
+``If-Range`` §13.1.5, evaluated in the order of §13.2.2). ``Content-Disposition`` follows
+RFC 6266 with RFC 8187 ``filename*``.
 
 Policy choices, each allowed by RFC 9110:
 * several ranges in one ``Range`` header are answered with the whole body (200), never
@@ -258,6 +259,20 @@ def none_match(header: str, etag: str) -> bool:
     """``True`` when ``If-None-Match`` matches (weak comparison, §13.1.2): answer 304."""
     tags = _etags(header)
     return "*" in tags or etag.removeprefix("W/") in tags
+
+
+def not_modified_since(header: str, last_modified: datetime) -> bool:
+    """``True`` when ``If-Modified-Since`` holds a valid HTTP-date at or after our
+    ``Last-Modified`` (whole seconds, §13.1.3): answer 304. An invalid date is ignored (the
+    field is then as if absent). The caller evaluates it only for GET and HEAD without
+    ``If-None-Match`` (§13.2.2)."""
+    try:
+        when = parsedate_to_datetime(header.strip())
+    except (TypeError, ValueError):
+        return False
+    if when.tzinfo is None:
+        return False
+    return int(last_modified.timestamp()) <= int(when.timestamp())
 
 
 def http_date(moment: datetime) -> str:

@@ -2,7 +2,8 @@
 
 ``download_response`` turns one stored object into the answer RFC 9110 asks for (the rules and
 policy choices are in ``domain/files.py``): 200 with the whole body, 206 with one range, 304 when
-``If-None-Match`` matches, 416 with ``Content-Range: bytes */size``; every answer carries
+``If-None-Match`` matches (or, without it, ``If-Modified-Since`` is not before
+``Last-Modified``), 416 with ``Content-Range: bytes */size``; every answer carries
 ``ETag`` (the SHA-256, quoted, strong), ``Last-Modified``, ``Accept-Ranges: bytes``,
 ``Content-Type: application/octet-stream``, ``X-Content-Type-Options: nosniff`` and an RFC 6266
 ``Content-Disposition``; ``HEAD`` answers the same headers with no body.
@@ -62,6 +63,7 @@ from orbsurv.domain.files import (
     http_date,
     if_range_holds,
     none_match,
+    not_modified_since,
     parse_range,
     strong_etag,
 )
@@ -84,7 +86,8 @@ DOWNLOAD_DESCRIPTION = (
     "Streams the file. One `Range: bytes=a-b` answers 206 with `Content-Range`; several ranges "
     "answer 200 with the whole body; empty list elements are ignored (`bytes=0-0,` is the first "
     "byte); a malformed (`bytes=,` included) or unsatisfiable bytes range answers 416 with "
-    "`Content-Range: bytes */size`. `If-None-Match` with the `ETag` answers 304; `If-Range` "
+    "`Content-Range: bytes */size`. `If-None-Match` with the `ETag` answers 304, as does "
+    "`If-Modified-Since` at or after `Last-Modified` when no `If-None-Match` is sent; `If-Range` "
     "with a stale validator answers the whole body. HEAD answers the same headers without a "
     "body. A download is counted once per completed full transfer. Headers: "
     + DOWNLOAD_RESPONSE_HEADERS
@@ -289,6 +292,13 @@ async def download_response(
     head = request.method == "HEAD"
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and none_match(if_none_match, etag):
+        return Download(DownloadResponse(status_code=304, headers=headers, chunks=None))
+    if_modified_since = request.headers.get("if-modified-since")
+    if (
+        if_none_match is None  # If-None-Match decides when both are sent (RFC 9110 §13.2.2)
+        and if_modified_since is not None
+        and not_modified_since(if_modified_since, item.modified_at)
+    ):
         return Download(DownloadResponse(status_code=304, headers=headers, chunks=None))
 
     byte_range: ByteRange | None = None
