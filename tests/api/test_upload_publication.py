@@ -299,6 +299,35 @@ async def test_reuploading_lost_bytes_heals_the_blob(
         assert got.content == data
 
 
+async def test_a_worker_does_not_count_an_upload_published_since_it_read_it(
+    client: Client, auth: dict[str, str], switch: Switch, settings: Settings
+) -> None:
+    """A worker reads the uploads awaiting publication, then takes each one's lock in turn: one
+    published meanwhile (by a request, or by another worker that read it too) was answered with
+    its stored result and counted again, so two workers reported 2 publications of one upload.
+    The worker's read is stale by then: ``pending_only`` makes it ``UploadClosed``."""
+    from orbsurv.application.packages.ports import UploadStore
+    from orbsurv.application.packages.uploads import CompleteUpload
+    from orbsurv.domain.packages import UploadClosed
+
+    data = blob(2500, seed=7)
+    url = await unpublished(client, auth, switch, data, "5.0.0")
+    switch.down = False
+    worker = build_container(settings, ScannerProvider(switch))
+    try:
+        stale = await (await worker.get(UploadStore)).get(url.rsplit("/", 1)[-1])
+        assert stale is not None
+        complete = await worker.get(CompleteUpload)
+        published = await complete.publish(stale)  # as another worker or a retry would
+        assert published.version_id
+        with pytest.raises(UploadClosed):
+            await complete.publish(stale, pending_only=True)
+        assert await complete.publish(stale) == published  # a retry stays idempotent
+    finally:
+        await worker.close()
+    assert await versions(settings) == ["5.0.0"]
+
+
 async def test_two_workers_publish_a_stuck_upload_once(
     client: Client, auth: dict[str, str], switch: Switch, settings: Settings
 ) -> None:

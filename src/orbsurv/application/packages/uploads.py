@@ -846,13 +846,21 @@ class CompleteUpload:
         return await self.publish(record, context or RequestContext())
 
     async def publish(
-        self, record: UploadRecord, context: RequestContext | None = None
+        self,
+        record: UploadRecord,
+        context: RequestContext | None = None,
+        *,
+        pending_only: bool = False,
     ) -> UploadResult:
         """Complete the session ``record`` names (as read from the store, by its owner or the
         worker), under the upload's lock: ``UploadBusy`` while another request holds it.
         ``context`` is the owner's request (``None``: the worker publishes; the audit event
-        says so)."""
+        says so). A completed session answers its stored result (a retry is idempotent), or,
+        with ``pending_only`` (the worker, whose ``record`` may be older than the lock),
+        raises ``UploadClosed``: someone else published it meanwhile."""
         if record.session.state is UploadState.COMPLETED and record.session.result:
+            if pending_only:
+                raise UploadClosed("This upload was published meanwhile.")
             return record.session.result
         upload_id = record.session.id
         name = lock_name(upload_id)
@@ -860,7 +868,9 @@ class CompleteUpload:
         if token is None:
             raise UploadBusy("This upload is busy; retry in a moment.")
         try:
-            return await self._complete(record.session.owner_id, upload_id, name, token, context)
+            return await self._complete(
+                record.session.owner_id, upload_id, name, token, context, pending_only
+            )
         finally:
             with contextlib.suppress(Exception):
                 await self.lock.release(name, token)
@@ -872,6 +882,7 @@ class CompleteUpload:
         name: str,
         token: str,
         context: RequestContext | None,
+        pending_only: bool = False,
     ) -> UploadResult:
         found = await self.store.get(upload_id)
         if found is None or found.session.owner_id != owner_id:
@@ -879,6 +890,8 @@ class CompleteUpload:
         record = found
         session = record.session
         if session.state is UploadState.COMPLETED and session.result:
+            if pending_only:  # published between the caller's read and this lock
+                raise UploadClosed("This upload was published meanwhile.")
             return session.result
         now = self.clock.now()
         session.begin_finalizing(now)
@@ -1401,9 +1414,11 @@ class PublishPendingUploads:
         ):
             upload_id = record.session.id
             try:
-                await self.complete.publish(record)
+                await self.complete.publish(record, pending_only=True)
             except UploadBusy:
                 continue  # a request or another worker is on it
+            except UploadClosed:
+                continue  # a request or another worker published it since it was read
             except DependencyUnavailable as failed:
                 logger.warning(
                     "upload %s: publication failed again (%s); retrying later",
